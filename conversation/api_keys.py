@@ -1,0 +1,150 @@
+"""API keys: random secrets shown once and stored only as their sha256."""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from conversation.errors import AuthenticationError, InvalidInputError, NotFoundError
+from conversation.models import ApiKeyRow, TenantRow, utcnow
+from conversation.types import ApiKeyInfo, CreatedApiKey
+
+SECRET_PREFIX = "rsk_"
+PREFIX_CHARS = 12
+"""How many leading characters of a secret are kept for display."""
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""``last_used_at`` is refreshed at most this often, so a request is not a write."""
+MAX_KEY_NAME_CHARS = 128
+
+
+def hash_secret(secret: str) -> str:
+    """Returns the sha256 hex digest under which a secret is stored."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class ApiKeyService:
+    """Creates, checks, lists and revokes a tenant's API keys."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def create(
+        self, tenant_id: str, name: str = "default", scopes: Iterable[str] = ("chat",)
+    ) -> CreatedApiKey:
+        """Creates a key for a tenant.
+
+        Args:
+            tenant_id: The owner.
+            name: A label for people telling keys apart.
+            scopes: What the key may do; the API layer decides what each means.
+
+        Returns:
+            The key's description and its secret, which is shown this once.
+
+        Raises:
+            NotFoundError: No such tenant.
+            InvalidInputError: An empty or too long name, or an empty scope.
+        """
+        name = name.strip()
+        if not name or len(name) > MAX_KEY_NAME_CHARS:
+            raise InvalidInputError(f"a key name has 1 to {MAX_KEY_NAME_CHARS} characters")
+        scope_list = list(dict.fromkeys(scopes))
+        if any(not isinstance(scope, str) or not scope for scope in scope_list):
+            raise InvalidInputError("scopes are non-empty strings")
+        # NOTE: 32 random bytes make the secret unguessable, so a fast unsalted
+        # hash is enough; slow password hashes would only add latency per request.
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        async with self._sessions() as session, session.begin():
+            if await session.get(TenantRow, tenant_id) is None:
+                raise NotFoundError("tenant not found")
+            row = ApiKeyRow(
+                tenant_id=tenant_id,
+                name=name,
+                prefix=secret[:PREFIX_CHARS],
+                key_hash=hash_secret(secret),
+                scopes=scope_list,
+            )
+            session.add(row)
+        return CreatedApiKey(info=row.to_info(), secret=secret)
+
+    async def authenticate(self, secret: str) -> ApiKeyInfo:
+        """Returns the live key whose secret this is.
+
+        The secret is hashed before the lookup, so the database compares digests and
+        the time taken reveals nothing about how much of a guess was right.
+
+        Raises:
+            AuthenticationError: Unknown or revoked key.
+        """
+        if not secret.startswith(SECRET_PREFIX):
+            raise AuthenticationError("invalid API key")
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_secret(secret))
+            )
+            if row is None or row.revoked_at is not None:
+                raise AuthenticationError("invalid API key")
+            now = utcnow()
+            if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+                # The guard in WHERE keeps concurrent requests from all writing.
+                await session.execute(
+                    update(ApiKeyRow)
+                    .where(
+                        ApiKeyRow.id == row.id,
+                        or_(
+                            ApiKeyRow.last_used_at.is_(None),
+                            ApiKeyRow.last_used_at <= now - LAST_USED_RESOLUTION,
+                        ),
+                    )
+                    .values(last_used_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                await session.commit()
+                row.last_used_at = now
+            return row.to_info()
+
+    async def revoke(self, tenant_id: str, key_id: str) -> ApiKeyInfo:
+        """Revokes a key; revoking a revoked key changes nothing.
+
+        Raises:
+            NotFoundError: No such key for this tenant.
+        """
+        async with self._sessions() as session, session.begin():
+            row = await self._tenant_key(session, tenant_id, key_id)
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+        return row.to_info()
+
+    async def get(self, tenant_id: str, key_id: str) -> ApiKeyInfo:
+        """Returns one of the tenant's keys.
+
+        Raises:
+            NotFoundError: No such key for this tenant.
+        """
+        async with self._sessions() as session:
+            return (await self._tenant_key(session, tenant_id, key_id)).to_info()
+
+    async def list(self, tenant_id: str) -> builtins.list[ApiKeyInfo]:
+        """Returns the tenant's keys, revoked ones included, oldest first."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ApiKeyRow)
+                .where(ApiKeyRow.tenant_id == tenant_id)
+                .order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+            )
+            return [row.to_info() for row in rows]
+
+    @staticmethod
+    async def _tenant_key(session: AsyncSession, tenant_id: str, key_id: str) -> ApiKeyRow:
+        row = await session.scalar(
+            select(ApiKeyRow).where(ApiKeyRow.id == key_id, ApiKeyRow.tenant_id == tenant_id)
+        )
+        if row is None:
+            raise NotFoundError("API key not found")
+        return row

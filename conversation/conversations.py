@@ -1,0 +1,314 @@
+"""Conversations and their messages, always scoped to one tenant."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, get_args
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from conversation.cursor import decode_cursor, encode_cursor
+from conversation.errors import ConflictError, InvalidInputError, NotFoundError
+from conversation.models import ConversationRow, MessageRow, TenantRow, utcnow
+from conversation.types import ConversationInfo, ConversationPage, MessageInfo, MessageStatus
+
+MAX_PAGE_SIZE = 100
+MAX_TITLE_CHARS = 80
+"""A title made from the first user message is cut to this length."""
+_TICK = timedelta(microseconds=1)
+
+
+def title_from(content: str) -> str:
+    """Returns a conversation title made from a user message: its first line, cut short."""
+    first_line = " ".join(content.strip().splitlines()[0].split()) if content.strip() else ""
+    if len(first_line) <= MAX_TITLE_CHARS:
+        return first_line
+    return first_line[: MAX_TITLE_CHARS - 1].rstrip() + "…"
+
+
+def _check_id(message_id: str) -> None:
+    try:
+        if str(uuid.UUID(message_id)) == message_id:
+            return
+    except (ValueError, TypeError, AttributeError):
+        pass
+    raise InvalidInputError("a message id is a lowercase uuid string")
+
+
+class ConversationService:
+    """Creates, lists, reads and deletes a tenant's conversations and their messages."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def create(self, tenant_id: str, title: str | None = None) -> ConversationInfo:
+        """Creates an empty conversation.
+
+        Raises:
+            NotFoundError: No such tenant.
+        """
+        if title is not None:
+            title = title.strip()[:200] or None
+        async with self._sessions() as session, session.begin():
+            if await session.get(TenantRow, tenant_id) is None:
+                raise NotFoundError("tenant not found")
+            now = utcnow()
+            row = ConversationRow(tenant_id=tenant_id, title=title, created_at=now, updated_at=now)
+            session.add(row)
+        return row.to_info()
+
+    async def get(self, tenant_id: str, conversation_id: str) -> ConversationInfo:
+        """Returns one of the tenant's conversations.
+
+        Raises:
+            NotFoundError: No such conversation for this tenant (another tenant's
+                conversation included, so ids reveal nothing).
+        """
+        async with self._sessions() as session:
+            return (await self._conversation(session, tenant_id, conversation_id)).to_info()
+
+    async def list(
+        self, tenant_id: str, limit: int = 20, cursor: str | None = None
+    ) -> ConversationPage:
+        """Returns a page of the tenant's conversations, most recently updated first.
+
+        Pages are keyset-paginated over (updated_at, id), so deep pages cost as
+        little as the first. A conversation updated while a client pages moves to
+        the front and may be seen again or not at all; none other is skipped.
+
+        Args:
+            tenant_id: The owner.
+            limit: Page size, 1 to ``MAX_PAGE_SIZE``.
+            cursor: The ``next_cursor`` of the previous page; None for the first.
+
+        Raises:
+            InvalidInputError: The limit is out of range.
+            InvalidCursorError: The cursor was not issued by this service.
+        """
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidInputError(f"limit is 1 to {MAX_PAGE_SIZE}")
+        query = select(ConversationRow).where(ConversationRow.tenant_id == tenant_id)
+        if cursor is not None:
+            updated_at, row_id = decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    ConversationRow.updated_at < updated_at,
+                    and_(ConversationRow.updated_at == updated_at, ConversationRow.id < row_id),
+                )
+            )
+        query = query.order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc())
+        async with self._sessions() as session:
+            rows = (await session.scalars(query.limit(limit + 1))).all()
+        items = [row.to_info() for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = encode_cursor(items[-1].updated_at, items[-1].id)
+        return ConversationPage(items=items, next_cursor=next_cursor)
+
+    async def delete(self, tenant_id: str, conversation_id: str) -> None:
+        """Deletes a conversation with its messages and their feedback.
+
+        Raises:
+            NotFoundError: No such conversation for this tenant.
+        """
+        async with self._sessions() as session, session.begin():
+            # Messages and feedback go by ON DELETE CASCADE (SQLite too: db.py
+            # turns foreign keys on for every connection).
+            result = await session.execute(
+                delete(ConversationRow).where(
+                    ConversationRow.id == conversation_id,
+                    ConversationRow.tenant_id == tenant_id,
+                )
+            )
+            if getattr(result, "rowcount", 0) == 0:
+                raise NotFoundError("conversation not found")
+
+    async def messages(self, tenant_id: str, conversation_id: str) -> builtins.list[MessageInfo]:
+        """Returns every message of a conversation, oldest first.
+
+        Raises:
+            NotFoundError: No such conversation for this tenant.
+        """
+        async with self._sessions() as session:
+            await self._conversation(session, tenant_id, conversation_id)
+            rows = await session.scalars(
+                select(MessageRow)
+                .where(MessageRow.conversation_id == conversation_id)
+                .order_by(MessageRow.created_at, MessageRow.id)
+            )
+            return [row.to_info() for row in rows]
+
+    async def recent_messages(
+        self, tenant_id: str, conversation_id: str, limit: int
+    ) -> builtins.list[MessageInfo]:
+        """Returns the last ``limit`` messages of a conversation, oldest first.
+
+        Raises:
+            NotFoundError: No such conversation for this tenant.
+            InvalidInputError: A negative limit.
+        """
+        if limit < 0:
+            raise InvalidInputError("limit is not negative")
+        async with self._sessions() as session:
+            await self._conversation(session, tenant_id, conversation_id)
+            if limit == 0:
+                return []
+            rows = await session.scalars(
+                select(MessageRow)
+                .where(MessageRow.conversation_id == conversation_id)
+                .order_by(MessageRow.created_at.desc(), MessageRow.id.desc())
+                .limit(limit)
+            )
+            return [row.to_info() for row in reversed(rows.all())]
+
+    async def add_user_message(
+        self, tenant_id: str, conversation_id: str, content: str
+    ) -> MessageInfo:
+        """Stores a user message; it is committed when this returns.
+
+        The conversation is touched (it moves to the front of ``list``) and, if it has
+        no title yet, titled from this message.
+
+        Raises:
+            NotFoundError: No such conversation for this tenant.
+            InvalidInputError: Empty content.
+        """
+        if not content.strip():
+            raise InvalidInputError("a message has content")
+        async with self._sessions() as session, session.begin():
+            conversation = await self._conversation(session, tenant_id, conversation_id)
+            created_at = await self._next_timestamp(session, conversation_id)
+            row = MessageRow(
+                conversation_id=conversation_id,
+                tenant_id=tenant_id,
+                role="user",
+                content=content,
+                status="complete",
+                sources=[],
+                citations=[],
+                usage={},
+                timings={},
+                created_at=created_at,
+            )
+            session.add(row)
+            conversation.updated_at = max(conversation.updated_at, created_at)
+            if conversation.title is None:
+                conversation.title = title_from(content)
+        return row.to_info()
+
+    async def record_assistant_message(
+        self,
+        *,
+        tenant_id: str,
+        conversation_id: str,
+        message_id: str,
+        content: str,
+        status: MessageStatus,
+        finish_reason: str | None,
+        model: str | None,
+        model_version: str | None,
+        sources: Sequence[Mapping[str, Any]],
+        citations: Sequence[Mapping[str, Any]],
+        usage: Mapping[str, int],
+        timings: Mapping[str, float],
+        error: str | None = None,
+    ) -> MessageInfo:
+        """Stores the assistant message of a turn that has ended, however it ended.
+
+        Args:
+            tenant_id: The owner.
+            conversation_id: The conversation of the turn.
+            message_id: The id chosen when the turn began (``conversation.new_id()``),
+                so that clients could be told it before generation.
+            content: The text produced (so far, for a cancelled or failed turn).
+            status: ``complete``, ``cancelled`` or ``failed``.
+            finish_reason: Why generation stopped (``stop``, ``length``, ``cancelled``...).
+            model: The model name that answered.
+            model_version: The version of that model that answered.
+            sources: The retrieved chunks shown to the model, as JSON objects.
+            citations: The citations found in the answer, as JSON objects.
+            usage: ``prompt_tokens`` and ``completion_tokens``.
+            timings: Milliseconds per pipeline stage.
+            error: What went wrong, for a failed turn.
+
+        Raises:
+            NotFoundError: No such conversation for this tenant.
+            ConflictError: A message with this id exists already.
+            InvalidInputError: An unknown status or a malformed message id.
+        """
+        _check_id(message_id)
+        if status not in get_args(MessageStatus):
+            raise InvalidInputError(f"unknown message status {status!r}")
+        try:
+            async with self._sessions() as session, session.begin():
+                conversation = await self._conversation(session, tenant_id, conversation_id)
+                created_at = await self._next_timestamp(session, conversation_id)
+                row = MessageRow(
+                    id=message_id,
+                    conversation_id=conversation_id,
+                    tenant_id=tenant_id,
+                    role="assistant",
+                    content=content,
+                    status=status,
+                    finish_reason=finish_reason,
+                    model=model,
+                    model_version=model_version,
+                    sources=[dict(source) for source in sources],
+                    citations=[dict(citation) for citation in citations],
+                    usage=dict(usage),
+                    timings=dict(timings),
+                    error=error,
+                    created_at=created_at,
+                )
+                session.add(row)
+                conversation.updated_at = max(conversation.updated_at, created_at)
+        except IntegrityError as exc:
+            raise ConflictError("a message with this id exists") from exc
+        return row.to_info()
+
+    async def get_message(self, tenant_id: str, message_id: str) -> MessageInfo:
+        """Returns one of the tenant's messages.
+
+        Raises:
+            NotFoundError: No such message for this tenant.
+        """
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(MessageRow).where(
+                    MessageRow.id == message_id, MessageRow.tenant_id == tenant_id
+                )
+            )
+        if row is None:
+            raise NotFoundError("message not found")
+        return row.to_info()
+
+    @staticmethod
+    async def _conversation(
+        session: AsyncSession, tenant_id: str, conversation_id: str
+    ) -> ConversationRow:
+        row = await session.scalar(
+            select(ConversationRow).where(
+                ConversationRow.id == conversation_id, ConversationRow.tenant_id == tenant_id
+            )
+        )
+        if row is None:
+            raise NotFoundError("conversation not found")
+        return row
+
+    @staticmethod
+    async def _next_timestamp(session: AsyncSession, conversation_id: str) -> datetime:
+        # NOTE: messages are ordered by created_at; two inserted within one clock
+        # tick (or after a clock step back) would otherwise tie and fall back to
+        # random-id order. A strictly increasing stamp keeps turns in order.
+        last = await session.scalar(
+            select(func.max(MessageRow.created_at)).where(
+                MessageRow.conversation_id == conversation_id
+            )
+        )
+        now = utcnow()
+        return now if last is None or now > last else last + _TICK

@@ -1,0 +1,148 @@
+"""Engine and session construction for conversation's SQL database.
+
+The same code serves the embedded default (a SQLite file through aiosqlite) and the
+scaled deployment (PostgreSQL through asyncpg); only the URL differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from conversation.errors import DatabaseUnavailableError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite writer waits for the write lock before failing."""
+
+
+def async_url(url: str) -> str:
+    """Returns ``url`` with the async driver this package uses.
+
+    ``sqlite:///x.db`` becomes ``sqlite+aiosqlite:///x.db`` and ``postgresql://...``
+    (or ``postgres://``) becomes ``postgresql+asyncpg://...``; URLs that already
+    name a driver are returned unchanged.
+
+    Args:
+        url: A SQLAlchemy database URL.
+
+    Returns:
+        The URL as a string, with an async driver.
+    """
+    parsed = make_url(url)
+    driver_by_backend = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+    backend = "postgresql" if parsed.drivername == "postgres" else parsed.drivername
+    if backend in driver_by_backend:
+        parsed = parsed.set(drivername=driver_by_backend[backend])
+    return parsed.render_as_string(hide_password=False)
+
+
+def ensure_sqlite_folder(url: str) -> None:
+    """Creates the parent folder of a SQLite database file; no-op for other URLs.
+
+    Args:
+        url: A SQLAlchemy database URL.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return
+    Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _is_memory_sqlite(url: str) -> bool:
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
+def _on_sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # NOTE: SQLite ignores foreign keys (and so ON DELETE CASCADE) unless every
+        # connection asks for them; deleting a conversation relies on the cascade.
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # WAL lets readers run while one writer commits; the busy timeout makes a
+        # second writer wait for the lock instead of failing at once.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def create_engine(url: str, echo: bool = False) -> AsyncEngine:
+    """Creates the async engine for ``url`` (SQLite or PostgreSQL).
+
+    SQLite connections get foreign keys, WAL and a busy timeout; the parent folder
+    of a SQLite file is created. Nothing connects until the engine is first used.
+
+    Args:
+        url: A SQLAlchemy URL; a driver-less ``sqlite://`` or ``postgresql://`` URL
+            is given its async driver.
+        echo: Log every SQL statement.
+
+    Returns:
+        The engine; dispose of it on shutdown.
+    """
+    url = async_url(url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    is_sqlite = make_url(url).get_backend_name() == "sqlite"
+    if is_sqlite:
+        ensure_sqlite_folder(url)
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        if _is_memory_sqlite(url):
+            # NOTE: every new connection to ":memory:" is a new, empty database; one
+            # shared connection keeps the data visible to every session.
+            kwargs["poolclass"] = StaticPool
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = _create_async_engine(url, **kwargs)
+    if is_sqlite:
+        event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Returns the session factory the services take.
+
+    Args:
+        engine: The engine from :func:`create_engine`.
+
+    Returns:
+        A factory of sessions whose objects stay readable after commit.
+    """
+    # NOTE: expire_on_commit=False because services read a row's columns after
+    # committing it, and an expired attribute would need a lazy load, which async
+    # sessions cannot do implicitly.
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def check_health(engine: AsyncEngine, timeout_s: float = 2.0) -> None:
+    """Checks that the database answers a trivial query.
+
+    Args:
+        engine: The engine to check.
+        timeout_s: How long to wait for the answer.
+
+    Raises:
+        DatabaseUnavailableError: The database did not answer in time, or failed.
+    """
+
+    async def _ping() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    try:
+        await asyncio.wait_for(_ping(), timeout_s)
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        raise DatabaseUnavailableError(f"database unavailable: {type(exc).__name__}") from exc

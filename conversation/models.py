@@ -1,0 +1,230 @@
+"""SQL rows owned by conversation. ORM rows never leave the package: services
+return the frozen dataclasses of ``conversation.types``.
+
+Ids are uuid4 strings, so rows can be named before they are inserted (the
+assistant message's id is told to the client before generation starts).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from conversation.types import (
+    ApiKeyInfo,
+    ConversationInfo,
+    FeedbackInfo,
+    MessageInfo,
+    MessageStatus,
+    Role,
+    TenantInfo,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_id() -> str:
+    """Returns a fresh row id (a uuid4 string)."""
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    """Returns the current time, UTC-aware."""
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A ``DateTime(timezone=True)`` that always binds and returns UTC-aware values.
+
+    NOTE: SQLite has no time zones: SQLAlchemy stores the wall-clock fields and
+    returns naive datetimes. Binding UTC and reading back as UTC keeps SQLite's
+    text comparison ordered like PostgreSQL's ``timestamptz`` (keyset pagination
+    depends on it) and keeps naive datetimes out of the services.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; pass a UTC-aware one")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of conversation's tables (a metadata of its own; see alembic/env.py)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime}
+
+
+class TenantRow(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_info(self) -> TenantInfo:
+        return TenantInfo(id=self.id, name=self.name, created_at=self.created_at)
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(128))
+    # The first characters of the secret, so a console can tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    # sha256 hex of the secret; the secret itself is never stored.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    def to_info(self) -> ApiKeyInfo:
+        return ApiKeyInfo(
+            id=self.id,
+            tenant_id=self.tenant_id,
+            name=self.name,
+            prefix=self.prefix,
+            scopes=tuple(self.scopes),
+            created_at=self.created_at,
+            last_used_at=self.last_used_at,
+            revoked_at=self.revoked_at,
+        )
+
+
+class ConversationRow(Base):
+    __tablename__ = "conversations"
+    # NOTE: the composite index serves both "this tenant's conversations" and the
+    # newest-first keyset pagination; it makes a tenant_id-only index redundant.
+    __table_args__ = (Index("ix_conversations_tenant_updated", "tenant_id", "updated_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(36), ForeignKey("tenants.id", ondelete="CASCADE"))
+    title: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_info(self) -> ConversationInfo:
+        return ConversationInfo(
+            id=self.id,
+            tenant_id=self.tenant_id,
+            title=self.title,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+        CheckConstraint("role IN ('user', 'assistant', 'system')", name="role"),
+        CheckConstraint("status IN ('complete', 'cancelled', 'failed')", name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    conversation_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    # Denormalised from the conversation so every query can filter by tenant alone.
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # NULL on user and system messages, which no model produced.
+    model: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    model_version: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    sources: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    citations: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    usage: Mapped[dict[str, int]] = mapped_column(JSON)
+    timings: Mapped[dict[str, float]] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_info(self) -> MessageInfo:
+        # NOTE: the CHECK constraints guarantee role and status hold one of the
+        # literal values, so the casts below cannot lie.
+        return MessageInfo(
+            id=self.id,
+            conversation_id=self.conversation_id,
+            tenant_id=self.tenant_id,
+            role=cast(Role, self.role),
+            content=self.content,
+            status=cast(MessageStatus, self.status),
+            finish_reason=self.finish_reason,
+            model=self.model,
+            model_version=self.model_version,
+            sources=list(self.sources),
+            citations=list(self.citations),
+            usage=dict(self.usage),
+            timings=dict(self.timings),
+            error=self.error,
+            created_at=self.created_at,
+        )
+
+
+class FeedbackRow(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (
+        # The labeling queue reads a tenant's newest feedback first.
+        Index("ix_feedback_tenant_created", "tenant_id", "created_at"),
+        CheckConstraint("rating IN (1, -1)", name="rating"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    message_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    rating: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_info(self) -> FeedbackInfo:
+        return FeedbackInfo(
+            id=self.id,
+            message_id=self.message_id,
+            tenant_id=self.tenant_id,
+            rating=self.rating,
+            comment=self.comment,
+            created_at=self.created_at,
+        )

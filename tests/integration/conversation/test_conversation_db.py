@@ -1,0 +1,55 @@
+"""conversation.db: engine settings and the health check, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from conversation import DatabaseUnavailableError, async_url, check_health, create_engine
+
+
+async def test_health_check_passes(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        await check_health(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_health_check_reports_an_unreachable_database() -> None:
+    engine = create_engine("postgresql://nobody@127.0.0.1:1/none")
+    try:
+        with pytest.raises(DatabaseUnavailableError):
+            await check_health(engine, timeout_s=5)
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_connections_enforce_foreign_keys_in_wal_mode(tmp_path: Path) -> None:
+    """Guards the cascade on delete, which SQLite ignores unless each connection opts in."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'nested' / 'folder' / 'x.db'}")
+    try:
+        async with engine.connect() as connection:
+            foreign_keys = await connection.scalar(text("PRAGMA foreign_keys"))
+            journal_mode = await connection.scalar(text("PRAGMA journal_mode"))
+            busy_timeout = await connection.scalar(text("PRAGMA busy_timeout"))
+    finally:
+        await engine.dispose()
+    assert (foreign_keys, journal_mode) == (1, "wal")
+    assert busy_timeout > 0
+    assert (tmp_path / "nested" / "folder" / "x.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///data/x.db", "sqlite+aiosqlite:///data/x.db"),
+        ("postgres://u:p@h/db", "postgresql+asyncpg://u:p@h/db"),
+        ("postgresql://u@h:5433/db", "postgresql+asyncpg://u@h:5433/db"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
+    ],
+)
+def test_async_url(given: str, expected: str) -> None:
+    assert async_url(given) == expected
