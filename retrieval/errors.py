@@ -1,0 +1,29 @@
+"""Errors raised by ``retrieval``; ``app.errors`` maps them to HTTP and WebSocket codes."""
+
+
+class RetrievalError(Exception):
+    """Base of every retrieval error."""
+
+
+class DocumentNotFoundError(RetrievalError):
+    """No such document for this tenant (another tenant's document included)."""
+
+
+class UnsupportedDocumentError(RetrievalError):
+    """The file type is not one we can extract text from."""
+
+
+class InvalidDocumentError(RetrievalError):
+    """The file could not be parsed, or holds no text."""
+
+
+class VectorStoreUnavailableError(RetrievalError):
+    """The vector store cannot be reached."""
+
+
+class InvalidRequestError(RetrievalError):
+    """An argument is out of bounds: an empty or overlong name, collection or query, a bad limit."""
+
+
+class InvalidCursorError(InvalidRequestError):
+    """A page cursor that this service did not issue, or that was tampered with."""

@@ -1,0 +1,45 @@
+"""SQL rows owned by retrieval: one per ingested document.
+
+The chunks themselves live in the vector store; this table is the record of what
+was ingested, its content hash (so re-ingesting an unchanged file is a no-op) and
+its status.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of retrieval's tables (a metadata of its own; see alembic/env.py)."""
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "collection", "name", name="uq_documents_tenant_collection_name"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # NOTE: no foreign key to tenants: that table belongs to another domain package
+    # and metadata; the API layer only ever passes an authenticated tenant's id.
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    collection: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(512))
+    content_type: Mapped[str] = mapped_column(String(128))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
