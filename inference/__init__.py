@@ -1,0 +1,40 @@
+"""Text generation: model loading, the engine interface and its in-process implementation."""
+
+from inference.engine import Engine
+from inference.errors import (
+    EngineOverloadedError,
+    EngineUnavailableError,
+    InferenceError,
+    InvalidRequestError,
+    ModelLoadError,
+)
+from inference.loader import LoadedModel, load_model
+from inference.local_engine import LocalEngine
+from inference.types import (
+    ChatMessage,
+    FinishEvent,
+    FinishReason,
+    GenerationEvent,
+    GenerationRequest,
+    SamplingParams,
+    TokenEvent,
+)
+
+__all__ = [
+    "ChatMessage",
+    "Engine",
+    "EngineOverloadedError",
+    "EngineUnavailableError",
+    "FinishEvent",
+    "FinishReason",
+    "GenerationEvent",
+    "GenerationRequest",
+    "InferenceError",
+    "InvalidRequestError",
+    "LoadedModel",
+    "LocalEngine",
+    "ModelLoadError",
+    "SamplingParams",
+    "TokenEvent",
+    "load_model",
+]

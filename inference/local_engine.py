@@ -1,0 +1,358 @@
+"""An in-process engine: one worker thread serving requests one at a time, in FIFO order.
+
+This is the first engine; the continuous-batching engine (DESIGN.md §6) implements
+the same ``Engine`` interface and replaces it by configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from inference.detokenizer import OutputStream
+from inference.engine import Engine
+from inference.errors import (
+    EngineOverloadedError,
+    EngineUnavailableError,
+    InvalidRequestError,
+    ModelLoadError,
+)
+from inference.loader import LoadedModel, load_model
+from inference.request_slot import RequestSlot
+from inference.sampling import make_generator, sample_next, validate_sampling
+from inference.types import (
+    ChatMessage,
+    FinishEvent,
+    FinishReason,
+    GenerationEvent,
+    GenerationRequest,
+)
+
+logger = logging.getLogger(__name__)
+
+Loader = Callable[[], LoadedModel]
+
+
+class LocalEngine(Engine):
+    """Generate with a local transformers model on a dedicated worker thread.
+
+    The event loop never runs a forward pass: ``start`` loads the model in a
+    thread, and one worker thread decodes the requests one after another.
+
+    Args:
+        loader: Returns the model to serve; when given, the load parameters below
+            are ignored. Tests pass one that returns an already-loaded model.
+        model_path: See ``load_model``; ``None`` is the packaged SmolLM2.
+        cache_dir: See ``load_model``.
+        dtype: See ``load_model``.
+        device: See ``load_model``.
+        max_waiting: How many requests may wait behind the running one; more are
+            refused with ``EngineOverloadedError``.
+        max_context_tokens: Upper bound on prompt plus ``max_tokens``; the model's
+            ``max_position_embeddings`` applies too.
+        threads: Intra-op threads for the worker; ``None`` keeps torch's default.
+    """
+
+    def __init__(
+        self,
+        loader: Loader | None = None,
+        *,
+        model_path: str | None = None,
+        cache_dir: Path = Path("data/models"),
+        dtype: str = "auto",
+        device: str = "cpu",
+        max_waiting: int = 64,
+        max_context_tokens: int | None = None,
+        threads: int | None = None,
+    ) -> None:
+        if max_waiting < 0:
+            raise ValueError("max_waiting must not be negative")
+        self._loader: Loader = loader or partial(
+            load_model, model_path, Path(cache_dir), dtype, device
+        )
+        self._max_waiting = max_waiting
+        self._max_context_tokens = max_context_tokens
+        self._threads = threads
+        self.model_name = ""
+        self.model_version = ""
+        self._loaded: LoadedModel | None = None
+        self._context_limit = 0
+        self._eos_ids: frozenset[int] = frozenset()
+        self._start_lock = asyncio.Lock()
+        self._cond = threading.Condition()
+        self._waiting: deque[RequestSlot] = deque()
+        self._running: RequestSlot | None = None
+        self._slots: dict[str, RequestSlot] = {}
+        self._stopping = False
+        self._worker: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The served model.
+
+        Raises:
+            EngineUnavailableError: ``start`` has not finished.
+        """
+        if self._loaded is None:
+            raise EngineUnavailableError("the engine is not started")
+        return self._loaded
+
+    @property
+    def context_limit(self) -> int:
+        """The most tokens (prompt plus ``max_tokens``) one request may take."""
+        return self._context_limit
+
+    @property
+    def num_waiting(self) -> int:
+        """Requests queued behind the running one."""
+        with self._cond:
+            return len(self._waiting)
+
+    @property
+    def num_running(self) -> int:
+        """Requests being decoded now (0 or 1)."""
+        with self._cond:
+            return 0 if self._running is None else 1
+
+    async def start(self) -> None:
+        """Load the model (off the event loop) and start the worker; idempotent.
+
+        Raises:
+            ModelLoadError: The model cannot be loaded.
+        """
+        async with self._start_lock:
+            if self._worker is not None and self._worker.is_alive():
+                return
+            if self._loaded is None:
+                loaded = await asyncio.to_thread(self._loader)
+                self._adopt(loaded)
+            with self._cond:
+                self._stopping = False
+            self._worker = threading.Thread(
+                target=self._worker_main, name="ragserve-local-engine", daemon=True
+            )
+            self._worker.start()
+
+    def _adopt(self, loaded: LoadedModel) -> None:
+        config = loaded.model.config
+        limit = int(getattr(config, "max_position_embeddings", 0) or 0)
+        if self._max_context_tokens is not None:
+            limit = min(limit, self._max_context_tokens) if limit else self._max_context_tokens
+        if limit <= 0:
+            raise ModelLoadError("the model declares no context length; set max_context_tokens")
+        eos: set[int] = set()
+        for source in (loaded.tokenizer.eos_token_id, loaded.model.generation_config.eos_token_id):
+            if isinstance(source, int):
+                eos.add(source)
+            elif source is not None:
+                eos.update(int(i) for i in source)
+        self._loaded = loaded
+        self._context_limit = limit
+        self._eos_ids = frozenset(eos)
+        self.model_name = loaded.name
+        self.model_version = loaded.version
+
+    async def stop(self) -> None:
+        """Cancel every request and join the worker thread."""
+        with self._cond:
+            self._stopping = True
+            waiting, self._waiting = list(self._waiting), deque()
+            if self._running is not None:
+                self._running.aborted.set()
+            self._cond.notify_all()
+        for slot in waiting:
+            self._release(slot)
+            slot.finish(FinishReason.CANCELLED)
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            await asyncio.to_thread(worker.join)
+
+    async def check_health(self) -> None:
+        """Raise ``EngineUnavailableError`` unless started and the worker is alive."""
+        if self._loaded is None or self._worker is None:
+            raise EngineUnavailableError("the engine is not started")
+        if not self._worker.is_alive():
+            raise EngineUnavailableError("the engine worker has died")
+
+    # -- tokenizer -------------------------------------------------------------
+
+    def render_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """Token ids of ``messages`` in the chat template, ending where the reply starts."""
+        rendered: Any = self.loaded.tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=False,
+        )
+        # NOTE: transformers versions disagree on the return type (list, BatchEncoding,
+        # or a batch of one); accept all of them.
+        if not isinstance(rendered, list) and hasattr(rendered, "keys"):
+            rendered = rendered["input_ids"]
+        if hasattr(rendered, "tolist"):
+            rendered = rendered.tolist()
+        if rendered and isinstance(rendered[0], list):
+            rendered = rendered[0]
+        return [int(i) for i in rendered]
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes, without special tokens."""
+        return len(self.loaded.tokenizer.encode(text, add_special_tokens=False))
+
+    # -- requests --------------------------------------------------------------
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
+        """Stream the events of ``request``.
+
+        The request is queued when iteration starts, so errors surface on the
+        first ``__anext__``, before any event. Closing the iterator early (break
+        plus ``aclose``, or cancelling the consuming task) aborts the request.
+
+        Raises:
+            EngineUnavailableError: Not started, or stopping.
+            EngineOverloadedError: ``max_waiting`` requests already wait.
+            InvalidRequestError: Bad parameters or too long for the context.
+        """
+        slot = self._submit(request)
+        try:
+            while True:
+                event = await slot.events.get()
+                yield event
+                if isinstance(event, FinishEvent):
+                    return
+        finally:
+            if not slot.finished:
+                self._cancel(slot)
+
+    async def abort(self, request_id: str) -> None:
+        """Cancel a waiting or running request; unknown ids are ignored."""
+        with self._cond:
+            slot = self._slots.get(request_id)
+        if slot is not None:
+            self._cancel(slot)
+
+    def _submit(self, request: GenerationRequest) -> RequestSlot:
+        if self._loaded is None:
+            raise EngineUnavailableError("the engine is not started")
+        validate_sampling(request.sampling)
+        prompt_len = len(request.prompt_token_ids)
+        if prompt_len == 0:
+            raise InvalidRequestError("the prompt is empty")
+        needed = prompt_len + request.sampling.max_tokens
+        if needed > self._context_limit:
+            raise InvalidRequestError(
+                f"prompt ({prompt_len} tokens) plus max_tokens "
+                f"({request.sampling.max_tokens}) exceeds the context limit "
+                f"of {self._context_limit} tokens"
+            )
+        slot = RequestSlot(request=request, loop=asyncio.get_running_loop())
+        with self._cond:
+            if self._stopping or self._worker is None or not self._worker.is_alive():
+                raise EngineUnavailableError("the engine is not running")
+            if request.request_id in self._slots:
+                raise InvalidRequestError(f"request id {request.request_id!r} is already active")
+            if len(self._waiting) >= self._max_waiting:
+                raise EngineOverloadedError(
+                    f"{len(self._waiting)} requests are already waiting", retry_after=1.0
+                )
+            self._waiting.append(slot)
+            self._slots[request.request_id] = slot
+            self._cond.notify()
+        return slot
+
+    def _cancel(self, slot: RequestSlot) -> None:
+        """Abort ``slot``: a waiting one ends now, a running one at the worker's next step."""
+        slot.aborted.set()
+        with self._cond:
+            was_waiting = slot in self._waiting
+            if was_waiting:
+                self._waiting.remove(slot)
+        if was_waiting:
+            self._release(slot)
+            slot.finish(FinishReason.CANCELLED)
+
+    def _release(self, slot: RequestSlot) -> None:
+        with self._cond:
+            if self._slots.get(slot.request.request_id) is slot:
+                del self._slots[slot.request.request_id]
+
+    # -- worker thread ---------------------------------------------------------
+
+    def _worker_main(self) -> None:
+        if self._threads is not None:
+            torch.set_num_threads(self._threads)
+        while True:
+            with self._cond:
+                while not self._waiting and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                slot = self._waiting.popleft()
+                self._running = slot
+            try:
+                self._serve(slot)
+            finally:
+                with self._cond:
+                    self._running = None
+                self._release(slot)
+
+    def _serve(self, slot: RequestSlot) -> None:
+        error: str | None = None
+        try:
+            reason = self._decode(slot)
+        except Exception as exc:  # the worker must survive a failing request
+            logger.exception("generation failed for request %s", slot.request.request_id)
+            reason, error = FinishReason.ERROR, f"{type(exc).__name__}: {exc}"
+        # Release the id before the caller hears of the end, so it may reuse it at once.
+        self._release(slot)
+        slot.finish(reason, error)
+
+    def _decode(self, slot: RequestSlot) -> FinishReason:
+        """Run one request to its end; return why it ended.
+
+        NOTE: an EOS token counts as a completion token (it cost a forward pass,
+        and vLLM counts it too) but is never rendered as text.
+        """
+        loaded = self.loaded
+        request = slot.request
+        params = request.sampling
+        generator = None if params.greedy else make_generator(params, loaded.device)
+        stream = OutputStream(loaded.tokenizer, request.prompt_token_ids, params.stop)
+        if slot.should_cancel():
+            return FinishReason.CANCELLED
+        with torch.inference_mode():
+            input_ids = torch.tensor([request.prompt_token_ids], device=loaded.device)
+            # Only the last position's logits matter; the full [prompt, vocab] matrix
+            # would cost hundreds of MB for a long prompt.
+            output = loaded.model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
+            while True:
+                if slot.should_cancel():
+                    return FinishReason.CANCELLED
+                token = sample_next(output.logits[0, -1], params, generator)
+                slot.completion_tokens += 1
+                if token in self._eos_ids:
+                    reason = FinishReason.STOP
+                    break
+                result = stream.push(token)
+                slot.emit_text(result.text)
+                if result.stopped:
+                    return FinishReason.STOP
+                if slot.completion_tokens >= params.max_tokens:
+                    reason = FinishReason.LENGTH
+                    break
+                output = loaded.model(
+                    input_ids=torch.tensor([[token]], device=loaded.device),
+                    past_key_values=output.past_key_values,
+                    use_cache=True,
+                )
+        slot.emit_text(stream.finish())
+        return reason

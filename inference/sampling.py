@@ -1,0 +1,89 @@
+"""Pick the next token from a logits vector: greedy, temperature, top-k, top-p, seed."""
+
+from __future__ import annotations
+
+import secrets
+
+import torch
+
+from inference.errors import InvalidRequestError
+from inference.types import SamplingParams
+
+
+def validate_sampling(params: SamplingParams) -> None:
+    """Reject parameters no sampler can honour.
+
+    Raises:
+        InvalidRequestError: A parameter is out of range.
+    """
+    if params.max_tokens < 1:
+        raise InvalidRequestError("max_tokens must be at least 1")
+    if params.temperature < 0:
+        raise InvalidRequestError("temperature must not be negative")
+    if not 0.0 < params.top_p <= 1.0:
+        raise InvalidRequestError("top_p must be in (0, 1]")
+    if params.top_k < 0:
+        raise InvalidRequestError("top_k must not be negative")
+    if any(not stop for stop in params.stop):
+        raise InvalidRequestError("stop strings must not be empty")
+
+
+def make_generator(params: SamplingParams, device: torch.device | str = "cpu") -> torch.Generator:
+    """A per-request random generator, seeded with ``params.seed`` (random when ``None``).
+
+    NOTE: one generator per request keeps a seeded request reproducible whatever
+    else runs in the process; the global torch RNG would not.
+    """
+    generator = torch.Generator(device=device)
+    seed = params.seed if params.seed is not None else secrets.randbits(63)
+    generator.manual_seed(seed)
+    return generator
+
+
+def filter_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """Scale by temperature, then mask everything outside top-k and the top-p nucleus.
+
+    Args:
+        logits: 1-D float tensor over the vocabulary.
+        params: Sampling parameters with ``temperature > 0``.
+
+    Returns:
+        A float32 tensor of the same shape; masked entries are ``-inf``.
+    """
+    scores = logits.float() / params.temperature
+    vocab = scores.shape[-1]
+    if 0 < params.top_k < vocab:
+        kth = torch.topk(scores, params.top_k).values[-1]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if params.top_p < 1.0:
+        sorted_scores, sorted_idx = torch.sort(scores, descending=True)
+        cumulative = torch.softmax(sorted_scores, dim=-1).cumsum(dim=-1)
+        # Drop a token when the tokens ranked above it already reach top_p; the
+        # most likely token always stays.
+        drop_sorted = (cumulative - torch.softmax(sorted_scores, dim=-1)) >= params.top_p
+        drop_sorted[0] = False
+        drop = torch.zeros_like(drop_sorted).scatter(0, sorted_idx, drop_sorted)
+        scores = scores.masked_fill(drop, float("-inf"))
+    return scores
+
+
+def sample_next(
+    logits: torch.Tensor,
+    params: SamplingParams,
+    generator: torch.Generator | None = None,
+) -> int:
+    """The id of the next token.
+
+    Args:
+        logits: 1-D tensor over the vocabulary for the last position.
+        params: ``temperature <= 0`` means greedy (argmax).
+        generator: The request's generator (see ``make_generator``); required
+            for reproducible sampling.
+
+    Returns:
+        The chosen token id.
+    """
+    if params.greedy:
+        return int(torch.argmax(logits).item())
+    probs = torch.softmax(filter_logits(logits, params), dim=-1)
+    return int(torch.multinomial(probs, num_samples=1, generator=generator).item())

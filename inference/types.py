@@ -1,0 +1,87 @@
+"""Value types shared by every engine implementation and its callers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class FinishReason(StrEnum):
+    """Why a generation ended (OpenAI's vocabulary plus ``cancelled`` and ``error``)."""
+
+    STOP = "stop"
+    LENGTH = "length"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """How to pick the next token and when to stop.
+
+    ``temperature == 0`` means greedy decoding. ``seed`` makes sampled decoding
+    reproducible. ``stop`` strings are never part of the returned text.
+    """
+
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One message of a chat to render with the model's chat template."""
+
+    role: str
+    content: str
+
+
+@dataclass(slots=True)
+class GenerationRequest:
+    """One request to an engine.
+
+    Attributes:
+        request_id: Unique id; ``Engine.abort`` takes it.
+        prompt_token_ids: The rendered prompt (see ``Engine.render_chat``).
+        sampling: Decoding parameters.
+        tenant_id: Who asks; the batching engine shares slots fairly by it.
+        deadline: ``time.monotonic()`` value after which the request is cancelled.
+    """
+
+    request_id: str
+    prompt_token_ids: list[int]
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    tenant_id: str = ""
+    deadline: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEvent:
+    """A piece of generated text.
+
+    ``index`` counts the events of one request from 0, without gaps, so a client
+    can resume after the last index it saw. ``text`` is never empty.
+    """
+
+    index: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class FinishEvent:
+    """The last event of every request, whatever the ending."""
+
+    reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    error: str | None = None
+
+
+GenerationEvent = TokenEvent | FinishEvent

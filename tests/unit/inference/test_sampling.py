@@ -1,0 +1,115 @@
+"""Sampling: greedy, temperature, top-k, top-p and seeded reproducibility."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from inference.errors import InvalidRequestError
+from inference.sampling import filter_logits, make_generator, sample_next, validate_sampling
+from inference.types import SamplingParams
+
+
+def _logits(probs: list[float]) -> torch.Tensor:
+    return torch.tensor([math.log(p) for p in probs])
+
+
+def _draw(logits: torch.Tensor, params: SamplingParams, n: int) -> list[int]:
+    generator = make_generator(params)
+    return [sample_next(logits, params, generator) for _ in range(n)]
+
+
+def test_greedy_picks_the_argmax() -> None:
+    logits = torch.tensor([0.1, 3.0, 2.9, -1.0])
+    assert sample_next(logits, SamplingParams(temperature=0.0)) == 1
+
+
+def test_greedy_ignores_the_generator_and_top_k() -> None:
+    logits = torch.tensor([0.1, 3.0, 2.9, -1.0])
+    params = SamplingParams(temperature=0.0, top_k=2, seed=3)
+    assert _draw(logits, params, 20) == [1] * 20
+
+
+def test_same_seed_gives_the_same_draws() -> None:
+    logits = torch.randn(1000, generator=torch.Generator().manual_seed(0))
+    params = SamplingParams(temperature=1.0, seed=1234)
+    assert _draw(logits, params, 50) == _draw(logits, params, 50)
+
+
+def test_different_seeds_give_different_draws() -> None:
+    logits = torch.randn(1000, generator=torch.Generator().manual_seed(0))
+    first = _draw(logits, SamplingParams(temperature=1.0, seed=1), 50)
+    second = _draw(logits, SamplingParams(temperature=1.0, seed=2), 50)
+    assert first != second
+
+
+def test_unseeded_generators_differ() -> None:
+    logits = torch.zeros(1000)
+    params = SamplingParams(temperature=1.0)
+    assert _draw(logits, params, 20) != _draw(logits, params, 20)
+
+
+def test_top_k_keeps_only_the_k_most_likely() -> None:
+    logits = _logits([0.05, 0.4, 0.1, 0.3, 0.15])
+    draws = set(_draw(logits, SamplingParams(temperature=1.0, top_k=2, seed=0), 300))
+    assert draws == {1, 3}
+
+
+def test_top_k_one_is_greedy() -> None:
+    logits = torch.randn(500, generator=torch.Generator().manual_seed(5))
+    params = SamplingParams(temperature=2.0, top_k=1, seed=0)
+    assert set(_draw(logits, params, 50)) == {int(torch.argmax(logits))}
+
+
+def test_top_p_keeps_the_smallest_nucleus_reaching_p() -> None:
+    logits = _logits([0.5, 0.3, 0.15, 0.05])
+    filtered = filter_logits(logits, SamplingParams(temperature=1.0, top_p=0.6))
+    assert torch.isfinite(filtered).tolist() == [True, True, False, False]
+    draws = set(_draw(logits, SamplingParams(temperature=1.0, top_p=0.6, seed=0), 300))
+    assert draws == {0, 1}
+
+
+def test_tiny_top_p_still_keeps_the_most_likely_token() -> None:
+    logits = _logits([0.2, 0.7, 0.1])
+    draws = _draw(logits, SamplingParams(temperature=1.0, top_p=1e-6, seed=0), 30)
+    assert set(draws) == {1}
+
+
+def test_draws_follow_the_distribution() -> None:
+    logits = _logits([0.7, 0.2, 0.1])
+    draws = _draw(logits, SamplingParams(temperature=1.0, seed=42), 4000)
+    shares = [draws.count(i) / len(draws) for i in range(3)]
+    assert shares == pytest.approx([0.7, 0.2, 0.1], abs=0.03)
+
+
+def test_low_temperature_sharpens() -> None:
+    logits = _logits([0.4, 0.35, 0.25])
+    draws = _draw(logits, SamplingParams(temperature=0.05, seed=7), 500)
+    assert draws.count(0) / len(draws) > 0.9
+
+
+def test_bfloat16_logits_are_accepted() -> None:
+    logits = _logits([0.1, 0.9]).to(torch.bfloat16)
+    assert sample_next(logits, SamplingParams(temperature=0.5, top_p=0.9, seed=1)) == 1
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(max_tokens=0),
+        SamplingParams(temperature=-0.1),
+        SamplingParams(top_p=0.0),
+        SamplingParams(top_p=1.5),
+        SamplingParams(top_k=-1),
+        SamplingParams(stop=("",)),
+    ],
+)
+def test_invalid_parameters_are_rejected(params: SamplingParams) -> None:
+    with pytest.raises(InvalidRequestError):
+        validate_sampling(params)
+
+
+def test_valid_parameters_pass() -> None:
+    validate_sampling(SamplingParams(max_tokens=1, temperature=0.7, top_p=0.9, top_k=40))
