@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy import Connection
 
 import conversation.models
 import retrieval.models
-from alembic import context
 from conversation.migrations import migration_engine
 
 config = context.config

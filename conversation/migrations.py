@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from alembic import command
 from conversation.db import async_url, ensure_sqlite_folder
 
 # NOTE: the package is installed editable, so the repository root (which holds

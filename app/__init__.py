@@ -1,0 +1,1 @@
+"""The ragserve app: Litestar factory, transports, the turn pipeline and the CLI."""

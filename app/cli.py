@@ -1,0 +1,166 @@
+"""The ``ragserve`` command: serve, migrate, ingest, keys, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from app.logs import configure_logging
+from app.settings import Settings, get_settings
+
+SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf"}
+
+
+@click.group()
+def main() -> None:
+    """ragserve: a RAG chat backend. Configure with RAGSERVE_* variables (see README)."""
+
+
+@main.command()
+@click.option(
+    "--host", default=None, help="Interface to bind (default RAGSERVE_HOST or 127.0.0.1)."
+)
+@click.option("--port", default=None, type=int, help="Port (default RAGSERVE_PORT or 8000).")
+def serve(host: str | None, port: int | None) -> None:
+    """Serve the REST and WebSocket API."""
+    import uvicorn
+
+    from app.factory import create_app
+
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.server.host,
+        port=port or settings.server.port,
+        log_level=settings.server.log_level,
+        ws_max_size=settings.server.ws_max_message_bytes * 4,
+    )
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date (Alembic upgrade head)."""
+    from conversation.migrations import upgrade
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--tenant", required=True, help="Tenant name; created when missing.")
+@click.option(
+    "--collection", default="default", show_default=True, help="Collection to ingest into."
+)
+def ingest(paths: tuple[Path, ...], tenant: str, collection: str) -> None:
+    """Ingest files (or folders of .txt, .md, .html and .pdf files) for a tenant."""
+    configure_logging(get_settings().server.log_level)
+    failed = asyncio.run(_ingest(get_settings(), list(_files(paths)), tenant, collection))
+    sys.exit(1 if failed else 0)
+
+
+@main.group()
+def keys() -> None:
+    """Manage API keys."""
+
+
+@keys.command("create")
+@click.option("--tenant", required=True, help="Tenant name; created when missing.")
+@click.option("--name", default="default", show_default=True, help="A label for the key.")
+def keys_create(tenant: str, name: str) -> None:
+    """Create an API key; the key itself is the last line printed (it is shown only once)."""
+    secret = asyncio.run(_create_key(get_settings(), tenant, name))
+    click.echo(f"API key for tenant {tenant!r} (store it now; it is not shown again):")
+    click.echo(secret)
+
+
+@main.command()
+@click.option(
+    "--docs", "docs_dir", default="docs", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option("--tenant", default="demo", show_default=True)
+def demo(docs_dir: Path, tenant: str) -> None:
+    """Set up the demo tenant: ingest the docs folder once and print a ready API key."""
+    configure_logging("warning")
+    settings = get_settings()
+    files = list(_files((docs_dir,))) if docs_dir.exists() else []
+    asyncio.run(_ingest(settings, files, tenant, "default"))
+    secret = asyncio.run(_demo_key(settings, tenant))
+    click.echo(f"API key for tenant {tenant!r}:")
+    click.echo(secret)
+
+
+def _files(paths: tuple[Path, ...]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+            )
+        else:
+            yield path
+
+
+async def _ingest(settings: Settings, files: list[Path], tenant: str, collection: str) -> int:
+    from app.services import open_services
+
+    services = await open_services(settings, with_engine=False)
+    failed = 0
+    try:
+        tenant_info = await services.tenants.ensure(tenant)
+        counts: dict[str, int] = {}
+        for path in tqdm(files, desc=f"ingesting into {tenant}/{collection}", unit="file"):
+            try:
+                result = await services.retrieval.ingest(
+                    tenant_info.id, path.name, path.read_bytes(), collection=collection
+                )
+            except Exception as exc:
+                failed += 1
+                tqdm.write(f"failed: {path}: {exc}")
+                continue
+            counts[str(result.outcome)] = counts.get(str(result.outcome), 0) + 1
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "nothing"
+        click.echo(f"ingested {len(files) - failed} file(s): {summary}; {failed} failed")
+    finally:
+        await services.close()
+    return failed
+
+
+async def _create_key(settings: Settings, tenant: str, name: str) -> str:
+    from conversation import ApiKeyService, TenantService, create_engine, session_factory
+
+    engine = create_engine(settings.database_url)
+    try:
+        sessions = session_factory(engine)
+        tenant_info = await TenantService(sessions).ensure(tenant)
+        created = await ApiKeyService(sessions).create(tenant_info.id, name=name)
+        return created.secret
+    finally:
+        await engine.dispose()
+
+
+async def _demo_key(settings: Settings, tenant: str) -> str:
+    """The demo key kept in the data dir, or a new one when it is missing or revoked."""
+    from conversation import ApiKeyService, create_engine, session_factory
+    from conversation.errors import AuthenticationError
+
+    key_file = settings.data_dir / "demo_api_key"
+    if key_file.exists():
+        engine = create_engine(settings.database_url)
+        try:
+            await ApiKeyService(session_factory(engine)).authenticate(key_file.read_text().strip())
+            return key_file.read_text().strip()
+        except AuthenticationError:
+            pass
+        finally:
+            await engine.dispose()
+    secret = await _create_key(settings, tenant, "demo")
+    key_file.write_text(secret + "\n")
+    key_file.chmod(0o600)
+    return secret

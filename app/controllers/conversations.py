@@ -1,0 +1,153 @@
+"""REST: conversations, their messages, and chat turns (JSON or server-sent events)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from app.auth import Principal
+from app.errors import ApiError, InternalError, UnavailableError, classify
+from app.pipeline import TurnEvent, TurnFinished, TurnOptions, TurnPipeline, TurnRequest
+from app.schemas.conversations import (
+    ChatRequest,
+    ChatResponse,
+    ConversationCreate,
+    ConversationDetail,
+    ConversationOut,
+    ConversationPageOut,
+    MessageOut,
+)
+from app.services import Services
+from app.turn_events import error_payload, to_wire
+
+
+def _pipeline(services: Services) -> TurnPipeline:
+    if services.pipeline is None:
+        raise UnavailableError("Generation is not enabled on this node.")
+    return services.pipeline
+
+
+def turn_request(
+    principal: Principal, conversation_id: str | None, data: ChatRequest
+) -> TurnRequest:
+    options = data.options
+    return TurnRequest(
+        tenant_id=principal.tenant_id,
+        conversation_id=conversation_id,
+        content=data.content,
+        options=TurnOptions(
+            max_tokens=options.max_tokens,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            seed=options.seed,
+            stop=tuple(options.stop or ()),
+            retrieval_k=options.retrieval_k,
+            collection=options.collection,
+        )
+        if options
+        else TurnOptions(),
+    )
+
+
+async def _sse(first: TurnEvent, events: AsyncIterator[TurnEvent]) -> AsyncIterator[dict[str, Any]]:
+    """The turn as SSE messages; an error after the stream started is an ``error`` event."""
+    async with aclosing(events):  # type: ignore[type-var]
+        kind, payload = to_wire(first)
+        yield {"event": kind, "data": _json(payload)}
+        try:
+            async for event in events:
+                kind, payload = to_wire(event)
+                message: dict[str, Any] = {"event": kind, "data": _json(payload)}
+                if kind == "token":
+                    message["id"] = str(payload["index"])
+                yield message
+        except Exception as exc:
+            yield {"event": "error", "data": _json(error_payload(classify(exc)))}
+
+
+def _json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), default=str)
+
+
+class ConversationController(Controller):
+    path = "/v1/conversations"
+    tags = ["conversations"]
+
+    @post("/", status_code=HTTP_201_CREATED)
+    async def create(
+        self, services: Services, principal: Principal, data: ConversationCreate | None = None
+    ) -> ConversationOut:
+        """Start an empty conversation."""
+        title = data.title if data else None
+        return ConversationOut.of(await services.conversations.create(principal.tenant_id, title))
+
+    @get("/")
+    async def list_conversations(
+        self,
+        services: Services,
+        principal: Principal,
+        limit: int = Parameter(default=20, ge=1, le=100),
+        cursor: str | None = Parameter(default=None, max_length=512),
+    ) -> ConversationPageOut:
+        """The tenant's conversations, most recently active first, a page at a time."""
+        page = await services.conversations.list(principal.tenant_id, limit=limit, cursor=cursor)
+        return ConversationPageOut(
+            data=[ConversationOut.of(c) for c in page.items], next_cursor=page.next_cursor
+        )
+
+    @get("/{conversation_id:str}")
+    async def read(
+        self, services: Services, principal: Principal, conversation_id: str
+    ) -> ConversationDetail:
+        """A conversation with all its messages, oldest first."""
+        info = await services.conversations.get(principal.tenant_id, conversation_id)
+        messages = await services.conversations.messages(principal.tenant_id, conversation_id)
+        return ConversationDetail(
+            **ConversationOut.of(info).model_dump(), messages=[MessageOut.of(m) for m in messages]
+        )
+
+    @delete("/{conversation_id:str}", status_code=HTTP_204_NO_CONTENT)
+    async def remove(self, services: Services, principal: Principal, conversation_id: str) -> None:
+        """Delete a conversation, its messages and their feedback."""
+        await services.conversations.delete(principal.tenant_id, conversation_id)
+
+    @post("/{conversation_id:str}/messages", status_code=HTTP_200_OK)
+    async def chat(
+        self,
+        request: Request[Any, Any, Any],
+        services: Services,
+        principal: Principal,
+        conversation_id: str,
+        data: ChatRequest,
+    ) -> Response[Any]:
+        """Ask a question: JSON when it is answered, or SSE with ``Accept: text/event-stream``."""
+        events = _pipeline(services).run(turn_request(principal, conversation_id, data))
+        # Prime the turn so that "not found", "overloaded" and bad input are plain
+        # HTTP errors rather than a stream that fails at once.
+        first = await anext(events)
+        if "text/event-stream" in request.headers.get("accept", ""):
+            return ServerSentEvent(_sse(first, events))
+        finished: TurnFinished | None = None
+        async with aclosing(events):  # type: ignore[type-var]
+            async for event in events:
+                if isinstance(event, TurnFinished):
+                    finished = event
+        if finished is None:
+            raise InternalError("The turn ended without an answer.")
+        if finished.message.status == "failed":
+            error: ApiError = InternalError(finished.message.error or "Generation failed.")
+            error.code = "generation_failed"
+            raise error
+        return Response(
+            ChatResponse(
+                conversation_id=finished.message.conversation_id,
+                message=MessageOut.of(finished.message),
+            )
+        )

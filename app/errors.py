@@ -1,0 +1,179 @@
+"""One error hierarchy, mapped to HTTP statuses and WebSocket codes in one place.
+
+Every error a client sees is ``{"error": {"code", "message"}}``. Domain packages
+raise their own exceptions; ``classify`` turns any of them into an ``ApiError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from conversation.errors import (
+    AuthenticationError,
+    ConflictError,
+    DatabaseUnavailableError,
+    InvalidCursorError,
+    InvalidInputError,
+    NotFoundError,
+)
+from inference.errors import (
+    EngineOverloadedError,
+    EngineUnavailableError,
+    InvalidRequestError,
+    ModelLoadError,
+)
+from retrieval.errors import (
+    DocumentNotFoundError,
+    InvalidDocumentError,
+    UnsupportedDocumentError,
+    VectorStoreUnavailableError,
+)
+from retrieval.errors import InvalidCursorError as InvalidDocumentCursorError
+from retrieval.errors import InvalidRequestError as InvalidRetrievalRequestError
+
+log = structlog.get_logger(__name__)
+
+
+class ApiError(Exception):
+    """An error with its wire code, HTTP status and WebSocket error code."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+class BadRequestError(ApiError):
+    status_code, code = 400, "bad_request"
+
+
+class UnauthorizedError(ApiError):
+    status_code, code = 401, "unauthorized"
+
+
+class ForbiddenError(ApiError):
+    status_code, code = 403, "forbidden"
+
+
+class ResourceNotFoundError(ApiError):
+    status_code, code = 404, "not_found"
+
+
+class ResourceConflictError(ApiError):
+    status_code, code = 409, "conflict"
+
+
+class PayloadTooLargeError(ApiError):
+    status_code, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaError(ApiError):
+    status_code, code = 415, "unsupported_media_type"
+
+
+class UnprocessableError(ApiError):
+    status_code, code = 422, "invalid_request"
+
+
+class OverloadedError(ApiError):
+    status_code, code = 429, "overloaded"
+
+
+class UnavailableError(ApiError):
+    status_code, code = 503, "unavailable"
+
+
+class InternalError(ApiError):
+    status_code, code = 500, "internal_error"
+
+
+_DOMAIN_ERRORS: dict[type[Exception], type[ApiError]] = {
+    NotFoundError: ResourceNotFoundError,
+    DocumentNotFoundError: ResourceNotFoundError,
+    AuthenticationError: UnauthorizedError,
+    ConflictError: ResourceConflictError,
+    InvalidCursorError: BadRequestError,
+    InvalidInputError: UnprocessableError,
+    UnsupportedDocumentError: UnsupportedMediaError,
+    InvalidDocumentError: UnprocessableError,
+    InvalidRequestError: UnprocessableError,
+    EngineOverloadedError: OverloadedError,
+    EngineUnavailableError: UnavailableError,
+    ModelLoadError: UnavailableError,
+    DatabaseUnavailableError: UnavailableError,
+    VectorStoreUnavailableError: UnavailableError,
+    InvalidDocumentCursorError: BadRequestError,
+    InvalidRetrievalRequestError: UnprocessableError,
+}
+
+
+def classify(exc: BaseException) -> ApiError:
+    """The ``ApiError`` a client should see for ``exc``."""
+    if isinstance(exc, ApiError):
+        return exc
+    for domain_type, api_type in _DOMAIN_ERRORS.items():
+        if isinstance(exc, domain_type):
+            return api_type(str(exc), retry_after=getattr(exc, "retry_after", None))
+    if isinstance(exc, ValidationException):
+        return BadRequestError(_validation_message(exc))
+    if isinstance(exc, NotFoundException):
+        return ResourceNotFoundError(exc.detail or "Not found.")
+    if isinstance(exc, PermissionDeniedException):
+        return ForbiddenError(exc.detail or "Forbidden.")
+    if isinstance(exc, HTTPException):
+        error = ApiError(exc.detail)
+        error.status_code = exc.status_code
+        error.code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return error
+    return InternalError("Internal server error.")
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def _validation_message(exc: ValidationException) -> str:
+    """Litestar's validation detail plus the field problems, as one sentence."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    problems = [
+        f"{item.get('key') or 'body'}: {item.get('message')}"
+        for item in extra
+        if isinstance(item, dict)
+    ]
+    detail = exc.detail or "Invalid request."
+    return f"{detail} ({'; '.join(problems)})" if problems else detail
+
+
+def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """Litestar exception handler: every error as ``{"error": {...}}``."""
+    error = classify(exc)
+    if error.status_code >= HTTP_500_INTERNAL_SERVER_ERROR and not isinstance(exc, ApiError):
+        log.exception("unhandled_error", path=request.url.path, exc_info=exc)
+    headers = {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    return Response({"error": error.to_payload()}, status_code=error.status_code, headers=headers)

@@ -1,0 +1,99 @@
+"""Prompt assembly: numbered sources in the system message, then the kept history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from inference import ChatMessage
+
+SYSTEM_PROMPT = (
+    "You are a helpful assistant that answers questions using the numbered sources "
+    "below. Base your answer on the sources, cite the ones you use with their number "
+    "in square brackets, like [1], and say you don't know when the sources do not "
+    "contain the answer. Be concise."
+)
+NO_SOURCES_PROMPT = (
+    "You are a helpful assistant. No documents matched this question: say so if the "
+    "question is about the user's documents, and answer briefly otherwise."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A retrieved chunk as shown to the model and to the client, numbered from 1."""
+
+    n: int
+    chunk_id: str
+    document_id: str
+    document_name: str
+    collection: str
+    position: int
+    score: float
+    text: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "n": self.n,
+            "chunk_id": self.chunk_id,
+            "document_id": self.document_id,
+            "document_name": self.document_name,
+            "collection": self.collection,
+            "position": self.position,
+            "score": round(self.score, 4),
+            "text": self.text,
+        }
+
+
+def fit_sources(
+    sources: Sequence[Source], budget: int, count_tokens: Callable[[str], int]
+) -> list[Source]:
+    """The best-ranked sources whose texts fit ``budget`` tokens, renumbered from 1."""
+    kept: list[Source] = []
+    used = 0
+    for source in sources:
+        cost = count_tokens(source.text) + 8
+        if used + cost > budget:
+            break
+        used += cost
+        kept.append(source)
+    return [
+        Source(
+            i, s.chunk_id, s.document_id, s.document_name, s.collection, s.position, s.score, s.text
+        )
+        for i, s in enumerate(kept, start=1)
+    ]
+
+
+def fit_history(
+    history: Sequence[ChatMessage], budget: int, count_tokens: Callable[[str], int]
+) -> list[ChatMessage]:
+    """The most recent whole turns that fit ``budget`` tokens, oldest first."""
+    kept: list[ChatMessage] = []
+    used = 0
+    for message in reversed(history):
+        cost = count_tokens(message.content) + 4
+        if used + cost > budget:
+            break
+        used += cost
+        kept.append(message)
+    kept.reverse()
+    # NOTE: a history that starts with an assistant reply confuses small models;
+    # drop the orphan rather than show half a turn.
+    while kept and kept[0].role != "user":
+        kept.pop(0)
+    return kept
+
+
+def build_messages(
+    question: str, sources: Sequence[Source], history: Sequence[ChatMessage]
+) -> list[ChatMessage]:
+    """The chat to render: system prompt with sources, history, then the question."""
+    if sources:
+        listing = "\n\n".join(
+            f"[{s.n}] (from {s.document_name})\n{s.text.strip()}" for s in sources
+        )
+        system = f"{SYSTEM_PROMPT}\n\nSources:\n\n{listing}"
+    else:
+        system = NO_SOURCES_PROMPT
+    return [ChatMessage("system", system), *history, ChatMessage("user", question)]

@@ -1,0 +1,1 @@
+"""Wire schemas: what clients send and receive, apart from domain types."""

@@ -1,0 +1,97 @@
+"""Wire schemas of conversations, messages and chat turns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from app.schemas.base import Schema
+from conversation import ConversationInfo, MessageInfo
+
+
+class ConversationCreate(Schema):
+    title: str | None = Field(default=None, max_length=200)
+
+
+class ConversationOut(Schema):
+    id: str
+    title: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, info: ConversationInfo) -> ConversationOut:
+        return cls(
+            id=info.id, title=info.title, created_at=info.created_at, updated_at=info.updated_at
+        )
+
+
+class ConversationPageOut(Schema):
+    data: list[ConversationOut]
+    next_cursor: str | None
+
+
+class MessageOut(Schema):
+    id: str
+    conversation_id: str
+    role: str
+    content: str
+    status: str
+    finish_reason: str | None
+    model: str | None
+    model_version: str | None
+    sources: list[dict[str, Any]]
+    citations: list[dict[str, Any]]
+    usage: dict[str, Any]
+    timings: dict[str, Any]
+    error: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, info: MessageInfo) -> MessageOut:
+        return cls(
+            id=info.id,
+            conversation_id=info.conversation_id,
+            role=info.role,
+            content=info.content,
+            status=info.status,
+            finish_reason=info.finish_reason,
+            model=info.model,
+            model_version=info.model_version,
+            sources=list(info.sources or []),
+            citations=list(info.citations or []),
+            usage=dict(info.usage or {}),
+            timings=dict(info.timings or {}),
+            error=info.error,
+            created_at=info.created_at,
+        )
+
+
+class ConversationDetail(ConversationOut):
+    messages: list[MessageOut]
+
+
+class ChatOptions(Schema):
+    """Per-turn knobs; every field is optional and bounded."""
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    stop: list[Annotated[str, Field(min_length=1, max_length=32)]] | None = Field(
+        default=None, max_length=4
+    )
+    retrieval_k: int | None = Field(default=None, ge=0, le=20)
+    collection: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class ChatRequest(Schema):
+    content: str = Field(min_length=1)
+    options: ChatOptions | None = None
+
+
+class ChatResponse(Schema):
+    conversation_id: str
+    message: MessageOut

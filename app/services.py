@@ -1,0 +1,118 @@
+"""The composition root: every service of a running ragserve, opened and closed together."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.pipeline import PipelineConfig, TurnPipeline
+from app.settings import Settings
+from conversation import (
+    ApiKeyService,
+    ConversationService,
+    FeedbackService,
+    TenantService,
+    create_engine,
+    session_factory,
+)
+from inference import Engine, LocalEngine
+from retrieval import QdrantVectorStore, RetrievalService, SentenceTransformerEmbedder
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    tenants: TenantService
+    api_keys: ApiKeyService
+    conversations: ConversationService
+    feedback: FeedbackService
+    retrieval: RetrievalService
+    engine: Engine | None
+    pipeline: TurnPipeline | None
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
+        await self.retrieval.close()
+        await self.db.dispose()
+
+
+async def open_services(settings: Settings, *, with_engine: bool = True) -> Services:
+    """Open the database, the vector store and the models.
+
+    Args:
+        settings: The configuration.
+        with_engine: Load the generator too (the CLI's ``ingest`` needs no generator).
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = create_engine(settings.database_url, echo=settings.database.echo)
+    sessions = session_factory(db)
+    embedder = await asyncio.to_thread(
+        SentenceTransformerEmbedder,
+        settings.embedding.model_path,
+        settings.embedding.device,
+        settings.embedding.batch_size,
+    )
+    store = QdrantVectorStore(
+        url=settings.qdrant.url,
+        path=None if settings.qdrant.url else str(settings.qdrant_path),
+        api_key=settings.qdrant.api_key,
+        collection_name=settings.qdrant.collection,
+    )
+    retrieval = RetrievalService(
+        sessions,
+        embedder,
+        store,
+        chunk_tokens=settings.retrieval.chunk_tokens,
+        chunk_overlap=settings.retrieval.chunk_overlap,
+    )
+    await retrieval.start()
+    conversations = ConversationService(sessions)
+    engine: Engine | None = None
+    pipeline: TurnPipeline | None = None
+    if with_engine:
+        gen = settings.generation
+        engine = LocalEngine(
+            model_path=gen.model_path,
+            cache_dir=settings.model_cache_dir,
+            dtype=gen.dtype,
+            device=gen.device,
+            max_waiting=gen.max_waiting,
+            threads=gen.threads,
+        )
+        await engine.start()
+        pipeline = TurnPipeline(
+            conversations,
+            retrieval,
+            engine,
+            PipelineConfig(
+                top_k=settings.retrieval.top_k,
+                score_floor=settings.retrieval.score_floor,
+                history_token_budget=gen.history_token_budget,
+                context_token_budget=gen.context_token_budget,
+                default_max_tokens=gen.max_tokens,
+                max_tokens_limit=gen.max_tokens_limit,
+                max_message_chars=settings.server.max_message_chars,
+                temperature=gen.temperature,
+            ),
+        )
+    log.info("services_open", database=db.url.render_as_string(hide_password=True))
+    return Services(
+        settings=settings,
+        db=db,
+        sessions=sessions,
+        tenants=TenantService(sessions),
+        api_keys=ApiKeyService(sessions),
+        conversations=conversations,
+        feedback=FeedbackService(sessions),
+        retrieval=retrieval,
+        engine=engine,
+        pipeline=pipeline,
+    )

@@ -1,0 +1,144 @@
+"""Typed settings, one section per concern, read from ``RAGSERVE_*`` variables.
+
+Every section is its own ``BaseSettings`` with a prefix, so a variable's name says
+where it lands: ``RAGSERVE_DATABASE_URL`` is ``Settings.database.url``. Nothing
+else in ragserve reads the environment; ``get_settings()`` is the one loader.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    """Interface ``ragserve serve`` binds to."""
+    port: int = 8000
+    """Port ``ragserve serve`` listens on."""
+    max_body_bytes: int = 10 * 1024 * 1024
+    """Largest request body accepted (uploads included); larger gets 413."""
+    max_message_chars: int = 8000
+    """Longest user message accepted, in characters; longer gets 422."""
+    ws_init_timeout_s: float = 10.0
+    """Seconds a WebSocket may wait before ``connection_init``; then it is closed 4408."""
+    ws_max_turns: int = 4
+    """Turns one WebSocket may run at once; more get an ``error`` with code ``too_many_turns``."""
+    ws_max_message_bytes: int = 64 * 1024
+    """Largest WebSocket frame accepted; larger closes the socket with 4400."""
+    log_level: str = "info"
+    """Level of the structured logs."""
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_DATABASE_", extra="ignore")
+
+    url: str | None = None
+    """SQLAlchemy URL; default a SQLite file in the data dir (``postgresql+asyncpg://...``)."""
+    echo: bool = False
+    """Log every SQL statement (debugging only)."""
+
+
+class QdrantSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_QDRANT_", extra="ignore")
+
+    url: str | None = None
+    """Qdrant server URL; unset means local mode in the data dir (one process owns it)."""
+    api_key: str | None = None
+    """API key for a Qdrant server."""
+    collection: str = "ragserve_chunks"
+    """Qdrant collection holding every tenant's chunks."""
+
+
+class EmbeddingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_EMBEDDING_", extra="ignore")
+
+    model_path: str | None = None
+    """A local sentence-transformers folder; unset means the packaged all-MiniLM-L6-v2."""
+    device: str = "cpu"
+    """Torch device for the embedder."""
+    batch_size: int = 32
+    """Chunks embedded per model call at ingestion."""
+
+
+class RetrievalSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_RETRIEVAL_", extra="ignore")
+
+    top_k: int = 4
+    """Chunks retrieved per turn."""
+    score_floor: float = 0.2
+    """Chunks scoring below this cosine similarity are not used as sources."""
+    chunk_tokens: int = 200
+    """Chunk size in embedder tokens."""
+    chunk_overlap: int = 40
+    """Tokens shared by neighbouring chunks."""
+    max_upload_files: int = 20
+    """Files accepted in one upload."""
+
+
+class GenerationSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_GENERATION_", extra="ignore")
+
+    model_path: str | None = None
+    """A local Hugging Face model folder; unset means the packaged SmolLM2-135M-Instruct."""
+    dtype: str = "auto"
+    """``auto`` (bf16 where the hardware supports it), ``bfloat16`` or ``float32``."""
+    device: str = "cpu"
+    """Torch device for generation."""
+    max_tokens: int = 256
+    """Default ``max_tokens`` of a turn."""
+    max_tokens_limit: int = 1024
+    """Largest ``max_tokens`` a client may ask for."""
+    max_waiting: int = 64
+    """Requests that may wait for the engine; more get 429."""
+    history_token_budget: int = 600
+    """Tokens of earlier turns put into the prompt."""
+    context_token_budget: int = 1200
+    """Tokens of retrieved sources put into the prompt."""
+    temperature: float = 0.0
+    """Default temperature (0 is greedy)."""
+    threads: int | None = None
+    """Torch intra-op threads; unset leaves torch's default."""
+    cache_dir: Path | None = None
+    """Where the packaged GGUF model is cached as safetensors; default ``<data_dir>/models``."""
+
+
+class Settings(BaseSettings):
+    """All of ragserve's settings."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    """Where the SQLite file, Qdrant's local files and the model cache live."""
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+
+    @property
+    def database_url(self) -> str:
+        """The configured URL, or the default SQLite file under the data dir."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'ragserve.db').resolve()}"
+
+    @property
+    def qdrant_path(self) -> Path:
+        return (self.data_dir / "qdrant").resolve()
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return (self.generation.cache_dir or self.data_dir / "models").resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""The WebSocket chat protocol and its handler."""

@@ -1,0 +1,1 @@
+"""Input and output safety filters (filled by a later issue)."""
