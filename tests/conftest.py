@@ -18,10 +18,15 @@ stays correct when tests run in parallel or leave connections open.
 from __future__ import annotations
 
 import glob
+import os
 import re
 import shutil
+import socket
+import subprocess
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,13 +103,51 @@ def _unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOCAL_HOST, 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _throwaway_server_as_root(tmp: Path) -> Iterator[PgServer]:
+    """A throwaway cluster run by the ``postgres`` system user.
+
+    NOTE: pg_ctl refuses to run as root, so pytest-postgresql cannot start one
+    for a root test run; ``runuser`` runs the same system binaries as ``postgres``.
+    """
+    pg_ctl = _newest_pg_ctl()
+    if pg_ctl is None:
+        raise RuntimeError("no PostgreSQL server answers and no pg_ctl is installed")
+    bindir = Path(pg_ctl).parent
+    tmp.mkdir(parents=True, exist_ok=True)
+    shutil.chown(tmp, user="postgres")
+    datadir, port = tmp / "data", _free_port()
+
+    def as_postgres(*args: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True)
+
+    as_postgres(str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust")
+    options = f"-p {port} -k {tmp} -c listen_addresses={LOCAL_HOST}"
+    as_postgres(pg_ctl, "-D", str(datadir), "-o", options, "-l", str(tmp / "log"), "-w", "start")
+    try:
+        yield PgServer(LOCAL_HOST, port, "postgres", "")
+    finally:
+        as_postgres(pg_ctl, "-D", str(datadir), "-m", "immediate", "stop")
+
+
 @pytest.fixture(scope="session")
-def _pg_server(request: pytest.FixtureRequest) -> PgServer:
+def _pg_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PgServer]:
     if _local_server_answers():
-        return PgServer(LOCAL_HOST, LOCAL_PORT, LOCAL_USER, "")
-    # NOTE: pg_ctl refuses to run as root; a root test run needs the local server.
-    proc = request.getfixturevalue("postgresql_fallback_proc")
-    return PgServer(proc.host, int(proc.port), proc.user, proc.password or "")
+        yield PgServer(LOCAL_HOST, LOCAL_PORT, LOCAL_USER, "")
+    elif os.geteuid() == 0:
+        with _throwaway_server_as_root(Path(tempfile.mkdtemp(prefix="ragserve-pg-"))) as server:
+            yield server
+    else:
+        proc = request.getfixturevalue("postgresql_fallback_proc")
+        yield PgServer(proc.host, int(proc.port), proc.user, proc.password or "")
 
 
 @pytest.fixture(scope="session")
