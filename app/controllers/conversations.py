@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 
 from app.auth import Principal
 from app.errors import ApiError, InternalError, UnavailableError, classify
-from app.pipeline import TurnEvent, TurnFinished, TurnOptions, TurnPipeline, TurnRequest
+from app.pipeline import TurnEvent, TurnFinished, TurnPipeline
 from app.schemas.conversations import (
     ChatRequest,
     ChatResponse,
@@ -32,28 +32,6 @@ def _pipeline(services: Services) -> TurnPipeline:
     if services.pipeline is None:
         raise UnavailableError("Generation is not enabled on this node.")
     return services.pipeline
-
-
-def turn_request(
-    principal: Principal, conversation_id: str | None, data: ChatRequest
-) -> TurnRequest:
-    options = data.options
-    return TurnRequest(
-        tenant_id=principal.tenant_id,
-        conversation_id=conversation_id,
-        content=data.content,
-        options=TurnOptions(
-            max_tokens=options.max_tokens,
-            temperature=options.temperature,
-            top_p=options.top_p,
-            seed=options.seed,
-            stop=tuple(options.stop or ()),
-            retrieval_k=options.retrieval_k,
-            collection=options.collection,
-        )
-        if options
-        else TurnOptions(),
-    )
 
 
 async def _sse(first: TurnEvent, events: AsyncIterator[TurnEvent]) -> AsyncIterator[dict[str, Any]]:
@@ -128,7 +106,7 @@ class ConversationController(Controller):
         data: ChatRequest,
     ) -> Response[Any]:
         """Ask a question: JSON when it is answered, or SSE with ``Accept: text/event-stream``."""
-        events = _pipeline(services).run(turn_request(principal, conversation_id, data))
+        events = _pipeline(services).run(data.to_turn_request(principal.tenant_id, conversation_id))
         # Prime the turn so that "not found", "overloaded" and bad input are plain
         # HTTP errors rather than a stream that fails at once.
         first = await anext(events)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from app.pipeline import TurnOptions, TurnRequest
 from app.schemas.base import Schema
 from conversation import ConversationInfo, MessageInfo
 
@@ -90,6 +91,23 @@ class ChatOptions(Schema):
 class ChatRequest(Schema):
     content: str = Field(min_length=1)
     options: ChatOptions | None = None
+
+    def to_turn_request(self, tenant_id: str, conversation_id: str | None) -> TurnRequest:
+        opts = self.options or ChatOptions()
+        return TurnRequest(
+            tenant_id=tenant_id,
+            conversation_id=conversation_id,
+            content=self.content,
+            options=TurnOptions(
+                max_tokens=opts.max_tokens,
+                temperature=opts.temperature,
+                top_p=opts.top_p,
+                seed=opts.seed,
+                stop=tuple(opts.stop or ()),
+                retrieval_k=opts.retrieval_k,
+                collection=opts.collection,
+            ),
+        )
 
 
 class ChatResponse(Schema):

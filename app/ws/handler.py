@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from app.auth import Principal, authenticate
 from app.errors import ApiError, UnavailableError, classify
-from app.pipeline import TurnOptions, TurnRequest
+from app.pipeline import TurnRequest
 from app.services import Services
 from app.turn_events import error_payload, to_wire
 from app.ws.protocol import (
@@ -148,23 +148,13 @@ class ChatSocket:
         except ValidationError as exc:
             await self._error(message.id, "invalid_request", _reason(exc))
             return
-        options = chat.options
-        request = TurnRequest(
-            tenant_id=self._principal.tenant_id,
-            conversation_id=chat.conversation_id,
-            content=chat.content,
-            options=TurnOptions(
-                max_tokens=options.max_tokens,
-                temperature=options.temperature,
-                top_p=options.top_p,
-                seed=options.seed,
-                stop=tuple(options.stop or ()),
-                retrieval_k=options.retrieval_k,
-                collection=options.collection,
+        engine = self._services.engine
+        if chat.model is not None and engine is not None and chat.model != engine.model_name:
+            await self._error(
+                message.id, "model_not_found", f"This node serves {engine.model_name!r} only."
             )
-            if options
-            else TurnOptions(),
-        )
+            return
+        request = chat.to_turn_request(self._principal.tenant_id, chat.conversation_id)
         task = asyncio.create_task(self._run_turn(message.id, request))
         self._turns[message.id] = (task, request)
 

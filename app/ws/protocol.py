@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field
 
 from app.schemas.base import Schema
-from app.schemas.conversations import ChatOptions
+from app.schemas.conversations import ChatRequest
 
 MAX_ID_LENGTH = 128
 
@@ -60,11 +60,11 @@ class InitPayload(Schema):
     token: str = Field(min_length=1, max_length=512)
 
 
-class ChatPayload(Schema):
+class ChatPayload(ChatRequest):
+    """A ``chat`` message: a REST chat request plus the conversation it continues."""
+
     conversation_id: str | None = Field(default=None, max_length=64)
-    content: str = Field(min_length=1)
     model: str | None = Field(default=None, max_length=128)
-    options: ChatOptions | None = None
 
 
 def parse_client_message(raw: str | bytes, max_bytes: int) -> ClientMessage:

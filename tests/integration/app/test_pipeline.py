@@ -1,0 +1,112 @@
+"""The turn pipeline over the real services: what is stored however a turn ends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from pathlib import Path
+
+import pytest
+
+from app.pipeline import SourcesFound, TurnFinished, TurnOptions, TurnRequest, TurnStarted
+from app.services import Services, open_services
+from app.settings import Settings
+from conversation import NotFoundError
+from conversation.migrations import upgrade_async
+from inference import TokenEvent
+
+pytestmark = pytest.mark.model
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+async def services(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Services]:
+    data_dir = tmp_path_factory.mktemp("pipeline")
+    settings = Settings(data_dir=data_dir)
+    settings.generation.cache_dir = REPO / ".cache" / "models"
+    settings.generation.dtype = "float32"
+    await upgrade_async(settings.database_url)
+    opened = await open_services(settings)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture(scope="module")
+async def tenant(services: Services) -> str:
+    info = await services.tenants.ensure("pipeline-tenant")
+    await services.retrieval.ingest(
+        info.id,
+        "bees.md",
+        b"Honey bees dance to tell each other where the flowers are.",
+    )
+    return info.id
+
+
+async def test_a_turn_yields_its_events_in_order_and_stores_the_answer(
+    services: Services, tenant: str
+) -> None:
+    assert services.pipeline is not None
+    request = TurnRequest(tenant, None, "Why do bees dance?", TurnOptions(max_tokens=16))
+    events = [e async for e in services.pipeline.run(request)]
+    assert isinstance(events[0], TurnStarted)
+    assert isinstance(events[1], SourcesFound)
+    assert events[1].sources[0].document_name == "bees.md"
+    tokens = [e for e in events if isinstance(e, TokenEvent)]
+    assert tokens
+    finished = events[-1]
+    assert isinstance(finished, TurnFinished)
+    assert finished.message.content == "".join(t.text for t in tokens)
+    assert finished.message.id == request.message_id
+    stored = await services.conversations.messages(tenant, events[0].conversation_id)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[1].timings.keys() >= {"retrieve", "build_prompt", "first_token", "total"}
+
+
+async def test_a_consumer_that_goes_away_leaves_a_cancelled_answer(
+    services: Services, tenant: str
+) -> None:
+    """Guards the SSE-disconnect path: closing the stream still stores the partial answer."""
+    assert services.pipeline is not None
+    request = TurnRequest(tenant, None, "Tell me about bees.", TurnOptions(max_tokens=200))
+    conversation_id = None
+    text = ""
+    async with aclosing(services.pipeline.run(request)) as events:
+        async for event in events:
+            if isinstance(event, TurnStarted):
+                conversation_id = event.conversation_id
+            if isinstance(event, TokenEvent):
+                text = event.text
+                break
+    assert conversation_id is not None
+    answer = (await services.conversations.messages(tenant, conversation_id))[-1]
+    assert answer.status == "cancelled"
+    assert answer.finish_reason == "cancelled"
+    assert answer.content == text
+
+
+async def test_cancel_before_generation_stores_an_empty_cancelled_answer(
+    services: Services, tenant: str
+) -> None:
+    assert services.pipeline is not None
+    request = TurnRequest(tenant, None, "What do bees eat?")
+    events = []
+    async for event in services.pipeline.run(request):
+        events.append(event)
+        if isinstance(event, TurnStarted):
+            await services.pipeline.cancel(request.message_id)
+    finished = events[-1]
+    assert isinstance(finished, TurnFinished)
+    assert finished.message.status == "cancelled"
+    assert finished.message.content == ""
+    assert not any(isinstance(e, TokenEvent) for e in events)
+
+
+async def test_an_unknown_conversation_stores_nothing(services: Services, tenant: str) -> None:
+    assert services.pipeline is not None
+    request = TurnRequest(tenant, "00000000-0000-0000-0000-000000000000", "Hello?")
+    with pytest.raises(NotFoundError):
+        async for _ in services.pipeline.run(request):
+            pass
+    page = await services.conversations.list(tenant, limit=100)
+    assert all(c.id != request.conversation_id for c in page.items)
