@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -87,3 +88,26 @@ def test_feedback_on_an_answer(deployment: Deployment) -> None:
     with deployment.client(deployment.other_key) as other:
         response = other.post(f"/v1/messages/{answer['id']}/feedback", json={"rating": 1})
         assert response.status_code == 404
+
+
+def test_closing_the_sse_stream_cancels_and_stores_the_turn(deployment: Deployment) -> None:
+    with deployment.client() as client:
+        conversation = client.post("/v1/conversations", json={}).json()
+        with client.stream(
+            "POST",
+            f"/v1/conversations/{conversation['id']}/messages",
+            json={"content": "Tell a long tale of the reactor.", "options": {"max_tokens": 400}},
+            headers={"Accept": "text/event-stream"},
+        ) as response:
+            for line in response.iter_lines():
+                if line.startswith("event: token"):
+                    break
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            messages = client.get(f"/v1/conversations/{conversation['id']}").json()["messages"]
+            if len(messages) == 2:
+                break
+            time.sleep(0.2)
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[1]["status"] == "cancelled"
+    assert messages[1]["usage"]["completion_tokens"] < 400
