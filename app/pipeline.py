@@ -52,6 +52,7 @@ class PipelineConfig:
     max_tokens_limit: int = 1024
     max_message_chars: int = 8000
     temperature: float = 0.0
+    repetition_penalty: float = 1.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class TurnOptions:
     top_p: float | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    repetition_penalty: float | None = None
     retrieval_k: int | None = None
     collection: str | None = None
 
@@ -151,6 +153,11 @@ class TurnPipeline:
             top_p=1.0 if opts.top_p is None else opts.top_p,
             stop=opts.stop,
             seed=opts.seed,
+            repetition_penalty=(
+                cfg.repetition_penalty
+                if opts.repetition_penalty is None
+                else opts.repetition_penalty
+            ),
         )
 
     async def cancel(self, message_id: str) -> None:

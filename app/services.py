@@ -101,6 +101,7 @@ async def open_services(settings: Settings, *, with_engine: bool = True) -> Serv
                 max_tokens_limit=gen.max_tokens_limit,
                 max_message_chars=settings.server.max_message_chars,
                 temperature=gen.temperature,
+                repetition_penalty=gen.repetition_penalty,
             ),
         )
     log.info("services_open", database=db.url.render_as_string(hide_password=True))

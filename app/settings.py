@@ -102,6 +102,9 @@ class GenerationSettings(BaseSettings):
     """Tokens of retrieved sources put into the prompt."""
     temperature: float = 0.0
     """Default temperature (0 is greedy)."""
+    repetition_penalty: float = 1.1
+    """Default penalty on tokens the answer already used (1 is none); keeps a small
+    model out of loops without stopping it from quoting its sources."""
     threads: int | None = None
     """Torch intra-op threads; unset leaves torch's default."""
     cache_dir: Path | None = None

@@ -329,6 +329,7 @@ class LocalEngine(Engine):
         stream = OutputStream(loaded.tokenizer, request.prompt_token_ids, params.stop)
         if slot.should_cancel():
             return FinishReason.CANCELLED
+        generated: list[int] = []
         with torch.inference_mode():
             input_ids = torch.tensor([request.prompt_token_ids], device=loaded.device)
             # Only the last position's logits matter; the full [prompt, vocab] matrix
@@ -337,7 +338,8 @@ class LocalEngine(Engine):
             while True:
                 if slot.should_cancel():
                     return FinishReason.CANCELLED
-                token = sample_next(output.logits[0, -1], params, generator)
+                token = sample_next(output.logits[0, -1], params, generator, generated)
+                generated.append(token)
                 slot.completion_tokens += 1
                 if token in self._eos_ids:
                     reason = FinishReason.STOP

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
 import torch
 
@@ -22,6 +23,8 @@ def validate_sampling(params: SamplingParams) -> None:
         raise InvalidRequestError("temperature must not be negative")
     if not 0.0 < params.top_p <= 1.0:
         raise InvalidRequestError("top_p must be in (0, 1]")
+    if not 1.0 <= params.repetition_penalty <= 2.0:
+        raise InvalidRequestError("repetition_penalty must be between 1 and 2")
     if params.top_k < 0:
         raise InvalidRequestError("top_k must not be negative")
     if any(not stop for stop in params.stop):
@@ -67,10 +70,24 @@ def filter_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
     return scores
 
 
+def penalize_repetition(
+    logits: torch.Tensor, previous: Sequence[int], penalty: float
+) -> torch.Tensor:
+    """Hugging Face's repetition penalty over ``previous`` token ids (a copy)."""
+    if penalty == 1.0 or not previous:
+        return logits
+    ids = torch.tensor(sorted(set(previous)), device=logits.device)
+    scores = logits.clone()
+    picked = scores[ids]
+    scores[ids] = torch.where(picked < 0, picked * penalty, picked / penalty)
+    return scores
+
+
 def sample_next(
     logits: torch.Tensor,
     params: SamplingParams,
     generator: torch.Generator | None = None,
+    previous: Sequence[int] = (),
 ) -> int:
     """The id of the next token.
 
@@ -79,10 +96,12 @@ def sample_next(
         params: ``temperature <= 0`` means greedy (argmax).
         generator: The request's generator (see ``make_generator``); required
             for reproducible sampling.
+        previous: The tokens generated so far, for ``repetition_penalty``.
 
     Returns:
         The chosen token id.
     """
+    logits = penalize_repetition(logits, previous, params.repetition_penalty)
     if params.greedy:
         return int(torch.argmax(logits).item())
     probs = torch.softmax(filter_logits(logits, params), dim=-1)

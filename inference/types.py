@@ -21,6 +21,9 @@ class SamplingParams:
 
     ``temperature == 0`` means greedy decoding. ``seed`` makes sampled decoding
     reproducible. ``stop`` strings are never part of the returned text.
+    ``repetition_penalty`` (> 1 discourages) follows Hugging Face's rule but only
+    over the tokens generated so far: a RAG answer should be free to repeat the
+    words of its sources.
     """
 
     max_tokens: int = 256
@@ -29,6 +32,7 @@ class SamplingParams:
     top_k: int = 0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    repetition_penalty: float = 1.0
 
     @property
     def greedy(self) -> bool:

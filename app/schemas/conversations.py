@@ -84,6 +84,7 @@ class ChatOptions(Schema):
     stop: list[Annotated[str, Field(min_length=1, max_length=32)]] | None = Field(
         default=None, max_length=4
     )
+    repetition_penalty: float | None = Field(default=None, ge=1.0, le=2.0)
     retrieval_k: int | None = Field(default=None, ge=0, le=20)
     collection: str | None = Field(default=None, min_length=1, max_length=128)
 
@@ -104,6 +105,7 @@ class ChatRequest(Schema):
                 top_p=opts.top_p,
                 seed=opts.seed,
                 stop=tuple(opts.stop or ()),
+                repetition_penalty=opts.repetition_penalty,
                 retrieval_k=opts.retrieval_k,
                 collection=opts.collection,
             ),

@@ -113,3 +113,24 @@ def test_invalid_parameters_are_rejected(params: SamplingParams) -> None:
 
 def test_valid_parameters_pass() -> None:
     validate_sampling(SamplingParams(max_tokens=1, temperature=0.7, top_p=0.9, top_k=40))
+
+
+def test_repetition_penalty_follows_hugging_face_over_generated_tokens() -> None:
+    """Guards the rule: positive logits are divided, negative ones multiplied."""
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    from inference.sampling import penalize_repetition
+
+    logits = torch.tensor([2.0, -1.0, 0.5, 3.0])
+    ours = penalize_repetition(logits, [0, 1, 1], 1.3)
+    theirs = RepetitionPenaltyLogitsProcessor(1.3)(torch.tensor([[0, 1, 1]]), logits[None].clone())[
+        0
+    ]
+    assert torch.allclose(ours, theirs)
+    assert torch.equal(logits, torch.tensor([2.0, -1.0, 0.5, 3.0]))
+
+
+def test_a_penalty_breaks_a_greedy_tie_towards_a_fresh_token() -> None:
+    logits = torch.tensor([5.0, 4.9, 0.0])
+    assert sample_next(logits, SamplingParams(), previous=[0]) == 0
+    assert sample_next(logits, SamplingParams(repetition_penalty=1.2), previous=[0]) == 1
