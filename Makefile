@@ -39,7 +39,7 @@ test: setup lint
 	$(BIN)/pytest
 
 bench: setup
-	@echo "No benchmark yet: bench/generation.py and bench/retrieval.py come with the engine and retrieval issues."
+	$(BIN)/python -m bench.turn
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
