@@ -18,6 +18,7 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from app.metrics import ERRORS
 from conversation.errors import (
     AuthenticationError,
     ConflictError,
@@ -171,6 +172,7 @@ def _validation_message(exc: ValidationException) -> str:
 def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """Litestar exception handler: every error as ``{"error": {...}}``."""
     error = classify(exc)
+    ERRORS.labels(error.code).inc()
     if error.status_code >= HTTP_500_INTERNAL_SERVER_ERROR and not isinstance(exc, ApiError):
         log.exception("unhandled_error", path=request.url.path, exc_info=exc)
     headers = {}

@@ -22,6 +22,7 @@ from app.controllers.health import HealthController
 from app.dependencies import provide_principal, provide_services
 from app.errors import error_response
 from app.logs import configure_logging
+from app.metrics import latency_middleware, metrics
 from app.services import Services, open_services
 from app.settings import Settings, get_settings
 from app.ws.handler import chat_socket
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             SearchController,
             FeedbackController,
             chat_socket,
+            metrics,
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
@@ -84,9 +86,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         },
         middleware=[
             request_id_middleware,
+            latency_middleware,
             DefineMiddleware(
                 ApiKeyAuthMiddleware,
-                exclude=["^/healthz$", "^/readyz$", "^/schema", "^/v1/ws$"],
+                exclude=["^/healthz$", "^/readyz$", "^/metrics$", "^/schema", "^/v1/ws$"],
             ),
         ],
         exception_handlers={Exception: error_response},

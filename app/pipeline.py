@@ -18,6 +18,7 @@ import structlog
 
 from app.citations import cite
 from app.errors import UnprocessableError
+from app.metrics import observe_turn
 from app.prompt import Source, build_messages, fit_history, fit_sources
 from conversation import ConversationService, MessageInfo, MessageStatus
 from inference import (
@@ -232,6 +233,7 @@ class TurnPipeline:
             stored = await asyncio.shield(
                 self._store_answer(request, conversation.id, "".join(parts), sources, finish, watch)
             )
+            observe_turn(stored.finish_reason, stored.timings)
         yield TurnFinished(stored)
 
     async def _retrieve(self, request: TurnRequest) -> list[Source]:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from app.auth import Principal, authenticate
 from app.errors import ApiError, UnavailableError, classify
+from app.metrics import ERRORS
 from app.pipeline import TurnRequest
 from app.services import Services
 from app.turn_events import error_payload, to_wire
@@ -167,12 +168,15 @@ class ChatSocket:
         except _Closed:
             pass
         except Exception as exc:
+            error = classify(exc)
+            ERRORS.labels(error.code).inc()
             with contextlib.suppress(_Closed):
-                await self._send(ServerType.ERROR, turn_id, error_payload(classify(exc)))
+                await self._send(ServerType.ERROR, turn_id, error_payload(error))
         finally:
             self._turns.pop(turn_id, None)
 
     async def _error(self, turn_id: str | None, code: str, message: str) -> None:
+        ERRORS.labels(code).inc()
         await self._send(ServerType.ERROR, turn_id, {"code": code, "message": message})
 
     def _pipeline(self) -> Any:

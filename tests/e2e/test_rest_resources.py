@@ -165,3 +165,19 @@ def test_health_and_readiness(deployment: Deployment) -> None:
         ready = client.get("/readyz").json()
         assert ready["status"] == "ready"
         assert set(ready["checks"]) == {"database", "vector_store", "engine"}
+
+
+def test_metrics_are_exported_in_prometheus_format(deployment: Deployment) -> None:
+    with deployment.client() as client:
+        client.get("/v1/conversations/not-a-real-id")
+        conversation = client.post("/v1/conversations", json={}).json()
+        client.post(
+            f"/v1/conversations/{conversation['id']}/messages",
+            json={"content": "Hi", "options": {"max_tokens": 2}},
+        )
+        body = client.get("/metrics", headers={"Authorization": ""}).text
+    assert 'ragserve:errors_total{code="not_found"}' in body
+    assert "ragserve:http_request_duration_seconds_bucket" in body
+    assert 'route="/v1/conversations/{conversation_id}"' in body
+    assert 'ragserve:turn_stage_duration_seconds_count{stage="retrieve"}' in body
+    assert 'ragserve:turns_total{finish_reason="length"}' in body
