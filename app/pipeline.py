@@ -175,6 +175,8 @@ class TurnPipeline:
         stops iterating or calls ``cancel``).
         """
         sampling = self.validate(request)
+        # Refuse an overloaded turn before anything is stored (429, Retry-After).
+        self._engine.check_capacity()
         watch = _Stopwatch()
         tenant, message_id = request.tenant_id, request.message_id
         if request.conversation_id is None:

@@ -18,7 +18,7 @@ from conversation import (
     create_engine,
     session_factory,
 )
-from inference import Engine, LocalEngine
+from inference import BatchingEngine, Engine, LocalEngine
 from retrieval import QdrantVectorStore, RetrievalService, SentenceTransformerEmbedder
 
 log = structlog.get_logger(__name__)
@@ -42,6 +42,33 @@ class Services:
             await self.engine.stop()
         await self.retrieval.close()
         await self.db.dispose()
+
+
+def build_engine(settings: Settings) -> Engine:
+    """The configured engine, not yet started."""
+    gen = settings.generation
+    if gen.engine == "sequential":
+        return LocalEngine(
+            model_path=gen.model_path,
+            cache_dir=settings.model_cache_dir,
+            dtype=gen.dtype,
+            device=gen.device,
+            max_waiting=gen.max_waiting,
+            threads=gen.threads,
+        )
+    return BatchingEngine(
+        model_path=gen.model_path,
+        cache_dir=settings.model_cache_dir,
+        dtype=gen.dtype,
+        device=gen.device,
+        threads=gen.threads,
+        max_running=gen.max_running,
+        max_waiting=gen.max_waiting,
+        max_waiting_tokens=gen.max_waiting_tokens,
+        prefill_chunk_tokens=gen.prefill_chunk_tokens,
+        max_seq_len=gen.max_seq_len,
+        prefix_cache_bytes=gen.prefix_cache_mb << 20,
+    )
 
 
 async def open_services(settings: Settings, *, with_engine: bool = True) -> Services:
@@ -79,14 +106,7 @@ async def open_services(settings: Settings, *, with_engine: bool = True) -> Serv
     pipeline: TurnPipeline | None = None
     if with_engine:
         gen = settings.generation
-        engine = LocalEngine(
-            model_path=gen.model_path,
-            cache_dir=settings.model_cache_dir,
-            dtype=gen.dtype,
-            device=gen.device,
-            max_waiting=gen.max_waiting,
-            threads=gen.threads,
-        )
+        engine = build_engine(settings)
         await engine.start()
         pipeline = TurnPipeline(
             conversations,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,8 +95,22 @@ class GenerationSettings(BaseSettings):
     """Default ``max_tokens`` of a turn."""
     max_tokens_limit: int = 1024
     """Largest ``max_tokens`` a client may ask for."""
-    max_waiting: int = 64
-    """Requests that may wait for the engine; more get 429."""
+    engine: Literal["batching", "sequential"] = "batching"
+    """``batching``: continuous batching (many requests share each forward pass);
+    ``sequential``: one request at a time (a baseline, and for debugging)."""
+    max_running: int = 32
+    """Sequences the batching engine decodes together (its batch slots)."""
+    max_waiting: int = 256
+    """Requests that may wait for a slot; more get 429 with Retry-After."""
+    max_waiting_tokens: int = 262_144
+    """Prompt tokens that may wait for a slot; more get 429 with Retry-After."""
+    prefill_chunk_tokens: int = 256
+    """Prompt tokens prefilled per engine step, so a long prompt never stalls the
+    decoding of the others for longer than one chunk."""
+    max_seq_len: int = 2048
+    """Longest sequence (prompt plus answer) a batch slot holds."""
+    prefix_cache_mb: int = 256
+    """Memory for the KV state of shared prompt prefixes (0 turns the cache off)."""
     history_token_budget: int = 600
     """Tokens of earlier turns put into the prompt."""
     context_token_budget: int = 1200

@@ -1,5 +1,6 @@
 """Text generation: model loading, the engine interface and its in-process implementation."""
 
+from inference.batching_engine import BatchingEngine
 from inference.engine import Engine
 from inference.errors import (
     EngineOverloadedError,
@@ -21,6 +22,7 @@ from inference.types import (
 )
 
 __all__ = [
+    "BatchingEngine",
     "ChatMessage",
     "Engine",
     "EngineOverloadedError",

@@ -41,6 +41,13 @@ class Engine(ABC):
         Unknown ids are ignored.
         """
 
+    def check_capacity(self) -> None:  # noqa: B027 (optional hook: no queue, no refusal)
+        """Raise ``EngineOverloadedError`` when a new request would be refused now.
+
+        Lets a caller refuse a turn before it stores anything; ``generate`` still
+        makes the final decision. Engines without a bounded queue never refuse.
+        """
+
     @abstractmethod
     async def check_health(self) -> None:
         """Raise ``EngineUnavailableError`` unless the engine can serve."""

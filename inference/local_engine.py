@@ -13,24 +13,28 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from inference.detokenizer import OutputStream
 from inference.engine import Engine
+from inference.engine_support import (
+    check_request,
+    context_limit,
+    eos_token_ids,
+    render_chat,
+    stream_events,
+)
 from inference.errors import (
     EngineOverloadedError,
     EngineUnavailableError,
     InvalidRequestError,
-    ModelLoadError,
 )
 from inference.loader import LoadedModel, load_model
 from inference.request_slot import RequestSlot
-from inference.sampling import make_generator, sample_next, validate_sampling
+from inference.sampling import make_generator, sample_next
 from inference.types import (
     ChatMessage,
-    FinishEvent,
     FinishReason,
     GenerationEvent,
     GenerationRequest,
@@ -144,21 +148,9 @@ class LocalEngine(Engine):
             self._worker.start()
 
     def _adopt(self, loaded: LoadedModel) -> None:
-        config = loaded.model.config
-        limit = int(getattr(config, "max_position_embeddings", 0) or 0)
-        if self._max_context_tokens is not None:
-            limit = min(limit, self._max_context_tokens) if limit else self._max_context_tokens
-        if limit <= 0:
-            raise ModelLoadError("the model declares no context length; set max_context_tokens")
-        eos: set[int] = set()
-        for source in (loaded.tokenizer.eos_token_id, loaded.model.generation_config.eos_token_id):
-            if isinstance(source, int):
-                eos.add(source)
-            elif source is not None:
-                eos.update(int(i) for i in source)
+        self._context_limit = context_limit(loaded, self._max_context_tokens)
+        self._eos_ids = eos_token_ids(loaded)
         self._loaded = loaded
-        self._context_limit = limit
-        self._eos_ids = frozenset(eos)
         self.model_name = loaded.name
         self.model_version = loaded.version
 
@@ -188,21 +180,7 @@ class LocalEngine(Engine):
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
         """Token ids of ``messages`` in the chat template, ending where the reply starts."""
-        rendered: Any = self.loaded.tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages],
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=False,
-        )
-        # NOTE: transformers versions disagree on the return type (list, BatchEncoding,
-        # or a batch of one); accept all of them.
-        if not isinstance(rendered, list) and hasattr(rendered, "keys"):
-            rendered = rendered["input_ids"]
-        if hasattr(rendered, "tolist"):
-            rendered = rendered.tolist()
-        if rendered and isinstance(rendered[0], list):
-            rendered = rendered[0]
-        return [int(i) for i in rendered]
+        return render_chat(self.loaded.tokenizer, messages)
 
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` takes, without special tokens."""
@@ -223,15 +201,8 @@ class LocalEngine(Engine):
             InvalidRequestError: Bad parameters or too long for the context.
         """
         slot = self._submit(request)
-        try:
-            while True:
-                event = await slot.events.get()
-                yield event
-                if isinstance(event, FinishEvent):
-                    return
-        finally:
-            if not slot.finished:
-                self._cancel(slot)
+        async for event in stream_events(slot, self._cancel):
+            yield event
 
     async def abort(self, request_id: str) -> None:
         """Cancel a waiting or running request; unknown ids are ignored."""
@@ -243,31 +214,29 @@ class LocalEngine(Engine):
     def _submit(self, request: GenerationRequest) -> RequestSlot:
         if self._loaded is None:
             raise EngineUnavailableError("the engine is not started")
-        validate_sampling(request.sampling)
-        prompt_len = len(request.prompt_token_ids)
-        if prompt_len == 0:
-            raise InvalidRequestError("the prompt is empty")
-        needed = prompt_len + request.sampling.max_tokens
-        if needed > self._context_limit:
-            raise InvalidRequestError(
-                f"prompt ({prompt_len} tokens) plus max_tokens "
-                f"({request.sampling.max_tokens}) exceeds the context limit "
-                f"of {self._context_limit} tokens"
-            )
+        check_request(request, self._context_limit)
         slot = RequestSlot(request=request, loop=asyncio.get_running_loop())
         with self._cond:
             if self._stopping or self._worker is None or not self._worker.is_alive():
                 raise EngineUnavailableError("the engine is not running")
             if request.request_id in self._slots:
                 raise InvalidRequestError(f"request id {request.request_id!r} is already active")
-            if len(self._waiting) >= self._max_waiting:
-                raise EngineOverloadedError(
-                    f"{len(self._waiting)} requests are already waiting", retry_after=1.0
-                )
+            self._check_room()
             self._waiting.append(slot)
             self._slots[request.request_id] = slot
             self._cond.notify()
         return slot
+
+    def check_capacity(self) -> None:
+        with self._cond:
+            self._check_room()
+
+    def _check_room(self) -> None:
+        """Raise ``EngineOverloadedError`` when the queue is full; hold ``_cond``."""
+        if len(self._waiting) >= self._max_waiting:
+            raise EngineOverloadedError(
+                f"{len(self._waiting)} requests are already waiting", retry_after=1.0
+            )
 
     def _cancel(self, slot: RequestSlot) -> None:
         """Abort ``slot``: a waiting one ends now, a running one at the worker's next step."""

@@ -8,12 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from app.pipeline import SourcesFound, TurnFinished, TurnOptions, TurnRequest, TurnStarted
+from app.pipeline import (
+    PipelineConfig,
+    SourcesFound,
+    TurnFinished,
+    TurnOptions,
+    TurnPipeline,
+    TurnRequest,
+    TurnStarted,
+)
 from app.services import Services, open_services
 from app.settings import Settings
 from conversation import NotFoundError
 from conversation.migrations import upgrade_async
-from inference import TokenEvent
+from inference import BatchingEngine, EngineOverloadedError, TokenEvent
 
 pytestmark = pytest.mark.model
 
@@ -110,3 +118,26 @@ async def test_an_unknown_conversation_stores_nothing(services: Services, tenant
             pass
     page = await services.conversations.list(tenant, limit=100)
     assert all(c.id != request.conversation_id for c in page.items)
+
+
+async def test_an_overloaded_engine_refuses_the_turn_before_anything_is_stored(
+    services: Services, tenant: str
+) -> None:
+    """Guards the 429 path: a full queue must not leave a stored question behind."""
+    engine = BatchingEngine(
+        cache_dir=REPO / ".cache" / "models", dtype="float32", max_waiting=0, max_running=1
+    )
+    await engine.start()
+    try:
+        pipeline = TurnPipeline(
+            services.conversations, services.retrieval, engine, PipelineConfig()
+        )
+        before = await services.conversations.list(tenant, limit=100)
+        with pytest.raises(EngineOverloadedError) as refused:
+            async for _ in pipeline.run(TurnRequest(tenant, None, "Anyone there?")):
+                pass
+        assert refused.value.retry_after >= 1
+        after = await services.conversations.list(tenant, limit=100)
+        assert [c.id for c in after.items] == [c.id for c in before.items]
+    finally:
+        await engine.stop()

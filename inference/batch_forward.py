@@ -1,0 +1,257 @@
+"""One forward pass over many sequences at once, for Llama-family models.
+
+Every token of a step (one per decoding sequence, plus the prefill chunks) goes
+through the linear layers together as one ``[tokens, hidden]`` matrix, which is
+where batching pays; attention reads each sequence's keys and values from the
+slot-based ``KVCache``.
+
+The op order and dtypes mirror Hugging Face's ``modeling_llama`` (RMSNorm in
+float32, rotary embeddings from the model's own ``rotary_emb``), so float32 greedy
+decoding gives the same tokens as ``model.generate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from inference.errors import ModelLoadError
+from inference.kv_cache import KVCache
+
+_SUPPORTED_MODEL_TYPES = frozenset({"llama"})
+
+
+@dataclass(frozen=True, slots=True)
+class PrefillChunk:
+    """``length`` prompt tokens of the sequence in ``slot``, from position ``start``."""
+
+    slot: int
+    start: int
+    length: int
+
+
+@dataclass(slots=True)
+class StepBatch:
+    """The tokens of one engine step, flattened: decode tokens first, then prefill chunks.
+
+    Attributes:
+        token_ids: One id per row.
+        positions: Each row's position in its sequence.
+        decode_slots: The slot of each decode row (rows ``0 .. len - 1``).
+        prefills: The prefill chunks, in row order after the decode rows.
+        logit_rows: The rows whose next-token logits are wanted, in output order.
+    """
+
+    token_ids: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    decode_slots: list[int] = field(default_factory=list)
+    prefills: list[PrefillChunk] = field(default_factory=list)
+    logit_rows: list[int] = field(default_factory=list)
+
+    def add_decode(self, slot: int, token_id: int, position: int) -> int:
+        """Add a decode row (before any prefill chunk); return its row index."""
+        if self.prefills:
+            raise ValueError("decode rows must come before prefill chunks")
+        self.token_ids.append(token_id)
+        self.positions.append(position)
+        self.decode_slots.append(slot)
+        return len(self.token_ids) - 1
+
+    def add_prefill(self, slot: int, token_ids: list[int], start: int) -> int:
+        """Add a prefill chunk; return the row index of its last token."""
+        self.token_ids.extend(token_ids)
+        self.positions.extend(range(start, start + len(token_ids)))
+        self.prefills.append(PrefillChunk(slot, start, len(token_ids)))
+        return len(self.token_ids) - 1
+
+
+def check_supported(config: Any) -> None:
+    """Raise ``ModelLoadError`` unless ``config`` is a Llama-family model this pass runs."""
+    model_type = getattr(config, "model_type", None)
+    if model_type not in _SUPPORTED_MODEL_TYPES:
+        raise ModelLoadError(
+            f"the batching engine runs Llama-family models only, not {model_type!r}"
+        )
+    if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
+        raise ModelLoadError("the batching engine does not support attention or MLP biases")
+    if getattr(config, "hidden_act", "silu") != "silu":
+        raise ModelLoadError(f"unsupported activation {config.hidden_act!r}")
+    if getattr(config, "pretraining_tp", 1) != 1:
+        raise ModelLoadError("pretraining_tp > 1 is not supported")
+
+
+class LlamaBatchForward:
+    """Runs a loaded Hugging Face Llama model's weights over a ``StepBatch``.
+
+    Args:
+        model: A ``LlamaForCausalLM`` (eval mode).
+        cache: Where keys and values live; sized for this model.
+
+    Raises:
+        ModelLoadError: The model is not a supported Llama-family model.
+    """
+
+    def __init__(self, model: Any, cache: KVCache) -> None:
+        config = model.config
+        check_supported(config)
+        self._model = model
+        self._cache = cache
+        self._layers = list(model.model.layers)
+        self._heads = int(config.num_attention_heads)
+        self._kv_heads = int(config.num_key_value_heads)
+        self._rep = self._heads // self._kv_heads
+        self._head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // self._heads)
+        self._scale = self._head_dim**-0.5
+        self._eps = float(config.rms_norm_eps)
+        self._device = next(model.parameters()).device
+
+    @staticmethod
+    def cache_geometry(model: Any) -> tuple[int, int, int]:
+        """``(layers, kv_heads, head_dim)`` of ``model``, to size a ``KVCache``."""
+        config = model.config
+        check_supported(config)
+        heads = int(config.num_attention_heads)
+        head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
+        return int(config.num_hidden_layers), int(config.num_key_value_heads), head_dim
+
+    def _rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        h = x.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self._eps)
+        return weight * h.to(dtype)
+
+    @staticmethod
+    def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2
+        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        return (x * cos) + (rotated * sin)
+
+    @torch.inference_mode()
+    def forward(self, batch: StepBatch) -> torch.Tensor:
+        """Run one step: write every row's keys and values, return the wanted logits.
+
+        Returns:
+            ``[len(batch.logit_rows), vocab]`` float32 logits.
+        """
+        device = self._device
+        cache = self._cache
+        ids = torch.tensor(batch.token_ids, device=device)
+        positions = torch.tensor(batch.positions, device=device)
+        row_slots = list(batch.decode_slots)
+        for chunk in batch.prefills:
+            row_slots.extend([chunk.slot] * chunk.length)
+        slots = torch.tensor(row_slots, device=device)
+        rows = len(batch.token_ids)
+        n_decode = len(batch.decode_slots)
+
+        hidden = self._model.model.embed_tokens(ids)
+        cos, sin = self._model.model.rotary_emb(hidden[None], positions[None])
+        cos, sin = cos[0, :, None, :], sin[0, :, None, :]
+        decode_ctx = self._decode_context(batch) if n_decode else None
+        prefill_masks = [self._causal_mask(c) for c in batch.prefills]
+
+        for index, layer in enumerate(self._layers):
+            attn = layer.self_attn
+            residual = hidden
+            x = self._rms_norm(hidden, layer.input_layernorm.weight)
+            q = F.linear(x, attn.q_proj.weight).view(rows, self._heads, self._head_dim)
+            k = F.linear(x, attn.k_proj.weight).view(rows, self._kv_heads, self._head_dim)
+            v = F.linear(x, attn.v_proj.weight).view(rows, self._kv_heads, self._head_dim)
+            q = self._rotate(q, cos, sin)
+            k = self._rotate(k, cos, sin)
+            layer_keys, layer_values = cache.keys[index], cache.values[index]
+            layer_keys[slots, :, positions] = k.to(layer_keys.dtype)
+            layer_values[slots, :, positions] = v.to(layer_values.dtype)
+
+            out = torch.empty_like(q)
+            if decode_ctx is not None:
+                out[:n_decode] = self._decode_attention(
+                    q[:n_decode], layer_keys, layer_values, decode_ctx
+                )
+            row = n_decode
+            for chunk, mask in zip(batch.prefills, prefill_masks, strict=True):
+                out[row : row + chunk.length] = self._prefill_attention(
+                    q[row : row + chunk.length], layer_keys, layer_values, chunk, mask
+                )
+                row += chunk.length
+            attn_out = F.linear(out.view(rows, -1), attn.o_proj.weight)
+            hidden = residual + attn_out
+
+            residual = hidden
+            x = self._rms_norm(hidden, layer.post_attention_layernorm.weight)
+            mlp = layer.mlp
+            gated = F.silu(F.linear(x, mlp.gate_proj.weight)) * F.linear(x, mlp.up_proj.weight)
+            hidden = residual + F.linear(gated, mlp.down_proj.weight)
+
+        wanted = hidden[torch.tensor(batch.logit_rows, dtype=torch.long, device=device)]
+        wanted = self._rms_norm(wanted, self._model.model.norm.weight)
+        logits: torch.Tensor = self._model.lm_head(wanted)
+        return logits.float()
+
+    # -- attention -------------------------------------------------------------
+
+    def _decode_context(self, batch: StepBatch) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        """What every layer's decode attention shares: slot index, mask, span, length."""
+        device = self._device
+        span = max(batch.decode_slots) + 1
+        length = max(batch.positions[: len(batch.decode_slots)]) + 1
+        # Slots in the span that do not decode this step attend to position 0 only,
+        # so their (discarded) rows never see an all-masked softmax.
+        visible = torch.ones(span, dtype=torch.long, device=device)
+        slot_index = torch.tensor(batch.decode_slots, device=device)
+        visible[slot_index] = (
+            torch.tensor(batch.positions[: len(batch.decode_slots)], device=device) + 1
+        )
+        mask = torch.arange(length, device=device)[None, :] < visible[:, None]
+        return slot_index, mask[:, None, None, :], span, length
+
+    def _decode_attention(
+        self,
+        q: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        ctx: tuple[torch.Tensor, torch.Tensor, int, int],
+    ) -> torch.Tensor:
+        slot_index, mask, span, length = ctx
+        # NOTE: with one query token, the ``rep`` query heads sharing a KV head are
+        # laid out as ``rep`` query rows of that head: GQA without repeating K and V.
+        grouped = q.new_zeros(span, self._kv_heads, self._rep, self._head_dim)
+        grouped[slot_index] = q.view(-1, self._kv_heads, self._rep, self._head_dim)
+        out = F.scaled_dot_product_attention(
+            grouped,
+            keys[:span, :, :length],
+            values[:span, :, :length],
+            attn_mask=mask,
+            scale=self._scale,
+        )
+        return out[slot_index].reshape(-1, self._heads, self._head_dim)
+
+    def _causal_mask(self, chunk: PrefillChunk) -> torch.Tensor:
+        end = chunk.start + chunk.length
+        query_pos = torch.arange(chunk.start, end, device=self._device)
+        mask = torch.arange(end, device=self._device)[None, :] <= query_pos[:, None]
+        return mask.repeat(self._rep, 1)
+
+    def _prefill_attention(
+        self,
+        q: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        chunk: PrefillChunk,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        end = chunk.start + chunk.length
+        n = chunk.length
+        # [n, heads, dim] -> [kv_heads, rep * n, dim]: query rows grouped by KV head.
+        grouped = q.transpose(0, 1).reshape(self._kv_heads, self._rep * n, self._head_dim)
+        out = F.scaled_dot_product_attention(
+            grouped,
+            keys[chunk.slot, :, :end],
+            values[chunk.slot, :, :end],
+            attn_mask=mask,
+            scale=self._scale,
+        )
+        return out.reshape(self._heads, n, self._head_dim).transpose(0, 1)

@@ -1,0 +1,469 @@
+"""The continuous-batching engine (DESIGN.md §6): many requests share every forward pass.
+
+Each step of the worker thread admits waiting requests (round-robin over tenants,
+within the slot and KV-cache budgets), computes a bounded chunk of new prompts,
+runs one decode token for every running sequence in the same forward pass,
+streams each new token to its request and retires finished sequences at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+from functools import partial
+from pathlib import Path
+
+import torch
+from prometheus_client import CollectorRegistry
+
+from inference.batch_forward import LlamaBatchForward, StepBatch
+from inference.detokenizer import OutputStream
+from inference.engine import Engine
+from inference.engine_support import (
+    check_request,
+    context_limit,
+    eos_token_ids,
+    render_chat,
+    stream_events,
+)
+from inference.errors import EngineOverloadedError, EngineUnavailableError, InvalidRequestError
+from inference.kv_cache import KVCache
+from inference.loader import LoadedModel, load_model
+from inference.metrics import engine_metrics
+from inference.prefix_cache import PrefixCache
+from inference.request_slot import RequestSlot
+from inference.sampling import make_generator, sample_next
+from inference.scheduler import Scheduler, Ticket, plan_prefill
+from inference.sequence import Sequence as Seq
+from inference.types import ChatMessage, FinishReason, GenerationEvent, GenerationRequest
+
+logger = logging.getLogger(__name__)
+
+Loader = Callable[[], LoadedModel]
+
+
+class BatchingEngine(Engine):
+    """Generate for many requests at once with iteration-level batching.
+
+    Args:
+        loader: Returns the model to serve; when given, the load parameters below
+            are ignored.
+        model_path: See ``load_model``; ``None`` is the packaged SmolLM2.
+        cache_dir: See ``load_model``.
+        dtype: See ``load_model``.
+        device: See ``load_model``.
+        threads: Intra-op threads for the worker; ``None`` keeps torch's default.
+        max_running: Most sequences in the running batch (KV-cache slots).
+        max_waiting: Most requests waiting to start; more get ``EngineOverloadedError``.
+        max_waiting_tokens: Most prompt tokens waiting, all requests together.
+        prefill_chunk_tokens: Prompt tokens computed per step, all new sequences
+            together: the longest a prompt can stall the others' decoding.
+        max_seq_len: Most tokens (prompt plus ``max_tokens``) per sequence; sizes
+            each KV slot.
+        kv_cache_tokens: KV-cache tokens that running sequences may reserve in all
+            (each reserves prompt plus ``max_tokens``); ``None`` means
+            ``max_running * max_seq_len``.
+        max_context_tokens: Optional further cap on prompt plus ``max_tokens``.
+        prefix_cache_bytes: Bytes of shared-prefix KV blocks kept; 0 disables it.
+        prefix_block_tokens: Tokens per prefix-cache block.
+        registry: Where the metrics go; ``None`` is the default registry.
+    """
+
+    def __init__(
+        self,
+        loader: Loader | None = None,
+        *,
+        model_path: str | None = None,
+        cache_dir: Path = Path("data/models"),
+        dtype: str = "auto",
+        device: str = "cpu",
+        threads: int | None = None,
+        max_running: int = 32,
+        max_waiting: int = 256,
+        max_waiting_tokens: int = 262_144,
+        prefill_chunk_tokens: int = 256,
+        max_seq_len: int = 2048,
+        kv_cache_tokens: int | None = None,
+        max_context_tokens: int | None = None,
+        prefix_cache_bytes: int = 256 << 20,
+        prefix_block_tokens: int = 32,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        if max_running < 1 or prefill_chunk_tokens < 1 or max_seq_len < 2:
+            raise ValueError("max_running, prefill_chunk_tokens and max_seq_len must be positive")
+        self._loader: Loader = loader or partial(
+            load_model, model_path, Path(cache_dir), dtype, device
+        )
+        self._threads = threads
+        self._max_running = max_running
+        self._chunk = prefill_chunk_tokens
+        self._max_seq_len = max_seq_len
+        if kv_cache_tokens is None:
+            kv_cache_tokens = max_running * max_seq_len
+        self._kv_budget = kv_cache_tokens
+        self._max_context_tokens = max_context_tokens
+        self._scheduler: Scheduler[Seq] = Scheduler(max_waiting, max_waiting_tokens)
+        self._prefix = PrefixCache(prefix_block_tokens, prefix_cache_bytes)
+        self._metrics = engine_metrics(registry)
+        self.model_name = ""
+        self.model_version = ""
+        self._loaded: LoadedModel | None = None
+        self._forward: LlamaBatchForward | None = None
+        self._cache: KVCache | None = None
+        self._context_limit = 0
+        self._eos_ids: frozenset[int] = frozenset()
+        self._start_lock = asyncio.Lock()
+        self._cond = threading.Condition()
+        self._slots: dict[str, RequestSlot] = {}
+        self._running: list[Seq] = []
+        self._kv_reserved = 0
+        self._avg_e2e = 1.0
+        self._max_batch_seen = 0
+        self._stopping = False
+        self._worker: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The served model.
+
+        Raises:
+            EngineUnavailableError: ``start`` has not finished.
+        """
+        if self._loaded is None:
+            raise EngineUnavailableError("the engine is not started")
+        return self._loaded
+
+    @property
+    def context_limit(self) -> int:
+        """The most tokens (prompt plus ``max_tokens``) one request may take."""
+        return self._context_limit
+
+    @property
+    def num_waiting(self) -> int:
+        with self._cond:
+            return self._scheduler.num_waiting
+
+    @property
+    def num_running(self) -> int:
+        return len(self._running)
+
+    @property
+    def max_batch_seen(self) -> int:
+        """The most sequences one step has run since start (for tests and benchmarks)."""
+        return self._max_batch_seen
+
+    @property
+    def prefix_cache(self) -> PrefixCache:
+        return self._prefix
+
+    async def start(self) -> None:
+        """Load the model (off the event loop), size the KV cache, start the worker.
+
+        Raises:
+            ModelLoadError: The model cannot be loaded or is not Llama-family.
+        """
+        async with self._start_lock:
+            if self._worker is not None and self._worker.is_alive():
+                return
+            if self._loaded is None:
+                loaded = await asyncio.to_thread(self._loader)
+                await asyncio.to_thread(self._adopt, loaded)
+            with self._cond:
+                self._stopping = False
+            self._worker = threading.Thread(
+                target=self._worker_main, name="ragserve-batching-engine", daemon=True
+            )
+            self._worker.start()
+
+    def _adopt(self, loaded: LoadedModel) -> None:
+        layers, kv_heads, head_dim = LlamaBatchForward.cache_geometry(loaded.model)
+        limit = min(context_limit(loaded, self._max_context_tokens), self._max_seq_len)
+        cache = KVCache(
+            layers, self._max_running, kv_heads, limit, head_dim, loaded.dtype, loaded.device
+        )
+        self._forward = LlamaBatchForward(loaded.model, cache)
+        self._cache = cache
+        self._context_limit = min(limit, self._kv_budget)
+        self._eos_ids = eos_token_ids(loaded)
+        self._loaded = loaded
+        self.model_name = loaded.name
+        self.model_version = loaded.version
+
+    async def stop(self) -> None:
+        """Cancel every request and join the worker thread."""
+        with self._cond:
+            self._stopping = True
+            waiting = self._scheduler.drain()
+            self._cond.notify_all()
+        for seq in waiting:
+            self._release(seq.slot)
+            seq.slot.finish(FinishReason.CANCELLED)
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            await asyncio.to_thread(worker.join)
+        self._prefix.clear()
+
+    async def check_health(self) -> None:
+        """Raise ``EngineUnavailableError`` unless started and the worker is alive."""
+        if self._loaded is None or self._worker is None:
+            raise EngineUnavailableError("the engine is not started")
+        if not self._worker.is_alive():
+            raise EngineUnavailableError("the engine worker has died")
+
+    # -- tokenizer -------------------------------------------------------------
+
+    def render_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """Token ids of ``messages`` in the chat template, ending where the reply starts."""
+        return render_chat(self.loaded.tokenizer, messages)
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes, without special tokens."""
+        return len(self.loaded.tokenizer.encode(text, add_special_tokens=False))
+
+    # -- requests --------------------------------------------------------------
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
+        """Stream the events of ``request``.
+
+        The request is queued when iteration starts, so errors surface on the
+        first ``__anext__``, before any event. Closing the iterator early aborts it.
+
+        Raises:
+            EngineUnavailableError: Not started, or stopping.
+            EngineOverloadedError: The waiting queue is full (requests or tokens).
+            InvalidRequestError: Bad parameters or too long for the context.
+        """
+        slot = self._submit(request)
+        async for event in stream_events(slot, self._cancel):
+            yield event
+
+    async def abort(self, request_id: str) -> None:
+        """Cancel a waiting or running request; unknown ids are ignored."""
+        with self._cond:
+            slot = self._slots.get(request_id)
+        if slot is not None:
+            self._cancel(slot)
+
+    def check_capacity(self) -> None:
+        with self._cond:
+            self._scheduler.check_room(retry_after=self._retry_after())
+
+    def _submit(self, request: GenerationRequest) -> RequestSlot:
+        loaded = self.loaded
+        check_request(request, self._context_limit)
+        params = request.sampling
+        slot = RequestSlot(request=request, loop=asyncio.get_running_loop())
+        seq = Seq(
+            slot=slot,
+            stream=OutputStream(loaded.tokenizer, request.prompt_token_ids, params.stop),
+            generator=None if params.greedy else make_generator(params, loaded.device),
+            kv_tokens=len(request.prompt_token_ids) + params.max_tokens,
+        )
+        ticket = Ticket(
+            key=request.request_id,
+            tenant=request.tenant_id,
+            prompt_tokens=len(request.prompt_token_ids),
+            kv_tokens=seq.kv_tokens,
+            deadline=request.deadline,
+            item=seq,
+        )
+        labels = self._metrics_labels()
+        with self._cond:
+            if self._stopping or self._worker is None or not self._worker.is_alive():
+                raise EngineUnavailableError("the engine is not running")
+            if request.request_id in self._slots:
+                raise InvalidRequestError(f"request id {request.request_id!r} is already active")
+            try:
+                self._scheduler.submit(ticket, retry_after=self._retry_after())
+            except EngineOverloadedError:
+                self._metrics.requests_rejected.labels(*labels).inc()
+                raise
+            self._slots[request.request_id] = slot
+            self._metrics.num_requests_waiting.labels(*labels).set(self._scheduler.num_waiting)
+            self._cond.notify()
+        return slot
+
+    def _retry_after(self) -> float:
+        """A guess at when the queue will have room: queued batches times the mean latency."""
+        batches = self._scheduler.num_waiting / self._max_running + 1.0
+        return round(min(max(self._avg_e2e * batches, 1.0), 60.0), 1)
+
+    def _cancel(self, slot: RequestSlot) -> None:
+        """Abort ``slot``: a waiting one ends now, a running one at the worker's next step."""
+        slot.aborted.set()
+        with self._cond:
+            seq = self._scheduler.remove(slot.request.request_id)
+            self._cond.notify()
+        if seq is not None:
+            self._release(slot)
+            slot.finish(FinishReason.CANCELLED)
+
+    def _release(self, slot: RequestSlot) -> None:
+        with self._cond:
+            if self._slots.get(slot.request.request_id) is slot:
+                del self._slots[slot.request.request_id]
+
+    def _metrics_labels(self) -> tuple[str]:
+        return (self.model_name,)
+
+    # -- worker thread ---------------------------------------------------------
+
+    def _worker_main(self) -> None:
+        if self._threads is not None:
+            torch.set_num_threads(self._threads)
+        try:
+            while True:
+                with self._cond:
+                    while not (self._stopping or self._running or self._scheduler.num_waiting):
+                        self._cond.wait()
+                    if self._stopping:
+                        return
+                    expired = self._scheduler.pop_expired(time.monotonic())
+                    admitted = self._scheduler.admit(
+                        self._max_running - len(self._running),
+                        self._kv_budget - self._kv_reserved,
+                    )
+                for seq in expired:
+                    self._release(seq.slot)
+                    seq.slot.finish(FinishReason.CANCELLED)
+                for seq in admitted:
+                    self._admit(seq)
+                self._step()
+        finally:
+            for seq in list(self._running):
+                self._retire(seq, FinishReason.CANCELLED)
+
+    def _admit(self, seq: Seq) -> None:
+        """Give ``seq`` a KV slot and copy in whatever prefix of its prompt is cached."""
+        assert self._cache is not None
+        seq.kv_slot = self._cache.allocate()
+        self._kv_reserved += seq.kv_tokens
+        self._running.append(seq)
+        prompt = seq.prompt
+        # At least the last prompt token must be computed: its logits give the first token.
+        hashes = self._prefix.block_hashes(prompt, (len(prompt) - 1) // self._prefix.block_size)
+        blocks = self._prefix.match(prompt, hashes)
+        if blocks:
+            self._cache.write(seq.kv_slot, 0, torch.cat(blocks, dim=3))
+            seq.computed = len(blocks) * self._prefix.block_size
+        labels = self._metrics_labels()
+        self._metrics.prompt_tokens.labels(*labels).inc(len(prompt))
+        self._metrics.prefix_cache_queries.labels(*labels).inc(len(prompt))
+        self._metrics.prefix_cache_hits.labels(*labels).inc(seq.computed)
+
+    def _step(self) -> None:
+        """One iteration: drop cancelled sequences, one forward pass, sample, retire."""
+        assert self._forward is not None
+        for seq in list(self._running):
+            if seq.slot.should_cancel():
+                self._retire(seq, FinishReason.CANCELLED)
+        labels = self._metrics_labels()
+        self._metrics.num_requests_running.labels(*labels).set(len(self._running))
+        self._metrics.num_requests_waiting.labels(*labels).set(self._scheduler.num_waiting)
+        if not self._running:
+            return
+        batch = StepBatch()
+        sampled: list[Seq] = []
+        for seq in self._running:
+            if not seq.prefilling:
+                batch.logit_rows.append(
+                    batch.add_decode(seq.kv_slot, seq.generated[-1], seq.next_position)
+                )
+                sampled.append(seq)
+        prefilling = [seq for seq in self._running if seq.prefilling]
+        plan = plan_prefill([len(s.prompt) - s.computed for s in prefilling], self._chunk)
+        completed: list[Seq] = []
+        for seq, take in zip(prefilling, plan, strict=True):
+            if take == 0:
+                continue
+            start = seq.computed
+            row = batch.add_prefill(seq.kv_slot, seq.prompt[start : start + take], start)
+            seq.computed += take
+            if not seq.prefilling:
+                batch.logit_rows.append(row)
+                sampled.append(seq)
+                completed.append(seq)
+        in_step = len(batch.decode_slots) + len(batch.prefills)
+        self._max_batch_seen = max(self._max_batch_seen, in_step)
+        self._metrics.batch_size.labels(*labels).observe(in_step)
+        try:
+            logits = self._forward.forward(batch)
+        except Exception as exc:  # the worker must survive a failing step
+            logger.exception("engine step failed")
+            error = f"{type(exc).__name__}: {exc}"
+            for seq in list(self._running):
+                self._retire(seq, FinishReason.ERROR, error)
+            return
+        for seq in completed:
+            self._remember_prefix(seq)
+        now = time.monotonic()
+        for seq, row in zip(sampled, logits, strict=True):
+            try:
+                reason = self._accept(seq, row, now)
+            except Exception as exc:
+                logger.exception("sampling failed for request %s", seq.slot.request.request_id)
+                self._retire(seq, FinishReason.ERROR, f"{type(exc).__name__}: {exc}")
+                continue
+            if reason is not None:
+                self._retire(seq, reason)
+
+    def _accept(self, seq: Seq, logits: torch.Tensor, now: float) -> FinishReason | None:
+        """Sample and stream ``seq``'s next token; return why it ends, if it does.
+
+        NOTE: an EOS token counts as a completion token (it cost a forward pass,
+        and vLLM counts it too) but is never rendered as text.
+        """
+        slot = seq.slot
+        params = slot.request.sampling
+        token = sample_next(logits, params, seq.generator, seq.generated)
+        seq.generated.append(token)
+        slot.completion_tokens += 1
+        labels = self._metrics_labels()
+        if len(seq.generated) == 1:
+            self._metrics.time_to_first_token.labels(*labels).observe(now - seq.submitted)
+        else:
+            self._metrics.inter_token_latency.labels(*labels).observe(now - seq.last_token_at)
+        seq.last_token_at = now
+        self._metrics.generation_tokens.labels(*labels).inc()
+        if token in self._eos_ids:
+            slot.emit_text(seq.stream.finish())
+            return FinishReason.STOP
+        result = seq.stream.push(token)
+        slot.emit_text(result.text)
+        if result.stopped:
+            return FinishReason.STOP
+        if slot.completion_tokens >= params.max_tokens:
+            slot.emit_text(seq.stream.finish())
+            return FinishReason.LENGTH
+        return None
+
+    def _remember_prefix(self, seq: Seq) -> None:
+        """Put the full prompt blocks of a freshly prefilled ``seq`` into the prefix cache."""
+        assert self._cache is not None
+        if self._prefix.capacity_bytes == 0:
+            return
+        size = self._prefix.block_size
+        for i, key in enumerate(self._prefix.block_hashes(seq.prompt)):
+            if key not in self._prefix:
+                start = i * size
+                block = self._cache.read(seq.kv_slot, start, start + size)
+                self._prefix.insert(key, seq.prompt[start : start + size], block)
+
+    def _retire(self, seq: Seq, reason: FinishReason, error: str | None = None) -> None:
+        """Free ``seq``'s slot and end its stream."""
+        assert self._cache is not None
+        if seq in self._running:
+            self._running.remove(seq)
+            self._cache.release(seq.kv_slot)
+            self._kv_reserved -= seq.kv_tokens
+        elapsed = time.monotonic() - seq.submitted
+        self._avg_e2e = 0.8 * self._avg_e2e + 0.2 * elapsed
+        self._metrics.e2e_request_latency.labels(*self._metrics_labels()).observe(elapsed)
+        # Release the id before the caller hears of the end, so it may reuse it at once.
+        self._release(seq.slot)
+        seq.slot.finish(reason, error)

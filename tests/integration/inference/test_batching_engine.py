@@ -1,0 +1,299 @@
+"""BatchingEngine against the real SmolLM2-135M-Instruct: exactness, control, fairness, cache."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import torch
+from prometheus_client import CollectorRegistry
+
+from inference.batching_engine import BatchingEngine
+from inference.errors import EngineOverloadedError, InvalidRequestError
+from inference.loader import LoadedModel
+from inference.types import (
+    ChatMessage,
+    FinishEvent,
+    FinishReason,
+    GenerationRequest,
+    SamplingParams,
+    TokenEvent,
+)
+
+pytestmark = pytest.mark.model
+
+SYSTEM = (
+    "You are a careful assistant for the ragserve documentation. Answer only from the "
+    "sources below, cite them by number, and say so when they do not contain the answer. "
+    "Source 1: ragserve streams tokens over WebSocket and REST. Source 2: the batching "
+    "engine shares every forward pass between the running requests. Source 3: the prefix "
+    "cache reuses the keys and values of shared prompt prefixes."
+)
+
+
+def _make(
+    loaded: LoadedModel, registry: CollectorRegistry | None = None, **knobs: int
+) -> BatchingEngine:
+    knobs.setdefault("max_seq_len", 1024)
+    return BatchingEngine(lambda: loaded, registry=registry or CollectorRegistry(), **knobs)
+
+
+@pytest.fixture(scope="module")
+async def batching(loaded_fp32: LoadedModel) -> AsyncIterator[BatchingEngine]:
+    """A started engine with a small prefill chunk, so long prompts take several steps."""
+    engine = _make(loaded_fp32, max_running=4, prefill_chunk_tokens=64)
+    await engine.start()
+    yield engine
+    await engine.stop()
+
+
+def _request(
+    engine: BatchingEngine,
+    text: str,
+    system: str | None = None,
+    tenant: str = "",
+    deadline: float | None = None,
+    **sampling: object,
+) -> GenerationRequest:
+    messages = [ChatMessage("system", system)] if system else []
+    messages.append(ChatMessage("user", text))
+    return GenerationRequest(
+        request_id=uuid.uuid4().hex,
+        prompt_token_ids=engine.render_chat(messages),
+        sampling=SamplingParams(**sampling),  # type: ignore[arg-type]
+        tenant_id=tenant,
+        deadline=deadline,
+    )
+
+
+async def _collect(
+    engine: BatchingEngine, request: GenerationRequest, delay: float = 0.0
+) -> tuple[str, FinishEvent]:
+    await asyncio.sleep(delay)
+    tokens: list[TokenEvent] = []
+    finish: FinishEvent | None = None
+    async for event in engine.generate(request):
+        assert finish is None, "no event may follow the FinishEvent"
+        if isinstance(event, TokenEvent):
+            assert event.text
+            tokens.append(event)
+        else:
+            finish = event
+    assert finish is not None
+    assert [t.index for t in tokens] == list(range(len(tokens)))
+    return "".join(t.text for t in tokens), finish
+
+
+async def _eventually(condition: Callable[[], bool], within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+def _hf_greedy(loaded: LoadedModel, prompt_ids: list[int], max_new_tokens: int) -> str:
+    with torch.inference_mode():
+        output = loaded.model.generate(
+            torch.tensor([prompt_ids]),
+            attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+        )
+    text: str = loaded.tokenizer.decode(output[0, len(prompt_ids) :], skip_special_tokens=True)
+    return text
+
+
+def _metric(registry: CollectorRegistry, name: str) -> float:
+    value = registry.get_sample_value(name, {"model_name": "SmolLM2-135M-Instruct"})
+    return value or 0.0
+
+
+async def test_greedy_batch_equals_hf_generate_alone(
+    batching: BatchingEngine, loaded_fp32: LoadedModel
+) -> None:
+    """Guards exactness: batching, chunked prefill and late arrivals change no token."""
+    colors = _request(batching, "List three colors.", max_tokens=12)
+    # A stop string taken from the middle of the reference answer, so it surely appears.
+    stop = _hf_greedy(loaded_fp32, colors.prompt_token_ids, 12).split()[3]
+    cases = [
+        (_request(batching, "What is the capital of France?", max_tokens=12), 0.0),  # EOS early
+        (_request(batching, "Describe a rainy day. " * 30, max_tokens=10), 0.0),  # 5 chunks
+        (_request(batching, "Write a haiku about autumn leaves.", max_tokens=2), 0.0),
+        (_request(batching, "List three colors.", max_tokens=12, stop=(stop,)), 0.5),
+        (_request(batching, "Hi", max_tokens=12), 1.0),  # arrives while others decode
+        (_request(batching, "Explain gravity simply. " * 12, max_tokens=8), 1.5),
+    ]
+    results = await asyncio.gather(*(_collect(batching, r, d) for r, d in cases))
+    for (request, _), (text, finish) in zip(cases, results, strict=True):
+        expected = _hf_greedy(loaded_fp32, request.prompt_token_ids, request.sampling.max_tokens)
+        for stop in request.sampling.stop:
+            expected = expected.split(stop)[0]
+        assert text == expected
+        assert finish.prompt_tokens == len(request.prompt_token_ids)
+    reasons = [finish.reason for _, finish in results]
+    assert reasons[0] == FinishReason.STOP  # EOS within 12 tokens
+    assert reasons[2] == FinishReason.LENGTH
+    assert results[2][1].completion_tokens == 2
+    assert reasons[3] == FinishReason.STOP  # the stop string
+    assert batching.max_batch_seen > 1
+    assert batching.num_running == 0
+
+
+async def test_abort_mid_stream_frees_the_slot_for_a_queued_request(
+    loaded_fp32: LoadedModel,
+) -> None:
+    engine = _make(loaded_fp32, max_running=1)
+    await engine.start()
+    try:
+        long = _request(engine, "Write a long story about a dragon.", max_tokens=200)
+        queued = _request(engine, "Say hello.", max_tokens=3)
+        stream = engine.generate(long)
+        first = await anext(stream)
+        assert isinstance(first, TokenEvent)
+        waiting = asyncio.create_task(_collect(engine, queued))
+        await _eventually(lambda: engine.num_waiting == 1)
+        await engine.abort(long.request_id)
+        events = [event async for event in stream]
+        assert isinstance(events[-1], FinishEvent)
+        assert events[-1].reason == FinishReason.CANCELLED
+        _, finish = await asyncio.wait_for(waiting, 30)
+        assert finish.reason == FinishReason.LENGTH
+        await engine.abort("no-such-request")
+    finally:
+        await engine.stop()
+
+
+async def test_closing_the_stream_early_aborts(batching: BatchingEngine) -> None:
+    stream = batching.generate(_request(batching, "Count to one hundred.", max_tokens=200))
+    assert isinstance(await anext(stream), TokenEvent)
+    await stream.aclose()
+    await _eventually(lambda: batching.num_running == 0)
+
+
+async def test_deadline_cancels_running_and_waiting_requests(batching: BatchingEngine) -> None:
+    past = _request(batching, "Hi", deadline=time.monotonic() - 1, max_tokens=5)
+    _, finish = await _collect(batching, past)
+    assert finish.reason == FinishReason.CANCELLED
+    assert finish.completion_tokens == 0
+    soon = _request(
+        batching, "Write a long essay on rivers.", deadline=time.monotonic() + 1.0, max_tokens=500
+    )
+    _, finish = await asyncio.wait_for(_collect(batching, soon), 30)
+    assert finish.reason == FinishReason.CANCELLED
+    assert 0 < finish.completion_tokens < 500
+
+
+async def test_full_queue_raises_overloaded_with_retry_after(loaded_fp32: LoadedModel) -> None:
+    registry = CollectorRegistry()
+    engine = _make(loaded_fp32, registry, max_running=1, max_waiting=1, max_waiting_tokens=10_000)
+    await engine.start()
+    try:
+        running = engine.generate(_request(engine, "Tell me a story.", max_tokens=100))
+        assert isinstance(await anext(running), TokenEvent)
+        waiting = engine.generate(_request(engine, "Hi", max_tokens=2))
+        waiting_task = asyncio.create_task(anext(waiting))
+        await _eventually(lambda: engine.num_waiting == 1)
+        with pytest.raises(EngineOverloadedError) as info:
+            await anext(engine.generate(_request(engine, "Hi", max_tokens=2)))
+        assert info.value.retry_after > 0
+        assert _metric(registry, "ragserve:requests_rejected_total") == 1
+        await running.aclose()
+        assert isinstance(await asyncio.wait_for(waiting_task, 30), TokenEvent)
+        await waiting.aclose()
+    finally:
+        await engine.stop()
+
+
+async def test_queue_is_bounded_by_prompt_tokens(loaded_fp32: LoadedModel) -> None:
+    engine = _make(loaded_fp32, max_running=1, max_waiting_tokens=40)
+    await engine.start()
+    try:
+        running = engine.generate(_request(engine, "Tell me a story.", max_tokens=100))
+        assert isinstance(await anext(running), TokenEvent)
+        with pytest.raises(EngineOverloadedError):
+            await anext(engine.generate(_request(engine, "Describe the sea. " * 10)))
+        with pytest.raises(InvalidRequestError):
+            await anext(engine.generate(_request(engine, "Hi", max_tokens=5000)))
+        await running.aclose()
+    finally:
+        await engine.stop()
+
+
+async def test_a_flooding_tenant_does_not_starve_another(loaded_fp32: LoadedModel) -> None:
+    """Guards fairness: B's one request finishes before most of A's earlier ones."""
+    engine = _make(loaded_fp32, max_running=1)
+    await engine.start()
+    try:
+        finished: list[str] = []
+
+        async def run(request: GenerationRequest) -> None:
+            await _collect(engine, request)
+            finished.append(request.tenant_id)
+
+        tasks = [
+            asyncio.create_task(run(_request(engine, f"Number {i}?", tenant="A", max_tokens=3)))
+            for i in range(6)
+        ]
+        await _eventually(lambda: engine.num_waiting >= 5)
+        tasks.append(asyncio.create_task(run(_request(engine, "Hi", tenant="B", max_tokens=3))))
+        await asyncio.gather(*tasks)
+        assert finished.index("B") <= 2
+    finally:
+        await engine.stop()
+
+
+async def test_prefix_cache_hit_keeps_output_exact(loaded_fp32: LoadedModel) -> None:
+    registry = CollectorRegistry()
+    engine = _make(loaded_fp32, registry, max_running=2, prefix_block_tokens=16)
+    await engine.start()
+    try:
+        first = _request(engine, "What does the engine share?", system=SYSTEM, max_tokens=8)
+        await _collect(engine, first)
+        assert _metric(registry, "ragserve:prefix_cache_hits_total") == 0
+        second = _request(engine, "What does the cache reuse?", system=SYSTEM, max_tokens=8)
+        text, _ = await _collect(engine, second)
+        hits = _metric(registry, "ragserve:prefix_cache_hits_total")
+        assert hits >= 64
+        queries = _metric(registry, "ragserve:prefix_cache_queries_total")
+        assert queries == len(first.prompt_token_ids) + len(second.prompt_token_ids)
+        assert text == _hf_greedy(loaded_fp32, second.prompt_token_ids, 8)
+        assert _metric(registry, "ragserve:time_to_first_token_seconds_count") == 2
+        assert _metric(registry, "ragserve:generation_tokens_total") >= 2
+    finally:
+        await engine.stop()
+
+
+async def test_seeded_sampling_is_reproducible_in_a_batch(batching: BatchingEngine) -> None:
+    def sampled() -> GenerationRequest:
+        return _request(batching, "Name an animal.", max_tokens=8, temperature=1.0, seed=7)
+
+    first, second, _ = await asyncio.gather(
+        _collect(batching, sampled()),
+        _collect(batching, sampled(), delay=0.3),
+        _collect(batching, _request(batching, "Describe the sea. " * 8, max_tokens=8)),
+    )
+    assert first[0] == second[0]
+
+
+async def test_batches_and_keeps_the_event_loop_responsive(loaded_fp32: LoadedModel) -> None:
+    registry = CollectorRegistry()
+    engine = _make(loaded_fp32, registry, max_running=8)
+    await engine.start()
+    try:
+        requests = [_request(engine, f"Tell me about {i}.", max_tokens=6) for i in range(8)]
+        work = asyncio.gather(*(_collect(engine, r) for r in requests))
+        gaps: list[float] = []
+        while not work.done():
+            before = time.monotonic()
+            await asyncio.sleep(0.005)
+            gaps.append(time.monotonic() - before)
+        await work
+        assert max(gaps) < 0.25
+        assert engine.max_batch_seen == 8
+        assert _metric(registry, "ragserve:batch_size_count") > 0
+        assert _metric(registry, "ragserve:e2e_request_latency_seconds_count") == 8
+    finally:
+        await engine.stop()
