@@ -40,6 +40,7 @@ test: setup lint
 
 bench: setup
 	$(BIN)/python -m bench.turn
+	$(BIN)/python -m bench.generation
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
