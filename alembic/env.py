@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 import conversation.models
 import retrieval.models
+import safety.models
 from conversation.migrations import migration_engine
 
 config = context.config
@@ -24,7 +25,11 @@ if config.config_file_name is not None:
     # NOTE: keep loggers configured by the caller (pytest, the app) alive.
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = [conversation.models.Base.metadata, retrieval.models.Base.metadata]
+target_metadata = [
+    conversation.models.Base.metadata,
+    retrieval.models.Base.metadata,
+    safety.models.Base.metadata,
+]
 
 
 def _database_url() -> str:

@@ -226,7 +226,7 @@ class ConversationService:
             message_id: The id chosen when the turn began (``conversation.new_id()``),
                 so that clients could be told it before generation.
             content: The text produced (so far, for a cancelled or failed turn).
-            status: ``complete``, ``cancelled`` or ``failed``.
+            status: ``complete``, ``cancelled``, ``failed`` or ``refused`` (safety).
             finish_reason: Why generation stopped (``stop``, ``length``, ``cancelled``...).
             model: The model name that answered.
             model_version: The version of that model that answered.

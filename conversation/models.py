@@ -157,7 +157,7 @@ class MessageRow(Base):
     __table_args__ = (
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
         CheckConstraint("role IN ('user', 'assistant', 'system')", name="role"),
-        CheckConstraint("status IN ('complete', 'cancelled', 'failed')", name="status"),
+        CheckConstraint("status IN ('complete', 'cancelled', 'failed', 'refused')", name="status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 Role = Literal["user", "assistant", "system"]
-MessageStatus = Literal["complete", "cancelled", "failed"]
+MessageStatus = Literal["complete", "cancelled", "failed", "refused"]
 
 
 @dataclass(frozen=True, slots=True)

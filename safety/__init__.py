@@ -1,1 +1,51 @@
-"""Input and output safety filters (filled by a later issue)."""
+"""Safety filters: input checks, prompt-injection detection, stream redaction, audit.
+
+The app composes these; nothing here imports another domain package.
+"""
+
+from safety.audit import StoredVerdict, VerdictStore, audit_event
+from safety.injection import InjectionDetector, TextEmbedder
+from safety.input_guard import NEUTRALISED, InputGuard
+from safety.labeling import LabelingQueue, LabelingTask, TaskNotFoundError
+from safety.logs import redact_event, redact_value
+from safety.markup import sanitize_markup
+from safety.models import Base
+from safety.normalize import normalize
+from safety.output_guard import OutputGuard
+from safety.pii import find_pii, redact
+from safety.policy import BlockedTopic, Policy
+from safety.refusal import FINISH_REASON, refusal_pieces, refusal_text
+from safety.stream import StreamRedactor
+from safety.types import Action, Category, GuardResult, Stage, Verdict
+
+__all__ = [
+    "FINISH_REASON",
+    "NEUTRALISED",
+    "Action",
+    "Base",
+    "BlockedTopic",
+    "Category",
+    "GuardResult",
+    "InjectionDetector",
+    "InputGuard",
+    "LabelingQueue",
+    "LabelingTask",
+    "OutputGuard",
+    "Policy",
+    "Stage",
+    "StoredVerdict",
+    "StreamRedactor",
+    "TaskNotFoundError",
+    "TextEmbedder",
+    "Verdict",
+    "VerdictStore",
+    "audit_event",
+    "find_pii",
+    "normalize",
+    "redact",
+    "redact_event",
+    "redact_value",
+    "refusal_pieces",
+    "refusal_text",
+    "sanitize_markup",
+]

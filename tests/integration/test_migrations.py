@@ -10,11 +10,25 @@ from sqlalchemy import Connection, inspect
 
 import conversation.models
 import retrieval.models
+import safety.models
 from conversation.db import create_engine
 from conversation.migrations import downgrade_async, upgrade_async
 
-TABLES = {"tenants", "api_keys", "conversations", "messages", "feedback", "documents"}
-METADATA = [conversation.models.Base.metadata, retrieval.models.Base.metadata]
+TABLES = {
+    "tenants",
+    "api_keys",
+    "conversations",
+    "messages",
+    "feedback",
+    "documents",
+    "safety_verdicts",
+    "labeling_tasks",
+}
+METADATA = [
+    conversation.models.Base.metadata,
+    retrieval.models.Base.metadata,
+    safety.models.Base.metadata,
+]
 
 
 async def _tables(url: str) -> set[str]:

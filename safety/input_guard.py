@@ -1,0 +1,97 @@
+"""The input side of the chain: the user's message and the retrieved chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from safety.injection import InjectionDetector, PatternDetector, SimilarityDetector, TextEmbedder
+from safety.input_checks import TopicMatcher, size_and_characters
+from safety.policy import Policy
+from safety.types import Action, Category, GuardResult, Stage, Verdict
+
+# Shown in place of a neutralised chunk's text: the model sees that something was
+# removed without reading the instructions it carried.
+NEUTRALISED = "[content removed: it contained instructions addressed to the assistant]"
+
+
+class InputGuard:
+    """Runs a tenant's input and retrieval filters.
+
+    Every method is blocking (the similarity layer embeds); async callers use
+    ``asyncio.to_thread``.
+
+    Args:
+        policy: The tenant's policy.
+        embedder: The app's embedding model; ``None`` disables the similarity
+            layers (patterns and keywords still run).
+    """
+
+    def __init__(self, policy: Policy, embedder: TextEmbedder | None = None) -> None:
+        self.policy = policy
+        similarity = (
+            SimilarityDetector(embedder, threshold=policy.similarity_threshold)
+            if embedder is not None
+            else None
+        )
+        self._injection = InjectionDetector(PatternDetector(), similarity)
+        self._topics = TopicMatcher(policy.blocked_topics, embedder)
+
+    def _verdict(
+        self, name: str, stage: Stage, category: Category, score: float, reason: str
+    ) -> Verdict:
+        return Verdict(name, stage, category, self.policy.action_for(category), score, reason)
+
+    def check_input(self, text: str) -> GuardResult:
+        """Judge a user's message; stops at the first refusal."""
+        verdicts: list[Verdict] = []
+        for name in self.policy.input_filters:
+            verdict: Verdict | None = None
+            if name == "size":
+                why = size_and_characters(text, self.policy.max_input_chars)
+                if why:
+                    verdict = self._verdict(name, Stage.INPUT, Category.INVALID_INPUT, 1.0, why)
+            elif name == "injection":
+                found = self._injection.detect(text)
+                if found.score >= self.policy.injection_threshold:
+                    verdict = self._verdict(
+                        name, Stage.INPUT, Category.PROMPT_INJECTION, found.score,
+                        ",".join(found.rules),
+                    )  # fmt: skip
+            elif name == "blocked_topics":
+                topic = self._topics.match(text)
+                if topic is not None:
+                    verdict = self._verdict(
+                        name, Stage.INPUT, Category.BLOCKED_TOPIC, topic[1], f"topic {topic[0]}"
+                    )
+            if verdict is not None and verdict.fired:
+                verdicts.append(verdict)
+                if verdict.action is Action.REFUSE:
+                    break
+        return GuardResult(text, tuple(verdicts))
+
+    def check_chunks(self, chunks: Sequence[str]) -> list[GuardResult]:
+        """Judge retrieved chunks for indirect injection.
+
+        A chunk refused by policy is dropped by the caller (``result.refused``);
+        one to redact comes back with its text replaced by ``NEUTRALISED``.
+        """
+        results = []
+        for chunk in chunks:
+            if "chunk_injection" not in self.policy.retrieval_filters:
+                results.append(GuardResult(chunk))
+                continue
+            found = self._injection.detect(chunk)
+            if found.score < self.policy.injection_threshold:
+                results.append(GuardResult(chunk))
+                continue
+            verdict = Verdict(
+                "chunk_injection",
+                Stage.RETRIEVAL,
+                Category.PROMPT_INJECTION,
+                self.policy.actions.get(Category.PROMPT_INJECTION, Action.REDACT),
+                found.score,
+                ",".join(found.rules),
+            )
+            text = NEUTRALISED if verdict.action is Action.REDACT else chunk
+            results.append(GuardResult(text, (verdict,)))
+        return results

@@ -1,0 +1,138 @@
+"""Undo the obfuscations attackers use to slip past text filters.
+
+``normalize`` folds a text to lowercase ASCII-ish words: NFKC (full-width and
+styled letters), confusable letters from Cyrillic and Greek mapped to the Latin
+ones they imitate, zero-width and bidi controls removed, accents stripped.
+``fold_leet`` also reads digits and symbols as the letters they stand for, and
+``decoded_segments`` finds base64 runs that decode to readable text. Detectors
+scan every variant (see ``variants``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Format characters that render as nothing: zero-width spaces and joiners, word
+# joiner, BOM, soft hyphen, the Mongolian vowel separator, and every bidi control.
+INVISIBLE = frozenset(
+    "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+# NOTE: a hand-picked subset of Unicode's confusables.txt (the letters that pass
+# for Latin ones in common fonts). Transliterators get these wrong on purpose:
+# Cyrillic "р" is "r" to them, but an attacker uses it for "p".
+CONFUSABLES = {
+    # Cyrillic
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o",
+    "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i",
+    "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ɡ": "g", "һ": "h", "ո": "n", "ս": "u",
+    "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p",
+    "С": "c", "Т": "t", "Х": "x", "Ѕ": "s", "І": "i", "Ј": "j", "Ү": "y",
+    # Greek
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
+    "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "Α": "a", "Β": "b", "Ε": "e",
+    "Ζ": "z", "Η": "h", "Ι": "i", "Κ": "k", "Μ": "m", "Ν": "n", "Ο": "o", "Ρ": "p",
+    "Τ": "t", "Υ": "y", "Χ": "x",
+    # Latin look-alikes and punctuation
+    "ı": "i", "ȷ": "j", "ℓ": "l", "ß": "ss", "æ": "ae", "ø": "o", "đ": "d",
+    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
+}  # fmt: skip
+
+LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
+     "@": "a", "$": "s", "!": "i", "|": "l", "+": "t", "€": "e"}
+)  # fmt: skip
+
+_WS = re.compile(r"\s+")
+# Runs of base64 long enough to hide a sentence (24 chars decode to 18 bytes).
+_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/=_-])")
+_LEET_WORD = re.compile(r"\b(?=[a-z0-9@$!|+€]*[a-z])(?=[a-z0-9@$!|+€]*[0-9@$!|+€])[a-z0-9@$!|+€]+")
+_SPACED = re.compile(r"\b(?:[a-z] ){3,}[a-z]\b")
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """The variants of one text that detectors scan.
+
+    Attributes:
+        folded: Lowercase, confusables mapped, invisibles removed, spaces collapsed.
+        leet: ``folded`` with leetspeak read as letters and s p a c e d letters joined.
+        decoded: Normalised texts of the base64 segments that decode to text.
+        invisible_count: Zero-width and bidi characters removed.
+        confusable_count: Letters mapped from other scripts inside Latin words.
+    """
+
+    folded: str
+    leet: str
+    decoded: tuple[str, ...]
+    invisible_count: int
+    confusable_count: int
+
+    def variants(self) -> tuple[str, ...]:
+        """Every distinct form to scan, the plain folded one first."""
+        seen: dict[str, None] = {self.folded: None, self.leet: None}
+        for text in self.decoded:
+            seen[text] = None
+        return tuple(seen)
+
+
+def fold(text: str) -> tuple[str, int, int]:
+    """Lowercase ASCII-ish form of ``text``; also counts invisibles and confusables."""
+    invisible = sum(1 for ch in text if ch in INVISIBLE)
+    text = "".join(ch for ch in text if ch not in INVISIBLE)
+    text = unicodedata.normalize("NFKC", text)
+    confusable = 0
+    out = []
+    for ch in text:
+        mapped = CONFUSABLES.get(ch)
+        if mapped is not None:
+            confusable += 1
+            out.append(mapped)
+        else:
+            out.append(ch)
+    text = unicodedata.normalize("NFKD", "".join(out))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return _WS.sub(" ", text.lower()).strip(), invisible, confusable
+
+
+def fold_leet(folded: str) -> str:
+    """Read leetspeak words (letters mixed with digits or symbols) as letters."""
+    text = _LEET_WORD.sub(lambda m: m.group(0).translate(LEET), folded)
+    return _SPACED.sub(lambda m: m.group(0).replace(" ", ""), text)
+
+
+def decoded_segments(text: str, limit: int = 8) -> tuple[str, ...]:
+    """Texts hidden as base64 (standard or URL-safe) in ``text``, at most ``limit``."""
+    found: list[str] = []
+    for match in _BASE64_RUN.finditer(text):
+        run = match.group(0)
+        padded = run + "=" * (-len(run) % 4)
+        try:
+            raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+            decoded = raw.decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            continue
+        printable = sum(ch.isprintable() or ch.isspace() for ch in decoded)
+        if decoded and printable / len(decoded) > 0.95 and " " in decoded.strip():
+            found.append(decoded)
+        if len(found) >= limit:
+            break
+    return tuple(found)
+
+
+def normalize(text: str) -> Normalized:
+    """All the variants of ``text`` that detectors should scan."""
+    folded, invisible, confusable = fold(text)
+    decoded = tuple(fold(d)[0] for d in decoded_segments(text))
+    return Normalized(
+        folded=folded,
+        leet=fold_leet(folded),
+        decoded=decoded,
+        invisible_count=invisible,
+        confusable_count=confusable,
+    )

@@ -1,0 +1,116 @@
+"""Per-tenant safety policy: which filters run and what each category leads to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from safety.types import Action, Category
+
+INPUT_FILTERS = ("size", "injection", "blocked_topics")
+RETRIEVAL_FILTERS = ("chunk_injection",)
+OUTPUT_FILTERS = ("pii", "markup", "leakage", "harmful")
+
+DEFAULT_ACTIONS: Mapping[Category, Action] = {
+    Category.PROMPT_INJECTION: Action.REFUSE,
+    Category.INVALID_INPUT: Action.REFUSE,
+    Category.BLOCKED_TOPIC: Action.REFUSE,
+    Category.PII: Action.REDACT,
+    Category.SECRET: Action.REDACT,
+    Category.SYSTEM_PROMPT_LEAK: Action.REFUSE,
+    Category.VIOLENCE: Action.FLAG,
+    Category.SELF_HARM: Action.FLAG,
+    Category.WEAPONS: Action.REFUSE,
+    Category.UNSAFE_MARKUP: Action.REDACT,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedTopic:
+    """A subject a tenant does not want discussed.
+
+    Attributes:
+        name: Shown in verdict reasons (never the user's text).
+        keywords: Whole words or phrases; a match on the normalised text fires.
+        examples: Sentences about the topic; with an embedder, a text whose
+            embedding is at least ``threshold`` close to one of them fires.
+        threshold: Cosine similarity for ``examples``.
+    """
+
+    name: str
+    keywords: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
+    threshold: float = 0.6
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What safety does for one tenant.
+
+    Attributes:
+        input_filters: Names of the input filters to run, in order.
+        retrieval_filters: Names of the filters run on retrieved chunks.
+        output_filters: Names of the stream filters on the answer.
+        actions: Action per category; categories not listed use ``DEFAULT_ACTIONS``.
+        blocked_topics: The tenant's forbidden subjects.
+        max_input_chars: Longer messages are refused as invalid input.
+        injection_threshold: Injection score at or above which the category fires.
+        similarity_threshold: Cosine to an attack exemplar that counts as an attack.
+        leak_ngram: Words in a row of the system prompt that count as leaking it.
+    """
+
+    input_filters: tuple[str, ...] = INPUT_FILTERS
+    retrieval_filters: tuple[str, ...] = RETRIEVAL_FILTERS
+    output_filters: tuple[str, ...] = OUTPUT_FILTERS
+    actions: Mapping[Category, Action] = field(default_factory=dict)
+    blocked_topics: tuple[BlockedTopic, ...] = ()
+    max_input_chars: int = 32_000
+    injection_threshold: float = 0.5
+    similarity_threshold: float = 0.62
+    leak_ngram: int = 8
+
+    def action_for(self, category: Category) -> Action:
+        """The action this tenant takes for ``category``."""
+        if category is Category.NONE:
+            return Action.ALLOW
+        return self.actions.get(category, DEFAULT_ACTIONS.get(category, Action.FLAG))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Policy:
+        """Build a policy from settings or a tenant's JSON document.
+
+        Raises:
+            ValueError: An unknown filter, category or action name.
+        """
+        known = {"input_filters": INPUT_FILTERS, "retrieval_filters": RETRIEVAL_FILTERS}
+        known["output_filters"] = OUTPUT_FILTERS
+        kwargs: dict[str, Any] = {}
+        for key, allowed in known.items():
+            if key in data:
+                names = tuple(str(n) for n in data[key])
+                unknown = set(names) - set(allowed)
+                if unknown:
+                    raise ValueError(f"unknown {key}: {sorted(unknown)}")
+                kwargs[key] = names
+        if "actions" in data:
+            kwargs["actions"] = {
+                Category(str(c)): Action(str(a)) for c, a in dict(data["actions"]).items()
+            }
+        if "blocked_topics" in data:
+            kwargs["blocked_topics"] = tuple(
+                BlockedTopic(
+                    name=str(t["name"]),
+                    keywords=tuple(t.get("keywords", ())),
+                    examples=tuple(t.get("examples", ())),
+                    threshold=float(t.get("threshold", 0.6)),
+                )
+                for t in data["blocked_topics"]
+            )
+        for key in ("max_input_chars", "leak_ngram"):
+            if key in data:
+                kwargs[key] = int(data[key])
+        for key in ("injection_threshold", "similarity_threshold"):
+            if key in data:
+                kwargs[key] = float(data[key])
+        return cls(**kwargs)
