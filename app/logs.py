@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from safety import redact_event
+
 
 def configure_logging(level: str = "info", *, json: bool = True) -> None:
     """Route structlog and the standard library's logging to stderr."""
@@ -20,6 +22,8 @@ def configure_logging(level: str = "info", *, json: bool = True) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            # Last before rendering: no email, card, key or other PII reaches a log line.
+            redact_event,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

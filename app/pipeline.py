@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -20,6 +19,16 @@ from app.citations import cite
 from app.errors import UnprocessableError
 from app.metrics import observe_turn
 from app.prompt import Source, build_messages, fit_history, fit_sources
+from app.safety_gate import SafetyGate
+from app.turns import (
+    PipelineConfig,
+    SourcesFound,
+    TurnEvent,
+    TurnFinished,
+    TurnOptions,
+    TurnRequest,
+    TurnStarted,
+)
 from conversation import ConversationService, MessageInfo, MessageStatus
 from inference import (
     ChatMessage,
@@ -31,74 +40,31 @@ from inference import (
     TokenEvent,
 )
 from retrieval import RetrievalService
+from safety import FINISH_REASON as CONTENT_FILTER
+from safety import Category, Verdict, refusal_pieces
+
+__all__ = [
+    "PipelineConfig",
+    "SourcesFound",
+    "TurnEvent",
+    "TurnFinished",
+    "TurnOptions",
+    "TurnPipeline",
+    "TurnRequest",
+    "TurnStarted",
+]
 
 log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 
 _HISTORY_MESSAGES = 20
-_STATUS_BY_FINISH: dict[FinishReason, MessageStatus] = {
+_STATUS_BY_FINISH: dict[str, MessageStatus] = {
     FinishReason.STOP: "complete",
     FinishReason.LENGTH: "complete",
     FinishReason.CANCELLED: "cancelled",
     FinishReason.ERROR: "failed",
+    CONTENT_FILTER: "refused",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineConfig:
-    top_k: int = 4
-    score_floor: float = 0.2
-    history_token_budget: int = 600
-    context_token_budget: int = 1200
-    default_max_tokens: int = 256
-    max_tokens_limit: int = 1024
-    max_message_chars: int = 8000
-    temperature: float = 0.0
-    repetition_penalty: float = 1.1
-
-
-@dataclass(frozen=True, slots=True)
-class TurnOptions:
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    repetition_penalty: float | None = None
-    retrieval_k: int | None = None
-    collection: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TurnRequest:
-    tenant_id: str
-    conversation_id: str | None
-    content: str
-    options: TurnOptions = field(default_factory=TurnOptions)
-    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-
-@dataclass(frozen=True, slots=True)
-class TurnStarted:
-    """The user message is stored; ``message_id`` names the coming answer."""
-
-    conversation_id: str
-    message_id: str
-    user_message_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class SourcesFound:
-    sources: list[Source]
-
-
-@dataclass(frozen=True, slots=True)
-class TurnFinished:
-    """The answer as stored, whatever the ending."""
-
-    message: MessageInfo
-
-
-TurnEvent = TurnStarted | SourcesFound | TokenEvent | TurnFinished
 
 
 class _Stopwatch:
@@ -116,8 +82,29 @@ class _Stopwatch:
         self.timings[stage] = round((time.perf_counter() - since) * 1000, 2)
 
 
+@dataclass
+class _Outcome:
+    """What a turn produced so far; becomes the stored answer."""
+
+    parts: list[str] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    prompt_tokens: int = 0
+    engine_finish: FinishEvent | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+
+    def end(self, reason: str, error: str | None = None) -> None:
+        if self.finish_reason is None:
+            self.finish_reason, self.error = reason, error
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.engine_finish.completion_tokens if self.engine_finish else len(self.parts)
+
+
 class TurnPipeline:
-    """Runs chat turns over the conversation, retrieval and inference services."""
+    """Runs chat turns over the conversation, retrieval, inference and safety services."""
 
     def __init__(
         self,
@@ -125,11 +112,13 @@ class TurnPipeline:
         retrieval: RetrievalService,
         engine: Engine,
         config: PipelineConfig,
+        safety: SafetyGate | None = None,
     ) -> None:
         self._conversations = conversations
         self._retrieval = retrieval
         self._engine = engine
         self._config = config
+        self._safety = safety
         self._cancelled: set[str] = set()
 
     def validate(self, request: TurnRequest) -> SamplingParams:
@@ -172,7 +161,8 @@ class TurnPipeline:
         Raises the domain error (not found, overloaded, ...) when the turn cannot
         run; once the user message is stored, the answer is stored too (status
         ``failed`` before such an error propagates, ``cancelled`` when the consumer
-        stops iterating or calls ``cancel``).
+        stops iterating or calls ``cancel``, ``refused`` with finish reason
+        ``content_filter`` when a safety filter refuses the question or the answer).
         """
         sampling = self.validate(request)
         # Refuse an overloaded turn before anything is stored (429, Retry-After).
@@ -193,52 +183,86 @@ class TurnPipeline:
         watch.lap("persist_user_message")
         yield TurnStarted(conversation.id, message_id, user_message.id)
 
-        parts: list[str] = []
-        sources: list[Source] = []
-        prompt_tokens = 0
-        finish: FinishEvent | None = None
+        out = _Outcome()
         try:
-            sources = await self._retrieve(request)
+            refusal = await self._check_input(request, out)
+            watch.lap("input_safety")
+            if refusal is None:
+                out.sources = await self._retrieve(request, out)
             watch.lap("retrieve")
-            yield SourcesFound(sources)
-            prompt_ids = self._prompt(request.content, sources, earlier)
-            prompt_tokens = len(prompt_ids)
-            watch.lap("build_prompt")
-            if message_id not in self._cancelled:
-                generation_start = time.perf_counter()
+            yield SourcesFound(out.sources)
+            if refusal is not None:
+                for index, piece in enumerate(refusal_pieces(refusal)):
+                    out.parts.append(piece)
+                    yield TokenEvent(index, piece)
+                out.end(CONTENT_FILTER)
+            elif message_id not in self._cancelled:
+                prompt_ids = self._prompt(request.content, out.sources, earlier)
+                out.prompt_tokens = len(prompt_ids)
+                watch.lap("build_prompt")
                 generation = GenerationRequest(message_id, prompt_ids, sampling, tenant)
-                async with aclosing(self._engine.generate(generation)) as events:
-                    async for event in events:
-                        if isinstance(event, TokenEvent):
-                            if not parts:
-                                watch.mark("first_token", generation_start)
-                            parts.append(event.text)
-                            yield event
-                        else:
-                            finish = event
-                watch.mark("generate", generation_start)
+                async for event in self._generate(generation, out, watch):
+                    yield event
         except (GeneratorExit, asyncio.CancelledError):
             # The client went away (SSE disconnect, task cancelled): a cancel.
-            finish = FinishEvent(FinishReason.CANCELLED, prompt_tokens, len(parts))
+            out.end(FinishReason.CANCELLED)
             raise
         except Exception as exc:
             log.warning("turn_failed", message_id=message_id, error=repr(exc))
-            finish = FinishEvent(FinishReason.ERROR, prompt_tokens, len(parts), str(exc))
+            out.end(FinishReason.ERROR, str(exc))
             raise
         finally:
-            if finish is None:
-                finish = FinishEvent(FinishReason.CANCELLED, prompt_tokens, len(parts))
+            out.end(FinishReason.CANCELLED)
             self._cancelled.discard(message_id)
             watch.mark("total", watch.start)
             # NOTE: shielded so that a client disconnect (which cancels or closes
             # this generator) still leaves the answer stored as cancelled.
-            stored = await asyncio.shield(
-                self._store_answer(request, conversation.id, "".join(parts), sources, finish, watch)
-            )
-            observe_turn(stored.finish_reason, stored.timings)
+            stored = await asyncio.shield(self._finish(request, conversation.id, out, watch))
         yield TurnFinished(stored)
 
-    async def _retrieve(self, request: TurnRequest) -> list[Source]:
+    async def _check_input(self, request: TurnRequest, out: _Outcome) -> Category | None:
+        """The category of a refused question, ``None`` when it may be answered."""
+        if self._safety is None:
+            return None
+        checked = await self._safety.check_input(request.tenant_id, request.content)
+        out.verdicts.extend(checked.verdicts)
+        decisive = checked.decisive
+        return decisive.category if checked.refused and decisive is not None else None
+
+    async def _generate(
+        self, generation: GenerationRequest, out: _Outcome, watch: _Stopwatch
+    ) -> AsyncIterator[TokenEvent]:
+        """The engine's stream through the output filters, renumbered from 0."""
+        start = time.perf_counter()
+        guard = self._safety.output_guard(generation.tenant_id) if self._safety else None
+
+        async def texts(events: AsyncIterator[Any]) -> AsyncIterator[str]:
+            async for event in events:
+                if isinstance(event, TokenEvent):
+                    yield event.text
+                else:
+                    out.engine_finish = event
+
+        async with AsyncExitStack() as stack:
+            # Closing these (a refusal, a disconnect) aborts the engine request.
+            events = await stack.enter_async_context(_closing(self._engine.generate(generation)))
+            pieces = await stack.enter_async_context(_closing(texts(events)))
+            if guard is not None:
+                pieces = await stack.enter_async_context(_closing(guard.stream(pieces)))
+            async for piece in pieces:
+                if not out.parts:
+                    watch.mark("first_token", start)
+                out.parts.append(piece)
+                yield TokenEvent(len(out.parts) - 1, piece)
+        watch.mark("generate", start)
+        if guard is not None:
+            out.verdicts.extend(guard.result.verdicts)
+            if guard.refused is not None:
+                out.end(CONTENT_FILTER)
+        if out.engine_finish is not None:
+            out.end(out.engine_finish.reason, out.engine_finish.error)
+
+    async def _retrieve(self, request: TurnRequest, out: _Outcome) -> list[Source]:
         k = (
             self._config.top_k
             if request.options.retrieval_k is None
@@ -254,18 +278,13 @@ class TurnPipeline:
             score_floor=self._config.score_floor,
         )
         ranked = [
-            Source(
-                i,
-                h.chunk_id,
-                h.document_id,
-                h.document_name,
-                h.collection,
-                h.position,
-                h.score,
-                h.text,
-            )
+            Source(i, h.chunk_id, h.document_id, h.document_name, h.collection, h.position,
+                   h.score, h.text)
             for i, h in enumerate(hits, start=1)
-        ]
+        ]  # fmt: skip
+        if self._safety is not None:
+            ranked, verdicts = await self._safety.filter_sources(request.tenant_id, ranked)
+            out.verdicts.extend(verdicts)
         return fit_sources(ranked, self._config.context_token_budget, self._engine.count_tokens)
 
     def _prompt(
@@ -279,32 +298,46 @@ class TurnPipeline:
         kept = fit_history(history, self._config.history_token_budget, self._engine.count_tokens)
         return self._engine.render_chat(build_messages(question, sources, kept))
 
-    async def _store_answer(
-        self,
-        request: TurnRequest,
-        conversation_id: str,
-        content: str,
-        sources: list[Source],
-        finish: FinishEvent,
-        watch: _Stopwatch,
+    async def _finish(
+        self, request: TurnRequest, conversation_id: str, out: _Outcome, watch: _Stopwatch
     ) -> MessageInfo:
+        """Store the answer, then its safety verdicts; export the turn's metrics."""
+        content = "".join(out.parts)
+        reason = out.finish_reason or FinishReason.CANCELLED
         usage: dict[str, Any] = {
-            "prompt_tokens": finish.prompt_tokens,
-            "completion_tokens": finish.completion_tokens,
-            "total_tokens": finish.prompt_tokens + finish.completion_tokens,
+            "prompt_tokens": out.prompt_tokens,
+            "completion_tokens": out.completion_tokens,
+            "total_tokens": out.prompt_tokens + out.completion_tokens,
         }
-        return await self._conversations.record_assistant_message(
+        stored = await self._conversations.record_assistant_message(
             tenant_id=request.tenant_id,
             conversation_id=conversation_id,
             message_id=request.message_id,
             content=content,
-            status=_STATUS_BY_FINISH[finish.reason],
-            finish_reason=str(finish.reason),
+            status=_STATUS_BY_FINISH[reason],
+            finish_reason=str(reason),
             model=self._engine.model_name,
             model_version=self._engine.model_version,
-            sources=[s.to_dict() for s in sources],
-            citations=cite(content, sources),
+            sources=[s.to_dict() for s in out.sources],
+            citations=cite(content, out.sources),
             usage=usage,
             timings=watch.timings,
-            error=finish.error,
+            error=out.error,
         )
+        if self._safety is not None and out.verdicts:
+            await self._safety.record(
+                request.tenant_id, conversation_id, request.message_id, out.verdicts
+            )
+        observe_turn(stored.finish_reason, stored.timings)
+        return stored
+
+
+@asynccontextmanager
+async def _closing(stream: AsyncIterator[_T]) -> AsyncIterator[AsyncIterator[_T]]:
+    """Close an async generator however the block ends (``aclose`` aborts the engine)."""
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()

@@ -9,6 +9,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.pipeline import PipelineConfig, TurnPipeline
+from app.safety_gate import SafetyGate, load_policies
 from app.settings import Settings
 from conversation import (
     ApiKeyService,
@@ -20,6 +21,7 @@ from conversation import (
 )
 from inference import BatchingEngine, Engine, LocalEngine
 from retrieval import QdrantVectorStore, RetrievalService, SentenceTransformerEmbedder
+from safety import LabelingQueue, VerdictStore
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +38,7 @@ class Services:
     retrieval: RetrievalService
     engine: Engine | None
     pipeline: TurnPipeline | None
+    safety: SafetyGate | None
 
     async def close(self) -> None:
         if self.engine is not None:
@@ -104,10 +107,20 @@ async def open_services(settings: Settings, *, with_engine: bool = True) -> Serv
     conversations = ConversationService(sessions)
     engine: Engine | None = None
     pipeline: TurnPipeline | None = None
+    safety: SafetyGate | None = None
+    if settings.safety.enabled:
+        safety = SafetyGate(
+            load_policies(settings.safety.policy_file),
+            embedder if settings.safety.similarity else None,
+            VerdictStore(sessions),
+            LabelingQueue(sessions),
+        )
     if with_engine:
         gen = settings.generation
         engine = build_engine(settings)
         await engine.start()
+        if safety is not None:
+            await safety.start()
         pipeline = TurnPipeline(
             conversations,
             retrieval,
@@ -123,6 +136,7 @@ async def open_services(settings: Settings, *, with_engine: bool = True) -> Serv
                 temperature=gen.temperature,
                 repetition_penalty=gen.repetition_penalty,
             ),
+            safety,
         )
     log.info("services_open", database=db.url.render_as_string(hide_password=True))
     return Services(
@@ -136,4 +150,5 @@ async def open_services(settings: Settings, *, with_engine: bool = True) -> Serv
         retrieval=retrieval,
         engine=engine,
         pipeline=pipeline,
+        safety=safety,
     )

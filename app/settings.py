@@ -126,6 +126,18 @@ class GenerationSettings(BaseSettings):
     """Where the packaged GGUF model is cached as safetensors; default ``<data_dir>/models``."""
 
 
+class SafetySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_SAFETY_", extra="ignore")
+
+    enabled: bool = True
+    """Run the input, retrieval and output filters on every turn."""
+    policy_file: Path | None = None
+    """JSON ``{"default": {...}, "<tenant id>": {...}}`` of per-tenant policies
+    (filters, actions per category, blocked topics); unset means the defaults."""
+    similarity: bool = True
+    """Compare questions with known attacks using the embedding model (adds ~20 ms)."""
+
+
 class Settings(BaseSettings):
     """All of ragserve's settings."""
 
@@ -139,6 +151,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
 
     @property
     def database_url(self) -> str:

@@ -117,7 +117,7 @@ IPV6 = Rule(
 )
 _SECRET_PATTERNS = (
     r"\bsk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,}",
-    r"\brsk_[A-Za-z0-9_]{16,}",
+    r"\brsk_[A-Za-z0-9_-]{16,}",  # ragserve API keys are token_urlsafe: "-" too
     r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",
     r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
     r"(?i:aws_?secret_?access_?key)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}\b",

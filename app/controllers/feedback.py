@@ -22,4 +22,9 @@ class FeedbackController(Controller):
         info = await services.feedback.add(
             principal.tenant_id, message_id, data.rating, data.comment
         )
+        if data.rating < 0 and services.safety is not None:
+            message = await services.conversations.get_message(principal.tenant_id, message_id)
+            await services.safety.queue_feedback(
+                principal.tenant_id, message.conversation_id, message_id, data.comment
+            )
         return FeedbackOut.of(info)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from typing import Any
 
@@ -111,3 +112,24 @@ def test_closing_the_sse_stream_cancels_and_stores_the_turn(deployment: Deployme
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert messages[1]["status"] == "cancelled"
     assert messages[1]["usage"]["completion_tokens"] < 400
+
+
+def test_a_thumbs_down_opens_a_labeling_task(deployment: Deployment) -> None:
+    with deployment.client() as client:
+        conversation = client.post("/v1/conversations", json={}).json()
+        answer = client.post(
+            f"/v1/conversations/{conversation['id']}/messages",
+            json={"content": "What powers the reactor?", "options": {"max_tokens": 6}},
+        ).json()["message"]
+        assert (
+            client.post(
+                f"/v1/messages/{answer['id']}/feedback", json={"rating": -1, "comment": "wrong"}
+            ).status_code
+            == 201
+        )
+    with sqlite3.connect(deployment.server.data_dir / "ragserve.db") as db:
+        rows = db.execute(
+            "SELECT source, status, conversation_id FROM labeling_tasks WHERE message_id = ?",
+            (answer["id"],),
+        ).fetchall()
+    assert rows == [("user_feedback", "open", conversation["id"])]

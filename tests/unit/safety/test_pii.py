@@ -16,6 +16,8 @@ CASES = [
     ("key sk-proj-abcdefghijklmnopqrstuvwxyz12", "key [SECRET]"),
     ("aws AKIAIOSFODNN7EXAMPLE", "aws [SECRET]"),
     ("token rsk_abcdefghijklmnop1234", "token [SECRET]"),
+    # A real ragserve key: token_urlsafe puts "-" in it (regression).
+    ("key rsk_oWsqFH6T-ApFjvLIssuPRZzI0uSmsqeQRoc30UMBEIw.", "key [SECRET]."),
     (
         "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3",
         "jwt [SECRET]",

@@ -1,0 +1,68 @@
+"""The vocabulary of a chat turn: its request, its options and the events it yields."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from app.prompt import Source
+from conversation import MessageInfo
+from inference import TokenEvent
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    top_k: int = 4
+    score_floor: float = 0.2
+    history_token_budget: int = 600
+    context_token_budget: int = 1200
+    default_max_tokens: int = 256
+    max_tokens_limit: int = 1024
+    max_message_chars: int = 8000
+    temperature: float = 0.0
+    repetition_penalty: float = 1.1
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOptions:
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    repetition_penalty: float | None = None
+    retrieval_k: int | None = None
+    collection: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRequest:
+    tenant_id: str
+    conversation_id: str | None
+    content: str
+    options: TurnOptions = field(default_factory=TurnOptions)
+    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStarted:
+    """The user message is stored; ``message_id`` names the coming answer."""
+
+    conversation_id: str
+    message_id: str
+    user_message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourcesFound:
+    sources: list[Source]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFinished:
+    """The answer as stored, whatever the ending."""
+
+    message: MessageInfo
+
+
+TurnEvent = TurnStarted | SourcesFound | TokenEvent | TurnFinished
