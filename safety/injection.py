@@ -4,16 +4,26 @@
    obfuscation (invisible characters, homoglyphs inside words) adds to the score.
 2. ``PatternDetector``: weighted regexes over every normalised variant.
 3. ``SimilarityDetector``: cosine similarity of the text's sentences to known
-   attack exemplars, with the embedding model the app already loaded.
+   attack exemplars and to benign exemplars, with the embedding model the app
+   already loaded.
 
-``InjectionDetector`` combines them: ``1 - prod(1 - p_i)`` over the layers' scores.
+``InjectionDetector`` combines them. With the packaged exemplar bank
+(``safety/injection_exemplars.json``) it is a logistic model over [pattern
+score, best attack cosine, best benign cosine], fitted on the dev half of the
+benchmark data (``python -m bench.safety --build``) and shifted so that 0.5 is
+the operating point chosen on dev. Without weights (custom exemplars) it is the
+noisy-OR ``1 - prod(1 - p_i)`` of the layers' scores.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -84,40 +94,100 @@ def windows(text: str, size: int = 60, limit: int = 4) -> list[str]:
     return out
 
 
+BANK_PATH = Path(__file__).with_name("injection_exemplars.json")
+
+
+@cache
+def load_bank(path: Path = BANK_PATH) -> dict[str, Any]:
+    """The packaged exemplar bank: attack and benign sentences, and the weights.
+
+    Falls back to the hand-written ``ATTACK_EXEMPLARS`` (no benign ones, no
+    weights) when the file is missing.
+    """
+    if not path.is_file():
+        return {"attack": list(ATTACK_EXEMPLARS), "benign": [], "weights": None}
+    bank: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return bank
+
+
+def sentences(norm: Normalized) -> list[str]:
+    """The pieces of a normalised text that the similarity layer embeds."""
+    texts = windows(norm.folded)
+    for decoded in norm.decoded:
+        texts.extend(windows(decoded, limit=2))
+    if norm.leet != norm.folded:
+        texts.extend(windows(norm.leet, limit=2))
+    return texts
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """Logistic model over [pattern score, attack cosine, benign cosine]."""
+
+    pattern: float
+    attack: float
+    benign: float
+    bias: float
+
+    def score(self, pattern: float, attack: float, benign: float) -> float:
+        z = self.bias + self.pattern * pattern + self.attack * attack + self.benign * benign
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
 class SimilarityDetector:
-    """Closeness of a text's sentences to known attack exemplars.
+    """Closeness of a text's sentences to attack exemplars and to benign ones.
 
     Args:
         embedder: The app's embedding model.
-        exemplars: Attack sentences; embedded once here.
-        threshold: Cosine at which the score reaches 0.5; it rises linearly to 1
-            at ``threshold + 0.15``.
+        exemplars: Attack sentences; by default the packaged bank (see
+            ``load_bank``), which also brings benign sentences and the weights
+            of the calibrated combination. All are embedded once here.
+        threshold: For custom exemplars only (no weights): the cosine at which
+            the score reaches 0.5; it rises linearly to 1 at ``threshold + 0.15``.
+        benign: Benign sentences to go with custom ``exemplars``.
     """
 
     def __init__(
         self,
         embedder: TextEmbedder,
-        exemplars: tuple[str, ...] = ATTACK_EXEMPLARS,
+        exemplars: tuple[str, ...] | None = None,
         threshold: float = 0.62,
+        benign: tuple[str, ...] = (),
     ) -> None:
         self._embedder = embedder
-        self._matrix = np.asarray(embedder.embed_documents(list(exemplars)), dtype=np.float32)
+        if exemplars is None:
+            bank = load_bank()
+            exemplars = tuple(bank["attack"])
+            benign = tuple(bank["benign"])
+            w = bank.get("weights")
+            self.weights = Weights(**w) if w else None
+        else:
+            self.weights = None
+        self._matrix = self._embed(list(exemplars))
+        self._benign = self._embed(list(benign))
         self.threshold = threshold
 
-    def similarity(self, texts: list[str]) -> float:
-        """The highest cosine of any of ``texts`` to any exemplar."""
+    def _embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return 0.0
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.asarray(self._embedder.embed_documents(texts), dtype=np.float32)
+
+    def cosines(self, texts: list[str]) -> tuple[float, float]:
+        """The highest cosine of any of ``texts`` to an attack and to a benign exemplar."""
+        if not texts:
+            return 0.0, 0.0
         vectors = np.asarray(self._embedder.embed_documents(texts), dtype=np.float32)
-        return float((vectors @ self._matrix.T).max())
+        attack = float((vectors @ self._matrix.T).max())
+        benign = float((vectors @ self._benign.T).max()) if self._benign.size else 0.0
+        return attack, benign
+
+    def similarity(self, texts: list[str]) -> float:
+        """The highest cosine of any of ``texts`` to any attack exemplar."""
+        return self.cosines(texts)[0]
 
     def detect(self, norm: Normalized) -> Detection:
-        texts = windows(norm.folded)
-        for decoded in norm.decoded:
-            texts.extend(windows(decoded, limit=2))
-        if norm.leet != norm.folded:
-            texts.extend(windows(norm.leet, limit=2))
-        best = self.similarity(texts)
+        """The uncalibrated layer score (used when there are no weights)."""
+        best = self.similarity(sentences(norm))
         score = min(1.0, max(0.0, 0.5 + (best - self.threshold) / 0.3))
         if best < self.threshold - 0.15:
             score = 0.0
@@ -137,7 +207,14 @@ class InjectionDetector:
 
     def detect(self, text: str) -> Detection:
         norm = normalize(text)
-        found = [self.patterns.detect(norm)]
+        pattern = self.patterns.detect(norm)
+        found = [pattern]
+        if self.similarity is not None and self.similarity.weights is not None:
+            attack, benign = self.similarity.cosines(sentences(norm))
+            # NOTE: a pattern hit alone still counts (patterns fire on no benign dev prompt).
+            score = max(pattern.score, self.similarity.weights.score(pattern.score, attack, benign))
+            extra = (f"similar_to_attack:{attack:.2f}",) if score >= 0.5 else ()
+            return Detection(score, pattern.rules + extra)
         if self.similarity is not None:
             found.append(self.similarity.detect(norm))
         rules = tuple(r for d in found for r in d.rules)

@@ -44,3 +44,31 @@ def test_windows_keep_the_start_and_the_end_of_long_texts() -> None:
     assert len(out) == 4
     assert out[0].startswith("Sentence number 0")
     assert out[-1].startswith("Sentence number 49")
+
+
+def test_packaged_bank_holds_dev_exemplars_and_weights() -> None:
+    from safety.injection import load_bank
+
+    bank = load_bank()
+    assert bank["attack"]
+    assert bank["benign"]
+    assert set(bank["weights"]) == {"pattern", "attack", "benign", "bias"}
+    assert bank["split"]["used"] == "dev"
+
+
+def test_missing_bank_falls_back_to_builtin_exemplars(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from safety.exemplars import ATTACK_EXEMPLARS
+    from safety.injection import load_bank
+
+    bank = load_bank(Path(str(tmp_path)) / "absent.json")
+    assert bank["attack"] == list(ATTACK_EXEMPLARS)
+    assert bank["weights"] is None
+
+
+def test_calibrated_score_rises_with_attack_and_falls_with_benign_similarity() -> None:
+    from safety.injection import Weights
+
+    w = Weights(pattern=3.9, attack=8.4, benign=-5.5, bias=-1.9)
+    assert w.score(0.0, 0.8, 0.2) > 0.5 > w.score(0.0, 0.4, 0.8)
