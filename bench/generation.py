@@ -84,7 +84,7 @@ def load_points(quick: bool, rates: Sequence[float], scale: float) -> list[LoadP
     """
     if quick:
         closed = [LoadPoint("c1", 2, concurrency=1), LoadPoint("c8", 8, concurrency=8)]
-        return [*closed, *(LoadPoint(f"poisson-{r:g}", 4, rate=r) for r in rates)]
+        return [*closed, *(LoadPoint(f"poisson-{r:g}", 3, rate=r) for r in rates)]
     counts = {1: 4, 8: 16, 32: 48, 64: 64}
     closed = [
         LoadPoint(f"c{c}", max(c, round(n * scale)), concurrency=c) for c, n in counts.items()
@@ -219,10 +219,13 @@ async def warm_up(system: System, warm: list[BenchRequest]) -> None:
 async def run(args: argparse.Namespace) -> dict[str, object]:
     quick: bool = args.quick
     max_new = (16, 48) if quick else (16, 256)
-    prompt_range = (200, 600) if quick else (200, 1000)
+    prompt_range = (200, 450) if quick else (200, 1000)
     default_rates = [2.0] if quick else [0.2, 0.6]
     rates = [float(r) for r in args.rates.split(",")] if args.rates else default_rates
     points = load_points(quick, rates, args.scale)
+    if args.points:
+        wanted = set(args.points.split(","))
+        points = [p for p in points if p.name in wanted]
     loaded = load_model(None, REPO / ".cache" / "models", dtype=args.dtype)
     eos = eos_ids(loaded)
     engine, engine_class = make_engine(loaded, args.max_running)
@@ -360,6 +363,7 @@ def main() -> None:
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply full-mode request counts"
     )
+    parser.add_argument("--points", default="", help="only these load points, e.g. c32,poisson-0.6")
     parser.add_argument(
         "--systems", default="", help="subset: naive,hf-static,hf-continuous,ragserve"
     )
