@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -21,31 +18,25 @@ from prometheus_client import CollectorRegistry
 
 from inference.batch_forward import LlamaBatchForward, StepBatch
 from inference.detokenizer import OutputStream
-from inference.engine import Engine
 from inference.engine_support import (
     check_request,
-    context_limit,
-    eos_token_ids,
-    render_chat,
-    stream_events,
 )
 from inference.errors import EngineOverloadedError, EngineUnavailableError, InvalidRequestError
 from inference.kv_cache import KVCache
-from inference.loader import LoadedModel, load_model
+from inference.loader import LoadedModel
 from inference.metrics import engine_metrics
 from inference.prefix_cache import PrefixCache
 from inference.request_slot import RequestSlot
 from inference.sampling import make_generator, sample_next
 from inference.scheduler import Scheduler, Ticket, plan_prefill
 from inference.sequence import Sequence as Seq
-from inference.types import ChatMessage, FinishReason, GenerationEvent, GenerationRequest
+from inference.threaded_engine import Loader, ThreadedEngine
+from inference.types import FinishReason, GenerationRequest
 
 logger = logging.getLogger(__name__)
 
-Loader = Callable[[], LoadedModel]
 
-
-class BatchingEngine(Engine):
+class BatchingEngine(ThreadedEngine):
     """Generate for many requests at once with iteration-level batching.
 
     Args:
@@ -72,6 +63,8 @@ class BatchingEngine(Engine):
         registry: Where the metrics go; ``None`` is the default registry.
     """
 
+    thread_name = "ragserve-batching-engine"
+
     def __init__(
         self,
         loader: Loader | None = None,
@@ -94,54 +87,32 @@ class BatchingEngine(Engine):
     ) -> None:
         if max_running < 1 or prefill_chunk_tokens < 1 or max_seq_len < 2:
             raise ValueError("max_running, prefill_chunk_tokens and max_seq_len must be positive")
-        self._loader: Loader = loader or partial(
-            load_model, model_path, Path(cache_dir), dtype, device
+        super().__init__(
+            loader,
+            model_path=model_path,
+            cache_dir=cache_dir,
+            dtype=dtype,
+            device=device,
+            threads=threads,
+            max_context_tokens=max_context_tokens,
         )
-        self._threads = threads
         self._max_running = max_running
         self._chunk = prefill_chunk_tokens
         self._max_seq_len = max_seq_len
         if kv_cache_tokens is None:
             kv_cache_tokens = max_running * max_seq_len
         self._kv_budget = kv_cache_tokens
-        self._max_context_tokens = max_context_tokens
         self._scheduler: Scheduler[Seq] = Scheduler(max_waiting, max_waiting_tokens)
         self._prefix = PrefixCache(prefix_block_tokens, prefix_cache_bytes)
         self._metrics = engine_metrics(registry)
-        self.model_name = ""
-        self.model_version = ""
-        self._loaded: LoadedModel | None = None
         self._forward: LlamaBatchForward | None = None
         self._cache: KVCache | None = None
-        self._context_limit = 0
-        self._eos_ids: frozenset[int] = frozenset()
-        self._start_lock = asyncio.Lock()
-        self._cond = threading.Condition()
-        self._slots: dict[str, RequestSlot] = {}
         self._running: list[Seq] = []
         self._kv_reserved = 0
         self._avg_e2e = 1.0
         self._max_batch_seen = 0
-        self._stopping = False
-        self._worker: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------
-
-    @property
-    def loaded(self) -> LoadedModel:
-        """The served model.
-
-        Raises:
-            EngineUnavailableError: ``start`` has not finished.
-        """
-        if self._loaded is None:
-            raise EngineUnavailableError("the engine is not started")
-        return self._loaded
-
-    @property
-    def context_limit(self) -> int:
-        """The most tokens (prompt plus ``max_tokens``) one request may take."""
-        return self._context_limit
 
     @property
     def num_waiting(self) -> int:
@@ -161,38 +132,16 @@ class BatchingEngine(Engine):
     def prefix_cache(self) -> PrefixCache:
         return self._prefix
 
-    async def start(self) -> None:
-        """Load the model (off the event loop), size the KV cache, start the worker.
-
-        Raises:
-            ModelLoadError: The model cannot be loaded or is not Llama-family.
-        """
-        async with self._start_lock:
-            if self._worker is not None and self._worker.is_alive():
-                return
-            if self._loaded is None:
-                loaded = await asyncio.to_thread(self._loader)
-                await asyncio.to_thread(self._adopt, loaded)
-            with self._cond:
-                self._stopping = False
-            self._worker = threading.Thread(
-                target=self._worker_main, name="ragserve-batching-engine", daemon=True
-            )
-            self._worker.start()
-
     def _adopt(self, loaded: LoadedModel) -> None:
         layers, kv_heads, head_dim = LlamaBatchForward.cache_geometry(loaded.model)
-        limit = min(context_limit(loaded, self._max_context_tokens), self._max_seq_len)
+        super()._adopt(loaded)
+        limit = min(self._context_limit, self._max_seq_len)
         cache = KVCache(
             layers, self._max_running, kv_heads, limit, head_dim, loaded.dtype, loaded.device
         )
         self._forward = LlamaBatchForward(loaded.model, cache)
         self._cache = cache
         self._context_limit = min(limit, self._kv_budget)
-        self._eos_ids = eos_token_ids(loaded)
-        self._loaded = loaded
-        self.model_name = loaded.name
-        self.model_version = loaded.version
 
     async def stop(self) -> None:
         """Cancel every request and join the worker thread."""
@@ -203,51 +152,8 @@ class BatchingEngine(Engine):
         for seq in waiting:
             self._release(seq.slot)
             seq.slot.finish(FinishReason.CANCELLED)
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            await asyncio.to_thread(worker.join)
+        await self._join_worker()
         self._prefix.clear()
-
-    async def check_health(self) -> None:
-        """Raise ``EngineUnavailableError`` unless started and the worker is alive."""
-        if self._loaded is None or self._worker is None:
-            raise EngineUnavailableError("the engine is not started")
-        if not self._worker.is_alive():
-            raise EngineUnavailableError("the engine worker has died")
-
-    # -- tokenizer -------------------------------------------------------------
-
-    def render_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
-        """Token ids of ``messages`` in the chat template, ending where the reply starts."""
-        return render_chat(self.loaded.tokenizer, messages)
-
-    def count_tokens(self, text: str) -> int:
-        """How many tokens ``text`` takes, without special tokens."""
-        return len(self.loaded.tokenizer.encode(text, add_special_tokens=False))
-
-    # -- requests --------------------------------------------------------------
-
-    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
-        """Stream the events of ``request``.
-
-        The request is queued when iteration starts, so errors surface on the
-        first ``__anext__``, before any event. Closing the iterator early aborts it.
-
-        Raises:
-            EngineUnavailableError: Not started, or stopping.
-            EngineOverloadedError: The waiting queue is full (requests or tokens).
-            InvalidRequestError: Bad parameters or too long for the context.
-        """
-        slot = self._submit(request)
-        async for event in stream_events(slot, self._cancel):
-            yield event
-
-    async def abort(self, request_id: str) -> None:
-        """Cancel a waiting or running request; unknown ids are ignored."""
-        with self._cond:
-            slot = self._slots.get(request_id)
-        if slot is not None:
-            self._cancel(slot)
 
     def check_capacity(self) -> None:
         with self._cond:
@@ -303,19 +209,12 @@ class BatchingEngine(Engine):
             self._release(slot)
             slot.finish(FinishReason.CANCELLED)
 
-    def _release(self, slot: RequestSlot) -> None:
-        with self._cond:
-            if self._slots.get(slot.request.request_id) is slot:
-                del self._slots[slot.request.request_id]
-
     def _metrics_labels(self) -> tuple[str]:
         return (self.model_name,)
 
     # -- worker thread ---------------------------------------------------------
 
-    def _worker_main(self) -> None:
-        if self._threads is not None:
-            torch.set_num_threads(self._threads)
+    def _work(self) -> None:
         try:
             while True:
                 with self._cond:

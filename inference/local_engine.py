@@ -8,44 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Sequence
-from functools import partial
 from pathlib import Path
 
 import torch
 
 from inference.detokenizer import OutputStream
-from inference.engine import Engine
 from inference.engine_support import (
     check_request,
-    context_limit,
-    eos_token_ids,
-    render_chat,
-    stream_events,
 )
 from inference.errors import (
     EngineOverloadedError,
     EngineUnavailableError,
     InvalidRequestError,
 )
-from inference.loader import LoadedModel, load_model
 from inference.request_slot import RequestSlot
 from inference.sampling import make_generator, sample_next
+from inference.threaded_engine import Loader, ThreadedEngine
 from inference.types import (
-    ChatMessage,
     FinishReason,
-    GenerationEvent,
     GenerationRequest,
 )
 
 logger = logging.getLogger(__name__)
 
-Loader = Callable[[], LoadedModel]
 
-
-class LocalEngine(Engine):
+class LocalEngine(ThreadedEngine):
     """Generate with a local transformers model on a dedicated worker thread.
 
     The event loop never runs a forward pass: ``start`` loads the model in a
@@ -65,6 +53,8 @@ class LocalEngine(Engine):
         threads: Intra-op threads for the worker; ``None`` keeps torch's default.
     """
 
+    thread_name = "ragserve-local-engine"
+
     def __init__(
         self,
         loader: Loader | None = None,
@@ -79,42 +69,20 @@ class LocalEngine(Engine):
     ) -> None:
         if max_waiting < 0:
             raise ValueError("max_waiting must not be negative")
-        self._loader: Loader = loader or partial(
-            load_model, model_path, Path(cache_dir), dtype, device
+        super().__init__(
+            loader,
+            model_path=model_path,
+            cache_dir=cache_dir,
+            dtype=dtype,
+            device=device,
+            threads=threads,
+            max_context_tokens=max_context_tokens,
         )
         self._max_waiting = max_waiting
-        self._max_context_tokens = max_context_tokens
-        self._threads = threads
-        self.model_name = ""
-        self.model_version = ""
-        self._loaded: LoadedModel | None = None
-        self._context_limit = 0
-        self._eos_ids: frozenset[int] = frozenset()
-        self._start_lock = asyncio.Lock()
-        self._cond = threading.Condition()
         self._waiting: deque[RequestSlot] = deque()
         self._running: RequestSlot | None = None
-        self._slots: dict[str, RequestSlot] = {}
-        self._stopping = False
-        self._worker: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------
-
-    @property
-    def loaded(self) -> LoadedModel:
-        """The served model.
-
-        Raises:
-            EngineUnavailableError: ``start`` has not finished.
-        """
-        if self._loaded is None:
-            raise EngineUnavailableError("the engine is not started")
-        return self._loaded
-
-    @property
-    def context_limit(self) -> int:
-        """The most tokens (prompt plus ``max_tokens``) one request may take."""
-        return self._context_limit
 
     @property
     def num_waiting(self) -> int:
@@ -128,32 +96,6 @@ class LocalEngine(Engine):
         with self._cond:
             return 0 if self._running is None else 1
 
-    async def start(self) -> None:
-        """Load the model (off the event loop) and start the worker; idempotent.
-
-        Raises:
-            ModelLoadError: The model cannot be loaded.
-        """
-        async with self._start_lock:
-            if self._worker is not None and self._worker.is_alive():
-                return
-            if self._loaded is None:
-                loaded = await asyncio.to_thread(self._loader)
-                self._adopt(loaded)
-            with self._cond:
-                self._stopping = False
-            self._worker = threading.Thread(
-                target=self._worker_main, name="ragserve-local-engine", daemon=True
-            )
-            self._worker.start()
-
-    def _adopt(self, loaded: LoadedModel) -> None:
-        self._context_limit = context_limit(loaded, self._max_context_tokens)
-        self._eos_ids = eos_token_ids(loaded)
-        self._loaded = loaded
-        self.model_name = loaded.name
-        self.model_version = loaded.version
-
     async def stop(self) -> None:
         """Cancel every request and join the worker thread."""
         with self._cond:
@@ -165,51 +107,7 @@ class LocalEngine(Engine):
         for slot in waiting:
             self._release(slot)
             slot.finish(FinishReason.CANCELLED)
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            await asyncio.to_thread(worker.join)
-
-    async def check_health(self) -> None:
-        """Raise ``EngineUnavailableError`` unless started and the worker is alive."""
-        if self._loaded is None or self._worker is None:
-            raise EngineUnavailableError("the engine is not started")
-        if not self._worker.is_alive():
-            raise EngineUnavailableError("the engine worker has died")
-
-    # -- tokenizer -------------------------------------------------------------
-
-    def render_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
-        """Token ids of ``messages`` in the chat template, ending where the reply starts."""
-        return render_chat(self.loaded.tokenizer, messages)
-
-    def count_tokens(self, text: str) -> int:
-        """How many tokens ``text`` takes, without special tokens."""
-        return len(self.loaded.tokenizer.encode(text, add_special_tokens=False))
-
-    # -- requests --------------------------------------------------------------
-
-    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
-        """Stream the events of ``request``.
-
-        The request is queued when iteration starts, so errors surface on the
-        first ``__anext__``, before any event. Closing the iterator early (break
-        plus ``aclose``, or cancelling the consuming task) aborts the request.
-
-        Raises:
-            EngineUnavailableError: Not started, or stopping.
-            EngineOverloadedError: ``max_waiting`` requests already wait.
-            InvalidRequestError: Bad parameters or too long for the context.
-        """
-        slot = self._submit(request)
-        async for event in stream_events(slot, self._cancel):
-            yield event
-
-    async def abort(self, request_id: str) -> None:
-        """Cancel a waiting or running request; unknown ids are ignored."""
-        with self._cond:
-            slot = self._slots.get(request_id)
-        if slot is not None:
-            self._cancel(slot)
+        await self._join_worker()
 
     def _submit(self, request: GenerationRequest) -> RequestSlot:
         if self._loaded is None:
@@ -249,16 +147,9 @@ class LocalEngine(Engine):
             self._release(slot)
             slot.finish(FinishReason.CANCELLED)
 
-    def _release(self, slot: RequestSlot) -> None:
-        with self._cond:
-            if self._slots.get(slot.request.request_id) is slot:
-                del self._slots[slot.request.request_id]
-
     # -- worker thread ---------------------------------------------------------
 
-    def _worker_main(self) -> None:
-        if self._threads is not None:
-            torch.set_num_threads(self._threads)
+    def _work(self) -> None:
         while True:
             with self._cond:
                 while not self._waiting and not self._stopping:
