@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import ApiError
-from app.pipeline import SourcesFound, TurnEvent, TurnFinished, TurnStarted
+from app.turns import SourcesFound, TurnEvent, TurnStarted
 from inference import TokenEvent
 
 
@@ -42,6 +42,3 @@ def error_payload(error: ApiError) -> dict[str, Any]:
     if error.retry_after is not None:
         payload["retry_after"] = error.retry_after
     return payload
-
-
-__all__ = ["TurnFinished", "error_payload", "to_wire"]
