@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
-import torch
 from prometheus_client import CollectorRegistry
 
 from inference.batching_engine import BatchingEngine
@@ -22,6 +21,7 @@ from inference.types import (
     SamplingParams,
     TokenEvent,
 )
+from tests.integration.inference.helpers import eventually, hf_greedy
 
 pytestmark = pytest.mark.model
 
@@ -87,25 +87,6 @@ async def _collect(
     return "".join(t.text for t in tokens), finish
 
 
-async def _eventually(condition: Callable[[], bool], within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
-
-
-def _hf_greedy(loaded: LoadedModel, prompt_ids: list[int], max_new_tokens: int) -> str:
-    with torch.inference_mode():
-        output = loaded.model.generate(
-            torch.tensor([prompt_ids]),
-            attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-        )
-    text: str = loaded.tokenizer.decode(output[0, len(prompt_ids) :], skip_special_tokens=True)
-    return text
-
-
 def _metric(registry: CollectorRegistry, name: str) -> float:
     value = registry.get_sample_value(name, {"model_name": "SmolLM2-135M-Instruct"})
     return value or 0.0
@@ -117,7 +98,7 @@ async def test_greedy_batch_equals_hf_generate_alone(
     """Guards exactness: batching, chunked prefill and late arrivals change no token."""
     colors = _request(batching, "List three colors.", max_tokens=12)
     # A stop string taken from the middle of the reference answer, so it surely appears.
-    stop = _hf_greedy(loaded_fp32, colors.prompt_token_ids, 12).split()[3]
+    stop = hf_greedy(loaded_fp32, colors.prompt_token_ids, 12).split()[3]
     cases = [
         (_request(batching, "What is the capital of France?", max_tokens=12), 0.0),  # EOS early
         (_request(batching, "Describe a rainy day. " * 30, max_tokens=10), 0.0),  # 5 chunks
@@ -128,7 +109,7 @@ async def test_greedy_batch_equals_hf_generate_alone(
     ]
     results = await asyncio.gather(*(_collect(batching, r, d) for r, d in cases))
     for (request, _), (text, finish) in zip(cases, results, strict=True):
-        expected = _hf_greedy(loaded_fp32, request.prompt_token_ids, request.sampling.max_tokens)
+        expected = hf_greedy(loaded_fp32, request.prompt_token_ids, request.sampling.max_tokens)
         for stop in request.sampling.stop:
             expected = expected.split(stop)[0]
         assert text == expected
@@ -154,7 +135,7 @@ async def test_abort_mid_stream_frees_the_slot_for_a_queued_request(
         first = await anext(stream)
         assert isinstance(first, TokenEvent)
         waiting = asyncio.create_task(_collect(engine, queued))
-        await _eventually(lambda: engine.num_waiting == 1)
+        await eventually(lambda: engine.num_waiting == 1, within=20.0)
         await engine.abort(long.request_id)
         events = [event async for event in stream]
         assert isinstance(events[-1], FinishEvent)
@@ -170,7 +151,7 @@ async def test_closing_the_stream_early_aborts(batching: BatchingEngine) -> None
     stream = batching.generate(_request(batching, "Count to one hundred.", max_tokens=200))
     assert isinstance(await anext(stream), TokenEvent)
     await stream.aclose()
-    await _eventually(lambda: batching.num_running == 0)
+    await eventually(lambda: batching.num_running == 0, within=20.0)
 
 
 async def test_deadline_cancels_running_and_waiting_requests(batching: BatchingEngine) -> None:
@@ -195,7 +176,7 @@ async def test_full_queue_raises_overloaded_with_retry_after(loaded_fp32: Loaded
         assert isinstance(await anext(running), TokenEvent)
         waiting = engine.generate(_request(engine, "Hi", max_tokens=2))
         waiting_task = asyncio.create_task(anext(waiting))
-        await _eventually(lambda: engine.num_waiting == 1)
+        await eventually(lambda: engine.num_waiting == 1, within=20.0)
         with pytest.raises(EngineOverloadedError) as info:
             await anext(engine.generate(_request(engine, "Hi", max_tokens=2)))
         assert info.value.retry_after > 0
@@ -237,7 +218,7 @@ async def test_a_flooding_tenant_does_not_starve_another(loaded_fp32: LoadedMode
             asyncio.create_task(run(_request(engine, f"Number {i}?", tenant="A", max_tokens=3)))
             for i in range(6)
         ]
-        await _eventually(lambda: engine.num_waiting >= 5)
+        await eventually(lambda: engine.num_waiting >= 5, within=20.0)
         tasks.append(asyncio.create_task(run(_request(engine, "Hi", tenant="B", max_tokens=3))))
         await asyncio.gather(*tasks)
         assert finished.index("B") <= 2
@@ -259,7 +240,7 @@ async def test_prefix_cache_hit_keeps_output_exact(loaded_fp32: LoadedModel) -> 
         assert hits >= 64
         queries = _metric(registry, "ragserve:prefix_cache_queries_total")
         assert queries == len(first.prompt_token_ids) + len(second.prompt_token_ids)
-        assert text == _hf_greedy(loaded_fp32, second.prompt_token_ids, 8)
+        assert text == hf_greedy(loaded_fp32, second.prompt_token_ids, 8)
         assert _metric(registry, "ragserve:time_to_first_token_seconds_count") == 2
         assert _metric(registry, "ragserve:generation_tokens_total") >= 2
     finally:

@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from inference.types import (
     SamplingParams,
     TokenEvent,
 )
+from tests.integration.inference.helpers import eventually, hf_greedy
 
 pytestmark = pytest.mark.model
 
@@ -56,25 +56,6 @@ async def _collect(
             finish = event
     assert finish is not None
     return tokens, finish
-
-
-async def _eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
-
-
-def _hf_greedy(loaded: LoadedModel, prompt_ids: list[int], max_new_tokens: int) -> str:
-    with torch.inference_mode():
-        output = loaded.model.generate(
-            torch.tensor([prompt_ids]),
-            attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-        )
-    text: str = loaded.tokenizer.decode(output[0, len(prompt_ids) :], skip_special_tokens=True)
-    return text
 
 
 def test_cache_is_written_and_reused(loaded_fp32: LoadedModel, model_cache_dir: Path) -> None:
@@ -122,7 +103,7 @@ async def test_greedy_stream_equals_hf_generate(engine: LocalEngine, prompt: str
     request = _request(engine, prompt, max_tokens=24)
     tokens, finish = await _collect(engine, request)
 
-    expected = _hf_greedy(engine.loaded, request.prompt_token_ids, 24)
+    expected = hf_greedy(engine.loaded, request.prompt_token_ids, 24)
     assert "".join(t.text for t in tokens) == expected
     assert len(tokens) > 1
     assert [t.index for t in tokens] == list(range(len(tokens)))
@@ -187,7 +168,7 @@ async def test_closing_the_stream_early_frees_the_engine(engine: LocalEngine) ->
     first = await anext(stream)
     assert isinstance(first, TokenEvent)
     await stream.aclose()
-    await _eventually(lambda: engine.num_running == 0, within=5)
+    await eventually(lambda: engine.num_running == 0, within=5)
 
     _, finish = await _collect(engine, _request(engine, PROMPTS[0], max_tokens=3))
     assert finish.reason == FinishReason.LENGTH
@@ -205,7 +186,7 @@ async def test_cancelling_the_consumer_task_frees_the_engine(engine: LocalEngine
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await _eventually(lambda: engine.num_running == 0, within=5)
+    await eventually(lambda: engine.num_running == 0, within=5)
 
 
 async def test_event_loop_stays_responsive(engine: LocalEngine) -> None:
@@ -279,7 +260,7 @@ async def test_full_queue_overloads_and_waiting_requests_can_be_aborted(
         assert isinstance(await anext(running), TokenEvent)
         waiting = _request(busy, PROMPTS[0], max_tokens=3)
         waiting_task = asyncio.create_task(_collect(busy, waiting))
-        await _eventually(lambda: busy.num_waiting == 1)
+        await eventually(lambda: busy.num_waiting == 1, within=10.0)
 
         with pytest.raises(EngineOverloadedError):
             await anext(busy.generate(_request(busy, PROMPTS[1], max_tokens=3)))
