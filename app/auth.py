@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
@@ -12,14 +13,31 @@ from app.services import Services
 from conversation import ApiKeyService
 from conversation.errors import AuthenticationError
 
+Role = Literal["user", "labeler", "admin"]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitOverride:
+    """A key's own token bucket, replacing the configured default."""
+
+    burst: int
+    rate_per_s: float
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: every handler scopes its work to ``tenant_id``."""
+    """Who is calling: every handler scopes its work to ``tenant_id``.
+
+    ``subject`` names the caller for rate limits and logs: ``key:<key id>`` for an
+    API key, ``user:<sub>`` for a JWT.
+    """
 
     tenant_id: str
-    key_id: str
-    scopes: tuple[str, ...]
+    subject: str
+    role: Role = "user"
+    scopes: tuple[str, ...] = ()
+    key_id: str | None = None
+    rate_limit: RateLimitOverride | None = None
 
 
 def bearer_token(header: str | None) -> str:
@@ -38,7 +56,9 @@ async def authenticate(api_keys: ApiKeyService, token: str) -> Principal:
         key = await api_keys.authenticate(token)
     except AuthenticationError as exc:
         raise UnauthorizedError("Invalid or revoked API key.") from exc
-    return Principal(tenant_id=key.tenant_id, key_id=key.id, scopes=tuple(key.scopes))
+    return Principal(
+        tenant_id=key.tenant_id, subject=f"key:{key.id}", key_id=key.id, scopes=tuple(key.scopes)
+    )
 
 
 class ApiKeyAuthMiddleware(AbstractAuthenticationMiddleware):

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 import structlog
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.pipeline import PipelineConfig, TurnPipeline
@@ -39,12 +40,23 @@ class Services:
     engine: Engine | None
     pipeline: TurnPipeline | None
     safety: SafetyGate | None
+    redis: Redis | None = None
+    """The shared Redis, when ``RAGSERVE_REDIS_URL`` is set; ``None`` means in-process."""
 
     async def close(self) -> None:
         if self.engine is not None:
             await self.engine.stop()
         await self.retrieval.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.db.dispose()
+
+
+def open_redis(settings: Settings) -> Redis | None:
+    """A client of the configured Redis (it connects on first use), or ``None``."""
+    if not settings.redis.url:
+        return None
+    return Redis.from_url(settings.redis.url, decode_responses=False, health_check_interval=30)
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -82,6 +94,7 @@ async def open_services(settings: Settings, *, with_engine: bool = True) -> Serv
         with_engine: Load the generator too (the CLI's ``ingest`` needs no generator).
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    redis = open_redis(settings)
     db = create_engine(settings.database_url, echo=settings.database.echo)
     sessions = session_factory(db)
     embedder = await asyncio.to_thread(
@@ -151,4 +164,5 @@ async def open_services(settings: Settings, *, with_engine: bool = True) -> Serv
         engine=engine,
         pipeline=pipeline,
         safety=safety,
+        redis=redis,
     )

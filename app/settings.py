@@ -138,6 +138,58 @@ class SafetySettings(BaseSettings):
     """Compare questions with known attacks using the embedding model (adds ~20 ms)."""
 
 
+class RedisSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_REDIS_", extra="ignore")
+
+    url: str | None = None
+    """Redis URL (``redis://host:6379/0``); unset keeps hot conversation state, rate
+    limits, queues and token replay in-process (one API process only)."""
+    key_prefix: str = "ragserve:"
+    """Prefix of every Redis key ragserve writes, so several deployments can share a server."""
+
+
+class AuthSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_AUTH_", extra="ignore")
+
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"])
+    """JWT algorithms accepted; anything else (``none`` included) is rejected."""
+
+
+class RateLimitSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_RATE_LIMIT_", extra="ignore")
+
+    enabled: bool = True
+    """Enforce per-key and per-tenant token buckets."""
+
+
+class HotStateSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_HOT_STATE_", extra="ignore")
+
+    enabled: bool = True
+    """With Redis configured, serve recent turns of active conversations from Redis."""
+
+
+class ResumeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_RESUME_", extra="ignore")
+
+    ttl_s: float = 300.0
+    """Seconds the tokens of a turn stay replayable after it ends."""
+
+
+class ChunkCacheSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_CHUNK_CACHE_", extra="ignore")
+
+    enabled: bool = True
+    """Keep hot chunks in a node-local FAISS cache in front of the vector store."""
+
+
+class IngestionSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_INGESTION_", extra="ignore")
+
+    workers: int = 1
+    """Ingestion workers of this process (embedding is CPU-bound: one per node is usual)."""
+
+
 class Settings(BaseSettings):
     """All of ragserve's settings."""
 
@@ -152,6 +204,13 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    hot_state: HotStateSettings = Field(default_factory=HotStateSettings)
+    resume: ResumeSettings = Field(default_factory=ResumeSettings)
+    chunk_cache: ChunkCacheSettings = Field(default_factory=ChunkCacheSettings)
+    ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
 
     @property
     def database_url(self) -> str:

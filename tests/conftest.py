@@ -1,9 +1,13 @@
-"""Database fixtures shared by every test suite (and nothing else).
+"""Database and Redis fixtures shared by every test suite (and nothing else).
 
 - ``postgres_url``: a fresh, empty PostgreSQL database for the session.
 - ``database_url``: a migrated database per test, once on SQLite, once on PostgreSQL.
 - ``sessions``: an ``async_sessionmaker`` on ``database_url``.
 - ``empty_database_url``: an unmigrated database per test, on both backends.
+- ``redis_url``: a Redis server for the session (127.0.0.1:6379 when it answers,
+  otherwise a throwaway ``redis-server`` started by pytest-redis).
+- ``redis_prefix``: a key prefix private to one test, so tests (and several test
+  runs on one server) never see each other's keys.
 
 PostgreSQL is the server at 127.0.0.1:5432 when it answers, otherwise a throwaway
 one started by pytest-postgresql from the system binaries. Tests never skip for
@@ -34,6 +38,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from pytest_postgresql import factories
+from pytest_redis import factories as redis_factories
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation.db import create_engine, session_factory
@@ -214,3 +219,33 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
     engine = create_engine(database_url)
     yield session_factory(engine)
     await engine.dispose()
+
+
+REDIS_LOCAL_URL = "redis://127.0.0.1:6379/0"
+
+# Started only when the local Redis does not answer (see redis_url).
+redis_fallback_proc = redis_factories.redis_proc(port=None)
+
+
+def _local_redis_answers() -> bool:
+    try:
+        with socket.create_connection((LOCAL_HOST, 6379), timeout=2) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """A URL of a running Redis server: the local one, or a throwaway one."""
+    if _local_redis_answers():
+        return REDIS_LOCAL_URL
+    proc = request.getfixturevalue("redis_fallback_proc")
+    return f"redis://{proc.host}:{proc.port}/0"
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix private to this test."""
+    return f"ragserve-test:{uuid.uuid4().hex[:12]}:"

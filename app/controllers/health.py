@@ -35,6 +35,9 @@ class HealthController(Controller):
         await probe("vector_store", services.retrieval.check_health)
         if services.engine is not None:
             await probe("engine", services.engine.check_health)
+        if services.redis is not None:
+            redis = services.redis
+            await probe("redis", lambda: redis.ping())
         ready = all(v == "ok" for v in checks.values())
         return Response(
             {"status": "ready" if ready else "unavailable", "checks": checks},
