@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation.errors import AuthenticationError, InvalidInputError, NotFoundError
 from conversation.models import ApiKeyRow, TenantRow, utcnow
-from conversation.types import ApiKeyInfo, CreatedApiKey
+from conversation.types import ApiKeyInfo, CreatedApiKey, RateLimit
+from conversation.users import check_role
 
 SECRET_PREFIX = "rsk_"
 PREFIX_CHARS = 12
@@ -21,6 +22,10 @@ PREFIX_CHARS = 12
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 """``last_used_at`` is refreshed at most this often, so a request is not a write."""
 MAX_KEY_NAME_CHARS = 128
+MAX_SCOPES = 32
+MAX_SCOPE_CHARS = 64
+MAX_RATE_LIMIT_BURST = 1_000_000_000
+MAX_RATE_LIMIT_PER_S = 1_000_000_000.0
 
 
 def hash_secret(secret: str) -> str:
@@ -35,7 +40,13 @@ class ApiKeyService:
         self._sessions = sessions
 
     async def create(
-        self, tenant_id: str, name: str = "default", scopes: Iterable[str] = ("chat",)
+        self,
+        tenant_id: str,
+        name: str = "default",
+        scopes: Iterable[str] = ("chat",),
+        *,
+        role: str = "user",
+        rate_limit: RateLimit | None = None,
     ) -> CreatedApiKey:
         """Creates a key for a tenant.
 
@@ -43,20 +54,34 @@ class ApiKeyService:
             tenant_id: The owner.
             name: A label for people telling keys apart.
             scopes: What the key may do; the API layer decides what each means.
+            role: ``user``, ``labeler`` or ``admin``.
+            rate_limit: The key's own token bucket; None means the configured default.
 
         Returns:
             The key's description and its secret, which is shown this once.
 
         Raises:
             NotFoundError: No such tenant.
-            InvalidInputError: An empty or too long name, or an empty scope.
+            InvalidInputError: An empty or too long name, a bad scope, an unknown
+                role or a rate limit that is not positive.
         """
         name = name.strip()
         if not name or len(name) > MAX_KEY_NAME_CHARS:
             raise InvalidInputError(f"a key name has 1 to {MAX_KEY_NAME_CHARS} characters")
         scope_list = list(dict.fromkeys(scopes))
-        if any(not isinstance(scope, str) or not scope for scope in scope_list):
-            raise InvalidInputError("scopes are non-empty strings")
+        if len(scope_list) > MAX_SCOPES or any(
+            not isinstance(scope, str) or not scope or len(scope) > MAX_SCOPE_CHARS
+            for scope in scope_list
+        ):
+            raise InvalidInputError(
+                f"at most {MAX_SCOPES} scopes, each 1 to {MAX_SCOPE_CHARS} characters"
+            )
+        role = check_role(role)
+        if rate_limit is not None and not (
+            0 < rate_limit.burst <= MAX_RATE_LIMIT_BURST
+            and 0 < rate_limit.rate_per_s <= MAX_RATE_LIMIT_PER_S
+        ):
+            raise InvalidInputError("a rate limit has a positive burst and a positive rate")
         # NOTE: 32 random bytes make the secret unguessable, so a fast unsalted
         # hash is enough; slow password hashes would only add latency per request.
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
@@ -69,6 +94,9 @@ class ApiKeyService:
                 prefix=secret[:PREFIX_CHARS],
                 key_hash=hash_secret(secret),
                 scopes=scope_list,
+                role=role,
+                rate_limit_burst=None if rate_limit is None else rate_limit.burst,
+                rate_limit_per_s=None if rate_limit is None else rate_limit.rate_per_s,
             )
             session.add(row)
         return CreatedApiKey(info=row.to_info(), secret=secret)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -32,8 +34,11 @@ from conversation.types import (
     FeedbackInfo,
     MessageInfo,
     MessageStatus,
+    PrincipalRole,
+    RateLimit,
     Role,
     TenantInfo,
+    UserInfo,
 )
 
 NAMING_CONVENTION = {
@@ -100,8 +105,21 @@ class TenantRow(Base):
         return TenantInfo(id=self.id, name=self.name, created_at=self.created_at)
 
 
+_PRINCIPAL_ROLES = "role IN ('user', 'labeler', 'admin')"
+
+
 class ApiKeyRow(Base):
     __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint(_PRINCIPAL_ROLES, name="role"),
+        # Either no override, or both halves of one, both positive.
+        CheckConstraint(
+            "(rate_limit_burst IS NULL AND rate_limit_per_s IS NULL) OR "
+            "(rate_limit_burst IS NOT NULL AND rate_limit_per_s IS NOT NULL "
+            "AND rate_limit_burst > 0 AND rate_limit_per_s > 0)",
+            name="rate_limit",
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(
@@ -113,20 +131,57 @@ class ApiKeyRow(Base):
     # sha256 hex of the secret; the secret itself is never stored.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[list[str]] = mapped_column(JSON)
+    role: Mapped[str] = mapped_column(String(16), default="user", server_default="user")
+    rate_limit_burst: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rate_limit_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
     def to_info(self) -> ApiKeyInfo:
+        rate_limit = None
+        if self.rate_limit_burst is not None and self.rate_limit_per_s is not None:
+            rate_limit = RateLimit(burst=self.rate_limit_burst, rate_per_s=self.rate_limit_per_s)
         return ApiKeyInfo(
             id=self.id,
             tenant_id=self.tenant_id,
             name=self.name,
             prefix=self.prefix,
             scopes=tuple(self.scopes),
+            role=cast(PrincipalRole, self.role),
+            rate_limit=rate_limit,
             created_at=self.created_at,
             last_used_at=self.last_used_at,
             revoked_at=self.revoked_at,
+        )
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(_PRINCIPAL_ROLES, name="role"),
+        # NOTE: tenant_id leads, so this is also the index of "this tenant's users".
+        UniqueConstraint("tenant_id", "subject", name="uq_users_tenant_subject"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(36), ForeignKey("tenants.id", ondelete="CASCADE"))
+    # The identity provider's ``sub`` for this person.
+    subject: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    def to_info(self) -> UserInfo:
+        return UserInfo(
+            id=self.id,
+            tenant_id=self.tenant_id,
+            subject=self.subject,
+            name=self.name,
+            role=cast(PrincipalRole, self.role),
+            created_at=self.created_at,
+            disabled_at=self.disabled_at,
         )
 
 

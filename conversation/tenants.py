@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from conversation.errors import InvalidInputError, NotFoundError
+from conversation.errors import ConflictError, InvalidInputError, NotFoundError
 from conversation.models import TenantRow
 from conversation.types import TenantInfo
 
@@ -21,7 +23,7 @@ def _clean_name(name: str) -> str:
 
 
 class TenantService:
-    """Creates and finds tenants."""
+    """Creates, finds and lists tenants."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -53,6 +55,29 @@ class TenantService:
             if winner is None:
                 raise
             return winner
+
+    async def create(self, name: str) -> TenantInfo:
+        """Creates a tenant called ``name``.
+
+        Raises:
+            ConflictError: A tenant already has this name.
+            InvalidInputError: The name is empty or too long.
+        """
+        row = TenantRow(name=_clean_name(name))
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add(row)
+        except IntegrityError as exc:
+            raise ConflictError("a tenant with this name already exists") from exc
+        return row.to_info()
+
+    async def list(self) -> builtins.list[TenantInfo]:
+        """Returns every tenant, oldest first (for platform operators only)."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(TenantRow).order_by(TenantRow.created_at, TenantRow.id)
+            )
+            return [row.to_info() for row in rows]
 
     async def get(self, tenant_id: str) -> TenantInfo:
         """Returns the tenant with this id.

@@ -11,6 +11,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 Role = Literal["user", "assistant", "system"]
+"""Who wrote a message."""
+PrincipalRole = Literal["user", "labeler", "admin"]
+"""What a caller (an API key or a user) may do; the API layer gives each its meaning."""
+PRINCIPAL_ROLES: tuple[PrincipalRole, ...] = ("user", "labeler", "admin")
 MessageStatus = Literal["complete", "cancelled", "failed", "refused"]
 
 
@@ -24,14 +28,27 @@ class TenantInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket of a key's own: ``burst`` tokens, refilled at ``rate_per_s``."""
+
+    burst: int
+    rate_per_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class ApiKeyInfo:
-    """An API key as it may be shown: its prefix, never its secret."""
+    """An API key as it may be shown: its prefix, never its secret.
+
+    ``rate_limit`` is None when the key uses the configured default bucket.
+    """
 
     id: str
     tenant_id: str
     name: str
     prefix: str
     scopes: tuple[str, ...]
+    role: PrincipalRole
+    rate_limit: RateLimit | None
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
@@ -48,6 +65,24 @@ class CreatedApiKey:
 
     info: ApiKeyInfo
     secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    """A person of a tenant, known by their identity provider's ``sub``."""
+
+    id: str
+    tenant_id: str
+    subject: str
+    name: str | None
+    role: PrincipalRole
+    created_at: datetime
+    disabled_at: datetime | None
+
+    @property
+    def disabled(self) -> bool:
+        """Whether an admin disabled the user."""
+        return self.disabled_at is not None
 
 
 @dataclass(frozen=True, slots=True)
