@@ -1,0 +1,157 @@
+"""Schemathesis over the app's own OpenAPI schema: no 5xx, no answer that breaks the schema.
+
+The app runs in-process (SQLite, Qdrant local mode, the real embedder) through
+schemathesis' ASGI transport, with an API key of its tenant. The generation engine
+is not loaded, to keep the run short: chat routes then answer 503
+``unavailable`` ("Generation is not enabled on this node."), a documented answer
+and the only 5xx let through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.python.asgi import shutdown_lifespans
+
+from app.factory import create_app
+from app.services import Services, open_services
+from app.settings import Settings
+from conversation import ApiKeyService, TenantService, create_engine, session_factory
+from conversation.migrations import upgrade
+
+pytestmark = pytest.mark.model
+
+# Examples per operation and mode: about a minute and a half for the whole schema here.
+POSITIVE_EXAMPLES = 12
+NEGATIVE_EXAMPLES = 8
+CHECKS = [
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+
+def fuzzed_app(settings: Settings) -> Any:
+    """The app, its services opened without a generation engine in its own lifespan."""
+    state: dict[str, Any] = {}
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            services: Services = await open_services(settings, with_engine=False)
+            state["app"] = create_app(settings, services)
+            try:
+                await state["app"](scope, receive, send)
+            finally:
+                await services.close()
+            return
+        await state["app"](scope, receive, send)
+
+    return asgi
+
+
+async def _create_keys(database_url: str) -> tuple[str, str]:
+    """A user's key and an admin's key of one tenant."""
+    engine = create_engine(database_url)
+    try:
+        sessions = session_factory(engine)
+        tenant = await TenantService(sessions).ensure("fuzz")
+        keys = ApiKeyService(sessions)
+        user = await keys.create(tenant.id)
+        admin = await keys.create(tenant.id, "admin", role="admin")
+        return user.secret, admin.secret
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def schema_and_keys(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Any, tuple[str, str]]]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("fuzz"))
+    settings.safety.enabled = False
+    settings.server.log_level = "warning"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    keys = asyncio.run(_create_keys(settings.database_url))
+    schema = schemathesis.openapi.from_asgi("/schema/openapi.json", fuzzed_app(settings))
+    yield schema, keys
+    shutdown_lifespans()
+
+
+def _generation_disabled(response: Any) -> bool:
+    if response.status_code != 503:
+        return False
+    try:
+        error = json.loads(response.content)["error"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return "Generation is not enabled" in str(error.get("message"))
+
+
+def _fuzz(operation: Any, mode: GenerationMode, examples: int, auth: dict[str, str]) -> list[str]:
+    """Run ``examples`` cases of ``operation``; the problems found, one line each."""
+    failures: list[str] = []
+
+    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+    @hypothesis.settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(case: Any) -> None:
+        response = case.call(headers=auth)
+        where = f"{case.method} {case.formatted_path} ({mode.value})"
+        if _generation_disabled(response):
+            return
+        if response.status_code >= 500:
+            failures.append(
+                f"{where}: {response.status_code} {response.content[:300]!r} "
+                f"for query={case.query} body={str(case.body)[:200]}"
+            )
+            return
+        try:
+            case.validate_response(response, checks=CHECKS, headers=auth)
+        except Exception as exc:
+            failures.append(f"{where}: {str(exc)[:600]}")
+
+    try:
+        run()
+    except Unsatisfiable:
+        # No input to make invalid (``GET /healthz`` in negative mode).
+        assert mode is GenerationMode.NEGATIVE
+    return failures
+
+
+def test_no_operation_answers_5xx_or_breaks_its_schema(
+    schema_and_keys: tuple[Any, tuple[str, str]],
+) -> None:
+    schema, (user_key, admin_key) = schema_and_keys
+    failures: list[str] = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 10
+    for operation in operations:
+        # Admin routes with the admin's key, so they are fuzzed beyond their 403.
+        key = admin_key if operation.path.startswith("/v1/admin") else user_key
+        auth = {"Authorization": f"Bearer {key}"}
+        failures += _fuzz(operation, GenerationMode.POSITIVE, POSITIVE_EXAMPLES, auth)
+        failures += _fuzz(operation, GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES, auth)
+    assert not failures, "\n\n".join(failures[:20])
