@@ -1,4 +1,9 @@
-"""Conversations and their messages, always scoped to one tenant."""
+"""Conversations and their messages, always scoped to one tenant.
+
+Reads of a conversation's header and recent messages go through a ``HotState``
+(``conversation.hot_state``); every write goes to SQL first, bracketed by the hot
+state's ``writing`` so the cached entry is updated after the commit or dropped.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation.cursor import decode_cursor, encode_cursor
 from conversation.errors import ConflictError, InvalidInputError, NotFoundError
+from conversation.hot_state import CachedConversation, HotState, NoHotState
 from conversation.models import ConversationRow, MessageRow, TenantRow, utcnow
 from conversation.types import ConversationInfo, ConversationPage, MessageInfo, MessageStatus
 
@@ -43,8 +49,15 @@ def _check_id(message_id: str) -> None:
 class ConversationService:
     """Creates, lists, reads and deletes a tenant's conversations and their messages."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], hot: HotState | None = None
+    ) -> None:
+        """Args:
+        sessions: Sessions on the database of record.
+        hot: Where recent conversation state is served from; ``None`` reads SQL only.
+        """
         self._sessions = sessions
+        self._hot = hot or NoHotState()
 
     async def create(self, tenant_id: str, title: str | None = None) -> ConversationInfo:
         """Creates an empty conversation.
@@ -60,7 +73,10 @@ class ConversationService:
             now = utcnow()
             row = ConversationRow(tenant_id=tenant_id, title=title, created_at=now, updated_at=now)
             session.add(row)
-        return row.to_info()
+        info = row.to_info()
+        # A new id has no entry yet (version 0): its first turn finds it hot.
+        await self._hot.fill(tenant_id, info.id, 0, CachedConversation(info, (), complete=True))
+        return info
 
     async def get(self, tenant_id: str, conversation_id: str) -> ConversationInfo:
         """Returns one of the tenant's conversations.
@@ -69,6 +85,9 @@ class ConversationService:
             NotFoundError: No such conversation for this tenant (another tenant's
                 conversation included, so ids reveal nothing).
         """
+        cached = await self._load(tenant_id, conversation_id)
+        if cached is not None:
+            return cached.info
         async with self._sessions() as session:
             return (await self._conversation(session, tenant_id, conversation_id)).to_info()
 
@@ -116,7 +135,11 @@ class ConversationService:
         Raises:
             NotFoundError: No such conversation for this tenant.
         """
-        async with self._sessions() as session, session.begin():
+        async with (
+            self._hot.writing(tenant_id, conversation_id),  # no record(): the entry is dropped
+            self._sessions() as session,
+            session.begin(),
+        ):
             # Messages and feedback go by ON DELETE CASCADE (SQLite too: db.py
             # turns foreign keys on for every connection).
             result = await session.execute(
@@ -134,6 +157,9 @@ class ConversationService:
         Raises:
             NotFoundError: No such conversation for this tenant.
         """
+        cached = await self._load(tenant_id, conversation_id)
+        if cached is not None and cached.complete:
+            return list(cached.messages)
         async with self._sessions() as session:
             await self._conversation(session, tenant_id, conversation_id)
             rows = await session.scalars(
@@ -154,17 +180,13 @@ class ConversationService:
         """
         if limit < 0:
             raise InvalidInputError("limit is not negative")
+        if limit <= self._hot.max_messages:
+            cached = await self._load(tenant_id, conversation_id)
+            if cached is not None and (cached.complete or len(cached.messages) >= limit):
+                return list(cached.messages[len(cached.messages) - limit :])
         async with self._sessions() as session:
             await self._conversation(session, tenant_id, conversation_id)
-            if limit == 0:
-                return []
-            rows = await session.scalars(
-                select(MessageRow)
-                .where(MessageRow.conversation_id == conversation_id)
-                .order_by(MessageRow.created_at.desc(), MessageRow.id.desc())
-                .limit(limit)
-            )
-            return [row.to_info() for row in reversed(rows.all())]
+            return await self._newest(session, conversation_id, limit)
 
     async def add_user_message(
         self, tenant_id: str, conversation_id: str, content: str
@@ -180,7 +202,11 @@ class ConversationService:
         """
         if not content.strip():
             raise InvalidInputError("a message has content")
-        async with self._sessions() as session, session.begin():
+        async with (
+            self._hot.writing(tenant_id, conversation_id) as hot,
+            self._sessions() as session,
+            session.begin(),
+        ):
             conversation = await self._conversation(session, tenant_id, conversation_id)
             created_at = await self._next_timestamp(session, conversation_id)
             row = MessageRow(
@@ -199,6 +225,8 @@ class ConversationService:
             conversation.updated_at = max(conversation.updated_at, created_at)
             if conversation.title is None:
                 conversation.title = title_from(content)
+            await session.flush()
+            hot.record(conversation.to_info(), row.to_info())
         return row.to_info()
 
     async def record_assistant_message(
@@ -245,7 +273,11 @@ class ConversationService:
         if status not in get_args(MessageStatus):
             raise InvalidInputError(f"unknown message status {status!r}")
         try:
-            async with self._sessions() as session, session.begin():
+            async with (
+                self._hot.writing(tenant_id, conversation_id) as hot,
+                self._sessions() as session,
+                session.begin(),
+            ):
                 conversation = await self._conversation(session, tenant_id, conversation_id)
                 created_at = await self._next_timestamp(session, conversation_id)
                 row = MessageRow(
@@ -267,6 +299,8 @@ class ConversationService:
                 )
                 session.add(row)
                 conversation.updated_at = max(conversation.updated_at, created_at)
+                await session.flush()
+                hot.record(conversation.to_info(), row.to_info())
         except IntegrityError as exc:
             raise ConflictError("a message with this id exists") from exc
         return row.to_info()
@@ -286,6 +320,41 @@ class ConversationService:
         if row is None:
             raise NotFoundError("message not found")
         return row.to_info()
+
+    async def _load(self, tenant_id: str, conversation_id: str) -> CachedConversation | None:
+        """The hot entry of a conversation: a hit, or read from SQL and filled.
+
+        ``None`` when the hot state may not be used now (none configured, a write
+        in flight, Redis away): the caller reads SQL itself.
+
+        Raises:
+            NotFoundError: No such conversation for this tenant (read from SQL).
+        """
+        found = await self._hot.lookup(tenant_id, conversation_id)
+        if found.entry is not None or not found.fillable:
+            return found.entry
+        keep = self._hot.max_messages
+        async with self._sessions() as session:
+            row = await self._conversation(session, tenant_id, conversation_id)
+            newest = await self._newest(session, conversation_id, keep + 1)
+        entry = CachedConversation(row.to_info(), tuple(newest[-keep:]), len(newest) <= keep)
+        await self._hot.fill(tenant_id, conversation_id, found.version, entry)
+        return entry
+
+    @staticmethod
+    async def _newest(
+        session: AsyncSession, conversation_id: str, limit: int
+    ) -> builtins.list[MessageInfo]:
+        """The last ``limit`` messages of a conversation, oldest first."""
+        if limit <= 0:
+            return []
+        rows = await session.scalars(
+            select(MessageRow)
+            .where(MessageRow.conversation_id == conversation_id)
+            .order_by(MessageRow.created_at.desc(), MessageRow.id.desc())
+            .limit(limit)
+        )
+        return [row.to_info() for row in reversed(rows.all())]
 
     @staticmethod
     async def _conversation(

@@ -1,10 +1,15 @@
-"""The WebSocket endpoint ``/v1/ws``: authenticate, then run several turns at once."""
+"""The WebSocket endpoint ``/v1/ws``: authenticate, then run several turns at once.
+
+Turns run in the process's ``TurnRunner``, not in the socket: when the socket
+goes away they keep running for a grace period, so a client can ``resume`` them
+(see ``app/ws/resume.py`` and ``docs/websocket-protocol.md``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -12,11 +17,11 @@ from litestar import WebSocket, websocket
 from pydantic import ValidationError
 
 from app.auth import Principal, authenticate
-from app.errors import ApiError, UnavailableError, classify
+from app.errors import ApiError, RateLimitedError
 from app.metrics import ERRORS
-from app.pipeline import TurnRequest
 from app.services import Services
-from app.turn_events import error_payload, to_wire
+from app.streams.runner import Sink, TurnRunner
+from app.turn_events import error_payload
 from app.ws.protocol import (
     ChatPayload,
     ClientMessage,
@@ -27,13 +32,24 @@ from app.ws.protocol import (
     ServerType,
     parse_client_message,
     server_message,
+    validation_reason,
 )
+from app.ws.resume import open_replay, replay
 
 log = structlog.get_logger(__name__)
 
 
 class _Closed(Exception):
     """The peer went away."""
+
+
+@dataclass(frozen=True, slots=True)
+class _SocketTurn:
+    """A turn this socket watches: one it started, or one it resumed."""
+
+    message_id: str
+    task: asyncio.Task[None]
+    started_here: bool
 
 
 class ChatSocket:
@@ -44,7 +60,7 @@ class ChatSocket:
         self._services = services
         self._settings = services.settings.server
         self._send_lock = asyncio.Lock()
-        self._turns: dict[str, tuple[asyncio.Task[None], TurnRequest]] = {}
+        self._turns: dict[str, _SocketTurn] = {}
         self._principal: Principal | None = None
 
     async def serve(self) -> None:
@@ -55,7 +71,7 @@ class ChatSocket:
         except _Closed:
             pass
         finally:
-            await self._cancel_all()
+            self._leave()
 
     async def _receive(self) -> str | bytes:
         event: dict[str, Any] = dict(await self._socket.receive())
@@ -92,12 +108,12 @@ class ChatSocket:
                 raise ProtocolViolation("the first message must be connection_init")
             init = InitPayload.model_validate(message.payload)
         except (ProtocolViolation, ValidationError) as exc:
-            await self._close(CloseCode.BAD_MESSAGE, _reason(exc))
+            await self._close(CloseCode.BAD_MESSAGE, validation_reason(exc))
             return False
         try:
-            self._principal = await authenticate(self._services.api_keys, init.token)
-        except ApiError:
-            await self._close(CloseCode.UNAUTHORIZED, "invalid or revoked API key")
+            self._principal = await authenticate(self._services, init.token)
+        except ApiError as exc:
+            await self._close(CloseCode.UNAUTHORIZED, exc.message)
             return False
         await self._send(ServerType.CONNECTION_ACK, None, {})
         return True
@@ -118,14 +134,9 @@ class ChatSocket:
         elif message.type is ClientType.CHAT:
             await self._start_turn(message)
         elif message.type is ClientType.CANCEL:
-            assert message.id is not None
-            entry = self._turns.get(message.id)
-            if entry is None:
-                await self._error(message.id, "unknown_turn", "No running turn has this id.")
-            else:
-                await self._pipeline().cancel(entry[1].message_id)
+            await self._cancel(message)
         elif message.type is ClientType.RESUME:
-            await self._error(message.id, "not_supported", "resume is not supported yet.")
+            await self._resume(message)
         else:
             await self._error(
                 message.id, "already_initialised", "connection_init was already sent."
@@ -134,20 +145,12 @@ class ChatSocket:
     async def _start_turn(self, message: ClientMessage) -> None:
         assert message.id is not None
         assert self._principal is not None
-        if message.id in self._turns:
-            await self._error(message.id, "duplicate_id", "A turn with this id is still running.")
-            return
-        if len(self._turns) >= self._settings.ws_max_turns:
-            await self._error(
-                message.id,
-                "too_many_turns",
-                f"At most {self._settings.ws_max_turns} turns may run at once on one socket.",
-            )
+        if not await self._has_room(message.id):
             return
         try:
             chat = ChatPayload.model_validate(message.payload)
         except ValidationError as exc:
-            await self._error(message.id, "invalid_request", _reason(exc))
+            await self._error(message.id, "invalid_request", validation_reason(exc))
             return
         engine = self._services.engine
         if chat.model is not None and engine is not None and chat.model != engine.model_name:
@@ -155,51 +158,102 @@ class ChatSocket:
                 message.id, "model_not_found", f"This node serves {engine.model_name!r} only."
             )
             return
-        request = chat.to_turn_request(self._principal.tenant_id, chat.conversation_id)
-        task = asyncio.create_task(self._run_turn(message.id, request))
-        self._turns[message.id] = (task, request)
+        runner = self._runner()
+        if runner is None:
+            await self._error(message.id, "unavailable", "Generation is not enabled on this node.")
+            return
+        limiter = self._services.rate_limiter
+        if limiter is not None:
+            # NOTE: one socket carries several turns, so a refused turn is an ``error``
+            # frame (with ``retry_after``); the socket and its other turns go on.
+            try:
+                await limiter.check(self._principal)
+            except RateLimitedError as exc:
+                ERRORS.labels(exc.code).inc()
+                await self._send(ServerType.ERROR, message.id, error_payload(exc))
+                return
+        request = chat.to_turn_request(
+            self._principal.tenant_id, chat.conversation_id, self._principal.subject
+        )
+        slot = limiter.turn_slot(self._principal) if limiter is not None else None
+        task = runner.start(request, self._sink(message.id), slot)
+        self._track(message.id, _SocketTurn(request.message_id, task, started_here=True))
 
-    async def _run_turn(self, turn_id: str, request: TurnRequest) -> None:
+    async def _resume(self, message: ClientMessage) -> None:
+        """Replay a turn after a reconnect and follow it live (DESIGN.md §4)."""
+        assert message.id is not None
+        assert self._principal is not None
+        if not await self._has_room(message.id):
+            return
         try:
-            async with aclosing(self._pipeline().run(request)) as events:
-                async for event in events:
-                    kind, payload = to_wire(event)
-                    await self._send(kind, turn_id, payload)
-        except _Closed:
-            pass
-        except Exception as exc:
-            error = classify(exc)
-            ERRORS.labels(error.code).inc()
-            with contextlib.suppress(_Closed):
-                await self._send(ServerType.ERROR, turn_id, error_payload(error))
-        finally:
-            self._turns.pop(turn_id, None)
+            message_id, events = await open_replay(
+                self._services.token_buffer, self._principal.tenant_id, message.payload
+            )
+        except ApiError as exc:
+            await self._error(message.id, exc.code, exc.message)
+            return
+        task = asyncio.create_task(replay(events, self._sink(message.id)))
+        self._track(message.id, _SocketTurn(message_id, task, started_here=False))
+
+    async def _cancel(self, message: ClientMessage) -> None:
+        assert message.id is not None
+        assert self._principal is not None
+        entry = self._turns.get(message.id)
+        if entry is None:
+            await self._error(message.id, "unknown_turn", "No running turn has this id.")
+            return
+        runner = self._runner()
+        if runner is not None:
+            await runner.cancel(entry.message_id, self._principal.tenant_id)
+        else:
+            await self._services.token_buffer.request_cancel(
+                entry.message_id, self._principal.tenant_id
+            )
+
+    async def _has_room(self, turn_id: str) -> bool:
+        """Whether another turn may start on this socket; answers the client if not."""
+        if turn_id in self._turns:
+            await self._error(turn_id, "duplicate_id", "A turn with this id is still running.")
+            return False
+        if len(self._turns) >= self._settings.ws_max_turns:
+            await self._error(
+                turn_id,
+                "too_many_turns",
+                f"At most {self._settings.ws_max_turns} turns may run at once on one socket.",
+            )
+            return False
+        return True
+
+    def _track(self, turn_id: str, entry: _SocketTurn) -> None:
+        self._turns[turn_id] = entry
+
+        def forget(_: asyncio.Task[None]) -> None:
+            if self._turns.get(turn_id) is entry:
+                del self._turns[turn_id]
+
+        entry.task.add_done_callback(forget)
+
+    def _sink(self, turn_id: str) -> Sink:
+        async def send(kind: str, payload: dict[str, Any]) -> None:
+            await self._send(kind, turn_id, payload)
+
+        return send
 
     async def _error(self, turn_id: str | None, code: str, message: str) -> None:
         ERRORS.labels(code).inc()
         await self._send(ServerType.ERROR, turn_id, {"code": code, "message": message})
 
-    def _pipeline(self) -> Any:
-        if self._services.pipeline is None:
-            raise UnavailableError("Generation is not enabled on this node.")
-        return self._services.pipeline
+    def _runner(self) -> TurnRunner | None:
+        return self._services.turns
 
-    async def _cancel_all(self) -> None:
-        """The client left: cancel its turns and wait until their answers are stored."""
-        turns = list(self._turns.values())
-        for _, request in turns:
-            with contextlib.suppress(Exception):
-                await self._pipeline().cancel(request.message_id)
-        if turns:
-            await asyncio.gather(*(task for task, _ in turns), return_exceptions=True)
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err.get("loc", ())) or "payload"
-        return f"{where}: {err.get('msg')}"
-    return str(exc)
+    def _leave(self) -> None:
+        """The client left: its turns run on (to be resumed), its replays stop."""
+        runner = self._runner()
+        for entry in list(self._turns.values()):
+            if entry.started_here and runner is not None:
+                runner.detach(entry.message_id)
+            else:
+                entry.task.cancel()
 
 
 @websocket("/v1/ws", exclude_from_auth=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from app.schemas.base import Schema
 from app.schemas.conversations import ChatRequest
@@ -57,7 +57,15 @@ class ClientMessage:
 
 
 class InitPayload(Schema):
-    token: str = Field(min_length=1, max_length=512)
+    # An API key or a JWT (RS256 tokens run past 512 characters).
+    token: str = Field(min_length=1, max_length=8192)
+
+
+class ResumePayload(Schema):
+    """A ``resume`` message: replay a turn's tokens after ``after_index`` (-1: all)."""
+
+    message_id: str = Field(min_length=1, max_length=64)
+    after_index: int = Field(default=-1, ge=-1)
 
 
 class ChatPayload(ChatRequest):
@@ -89,12 +97,21 @@ def parse_client_message(raw: str | bytes, max_bytes: int) -> ClientMessage:
         not isinstance(message_id, str) or not 0 < len(message_id) <= MAX_ID_LENGTH
     ):
         raise ProtocolViolation(f"id must be a string of 1 to {MAX_ID_LENGTH} characters")
-    if kind in (ClientType.CHAT, ClientType.CANCEL) and message_id is None:
+    if kind in (ClientType.CHAT, ClientType.CANCEL, ClientType.RESUME) and message_id is None:
         raise ProtocolViolation(f"{kind} needs an id")
     payload = data.get("payload") or {}
     if not isinstance(payload, dict):
         raise ProtocolViolation("payload must be a JSON object")
     return ClientMessage(kind, message_id, payload)
+
+
+def validation_reason(exc: Exception) -> str:
+    """A short reason for an invalid payload: the first problem and where it is."""
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ())) or "payload"
+        return f"{where}: {err.get('msg')}"
+    return str(exc)
 
 
 def server_message(kind: ServerType | str, message_id: str | None, payload: dict[str, Any]) -> str:

@@ -11,30 +11,13 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from tests.e2e.conftest import Deployment
+from tests.e2e.ws_client import connect, until_end
 
 pytestmark = pytest.mark.e2e
 
 
 async def _connect(deployment: Deployment, key: str | None = None) -> ClientConnection:
-    ws = await websockets.connect(deployment.server.ws_url)
-    await ws.send(
-        json.dumps({"type": "connection_init", "payload": {"token": key or deployment.key}})
-    )
-    ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
-    assert ack["type"] == "connection_ack"
-    return ws
-
-
-async def _turn(ws: ClientConnection, turn_id: str) -> list[dict[str, Any]]:
-    """Every message of one turn up to its ``done`` or ``error``."""
-    messages = []
-    while True:
-        message = json.loads(await asyncio.wait_for(ws.recv(), 120))
-        if message.get("id") != turn_id:
-            continue
-        messages.append(message)
-        if message["type"] in ("done", "error"):
-            return messages
+    return await connect(deployment.server.ws_url, key or deployment.key)
 
 
 async def test_chat_streams_tokens_and_cites_the_ingested_document(deployment: Deployment) -> None:
@@ -52,7 +35,7 @@ async def test_chat_streams_tokens_and_cites_the_ingested_document(deployment: D
                 }
             )
         )
-        messages = await _turn(ws, "t1")
+        messages = await until_end(ws, "t1")
     kinds = [m["type"] for m in messages]
     assert kinds[0] == "conversation"
     assert kinds[1] == "sources"
@@ -103,7 +86,7 @@ async def test_cancel_stops_the_turn_and_stores_it_as_cancelled(deployment: Depl
             if message["type"] == "token":
                 await ws.send(json.dumps({"type": "cancel", "id": "long"}))
                 break
-        seen += await _turn(ws, "long")
+        seen += await until_end(ws, "long")
     done = seen[-1]
     assert done["type"] == "done"
     assert done["payload"]["finish_reason"] == "cancelled"
@@ -153,7 +136,7 @@ async def test_a_follow_up_turn_continues_the_conversation(deployment: Deploymen
                 {"type": "chat", "id": "1", "payload": {"content": "What is the reactor's fuel?"}}
             )
         )
-        first = await _turn(ws, "1")
+        first = await until_end(ws, "1")
         conversation_id = first[0]["payload"]["conversation_id"]
         await ws.send(
             json.dumps(
@@ -164,7 +147,7 @@ async def test_a_follow_up_turn_continues_the_conversation(deployment: Deploymen
                 }
             )
         )
-        second = await _turn(ws, "2")
+        second = await until_end(ws, "2")
     assert second[0]["payload"]["conversation_id"] == conversation_id
     assert second[-1]["type"] == "done"
 
@@ -222,7 +205,7 @@ async def test_another_tenants_conversation_is_not_found(deployment: Deployment)
                 }
             )
         )
-        first = await _turn(ws, "1")
+        first = await until_end(ws, "1")
     conversation_id = first[0]["payload"]["conversation_id"]
     other = await _connect(deployment, deployment.other_key)
     async with other:
