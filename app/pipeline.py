@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -52,10 +52,14 @@ __all__ = [
     "TurnPipeline",
     "TurnRequest",
     "TurnStarted",
+    "UsageHook",
 ]
 
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
+
+UsageHook = Callable[[str, str | None, int], Awaitable[None]]
+"""Called once per finished turn with ``(tenant_id, subject, completion_tokens)``."""
 
 _HISTORY_MESSAGES = 20
 _STATUS_BY_FINISH: dict[str, MessageStatus] = {
@@ -113,12 +117,25 @@ class TurnPipeline:
         engine: Engine,
         config: PipelineConfig,
         safety: SafetyGate | None = None,
+        on_usage: UsageHook | None = None,
     ) -> None:
+        """Compose the pipeline.
+
+        Args:
+            conversations: Stores conversations and messages.
+            retrieval: Searches the tenant's chunks.
+            engine: Generates the answer.
+            config: Limits and defaults.
+            safety: The input, retrieval and output filters; ``None`` turns them off.
+            on_usage: Told the generated tokens of every finished turn (rate limits
+                count them); its errors are logged, never fail the turn.
+        """
         self._conversations = conversations
         self._retrieval = retrieval
         self._engine = engine
         self._config = config
         self._safety = safety
+        self._on_usage = on_usage
         self._cancelled: set[str] = set()
 
     def validate(self, request: TurnRequest) -> SamplingParams:
@@ -173,9 +190,16 @@ class TurnPipeline:
             conversation = await self._conversations.create(tenant)
         else:
             conversation = await self._conversations.get(tenant, request.conversation_id)
-        earlier = await self._conversations.recent_messages(
-            tenant, conversation.id, _HISTORY_MESSAGES
-        )
+        if request.history is not None:
+            earlier = list(request.history)
+        elif request.conversation_id is None:
+            earlier = []  # a conversation created just now has no past
+        else:
+            earlier = _stored_history(
+                await self._conversations.recent_messages(
+                    tenant, conversation.id, _HISTORY_MESSAGES
+                )
+            )
         watch.lap("load_conversation")
         user_message = await self._conversations.add_user_message(
             tenant, conversation.id, request.content
@@ -197,7 +221,7 @@ class TurnPipeline:
                     yield TokenEvent(index, piece)
                 out.end(CONTENT_FILTER)
             elif message_id not in self._cancelled:
-                prompt_ids = self._prompt(request.content, out.sources, earlier)
+                prompt_ids = self._prompt(request, out.sources, earlier)
                 out.prompt_tokens = len(prompt_ids)
                 watch.lap("build_prompt")
                 generation = GenerationRequest(message_id, prompt_ids, sampling, tenant)
@@ -270,12 +294,13 @@ class TurnPipeline:
         )
         if k == 0:
             return []
+        floor = request.options.score_floor
         hits = await self._retrieval.search(
             request.tenant_id,
             request.content,
             k=k,
             collection=request.options.collection,
-            score_floor=self._config.score_floor,
+            score_floor=self._config.score_floor if floor is None else floor,
         )
         ranked = [
             Source(i, h.chunk_id, h.document_id, h.document_name, h.collection, h.position,
@@ -288,15 +313,16 @@ class TurnPipeline:
         return fit_sources(ranked, self._config.context_token_budget, self._engine.count_tokens)
 
     def _prompt(
-        self, question: str, sources: list[Source], earlier: list[MessageInfo]
+        self, request: TurnRequest, sources: list[Source], history: list[ChatMessage]
     ) -> list[int]:
-        history = [
-            ChatMessage(m.role, m.content)
-            for m in earlier
-            if m.role in ("user", "assistant") and m.status == "complete" and m.content
-        ]
         kept = fit_history(history, self._config.history_token_budget, self._engine.count_tokens)
-        return self._engine.render_chat(build_messages(question, sources, kept))
+        messages = build_messages(request.content, sources, kept)
+        if request.instructions:
+            # NOTE: the caller's system prompt goes first, so ragserve's rules and the
+            # numbered sources stay next to the question, where a small model heeds them.
+            system = messages[0]
+            messages[0] = ChatMessage(system.role, f"{request.instructions}\n\n{system.content}")
+        return self._engine.render_chat(messages)
 
     async def _finish(
         self, request: TurnRequest, conversation_id: str, out: _Outcome, watch: _Stopwatch
@@ -329,7 +355,44 @@ class TurnPipeline:
                 request.tenant_id, conversation_id, request.message_id, out.verdicts
             )
         observe_turn(stored.finish_reason, stored.timings)
+        await self._report_usage(request, out.completion_tokens)
+        if stored.status == "complete" and out.sources:
+            await self._prefetch(request, content)
         return stored
+
+    async def _prefetch(self, request: TurnRequest, answer: str) -> None:
+        """Warm the node's chunk cache for the conversation's likely next question.
+
+        NOTE: a follow-up usually asks about what the question and its answer talked
+        about, so their text is the prefetch query; it only schedules the search.
+        """
+        try:
+            await self._retrieval.prefetch(
+                request.tenant_id,
+                request.options.collection,
+                f"{request.content}\n{answer}",
+                k=request.options.retrieval_k or self._config.top_k,
+            )
+        except Exception as exc:
+            log.warning("prefetch_failed", message_id=request.message_id, error=repr(exc))
+
+    async def _report_usage(self, request: TurnRequest, completion_tokens: int) -> None:
+        if self._on_usage is None:
+            return
+        try:
+            await self._on_usage(request.tenant_id, request.subject, completion_tokens)
+        except Exception as exc:
+            # NOTE: usage accounting (rate limits) must never cost the caller an answer.
+            log.warning("usage_hook_failed", message_id=request.message_id, error=repr(exc))
+
+
+def _stored_history(earlier: list[MessageInfo]) -> list[ChatMessage]:
+    """The stored turns worth showing the model: whole, complete user and assistant messages."""
+    return [
+        ChatMessage(m.role, m.content)
+        for m in earlier
+        if m.role in ("user", "assistant") and m.status == "complete" and m.content
+    ]
 
 
 @asynccontextmanager

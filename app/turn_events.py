@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
-from app.errors import ApiError
-from app.turns import SourcesFound, TurnEvent, TurnStarted
+from app.errors import ApiError, InternalError
+from app.turns import SourcesFound, TurnEvent, TurnFinished, TurnStarted
+from conversation import MessageInfo
 from inference import TokenEvent
 
 
@@ -42,3 +45,28 @@ def error_payload(error: ApiError) -> dict[str, Any]:
     if error.retry_after is not None:
         payload["retry_after"] = error.retry_after
     return payload
+
+
+def generation_failed(detail: str | None) -> ApiError:
+    """The error of a turn whose generation failed (its answer is stored as failed)."""
+    error = InternalError(detail or "Generation failed.")
+    error.code = "generation_failed"
+    return error
+
+
+async def final_message(events: AsyncIterator[TurnEvent]) -> MessageInfo:
+    """Run a turn's remaining events to the end; its stored answer.
+
+    Raises:
+        ApiError: ``generation_failed`` when generation failed (the answer is stored).
+    """
+    finished: TurnFinished | None = None
+    async with aclosing(events):  # type: ignore[type-var]
+        async for event in events:
+            if isinstance(event, TurnFinished):
+                finished = event
+    if finished is None:
+        raise InternalError("The turn ended without an answer.")
+    if finished.message.status == "failed":
+        raise generation_failed(finished.message.error)
+    return finished.message

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from app.prompt import Source
 from conversation import MessageInfo
-from inference import TokenEvent
+from inference import ChatMessage, TokenEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,7 @@ class TurnOptions:
     repetition_penalty: float | None = None
     retrieval_k: int | None = None
     collection: str | None = None
+    score_floor: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,13 @@ class TurnRequest:
     content: str
     options: TurnOptions = field(default_factory=TurnOptions)
     message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    subject: str | None = None
+    """The caller's principal subject (``Principal.subject``), for rate limits and usage."""
+    history: tuple[ChatMessage, ...] | None = None
+    """Earlier turns given by the caller (the OpenAI-compatible API); ``None`` loads
+    the stored conversation's recent turns instead."""
+    instructions: str | None = None
+    """The caller's own system prompt, put before ragserve's (sources and citation rules)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,8 @@ from litestar.response import ServerSentEvent
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from app.auth import Principal
-from app.errors import ApiError, InternalError, UnavailableError, classify
-from app.pipeline import TurnEvent, TurnFinished, TurnPipeline
+from app.errors import classify
+from app.pipeline import TurnEvent
 from app.schemas.conversations import (
     ChatRequest,
     ChatResponse,
@@ -25,13 +25,7 @@ from app.schemas.conversations import (
     MessageOut,
 )
 from app.services import Services
-from app.turn_events import error_payload, to_wire
-
-
-def _pipeline(services: Services) -> TurnPipeline:
-    if services.pipeline is None:
-        raise UnavailableError("Generation is not enabled on this node.")
-    return services.pipeline
+from app.turn_events import error_payload, final_message, to_wire
 
 
 async def _sse(first: TurnEvent, events: AsyncIterator[TurnEvent]) -> AsyncIterator[dict[str, Any]]:
@@ -106,26 +100,17 @@ class ConversationController(Controller):
         data: ChatRequest,
     ) -> Response[Any]:
         """Ask a question: JSON when it is answered, or SSE with ``Accept: text/event-stream``."""
-        events = _pipeline(services).run(data.to_turn_request(principal.tenant_id, conversation_id))
+        turn = data.to_turn_request(principal.tenant_id, conversation_id, principal.subject)
+        events = services.require_pipeline().run(turn)
         # Prime the turn so that "not found", "overloaded" and bad input are plain
         # HTTP errors rather than a stream that fails at once.
         first = await anext(events)
         if "text/event-stream" in request.headers.get("accept", ""):
             return ServerSentEvent(_sse(first, events))
-        finished: TurnFinished | None = None
-        async with aclosing(events):  # type: ignore[type-var]
-            async for event in events:
-                if isinstance(event, TurnFinished):
-                    finished = event
-        if finished is None:
-            raise InternalError("The turn ended without an answer.")
-        if finished.message.status == "failed":
-            error: ApiError = InternalError(finished.message.error or "Generation failed.")
-            error.code = "generation_failed"
-            raise error
+        message = await final_message(events)
         return Response(
             ChatResponse(
-                conversation_id=finished.message.conversation_id,
-                message=MessageOut.of(finished.message),
+                conversation_id=message.conversation_id,
+                message=MessageOut.of(message),
             )
         )

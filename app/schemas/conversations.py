@@ -93,12 +93,15 @@ class ChatRequest(Schema):
     content: str = Field(min_length=1)
     options: ChatOptions | None = None
 
-    def to_turn_request(self, tenant_id: str, conversation_id: str | None) -> TurnRequest:
+    def to_turn_request(
+        self, tenant_id: str, conversation_id: str | None, subject: str | None = None
+    ) -> TurnRequest:
         opts = self.options or ChatOptions()
         return TurnRequest(
             tenant_id=tenant_id,
             conversation_id=conversation_id,
             content=self.content,
+            subject=subject,
             options=TurnOptions(
                 max_tokens=opts.max_tokens,
                 temperature=opts.temperature,
