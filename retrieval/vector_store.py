@@ -4,15 +4,17 @@ One Qdrant collection holds every tenant's chunks; tenants are separated by a
 ``tenant_id`` payload filter on every read and delete (DESIGN §5), never by
 trusting the caller to pass one. ``collection`` in the payload is the tenant's own
 document grouping, unrelated to the Qdrant collection.
+
+Every point has two named vectors: ``dense`` (the embedder's, cosine) and
+``sparse`` (BM25 term weights from ``retrieval.sparse``, with Qdrant's IDF
+modifier). The store computes the sparse vector itself from the chunk text at
+upsert, so callers only ever hand it ``ChunkPoint``s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -20,47 +22,29 @@ from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from retrieval.errors import RetrievalError, VectorStoreUnavailableError
-from retrieval.types import ChunkHit
+from retrieval.points import Candidate, ChunkPoint, chunk_point_id
+from retrieval.sparse import Bm25Encoder, SparseVector
+from retrieval.types import ChunkHit, Fusion, SearchMode
 
-DEFAULT_COLLECTION_NAME = "ragserve_chunks"
-
-# Fixed namespace so that a chunk's point id is the same on every node and every run.
-_POINT_NAMESPACE = uuid.UUID("6f1c1f4e-5d1a-4b7e-9a43-2f0d8c1e7b55")
+# NOTE: v2 holds named dense + sparse vectors; the v1 collection (one unnamed dense
+# vector) is left alone, and its documents must be re-ingested to be found.
+DEFAULT_COLLECTION_NAME = "ragserve_chunks_v2"
+DENSE = "dense"
+SPARSE = "sparse"
+# Each leg of a hybrid query reads at least this many candidates before fusion, so
+# a chunk ranked moderately by both legs can still win.
+HYBRID_PREFETCH_MIN = 20
 _UPSERT_BATCH = 256
 _HTTP_CONFLICT = 409
 
-
-def chunk_point_id(document_id: str, position: int, text: str) -> str:
-    """Deterministic point id of a chunk, so that re-upserting the same chunk overwrites it."""
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return str(uuid.uuid5(_POINT_NAMESPACE, f"{document_id}:{position}:{digest}"))
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkPoint:
-    """A chunk ready to store: its vector and the payload every point carries."""
-
-    tenant_id: str
-    collection: str
-    document_id: str
-    document_name: str
-    position: int
-    text: str
-    vector: np.ndarray
-
-    @property
-    def id(self) -> str:
-        return chunk_point_id(self.document_id, self.position, self.text)
-
-    def payload(self) -> dict[str, Any]:
-        return {
-            "tenant_id": self.tenant_id,
-            "collection": self.collection,
-            "document_id": self.document_id,
-            "document_name": self.document_name,
-            "position": self.position,
-            "text": self.text,
-        }
+__all__ = [
+    "DEFAULT_COLLECTION_NAME",
+    "Candidate",
+    "ChunkPoint",
+    "QdrantVectorStore",
+    "VectorStore",
+    "chunk_point_id",
+]
 
 
 @runtime_checkable
@@ -88,8 +72,24 @@ class VectorStore(Protocol):
         k: int,
         collection: str | None = None,
         score_floor: float | None = None,
-    ) -> list[ChunkHit]:
-        """The ``k`` nearest chunks of this tenant, best first."""
+        *,
+        text: str | None = None,
+        mode: SearchMode = SearchMode.DENSE,
+        fusion: Fusion = Fusion.RRF,
+    ) -> list[Candidate]:
+        """The ``k`` best chunks of this tenant for a query, best first.
+
+        Args:
+            tenant_id: Whose chunks.
+            vector: The query's dense vector.
+            k: Chunks wanted.
+            collection: Only this collection, if given.
+            score_floor: In ``dense`` and ``hybrid`` mode, the least cosine similarity
+                of a chunk to ``vector``; in ``sparse`` mode, the least BM25 score.
+            text: The query text, required by ``sparse`` and ``hybrid``.
+            mode: Rank by the dense vector, the sparse vector, or both fused.
+            fusion: How ``hybrid`` fuses the two rankings.
+        """
         ...
 
     async def count(self, tenant_id: str, document_id: str | None = None) -> int:
@@ -124,6 +124,7 @@ class QdrantVectorStore:
         api_key: str | None = None,
         collection_name: str = DEFAULT_COLLECTION_NAME,
         timeout: int = 10,
+        sparse_encoder: Bm25Encoder | None = None,
     ) -> None:
         """Configure the client; nothing is opened or contacted until first use.
 
@@ -133,6 +134,7 @@ class QdrantVectorStore:
             api_key: Server API key.
             collection_name: The Qdrant collection holding every tenant's chunks.
             timeout: Server request timeout in seconds.
+            sparse_encoder: Makes the ``sparse`` vectors; default BM25 with k1=1.2, b=0.75.
 
         Raises:
             ValueError: Neither or both of ``path`` and ``url`` were given.
@@ -141,6 +143,7 @@ class QdrantVectorStore:
             raise ValueError("give exactly one of path (local mode) or url (server)")
         self._collection = collection_name
         self._local = url is None
+        self._sparse = sparse_encoder or Bm25Encoder()
         self._client_args: dict[str, Any]
         if path == ":memory:":
             self._client_args = {"location": ":memory:"}
@@ -161,6 +164,11 @@ class QdrantVectorStore:
         return self._collection
 
     @property
+    def sparse_encoder(self) -> Bm25Encoder:
+        """The encoder of the ``sparse`` vectors (the chunk cache ranks with the same one)."""
+        return self._sparse
+
+    @property
     def client(self) -> AsyncQdrantClient:
         # Created lazily: local mode takes its file lock here, not at import or wiring.
         if self._client is None:
@@ -173,24 +181,37 @@ class QdrantVectorStore:
                 await self._create_collection(dimension)
             info = await self.client.get_collection(self._collection)
         vectors = info.config.params.vectors
-        size = vectors.size if isinstance(vectors, models.VectorParams) else None
-        if size != dimension:
+        dense = vectors.get(DENSE) if isinstance(vectors, dict) else None
+        sparse = (info.config.params.sparse_vectors or {}).get(SPARSE)
+        if dense is None or sparse is None or sparse.modifier != models.Modifier.IDF:
             raise RetrievalError(
-                f"Qdrant collection {self._collection!r} holds vectors of size {size}, but the "
-                f"embedder makes {dimension}: use another collection name or re-ingest"
+                f"Qdrant collection {self._collection!r} was made by an older ragserve (no "
+                f"named '{DENSE}' and '{SPARSE}' vectors): configure a new collection name "
+                "and re-ingest the documents"
+            )
+        if dense.size != dimension:
+            raise RetrievalError(
+                f"Qdrant collection {self._collection!r} holds vectors of size {dense.size}, "
+                f"but the embedder makes {dimension}: use another collection name or re-ingest"
             )
         if not self._local:
             await self._create_payload_indexes()
 
     async def _create_collection(self, dimension: int) -> None:
-        params = models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+        dense = {DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)}
+        # IDF is applied by Qdrant at query time from live statistics, so the stored
+        # weights stay valid however the corpus grows.
+        sparse = {SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)}
         # NOTE: every query filters by tenant, so the server builds per-tenant HNSW
         # graphs (payload_m) instead of one global graph (m=0), as Qdrant advises
         # for multitenancy. Local mode has no HNSW and ignores this.
         hnsw = None if self._local else models.HnswConfigDiff(payload_m=16, m=0)
         try:
             await self.client.create_collection(
-                self._collection, vectors_config=params, hnsw_config=hnsw
+                self._collection,
+                vectors_config=dense,
+                sparse_vectors_config=sparse,
+                hnsw_config=hnsw,
             )
         except UnexpectedResponse as exc:
             # Another API node created it between our check and our create.
@@ -222,13 +243,17 @@ class QdrantVectorStore:
         async with _unavailable_on_error():
             for start in range(0, len(points), _UPSERT_BATCH):
                 batch = points[start : start + _UPSERT_BATCH]
+                sparse = self._sparse.encode_documents([point.text for point in batch])
                 structs = [
                     models.PointStruct(
                         id=point.id,
-                        vector=np.asarray(point.vector, dtype=np.float32).tolist(),
+                        vector={
+                            DENSE: np.asarray(point.vector, dtype=np.float32).tolist(),
+                            SPARSE: _qdrant_sparse(weights),
+                        },
                         payload=point.payload(),
                     )
-                    for point in batch
+                    for point, weights in zip(batch, sparse, strict=True)
                 ]
                 await self.client.upsert(self._collection, points=structs, wait=True)
 
@@ -250,31 +275,48 @@ class QdrantVectorStore:
         k: int,
         collection: str | None = None,
         score_floor: float | None = None,
-    ) -> list[ChunkHit]:
+        *,
+        text: str | None = None,
+        mode: SearchMode = SearchMode.DENSE,
+        fusion: Fusion = Fusion.RRF,
+    ) -> list[Candidate]:
+        where = _tenant_filter(tenant_id, collection=collection)
+        dense = np.asarray(vector, dtype=np.float32)
+        terms = self._sparse.encode_query(text or "") if mode != SearchMode.DENSE else None
+        if terms is not None and not terms.indices:
+            if mode == SearchMode.SPARSE:
+                return []  # no word to match: BM25 scores every chunk 0
+            mode, terms = SearchMode.DENSE, None  # a hybrid query without words is its dense half
+        args: dict[str, Any] = {"query_filter": where, "limit": k}
+        if terms is None:
+            args |= {"query": dense.tolist(), "using": DENSE, "score_threshold": score_floor}
+        elif mode == SearchMode.SPARSE:
+            args |= {
+                "query": _qdrant_sparse(terms),
+                "using": SPARSE,
+                "score_threshold": score_floor,
+            }
+        else:
+            legs = max(k, HYBRID_PREFETCH_MIN)
+            # NOTE: the tenant filter goes into each prefetch (that is where the
+            # candidates are chosen) and again on the fused query, for defence in depth.
+            args["prefetch"] = [
+                models.Prefetch(query=dense.tolist(), using=DENSE, filter=where, limit=legs),
+                models.Prefetch(
+                    query=_qdrant_sparse(terms), using=SPARSE, filter=where, limit=legs
+                ),
+            ]
+            args["query"] = models.FusionQuery(fusion=_FUSIONS[fusion])
         async with _unavailable_on_error():
             response = await self.client.query_points(
-                self._collection,
-                query=np.asarray(vector, dtype=np.float32).tolist(),
-                query_filter=_tenant_filter(tenant_id, collection=collection),
-                limit=k,
-                score_threshold=score_floor,
-                with_payload=True,
+                self._collection, with_payload=True, with_vectors=[DENSE], **args
             )
-        hits = []
-        for point in response.points:
-            payload = point.payload or {}
-            hits.append(
-                ChunkHit(
-                    chunk_id=str(point.id),
-                    document_id=str(payload["document_id"]),
-                    document_name=str(payload["document_name"]),
-                    collection=str(payload["collection"]),
-                    position=int(payload["position"]),
-                    text=str(payload["text"]),
-                    score=float(point.score),
-                )
-            )
-        return hits
+        candidates = [_candidate(point, dense) for point in response.points]
+        if mode == SearchMode.HYBRID and score_floor is not None:
+            # Fused scores are ranks, not similarities: the floor holds each chunk to
+            # its cosine similarity instead, as in dense mode.
+            candidates = [c for c in candidates if c.dense_score >= score_floor]
+        return candidates
 
     async def count(self, tenant_id: str, document_id: str | None = None) -> int:
         async with _unavailable_on_error():
@@ -293,6 +335,29 @@ class QdrantVectorStore:
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()
+
+
+_FUSIONS = {Fusion.RRF: models.Fusion.RRF, Fusion.DBSF: models.Fusion.DBSF}
+
+
+def _qdrant_sparse(vector: SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=vector.indices, values=vector.values)
+
+
+def _candidate(point: models.ScoredPoint, query: np.ndarray) -> Candidate:
+    payload = point.payload or {}
+    vectors = point.vector if isinstance(point.vector, dict) else {}
+    vector = np.asarray(vectors[DENSE], dtype=np.float32)
+    hit = ChunkHit(
+        chunk_id=str(point.id),
+        document_id=str(payload["document_id"]),
+        document_name=str(payload["document_name"]),
+        collection=str(payload["collection"]),
+        position=int(payload["position"]),
+        text=str(payload["text"]),
+        score=float(point.score),
+    )
+    return Candidate(hit, vector, float(vector @ query))
 
 
 def _tenant_filter(
