@@ -9,6 +9,8 @@ from retrieval.embedding import (
 )
 from retrieval.errors import (
     DocumentNotFoundError,
+    IngestQueueFullError,
+    IngestQueueUnavailableError,
     InvalidCursorError,
     InvalidDocumentError,
     InvalidRequestError,
@@ -17,42 +19,72 @@ from retrieval.errors import (
     VectorStoreUnavailableError,
 )
 from retrieval.extract import SUPPORTED_CONTENT_TYPES, ExtractedText, extract_text
-from retrieval.models import Base, DocumentRow
+from retrieval.ingest_queue import (
+    Delivery,
+    IngestQueue,
+    InProcessIngestQueue,
+    RedisStreamsIngestQueue,
+)
+from retrieval.models import Base, DocumentRow, DocumentUploadRow
+from retrieval.search import CacheConfig
 from retrieval.service import RetrievalService
+from retrieval.sparse import Bm25Encoder
 from retrieval.types import (
+    CacheStats,
     ChunkHit,
     DocumentInfo,
     DocumentPage,
     DocumentStatus,
+    Fusion,
+    IngestJob,
     IngestOutcome,
     IngestResult,
+    OnChunksChanged,
+    SearchMode,
+    Upload,
 )
-from retrieval.vector_store import ChunkPoint, QdrantVectorStore, VectorStore
+from retrieval.vector_store import Candidate, ChunkPoint, QdrantVectorStore, VectorStore
 
 __all__ = [
     "SUPPORTED_CONTENT_TYPES",
     "Base",
+    "Bm25Encoder",
+    "CacheConfig",
+    "CacheStats",
+    "Candidate",
     "Chunk",
     "ChunkHit",
     "ChunkPoint",
     "Chunker",
+    "Delivery",
     "DocumentInfo",
     "DocumentNotFoundError",
     "DocumentPage",
     "DocumentRow",
     "DocumentStatus",
+    "DocumentUploadRow",
     "Embedder",
     "ExtractedText",
+    "Fusion",
+    "InProcessIngestQueue",
+    "IngestJob",
     "IngestOutcome",
+    "IngestQueue",
+    "IngestQueueFullError",
+    "IngestQueueUnavailableError",
     "IngestResult",
     "InvalidCursorError",
     "InvalidDocumentError",
     "InvalidRequestError",
+    "OnChunksChanged",
     "QdrantVectorStore",
+    "RedisStreamsIngestQueue",
     "RetrievalError",
     "RetrievalService",
+    "SearchMode",
     "SentenceTransformerEmbedder",
     "UnsupportedDocumentError",
+    "Upload",
     "VectorStore",
     "VectorStoreUnavailableError",
     "extract_text",

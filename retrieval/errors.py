@@ -27,3 +27,15 @@ class InvalidRequestError(RetrievalError):
 
 class InvalidCursorError(InvalidRequestError):
     """A page cursor that this service did not issue, or that was tampered with."""
+
+
+class IngestQueueFullError(RetrievalError):
+    """The ingestion queue holds as many documents as it may; retry later."""
+
+    def __init__(self, message: str, retry_after: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class IngestQueueUnavailableError(RetrievalError):
+    """The ingestion queue (Redis) cannot be reached; nothing was queued."""

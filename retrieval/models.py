@@ -1,15 +1,17 @@
-"""SQL rows owned by retrieval: one per ingested document.
+"""SQL rows owned by retrieval: one per ingested document, plus pending uploads.
 
-The chunks themselves live in the vector store; this table is the record of what
+The chunks themselves live in the vector store; ``documents`` is the record of what
 was ingested, its content hash (so re-ingesting an unchanged file is a no-op) and
-its status.
+its status. ``document_uploads`` holds the bytes of a document waiting for an
+ingestion worker, where any worker node can read them; the row goes once the
+document is ``ready`` or ``failed``.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -45,3 +47,16 @@ class DocumentRow(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=_now, onupdate=_now
     )
+
+
+class DocumentUploadRow(Base):
+    __tablename__ = "document_uploads"
+
+    document_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # The client's content type, as sent (the document row holds the resolved one).
+    content_type: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -1,17 +1,45 @@
-"""SQL access to ``documents`` rows, always scoped to one tenant, returning domain types."""
+"""SQL access to ``documents`` and ``document_uploads`` rows, returning domain types.
+
+Reads a caller can trigger are always scoped to one tenant; the worker-side methods
+(``start_indexing``, ``finish``, ``is_current``) take a document id and a content
+hash that came from a queue entry this service wrote.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from retrieval.errors import DocumentNotFoundError, InvalidRequestError
-from retrieval.models import DocumentRow
+from retrieval.models import DocumentRow, DocumentUploadRow
 from retrieval.pagination import as_utc, decode_cursor, encode_cursor
-from retrieval.types import DocumentInfo, DocumentPage, DocumentStatus
+from retrieval.types import DocumentInfo, DocumentPage, DocumentStatus, IngestJob
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUpload:
+    """A stored upload, as a worker reads it."""
+
+    document: DocumentInfo
+    data: bytes
+    content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What ``claim`` did: the row now, whether it is new, and the row before."""
+
+    document: DocumentInfo
+    created: bool
+    previous: DocumentInfo | None
+
+    @property
+    def document_id(self) -> str:
+        return self.document.id
 
 
 class DocumentRepository:
@@ -34,48 +62,184 @@ class DocumentRepository:
         content_type: str,
         content_hash: str,
         size_bytes: int,
-    ) -> tuple[str, bool]:
-        """Create or update the row for a new version, marked INDEXING.
+        status: DocumentStatus = DocumentStatus.INDEXING,
+        upload: bytes | None = None,
+        upload_content_type: str | None = None,
+    ) -> Claim:
+        """Create or update the row for a new version, with ``status``.
+
+        With ``upload``, the bytes are stored in ``document_uploads`` in the same
+        transaction; any earlier pending upload of the document is dropped either
+        way (its queue entry is then stale and skipped).
 
         Returns:
-            The document id, and whether the row was created (rather than updated).
+            The document id, whether the row was created, and the row before.
         """
         fields = {
             "content_type": content_type,
             "content_hash": content_hash,
             "size_bytes": size_bytes,
-            "status": DocumentStatus.INDEXING.value,
+            "status": status.value,
             "error": None,
         }
         for _ in range(2):
             async with self._sessions() as session:
                 row = await session.scalar(_by_name(tenant_id, collection, name))
+                previous = to_info(row) if row is not None else None
                 if row is not None:
                     for key, value in fields.items():
                         setattr(row, key, value)
                     document_id = row.id
-                    await session.commit()
-                    return document_id, False
-                document_id = str(uuid.uuid4())
-                session.add(
-                    DocumentRow(
-                        id=document_id,
-                        tenant_id=tenant_id,
-                        collection=collection,
-                        name=name,
-                        chunk_count=0,
-                        **fields,
+                else:
+                    document_id = str(uuid.uuid4())
+                    session.add(
+                        DocumentRow(
+                            id=document_id,
+                            tenant_id=tenant_id,
+                            collection=collection,
+                            name=name,
+                            chunk_count=0,
+                            **fields,
+                        )
                     )
-                )
                 try:
+                    await session.flush()  # the document row first (foreign key)
+                    await session.execute(
+                        delete(DocumentUploadRow).where(
+                            DocumentUploadRow.document_id == document_id
+                        )
+                    )
+                    if upload is not None:
+                        session.add(
+                            DocumentUploadRow(
+                                document_id=document_id,
+                                content_hash=content_hash,
+                                content_type=upload_content_type,
+                                data=upload,
+                            )
+                        )
                     await session.commit()
                 except IntegrityError:
                     # A concurrent ingest of the same name created the row first
                     # (unique constraint): go round again and update it instead.
                     await session.rollback()
                     continue
-                return document_id, True
+                current = await session.get(DocumentRow, document_id)
+                if current is None:  # deleted in between: let the caller retry
+                    break
+                await session.refresh(current)
+                return Claim(to_info(current), previous is None, previous)
         raise InvalidRequestError(f"{name!r} is being ingested concurrently; retry")
+
+    async def unclaim(self, claim: Claim) -> None:
+        """Undo ``claim`` (the job could not be queued): restore or drop the row."""
+        async with self._sessions() as session:
+            await session.execute(
+                delete(DocumentUploadRow).where(DocumentUploadRow.document_id == claim.document_id)
+            )
+            row = await session.get(DocumentRow, claim.document_id)
+            if row is not None and claim.previous is None:
+                await session.delete(row)
+            elif row is not None and claim.previous is not None:
+                before = claim.previous
+                row.content_type = before.content_type
+                row.content_hash = before.content_hash
+                row.size_bytes = before.size_bytes
+                row.chunk_count = before.chunk_count
+                row.status = before.status.value
+                row.error = before.error
+            await session.commit()
+
+    async def start_indexing(self, job: IngestJob) -> StoredUpload | None:
+        """Mark the job's document INDEXING and read its upload.
+
+        Returns:
+            The upload, or ``None`` when the document was deleted, superseded by a
+            newer upload (another hash) or already finished for this hash.
+        """
+        async with self._sessions() as session:
+            row = await session.get(DocumentRow, job.document_id)
+            upload = await session.get(DocumentUploadRow, job.document_id)
+            if (
+                row is None
+                or row.tenant_id != job.tenant_id
+                or row.content_hash != job.content_hash
+                or upload is None
+                or upload.content_hash != job.content_hash
+            ):
+                return None
+            row.status = DocumentStatus.INDEXING.value
+            await session.commit()
+            await session.refresh(row)
+            return StoredUpload(to_info(row), upload.data, upload.content_type)
+
+    async def is_current(self, job: IngestJob) -> bool:
+        """Whether the job's document still exists with the job's content hash."""
+        async with self._sessions() as session:
+            found = await session.scalar(
+                select(DocumentRow.id).where(
+                    DocumentRow.id == job.document_id,
+                    DocumentRow.content_hash == job.content_hash,
+                )
+            )
+            return found is not None
+
+    async def finish(
+        self,
+        job: IngestJob,
+        status: DocumentStatus,
+        *,
+        chunk_count: int,
+        error: str | None,
+        keep_upload: bool = False,
+    ) -> DocumentInfo | None:
+        """Record the end (or a retryable failure) of the job and drop its upload.
+
+        Returns:
+            The updated document, or ``None`` when it was deleted or superseded
+            meanwhile (nothing is written then).
+        """
+        async with self._sessions() as session:
+            row = await session.get(DocumentRow, job.document_id)
+            if row is None or row.content_hash != job.content_hash:
+                return None
+            row.status = status.value
+            row.chunk_count = chunk_count
+            row.error = error
+            if not keep_upload:
+                await session.execute(
+                    delete(DocumentUploadRow).where(
+                        DocumentUploadRow.document_id == job.document_id,
+                        DocumentUploadRow.content_hash == job.content_hash,
+                    )
+                )
+            await session.commit()
+            await session.refresh(row)
+            return to_info(row)
+
+    async def pending_jobs(self) -> list[IngestJob]:
+        """Every stored upload still waiting to be indexed, oldest first."""
+        query = (
+            select(DocumentRow.tenant_id, DocumentRow.id, DocumentUploadRow.content_hash)
+            .join(DocumentUploadRow, DocumentUploadRow.document_id == DocumentRow.id)
+            .where(DocumentRow.content_hash == DocumentUploadRow.content_hash)
+            .order_by(DocumentUploadRow.created_at)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [
+            IngestJob(tenant_id, document_id, digest) for tenant_id, document_id, digest in rows
+        ]
+
+    async def get_many(self, tenant_id: str, document_ids: list[str]) -> list[DocumentInfo]:
+        """The tenant's documents among ``document_ids`` (missing ones are left out)."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(DocumentRow).where(
+                    DocumentRow.tenant_id == tenant_id, DocumentRow.id.in_(document_ids)
+                )
+            )
+            return [to_info(row) for row in rows]
 
     async def set_status(
         self, document_id: str, status: DocumentStatus, *, chunk_count: int, error: str | None
@@ -103,7 +267,13 @@ class DocumentRepository:
 
     async def delete(self, tenant_id: str, document_id: str) -> None:
         async with self._sessions() as session:
-            await session.delete(await _owned(session, tenant_id, document_id))
+            row = await _owned(session, tenant_id, document_id)
+            # Explicit rather than relying on ON DELETE CASCADE (a SQLite connection
+            # made elsewhere may lack PRAGMA foreign_keys).
+            await session.execute(
+                delete(DocumentUploadRow).where(DocumentUploadRow.document_id == document_id)
+            )
+            await session.delete(row)
             await session.commit()
 
     async def page(

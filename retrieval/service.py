@@ -8,38 +8,42 @@ tenant's document is indistinguishable from a missing one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, Chunk, Chunker
+from retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, Chunker
 from retrieval.embedding import Embedder
-from retrieval.errors import DocumentNotFoundError, InvalidDocumentError, InvalidRequestError
-from retrieval.extract import TEXT_HTML, TEXT_MARKDOWN, ExtractedText, extract_text
+from retrieval.errors import InvalidRequestError
+from retrieval.indexer import EMBED_ROUND, Indexer
+from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue
+from retrieval.ingestion import IngestionWorkers
+from retrieval.query_embedder import QueryEmbedder
 from retrieval.repository import DocumentRepository
+from retrieval.search import CacheConfig, SearchPath
+from retrieval.sparse import Bm25Encoder
+from retrieval.submission import DocumentIntake
 from retrieval.types import (
+    CacheStats,
     ChunkHit,
     DocumentInfo,
     DocumentPage,
-    DocumentStatus,
-    IngestOutcome,
+    Fusion,
     IngestResult,
+    OnChunksChanged,
+    SearchMode,
+    SearchRequest,
+    Upload,
+    no_chunks_changed,
 )
-from retrieval.validation import MAX_COLLECTION_LENGTH, MAX_NAME_LENGTH, check_label, check_tenant
-from retrieval.vector_store import ChunkPoint, VectorStore
+from retrieval.validation import MAX_COLLECTION_LENGTH, check_label, check_tenant
+from retrieval.vector_store import VectorStore
 
 MAX_PAGE_SIZE = 200
 MAX_QUERY_CHARS = 4096
 MAX_K = 100
 DEFAULT_MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
-
-# Chunks embedded (one to_thread call) and upserted per round: bounds memory and
-# lets a cancelled ingest stop between rounds.
-_EMBED_ROUND = 256
-_MAX_ERROR_CHARS = 2000
 
 _log = logging.getLogger(__name__)
 
@@ -55,6 +59,15 @@ class RetrievalService:
         chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
         chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
         max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+        *,
+        queue: IngestQueue | None = None,
+        ingest_workers: int = 1,
+        claim_idle_s: float = 60.0,
+        embed_round: int = EMBED_ROUND,
+        on_chunks_changed: OnChunksChanged = no_chunks_changed,
+        cache: CacheConfig | None = None,
+        query_window_s: float = 0.003,
+        query_max_batch: int = 32,
     ) -> None:
         """Wire the service; nothing is contacted until ``start`` or first use.
 
@@ -65,23 +78,103 @@ class RetrievalService:
             chunk_tokens: Chunk capacity in the embedder's tokens.
             chunk_overlap: Tokens shared by neighbouring chunks.
             max_document_bytes: Largest upload accepted.
+            queue: The ingestion queue; default an in-process one.
+            ingest_workers: Ingestion workers ``start_workers`` runs in this process.
+            claim_idle_s: The queue's claim idle time (workers renew leases within it).
+            embed_round: Chunks embedded and upserted per round.
+            on_chunks_changed: Told after a document's points were written or deleted
+                (after this service's own chunk cache has dropped them).
+            cache: The node-local chunk cache's configuration; ``None`` turns it off.
+            query_window_s: How long a search waits to share its query's embedding
+                model call with concurrent searches.
+            query_max_batch: Most queries embedded in one model call.
         """
         self._documents = DocumentRepository(sessions)
         self._embedder = embedder
         self._store = store
         self._chunker = Chunker(embedder.tokenizer, chunk_tokens, chunk_overlap)
         self._max_document_bytes = max_document_bytes
+        self._search = SearchPath.build(
+            store,
+            QueryEmbedder(embedder.embed_queries, query_window_s, query_max_batch),
+            getattr(store, "sparse_encoder", None) or Bm25Encoder(),
+            embedder.tokenizer,
+            embedder.dimension,
+            cache,
+        )
+        self._on_chunks_changed = on_chunks_changed
+        self._indexer = Indexer(
+            embedder, store, self._chunker, self.on_chunks_changed, embed_round=embed_round
+        )
+        self._queue = queue if queue is not None else InProcessIngestQueue(claim_idle_s)
+        self._workers = IngestionWorkers(
+            self._queue,
+            self._documents,
+            self._indexer,
+            workers=ingest_workers,
+            claim_idle_s=claim_idle_s,
+        )
+        self._intake = DocumentIntake(
+            self._documents, self._indexer, self._queue, max_document_bytes
+        )
         self._ready = False
         self._ready_lock = asyncio.Lock()
 
     async def start(self) -> None:
-        """Prepare the vector store (collection, indexes). Called lazily if not called."""
+        """Prepare the vector store and the queue (re-filling an in-process one).
+
+        Called lazily if not called.
+        """
         if self._ready:
             return
         async with self._ready_lock:
             if not self._ready:
                 await self._store.ensure_ready(self._embedder.dimension)
+                await self._queue.ensure_ready()
+                if not self._queue.durable:
+                    # An in-process queue died with the last process; the uploads did not.
+                    await self._workers.recover()
                 self._ready = True
+
+    async def start_workers(self) -> None:
+        """Start this process's ingestion workers (the server does; the CLI does not)."""
+        await self.start()
+        self._workers.start()
+
+    async def stop_workers(self) -> None:
+        """Stop the ingestion workers; a document being indexed stays pending for another."""
+        await self._workers.stop()
+
+    async def submit(
+        self,
+        tenant_id: str,
+        name: str,
+        data: bytes,
+        content_type: str | None = None,
+        collection: str = "default",
+    ) -> IngestResult:
+        """Queue one document and return at once (status ``queued``, or UNCHANGED).
+
+        See ``DocumentIntake.submit``; raises as it does (checks needing no model
+        fail here; a full queue raises ``IngestQueueFullError``).
+        """
+        upload = Upload(name, data, content_type, collection)
+        return (await self.submit_many(tenant_id, [upload]))[0]
+
+    async def submit_many(self, tenant_id: str, uploads: Sequence[Upload]) -> list[IngestResult]:
+        """Queue several documents, every one checked before any is stored."""
+        await self.start()
+        return await self._intake.submit(tenant_id, uploads)
+
+    async def wait_for(
+        self, tenant_id: str, document_ids: Sequence[str], timeout_s: float
+    ) -> list[DocumentInfo]:
+        """The documents once all are ``ready``/``failed``, or as they are at ``timeout_s``."""
+        return await self._intake.wait_for(tenant_id, document_ids, timeout_s)
+
+    async def queue_length(self) -> int:
+        """Documents waiting for, or being indexed by, a worker."""
+        return await self._intake.queue_length()
 
     async def ingest(
         self,
@@ -91,130 +184,13 @@ class RetrievalService:
         content_type: str | None = None,
         collection: str = "default",
     ) -> IngestResult:
-        """Ingest (or re-ingest) one document.
+        """Ingest one document inline, bypassing the queue (the CLI, the demo, scripts).
 
-        The same tenant, collection and name with the same bytes and a ready row is a
-        no-op (UNCHANGED). Changed bytes replace the document's chunks under the same
-        document id (REPLACED); anything else is CREATED.
-
-        Args:
-            tenant_id: The owning tenant.
-            name: The document's file name, unique within the collection.
-            data: The file's bytes.
-            content_type: The client's content type; the extension is the fallback.
-            collection: The tenant's document grouping.
-
-        Returns:
-            The stored document and what was done.
-
-        Raises:
-            InvalidRequestError: A bad tenant id, name or collection.
-            UnsupportedDocumentError: Not a type we read; nothing is stored.
-            InvalidDocumentError: Too large, corrupt or empty; nothing is stored.
-            VectorStoreUnavailableError: The store failed; the row is marked failed.
+        See ``DocumentIntake.ingest``: same bytes as a ready version is UNCHANGED,
+        changed bytes REPLACED, else CREATED; bad input raises and stores nothing.
         """
-        check_tenant(tenant_id)
-        name = check_label("name", name, MAX_NAME_LENGTH)
-        collection = check_label("collection", collection, MAX_COLLECTION_LENGTH)
-        if len(data) > self._max_document_bytes:
-            raise InvalidDocumentError(
-                f"{name!r} is {len(data)} bytes; the limit is {self._max_document_bytes}"
-            )
-        content_hash = hashlib.sha256(data).hexdigest()
-        existing = await self._documents.find_by_name(tenant_id, collection, name)
-        if (
-            existing is not None
-            and existing.content_hash == content_hash
-            and existing.status == DocumentStatus.READY
-        ):
-            return IngestResult(existing, IngestOutcome.UNCHANGED)
-
-        # Extraction and chunking fail on bad input before anything is written, so a
-        # bad upload never clobbers a good earlier version.
-        extracted, chunks = await asyncio.to_thread(self._prepare, data, name, content_type)
         await self.start()
-        document_id, created = await self._documents.claim(
-            tenant_id,
-            collection,
-            name,
-            content_type=extracted.content_type,
-            content_hash=content_hash,
-            size_bytes=len(data),
-        )
-        try:
-            await self._index(tenant_id, collection, name, document_id, chunks)
-            document = await self._documents.set_status(
-                document_id, DocumentStatus.READY, chunk_count=len(chunks), error=None
-            )
-        except Exception as exc:
-            await self._fail(tenant_id, document_id, exc)
-            raise
-        outcome = IngestOutcome.CREATED if created else IngestOutcome.REPLACED
-        return IngestResult(document, outcome)
-
-    def _prepare(
-        self, data: bytes, name: str, content_type: str | None
-    ) -> tuple[ExtractedText, list[Chunk]]:
-        """Extract and chunk (blocking; runs in a worker thread)."""
-        extracted = extract_text(data, name, content_type)
-        # HTML is rendered to Markdown-style headings by extract, so it splits the same way.
-        markdown = extracted.content_type in (TEXT_MARKDOWN, TEXT_HTML)
-        chunks = self._chunker.split(extracted.text, markdown=markdown)
-        if not chunks:
-            raise InvalidDocumentError(f"{name!r} holds no text")
-        return extracted, chunks
-
-    async def _index(
-        self,
-        tenant_id: str,
-        collection: str,
-        name: str,
-        document_id: str,
-        chunks: Sequence[Chunk],
-    ) -> None:
-        """Embed and upsert the chunks, then prune the document's stale points."""
-        kept: set[str] = set()
-        for start in range(0, len(chunks), _EMBED_ROUND):
-            batch = chunks[start : start + _EMBED_ROUND]
-            vectors = await asyncio.to_thread(
-                self._embedder.embed_documents, [chunk.text for chunk in batch]
-            )
-            points = [
-                ChunkPoint(
-                    tenant_id=tenant_id,
-                    collection=collection,
-                    document_id=document_id,
-                    document_name=name,
-                    position=chunk.position,
-                    text=chunk.text,
-                    vector=vector,
-                )
-                for chunk, vector in zip(batch, vectors, strict=True)
-            ]
-            await self._store.upsert(points)
-            kept.update(point.id for point in points)
-        # NOTE: new chunks go in before old ones go out, so a replaced document never
-        # vanishes from search mid-ingest (searches may briefly see both versions).
-        # Unchanged chunks keep their deterministic ids and are simply overwritten.
-        await self._store.delete_document(tenant_id, document_id, keep_ids=kept)
-
-    async def _fail(self, tenant_id: str, document_id: str, exc: Exception) -> None:
-        """Record a failed ingest and, best effort, drop its partial chunks."""
-        _log.warning("ingest of document %s failed: %s", document_id, exc)
-        try:
-            await self._store.delete_document(tenant_id, document_id)
-        except Exception:
-            _log.warning("could not clean the chunks of failed document %s", document_id)
-        # Deleted while we were indexing: the delete wins.
-        with contextlib.suppress(DocumentNotFoundError):
-            await self._documents.set_status(
-                document_id,
-                DocumentStatus.FAILED,
-                chunk_count=0,
-                error=f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS],
-            )
-        # NOTE: a cancelled ingest skips this and leaves the row INDEXING; re-ingesting
-        # the same bytes redoes it, since only READY rows count as unchanged.
+        return await self._intake.ingest(tenant_id, name, data, content_type, collection)
 
     async def get_document(self, tenant_id: str, document_id: str) -> DocumentInfo:
         """One of the tenant's documents.
@@ -252,16 +228,18 @@ class RetrievalService:
         return await self._documents.page(tenant_id, collection, limit, cursor)
 
     async def delete_document(self, tenant_id: str, document_id: str) -> None:
-        """Delete a document: its chunks first, then its row.
+        """Delete a document (queued, indexing or done): its chunks first, then its row.
 
         Raises:
             DocumentNotFoundError: No such document for this tenant.
             VectorStoreUnavailableError: The store failed; the row stays, retry later.
         """
         check_tenant(tenant_id)
-        await self._documents.get(tenant_id, document_id)
+        document = await self._documents.get(tenant_id, document_id)
         await self.start()
-        await self._store.delete_document(tenant_id, document_id)
+        # NOTE: a worker indexing this document notices the row is gone and removes
+        # whatever it writes after this (see retrieval.ingestion): the delete wins.
+        await self._indexer.discard(tenant_id, document.collection, document_id)
         await self._documents.delete(tenant_id, document_id)
 
     async def search(
@@ -271,21 +249,44 @@ class RetrievalService:
         k: int = 4,
         collection: str | None = None,
         score_floor: float | None = None,
+        *,
+        mode: SearchMode | str = SearchMode.HYBRID,
+        fusion: Fusion | str = Fusion.RRF,
+        use_cache: bool = True,
     ) -> list[ChunkHit]:
-        """The ``k`` chunks of the tenant's documents closest to ``query``, best first.
+        """The ``k`` chunks of the tenant's documents best matching ``query``, best first.
 
         Args:
             tenant_id: Whose documents to search; no other tenant's chunk is ever returned.
             query: The question or search text.
             k: Number of chunks, 1 to ``MAX_K``.
             collection: Only this collection, if given.
-            score_floor: Drop chunks whose cosine similarity is below this.
+            score_floor: Drop weak chunks: below this cosine similarity in ``dense``
+                and ``hybrid`` mode (in hybrid the floor applies to each chunk's dense
+                cosine, since fused scores are ranks), below this BM25 score in ``sparse``.
+            mode: ``dense``, ``sparse`` or ``hybrid`` (both, fused).
+            fusion: How hybrid fuses the two rankings: ``rrf`` or ``dbsf``.
+            use_cache: Consult and fill the node-local chunk cache (when it is enabled).
 
         Raises:
-            InvalidRequestError: An empty or overlong query, or a bad ``k``.
+            InvalidRequestError: An empty or overlong query, a bad ``k``, mode or fusion.
             VectorStoreUnavailableError: The store cannot answer.
         """
         check_tenant(tenant_id)
+        request = self._search_request(tenant_id, query, k, collection, score_floor, mode, fusion)
+        await self.start()
+        return await self._search.search(request, use_cache=use_cache)
+
+    def _search_request(
+        self,
+        tenant_id: str,
+        query: str,
+        k: int,
+        collection: str | None,
+        score_floor: float | None,
+        mode: SearchMode | str,
+        fusion: Fusion | str,
+    ) -> SearchRequest:
         if not query.strip():
             raise InvalidRequestError("query must not be empty")
         if len(query) > MAX_QUERY_CHARS:
@@ -294,16 +295,92 @@ class RetrievalService:
             raise InvalidRequestError(f"k must be between 1 and {MAX_K}")
         if collection is not None:
             collection = check_label("collection", collection, MAX_COLLECTION_LENGTH)
-        await self.start()
-        vector = await asyncio.to_thread(self._embedder.embed_query, query)
-        return await self._store.search(
-            tenant_id, vector, k, collection=collection, score_floor=score_floor
+        if mode not in SearchMode.__members__.values():
+            raise InvalidRequestError(f"mode must be one of {', '.join(SearchMode)}, not {mode!r}")
+        if fusion not in Fusion.__members__.values():
+            raise InvalidRequestError(f"fusion must be one of {', '.join(Fusion)}, not {fusion!r}")
+        mode, fusion = SearchMode(mode), Fusion(fusion)
+        return SearchRequest(tenant_id, query, k, collection, score_floor, mode, fusion)
+
+    async def prefetch(
+        self,
+        tenant_id: str,
+        collection: str | None,
+        text: str,
+        *,
+        k: int = 4,
+        mode: SearchMode | str = SearchMode.HYBRID,
+    ) -> bool:
+        """Warm the chunk cache for a likely next question, off the request path.
+
+        Schedules a store query for ``text`` (e.g. the last question and its answer)
+        whose candidates are admitted to the cache; returns at once without waiting
+        for the query.
+
+        Returns:
+            Whether it was scheduled: ``False`` when the cache is off, the text is
+            empty or the prefetch queue is full (prefetches are dropped, never waited on).
+        """
+        check_tenant(tenant_id)
+        if not text.strip():
+            return False
+        if collection is not None:
+            collection = check_label("collection", collection, MAX_COLLECTION_LENGTH)
+        request = self._search_request(
+            tenant_id, text[-MAX_QUERY_CHARS:], k, collection, None, mode, Fusion.RRF
         )
+        return self._search.prefetch(request)
+
+    async def settle_prefetches(self) -> None:
+        """Wait until every queued prefetch has run (tests and benchmarks)."""
+        await self._search.settle()
+
+    def cache_stats(self) -> CacheStats:
+        """Counters of the node-local chunk cache (all zero when it is off)."""
+        return self._search.cache_stats()
+
+    def clear_cache(self, tenant_id: str | None = None) -> None:
+        """Empty the node-local chunk cache, or drop one tenant's part of it.
+
+        Nothing is stale after this: the next searches ask the vector store. Store
+        answers still in flight are not admitted. A no-op when the cache is off.
+        """
+        if tenant_id is not None:
+            check_tenant(tenant_id)
+        self._search.clear(tenant_id)
+
+    async def on_chunks_changed(self, tenant_id: str, collection: str, document_id: str) -> None:
+        """Invalidate what a document's upsert or delete touched (an ``OnChunksChanged``).
+
+        Call it after the store change and before the ingest or delete returns.
+        """
+        self._search.invalidate(tenant_id, collection, document_id)
+        await self._on_chunks_changed(tenant_id, collection, document_id)
+
+    async def embed(self, texts: Sequence[str]) -> tuple[list[list[float]], list[int]]:
+        """Embed texts as passages (the OpenAI-compatible ``/v1/embeddings``).
+
+        Args:
+            texts: The texts; the model reads at most its window of each.
+
+        Returns:
+            One unit-length vector per text, and each text's length in the
+            embedder's tokens (special tokens excluded).
+        """
+
+        def run() -> tuple[list[list[float]], list[int]]:
+            vectors = self._embedder.embed_documents(list(texts))
+            encodings = self._embedder.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+            return vectors.tolist(), [len(encoding.ids) for encoding in encodings]
+
+        return await asyncio.to_thread(run)
 
     async def check_health(self) -> None:
         """Raise ``VectorStoreUnavailableError`` when the vector store cannot answer."""
         await self._store.check_health()
 
     async def close(self) -> None:
-        """Close the vector store (local mode releases its folder lock)."""
+        """Stop the ingestion workers, then close the vector store (releasing its lock)."""
+        await self._workers.stop()
+        await self._search.close()
         await self._store.close()

@@ -1,83 +1,72 @@
-"""REST: ingest, list, read and delete documents; search the tenant's chunks."""
+"""REST: ingest, list, read and delete documents (search is ``app.controllers.search``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import Parameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_201_CREATED,
+    HTTP_202_ACCEPTED,
+    HTTP_204_NO_CONTENT,
+)
 from pydantic import ValidationError
 
 from app.auth import Principal
 from app.errors import BadRequestError, UnprocessableError
 from app.schemas.documents import (
-    ChunkOut,
     DocumentOut,
     DocumentPageOut,
     IngestedOut,
     IngestResponse,
-    SearchRequest,
-    SearchResponse,
     TextDocumentIn,
 )
 from app.services import Services
+from retrieval import DocumentStatus, IngestOutcome, Upload
+
+_FINAL = (DocumentStatus.READY, DocumentStatus.FAILED)
 
 
 class DocumentController(Controller):
     path = "/v1/documents"
     tags = ["documents"]
 
-    @post("/", status_code=HTTP_201_CREATED)
+    @post("/", status_code=HTTP_202_ACCEPTED)
     async def ingest(
-        self, request: Request[Any, Any, Any], services: Services, principal: Principal
-    ) -> IngestResponse:
-        """Ingest documents: multipart files (field ``file``, optional ``collection``),
-        or a JSON ``{"name", "content", "content_type", "collection"}``.
+        self,
+        request: Request[Any, Any, Any],
+        services: Services,
+        principal: Principal,
+        wait: bool = Parameter(default=False, description="Wait for the final status."),
+    ) -> Response[IngestResponse]:
+        """Queue documents for ingestion: multipart files (field ``file``, optional
+        ``collection``), or a JSON ``{"name", "content", "content_type", "collection"}``.
 
+        Answers 202 at once with each document's id and status ``queued``; poll
+        ``GET /v1/documents/{id}`` until ``ready`` or ``failed``. With ``?wait=true``
+        the answer waits (up to a configured timeout) for the final statuses: 201
+        when something was indexed, 200 when nothing changed, still 202 on timeout.
         Text, Markdown, HTML and PDF are understood. Re-sending a document of the
         same name and collection replaces its chunks when its content changed.
         """
-        content_type = request.headers.get("content-type", "")
-        limit = services.settings.retrieval.max_upload_files
-        results = []
-        if content_type.startswith("multipart/form-data"):
-            form = await request.form()
-            files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
-            collection = str(form.get("collection") or "default")
-            if not files:
-                raise BadRequestError("No file in the upload; send them in the field 'file'.")
-            if len(files) > limit:
-                raise UnprocessableError(f"{len(files)} files in one upload; the limit is {limit}.")
-            for upload in files:
-                data = await upload.read()
-                results.append(
-                    await services.retrieval.ingest(
-                        principal.tenant_id,
-                        upload.filename or "upload",
-                        data,
-                        content_type=upload.content_type or None,
-                        collection=collection,
-                    )
-                )
-        elif content_type.startswith("application/json"):
-            try:
-                doc = TextDocumentIn.model_validate_json(await request.body())
-            except ValidationError as exc:
-                raise BadRequestError(f"Invalid document: {_first_error(exc)}") from exc
-            results.append(
-                await services.retrieval.ingest(
-                    principal.tenant_id,
-                    doc.name,
-                    doc.content.encode(),
-                    content_type=doc.content_type,
-                    collection=doc.collection,
-                )
-            )
-        else:
-            raise BadRequestError("Send multipart/form-data files or an application/json document.")
-        return IngestResponse(documents=[IngestedOut.of(r) for r in results])
+        uploads = await _uploads(request, services.settings.retrieval.max_upload_files)
+        results = await services.retrieval.submit_many(principal.tenant_id, uploads)
+        final = {r.document.id: r.document for r in results}
+        status = HTTP_202_ACCEPTED
+        if wait:
+            timeout = services.settings.ingestion.wait_timeout_s
+            done = await services.retrieval.wait_for(principal.tenant_id, list(final), timeout)
+            final.update((doc.id, doc) for doc in done)
+            if all(doc.status in _FINAL for doc in done):
+                changed = any(r.outcome is not IngestOutcome.UNCHANGED for r in results)
+                status = HTTP_201_CREATED if changed else HTTP_200_OK
+        body = IngestResponse(
+            documents=[IngestedOut.of(r, final.get(r.document.id)) for r in results]
+        )
+        return Response(body, status_code=status)
 
     @get("/")
     async def list_documents(
@@ -109,23 +98,28 @@ class DocumentController(Controller):
         await services.retrieval.delete_document(principal.tenant_id, document_id)
 
 
-class SearchController(Controller):
-    path = "/v1/search"
-    tags = ["search"]
-
-    @post("/", status_code=HTTP_200_OK)
-    async def search(
-        self, services: Services, principal: Principal, data: SearchRequest
-    ) -> SearchResponse:
-        """Retrieval only: the tenant's best chunks for a query, best first, with scores."""
-        hits = await services.retrieval.search(
-            principal.tenant_id,
-            data.query,
-            k=data.k,
-            collection=data.collection,
-            score_floor=data.score_floor,
-        )
-        return SearchResponse(results=[ChunkOut.of(h) for h in hits])
+async def _uploads(request: Request[Any, Any, Any], limit: int) -> list[Upload]:
+    """The documents of an upload request, multipart or JSON."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        collection = str(form.get("collection") or "default")
+        if not files:
+            raise BadRequestError("No file in the upload; send them in the field 'file'.")
+        if len(files) > limit:
+            raise UnprocessableError(f"{len(files)} files in one upload; the limit is {limit}.")
+        return [
+            Upload(f.filename or "upload", await f.read(), f.content_type or None, collection)
+            for f in files
+        ]
+    if content_type.startswith("application/json"):
+        try:
+            doc = TextDocumentIn.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise BadRequestError(f"Invalid document: {_first_error(exc)}") from exc
+        return [Upload(doc.name, doc.content.encode(), doc.content_type, doc.collection)]
+    raise BadRequestError("Send multipart/form-data files or an application/json document.")
 
 
 def _first_error(exc: ValidationError) -> str:

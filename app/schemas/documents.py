@@ -1,4 +1,4 @@
-"""Wire schemas of documents and search."""
+"""Wire schemas of documents (search's are in ``app.schemas.search``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import Field
 
 from app.schemas.base import Schema
-from retrieval import ChunkHit, DocumentInfo, IngestResult
+from retrieval import DocumentInfo, IngestResult
 
 
 class DocumentOut(Schema):
@@ -43,10 +43,14 @@ class DocumentOut(Schema):
 class IngestedOut(Schema):
     document: DocumentOut
     outcome: str
+    """``created``, ``replaced`` (queued to be indexed) or ``unchanged`` (nothing to do)."""
 
     @classmethod
-    def of(cls, result: IngestResult) -> IngestedOut:
-        return cls(document=DocumentOut.of(result.document), outcome=str(result.outcome))
+    def of(cls, result: IngestResult, document: DocumentInfo | None = None) -> IngestedOut:
+        """``document``: the document as it is now, when newer than the result's."""
+        return cls(
+            document=DocumentOut.of(document or result.document), outcome=str(result.outcome)
+        )
 
 
 class IngestResponse(Schema):
@@ -65,36 +69,3 @@ class TextDocumentIn(Schema):
 class DocumentPageOut(Schema):
     data: list[DocumentOut]
     next_cursor: str | None
-
-
-class SearchRequest(Schema):
-    query: str = Field(min_length=1, max_length=2000)
-    k: int = Field(default=5, ge=1, le=50)
-    collection: str | None = Field(default=None, min_length=1, max_length=128)
-    score_floor: float | None = Field(default=None, ge=-1.0, le=1.0)
-
-
-class ChunkOut(Schema):
-    chunk_id: str
-    document_id: str
-    document_name: str
-    collection: str
-    position: int
-    text: str
-    score: float
-
-    @classmethod
-    def of(cls, hit: ChunkHit) -> ChunkOut:
-        return cls(
-            chunk_id=hit.chunk_id,
-            document_id=hit.document_id,
-            document_name=hit.document_name,
-            collection=hit.collection,
-            position=hit.position,
-            text=hit.text,
-            score=hit.score,
-        )
-
-
-class SearchResponse(Schema):
-    results: list[ChunkOut]

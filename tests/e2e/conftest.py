@@ -50,10 +50,12 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         with httpx.Client(base_url=server.url, timeout=120) as client:
             response = client.post(
                 "/v1/documents",
+                params={"wait": "true"},
                 headers={"Authorization": f"Bearer {key}"},
                 files={"file": ("zorblax.md", DOCUMENT.encode(), "text/markdown")},
             )
             assert response.status_code == 201, response.text
+            assert response.json()["documents"][0]["document"]["status"] == "ready"
             document_id = response.json()["documents"][0]["document"]["id"]
         yield Deployment(server, key, other_key, document_id)
     finally:

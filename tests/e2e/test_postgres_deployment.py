@@ -40,6 +40,7 @@ def test_a_postgres_backed_server_answers_and_keeps_conversations(
         with httpx.Client(base_url=server.url, headers=headers, timeout=120) as client:
             ingested = client.post(
                 "/v1/documents",
+                params={"wait": "true"},
                 json={
                     "name": "lighthouse.md",
                     "content": "The Brightwater lighthouse was painted red in 1931 by Ada Lund.",

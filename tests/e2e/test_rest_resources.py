@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+import httpx
 import pytest
 
 from tests.e2e.conftest import Deployment
@@ -32,6 +36,15 @@ def test_conversations_paginate_without_gaps_or_duplicates(deployment: Deploymen
         assert bad.json()["error"]["code"] == "bad_request"
 
 
+def _wait_until_settled(client: httpx.Client, document_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        document: dict[str, Any] = client.get(f"/v1/documents/{document_id}").json()
+        if document["status"] in ("ready", "failed") or time.monotonic() > deadline:
+            return document
+        time.sleep(0.1)
+
+
 def test_documents_replace_unchanged_delete_and_search(deployment: Deployment) -> None:
     with deployment.client(deployment.server.create_key("librarian")) as client:
         first = client.post(
@@ -41,23 +54,32 @@ def test_documents_replace_unchanged_delete_and_search(deployment: Deployment) -
                 "content": "Ferns grow in the shade of the old oak forest.",
             },
         )
-        assert first.status_code == 201, first.text
+        assert first.status_code == 202, first.text
         doc = first.json()["documents"][0]
         assert doc["outcome"] == "created"
+        assert doc["document"]["status"] in ("queued", "indexing", "ready")
+        ready = _wait_until_settled(client, doc["document"]["id"])
+        assert ready["status"] == "ready", ready
+        assert ready["chunk_count"] == 1
         again = client.post(
             "/v1/documents",
+            params={"wait": "true"},
             json={
                 "name": "plants.txt",
                 "content": "Ferns grow in the shade of the old oak forest.",
             },
-        ).json()["documents"][0]
-        assert again["outcome"] == "unchanged"
-        assert again["document"]["id"] == doc["document"]["id"]
+        )
+        assert again.status_code == 200, again.text
+        assert again.json()["documents"][0]["outcome"] == "unchanged"
+        assert again.json()["documents"][0]["document"]["id"] == doc["document"]["id"]
         changed = client.post(
             "/v1/documents",
+            params={"wait": "true"},
             json={"name": "plants.txt", "content": "Cacti store water and thrive in hot deserts."},
-        ).json()["documents"][0]
-        assert changed["outcome"] == "replaced"
+        )
+        assert changed.status_code == 201, changed.text
+        assert changed.json()["documents"][0]["outcome"] == "replaced"
+        assert changed.json()["documents"][0]["document"]["status"] == "ready"
         hits = client.post("/v1/search", json={"query": "Where do ferns grow?", "k": 5}).json()[
             "results"
         ]
@@ -83,6 +105,7 @@ def test_html_uploads_are_read_without_their_scripts(deployment: Deployment) -> 
     with deployment.client(deployment.server.create_key("formats")) as client:
         response = client.post(
             "/v1/documents",
+            params={"wait": "true"},
             files=[("file", ("otters.html", html, "text/html"))],
             data={"collection": "animals"},
         )
@@ -98,6 +121,35 @@ def test_html_uploads_are_read_without_their_scripts(deployment: Deployment) -> 
         )
         assert unsupported.status_code == 415
         assert unsupported.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_a_broken_file_ends_failed_with_the_reason_and_bad_batches_store_nothing(
+    deployment: Deployment,
+) -> None:
+    """Guards the asynchronous contract: cheap checks answer at once, parsing fails later."""
+    with deployment.client(deployment.server.create_key("sloppy")) as client:
+        queued = client.post(
+            "/v1/documents",
+            files={"file": ("scan.pdf", b"%PDF-1.7 this is no PDF body", "application/pdf")},
+        )
+        assert queued.status_code == 202, queued.text
+        document = _wait_until_settled(client, queued.json()["documents"][0]["document"]["id"])
+        assert document["status"] == "failed"
+        assert "scan.pdf" in document["error"]
+        assert document["chunk_count"] == 0
+        # One bad file in a batch: 422 at once, and the good one is not stored either.
+        batch = client.post(
+            "/v1/documents",
+            files=[
+                ("file", ("good.txt", b"Owls hunt at night.", "text/plain")),
+                ("file", ("bad.txt", b"MZ\x00\x01binary", "text/plain")),
+            ],
+        )
+        assert batch.status_code == 422, batch.text
+        assert batch.json()["error"]["code"] == "invalid_request"
+        assert "binary" in batch.json()["error"]["message"]
+        names = [d["name"] for d in client.get("/v1/documents").json()["data"]]
+        assert names == ["scan.pdf"]
 
 
 def test_other_tenants_objects_are_404(deployment: Deployment) -> None:

@@ -23,6 +23,8 @@ TABLES = {
     "documents",
     "safety_verdicts",
     "labeling_tasks",
+    "users",
+    "document_uploads",
 }
 METADATA = [
     conversation.models.Base.metadata,

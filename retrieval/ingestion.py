@@ -1,0 +1,258 @@
+"""Ingestion workers: take jobs from the queue, index the stored upload, record the end.
+
+A job's life (DESIGN §7a): ``submit`` stores the bytes and a ``queued`` row, then
+queues a reference. A worker marks the row ``indexing``, extracts, chunks, embeds
+and upserts (``Indexer``), marks it ``ready`` (or ``failed`` with the reason),
+drops the stored bytes and only then acks the entry. A worker that dies before the
+ack leaves the entry pending; after the queue's claim idle time another worker
+takes it and redoes the work, which yields the same points (their ids come from
+content). While a worker holds an entry it renews its lease, so a slow document is
+not taken from it.
+
+Deletion wins: the worker checks between embedding rounds, and again at the end,
+that its document still exists with the bytes it is indexing; if it was deleted it
+removes what it wrote, and if a newer upload replaced it, it stops and leaves the
+document to the newer job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+
+from retrieval.errors import (
+    DocumentNotFoundError,
+    IngestQueueFullError,
+    InvalidDocumentError,
+    UnsupportedDocumentError,
+)
+from retrieval.indexer import Indexer
+from retrieval.ingest_queue import Delivery, IngestQueue
+from retrieval.repository import DocumentRepository
+from retrieval.types import DocumentStatus, IngestJob
+
+DEFAULT_POLL_S = 1.0
+_MAX_ERROR_CHARS = 2000
+_BACKOFF_S = 1.0
+
+_log = logging.getLogger(__name__)
+
+
+class _Stale(Exception):
+    """The document was deleted or replaced while being indexed."""
+
+
+def consumer_name(index: int) -> str:
+    """A consumer name unique to this process and worker (host, pid, random part)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}-{index}"
+
+
+class IngestionWorkers:
+    """Worker tasks of this process, each a consumer of the shared ingestion queue."""
+
+    def __init__(
+        self,
+        queue: IngestQueue,
+        documents: DocumentRepository,
+        indexer: Indexer,
+        *,
+        workers: int = 1,
+        claim_idle_s: float = 60.0,
+        poll_s: float = DEFAULT_POLL_S,
+    ) -> None:
+        """Wire the workers; nothing runs until ``start``.
+
+        Args:
+            queue: The shared queue.
+            documents: Rows and stored uploads.
+            indexer: Extracts, chunks, embeds and upserts.
+            workers: Worker tasks to run (0: this process only submits).
+            claim_idle_s: The queue's claim idle time; leases are renewed at a third of it.
+            poll_s: Longest wait for an entry before a worker looks for stuck ones again.
+        """
+        self._queue = queue
+        self._documents = documents
+        self._indexer = indexer
+        self._count = workers
+        self._renew_s = max(claim_idle_s / 3, 0.01)
+        self._poll_s = min(poll_s, claim_idle_s)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @property
+    def running(self) -> int:
+        return sum(1 for task in self._tasks if not task.done())
+
+    def start(self) -> None:
+        """Start the worker tasks (on the running loop); idempotent."""
+        if self._tasks:
+            return
+        self._stopping = False
+        for index in range(self._count):
+            name = consumer_name(index)
+            self._tasks.append(asyncio.create_task(self.run(name), name=f"ingest-{name}"))
+
+    async def stop(self) -> None:
+        """Cancel the workers; an entry being worked on stays pending for another."""
+        tasks, self._tasks = self._tasks, []
+        self._stopping = True  # in case a cancellation is swallowed somewhere below
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def recover(self) -> int:
+        """Queue every stored upload again (after a restart of an in-process queue).
+
+        Returns:
+            The number of jobs queued.
+        """
+        jobs = await self._documents.pending_jobs()
+        for queued, job in enumerate(jobs):
+            try:
+                await self._queue.put(job)
+            except IngestQueueFullError:
+                # NOTE: the rest stay stored and are queued at the next start.
+                _log.warning(
+                    "ingestion queue full: %d stored upload(s) not re-queued", len(jobs) - queued
+                )
+                return queued
+        if jobs:
+            _log.info("re-queued %d stored upload(s)", len(jobs))
+        return len(jobs)
+
+    async def run(self, consumer: str) -> None:
+        """One worker: receive, process, repeat, until cancelled."""
+        while not self._stopping:
+            try:
+                delivery = await self._queue.receive(consumer, self._poll_s)
+                if delivery is not None:
+                    await self.process(consumer, delivery)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The queue or the database is down: keep the worker alive and retry.
+                _log.exception("ingestion worker %s failed; retrying", consumer)
+                await asyncio.sleep(_BACKOFF_S)
+
+    async def process(self, consumer: str, delivery: Delivery) -> None:
+        """Handle one delivery; ack it unless the lease was lost or a retry is due."""
+        if delivery.dead:
+            await self._give_up(delivery)
+            return
+        lost = asyncio.Event()
+        work = asyncio.create_task(self._handle(delivery))
+        lease = asyncio.create_task(self._keep_lease(consumer, delivery, work, lost))
+        try:
+            acked = await work
+        except asyncio.CancelledError:
+            if not lost.is_set():
+                raise
+            _log.warning("lost the lease of %s to another consumer", delivery.job.document_id)
+            return
+        finally:
+            lease.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lease
+        if acked:
+            await self._queue.ack(delivery)
+
+    async def _keep_lease(
+        self, consumer: str, delivery: Delivery, work: asyncio.Task[bool], lost: asyncio.Event
+    ) -> None:
+        while True:
+            await asyncio.sleep(self._renew_s)
+            if not await self._queue.renew(consumer, delivery):
+                lost.set()
+                work.cancel()
+                return
+
+    async def _handle(self, delivery: Delivery) -> bool:
+        """Index the job's upload; whether the entry is done (to be acked)."""
+        job = delivery.job
+        upload = await self._documents.start_indexing(job)
+        if upload is None:
+            return True  # deleted, replaced by a newer upload, or already done
+        document = upload.document
+        try:
+            _extracted, chunks = await asyncio.to_thread(
+                self._indexer.prepare, upload.data, document.name, upload.content_type
+            )
+        except (InvalidDocumentError, UnsupportedDocumentError) as exc:
+            # NOTE: the row now describes the bad version, so the previous version's
+            # chunks go too: search never serves a document whose status is failed.
+            await self._indexer.discard_quietly(job.tenant_id, document.collection, job.document_id)
+            await self._documents.finish(
+                job, DocumentStatus.FAILED, chunk_count=0, error=_reason(exc)
+            )
+            return True
+
+        async def between_rounds(_done: int) -> None:
+            if not await self._documents.is_current(job):
+                raise _Stale
+
+        try:
+            await self._indexer.index(
+                job.tenant_id,
+                document.collection,
+                document.name,
+                job.document_id,
+                chunks,
+                between_rounds,
+            )
+        except _Stale:
+            await self._drop_if_deleted(job, document.collection)
+            return True
+        except Exception as exc:
+            # Transient (the vector store is down): leave the entry pending, so it is
+            # delivered again after the claim idle time, until it is dead-lettered.
+            _log.warning(
+                "indexing %s failed (attempt %d): %s", job.document_id, delivery.deliveries, exc
+            )
+            await self._documents.finish(
+                job,
+                DocumentStatus.QUEUED,
+                chunk_count=0,
+                error=f"attempt {delivery.deliveries} failed, will retry: {_reason(exc)}",
+                keep_upload=True,
+            )
+            return False
+        finished = await self._documents.finish(
+            job, DocumentStatus.READY, chunk_count=len(chunks), error=None
+        )
+        if finished is None:
+            await self._drop_if_deleted(job, document.collection)
+        return True
+
+    async def _drop_if_deleted(self, job: IngestJob, collection: str) -> None:
+        """Remove what this job wrote if its document is gone (a newer upload cleans up itself)."""
+        try:
+            await self._documents.get(job.tenant_id, job.document_id)
+        except DocumentNotFoundError:
+            await self._indexer.discard_quietly(job.tenant_id, collection, job.document_id)
+
+    async def _give_up(self, delivery: Delivery) -> None:
+        job = delivery.job
+        try:
+            document = await self._documents.get(job.tenant_id, job.document_id)
+        except DocumentNotFoundError:
+            return
+        if document.content_hash != job.content_hash:
+            return
+        last = f"; last error: {document.error}" if document.error else ""
+        await self._indexer.discard_quietly(job.tenant_id, document.collection, job.document_id)
+        await self._documents.finish(
+            job,
+            DocumentStatus.FAILED,
+            chunk_count=0,
+            error=f"gave up after {delivery.deliveries - 1} attempts{last}"[:_MAX_ERROR_CHARS],
+        )
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]

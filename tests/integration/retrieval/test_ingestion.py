@@ -1,0 +1,327 @@
+"""Asynchronous ingestion through the queue, with the real embedder, Qdrant and SQL.
+
+Each test drives ``RetrievalService`` as the API does (``submit``, then the status)
+and checks what a user would see: the status moving to ``ready`` or ``failed`` with
+a reason, the exact chunks in Qdrant, and nothing stored for refused uploads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from retrieval.chunking import Chunker
+from retrieval.embedding import SentenceTransformerEmbedder
+from retrieval.errors import (
+    DocumentNotFoundError,
+    IngestQueueFullError,
+    InvalidDocumentError,
+    InvalidRequestError,
+    UnsupportedDocumentError,
+)
+from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue, RedisStreamsIngestQueue
+from retrieval.service import RetrievalService
+from retrieval.types import DocumentStatus, IngestOutcome, Upload
+from retrieval.vector_store import QdrantVectorStore
+
+pytestmark = pytest.mark.model
+
+TENANT = "33333333-3333-3333-3333-333333333333"
+CLAIM_IDLE_S = 1.0
+EMBED_ROUND = 8
+
+
+def manual(sections: int, topic: str = "pump") -> bytes:
+    """A document of roughly ``sections / 2`` chunks of 200 tokens."""
+    return "\n\n".join(
+        f"Section {i}. The {topic} manual describes procedure {i} for unit {i % 13}: inspect "
+        "the valve, record the pressure, replace the filter if it is clogged, and sign the "
+        "log book before restarting. " * 2
+        for i in range(sections)
+    ).encode()
+
+
+def expected_chunks(embedder: SentenceTransformerEmbedder, data: bytes) -> int:
+    return len(Chunker(embedder.tokenizer, 200, 40).split(data.decode()))
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 60.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture(params=["in_process", "redis"])
+async def queue(
+    request: pytest.FixtureRequest, redis_url: str, redis_prefix: str
+) -> AsyncIterator[IngestQueue]:
+    if request.param == "in_process":
+        yield InProcessIngestQueue(CLAIM_IDLE_S, max_deliveries=3, max_queued=100)
+        return
+    client = Redis.from_url(redis_url)
+    yield RedisStreamsIngestQueue(
+        client, f"{redis_prefix}ingest", "workers", claim_idle_s=CLAIM_IDLE_S, max_deliveries=3
+    )
+    keys = [key async for key in client.scan_iter(match=f"{redis_prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def make_service(
+    sessions: async_sessionmaker,
+    embedder: SentenceTransformerEmbedder,
+    store: QdrantVectorStore,
+) -> AsyncIterator[Callable[..., Awaitable[RetrievalService]]]:
+    """Builds services over one database and store; stops their workers at the end."""
+    built: list[RetrievalService] = []
+
+    async def make(queue: IngestQueue | None = None, **options: object) -> RetrievalService:
+        options.setdefault("claim_idle_s", CLAIM_IDLE_S)
+        options.setdefault("embed_round", EMBED_ROUND)
+        service = RetrievalService(sessions, embedder, store, queue=queue, **options)  # type: ignore[arg-type]
+        await service.start()
+        built.append(service)
+        return service
+
+    yield make
+    for service in built:
+        await service.stop_workers()
+
+
+async def test_submit_answers_queued_and_a_worker_makes_it_ready(
+    make_service: Callable[..., Awaitable[RetrievalService]],
+    queue: IngestQueue,
+    store: QdrantVectorStore,
+) -> None:
+    service = await make_service(queue)
+    await service.start_workers()
+    result = await service.submit(TENANT, "pump.txt", manual(10))
+    assert result.outcome is IngestOutcome.CREATED
+    assert result.document.status is DocumentStatus.QUEUED
+    assert result.document.chunk_count == 0
+    [done] = await service.wait_for(TENANT, [result.document.id], timeout_s=60)
+    assert done.status is DocumentStatus.READY
+    assert done.error is None
+    assert done.chunk_count >= 3
+    assert await store.count(TENANT, done.id) == done.chunk_count
+    assert await service.queue_length() == 0
+    hits = await service.search(TENANT, "what does procedure 4 say about the filter?", k=3)
+    assert hits
+    assert hits[0].document_id == done.id
+
+
+async def test_a_worker_killed_mid_document_is_replaced_without_lost_or_duplicate_chunks(
+    make_service: Callable[..., Awaitable[RetrievalService]],
+    queue: IngestQueue,
+    store: QdrantVectorStore,
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    """Guards at-least-once ingestion: the entry is claimed again and redone idempotently."""
+    data = manual(60)
+    expected = expected_chunks(embedder, data)
+    assert expected > 2 * EMBED_ROUND
+    service = await make_service(queue)
+    await service.start_workers()
+    result = await service.submit(TENANT, "big.txt", data)
+    document_id = result.document.id
+
+    async def partly_indexed() -> bool:
+        return await store.count(TENANT, document_id) >= EMBED_ROUND
+
+    await eventually(partly_indexed)
+    await service.stop_workers()  # the worker dies mid-document, nothing acked
+    partial = await store.count(TENANT, document_id)
+    assert 0 < partial < expected
+    assert (await service.get_document(TENANT, document_id)).status is DocumentStatus.INDEXING
+    assert await queue.length() == 1
+
+    started = time.monotonic()
+    await service.start_workers()  # new consumers; the entry comes back after the idle time
+    [done] = await service.wait_for(TENANT, [document_id], timeout_s=120)
+    assert done.status is DocumentStatus.READY
+    assert time.monotonic() - started >= CLAIM_IDLE_S * 0.9
+    assert done.chunk_count == expected
+    assert await store.count(TENANT, document_id) == expected
+    points, _ = await store.client.scroll(store.collection_name, limit=1000, with_payload=True)
+    positions = sorted(int((p.payload or {})["position"]) for p in points)
+    assert positions == list(range(expected))
+    assert await queue.length() == 0
+    assert await queue.dead_letters() == []
+
+
+async def test_deleting_a_document_while_it_is_indexed_wins(
+    make_service: Callable[..., Awaitable[RetrievalService]],
+    queue: IngestQueue,
+    store: QdrantVectorStore,
+) -> None:
+    service = await make_service(queue)
+    await service.start_workers()
+    result = await service.submit(TENANT, "doomed.txt", manual(60))
+    document_id = result.document.id
+
+    async def indexing() -> bool:
+        return await store.count(TENANT, document_id) > 0
+
+    await eventually(indexing)
+    await service.delete_document(TENANT, document_id)
+
+    async def drained() -> bool:
+        return await queue.length() == 0
+
+    await eventually(drained)
+    assert await store.count(TENANT, document_id) == 0
+    with pytest.raises(DocumentNotFoundError):
+        await service.get_document(TENANT, document_id)
+    assert await service.wait_for(TENANT, [document_id], timeout_s=1) == []
+
+
+async def test_deleting_a_queued_document_drops_the_job(
+    make_service: Callable[..., Awaitable[RetrievalService]], store: QdrantVectorStore
+) -> None:
+    service = await make_service(ingest_workers=1)
+    queued = await service.submit(TENANT, "later.txt", manual(4))
+    await service.delete_document(TENANT, queued.document.id)
+    await service.start_workers()
+
+    async def drained() -> bool:
+        return await service.queue_length() == 0
+
+    await eventually(drained)
+    assert await store.count(TENANT) == 0
+    assert (await service.list_documents(TENANT)).items == []
+
+
+async def test_unchanged_bytes_are_a_no_op_and_new_bytes_replace(
+    make_service: Callable[..., Awaitable[RetrievalService]], store: QdrantVectorStore
+) -> None:
+    service = await make_service()
+    await service.start_workers()
+    first = await service.submit(TENANT, "policy.txt", manual(12, "old policy"))
+    [ready] = await service.wait_for(TENANT, [first.document.id], timeout_s=60)
+    assert ready.chunk_count > 1
+    again = await service.submit(TENANT, "policy.txt", manual(12, "old policy"))
+    assert again.outcome is IngestOutcome.UNCHANGED
+    assert again.document.status is DocumentStatus.READY
+    assert await service.queue_length() == 0
+    new_text = b"The new policy: returns are accepted for 14 days, no questions asked."
+    replaced = await service.submit(TENANT, "policy.txt", new_text)
+    assert replaced.outcome is IngestOutcome.REPLACED
+    assert replaced.document.id == first.document.id
+    assert replaced.document.status is DocumentStatus.QUEUED
+    [done] = await service.wait_for(TENANT, [first.document.id], timeout_s=60)
+    assert done.status is DocumentStatus.READY
+    assert done.chunk_count == 1
+    assert await store.count(TENANT, first.document.id) == 1
+    hits = await service.search(TENANT, "old policy manual procedure", k=5)
+    assert [hit.text for hit in hits] == [new_text.decode()]
+
+
+async def test_extraction_errors_end_failed_with_the_reason(
+    make_service: Callable[..., Awaitable[RetrievalService]], store: QdrantVectorStore
+) -> None:
+    service = await make_service()
+    await service.start_workers()
+    # Passes the cheap checks (a PDF header) but is no readable PDF.
+    result = await service.submit(TENANT, "broken.pdf", b"%PDF-1.7\n garbage, not a PDF body")
+    assert result.document.status is DocumentStatus.QUEUED
+    [done] = await service.wait_for(TENANT, [result.document.id], timeout_s=60)
+    assert done.status is DocumentStatus.FAILED
+    assert "broken.pdf" in (done.error or "")
+    assert done.chunk_count == 0
+    assert await store.count(TENANT, done.id) == 0
+
+
+async def test_cheap_checks_fail_before_anything_is_stored_or_queued(
+    make_service: Callable[..., Awaitable[RetrievalService]],
+) -> None:
+    service = await make_service(max_document_bytes=1000)
+    ok = Upload("fine.txt", b"A perfectly good file.")
+    bad_uploads: list[tuple[Upload, type[Exception]]] = [
+        (Upload("image.png", b"\x89PNG\r\n", "image/png"), UnsupportedDocumentError),
+        (Upload("binary.txt", b"MZ\x00\x01\x02"), InvalidDocumentError),
+        (Upload("fake.pdf", b"just text"), InvalidDocumentError),
+        (Upload("empty.md", b"  \n"), InvalidDocumentError),
+        (Upload("huge.txt", b"x" * 1001), InvalidDocumentError),
+        (Upload("  ", b"text"), InvalidRequestError),
+        (Upload("a" * 513 + ".txt", b"text"), InvalidRequestError),
+        (Upload("ok.txt", b"text", collection="c" * 129), InvalidRequestError),
+    ]
+    for bad, error in bad_uploads:
+        # One bad file fails the whole request: the good one before it is not stored.
+        with pytest.raises(error):
+            await service.submit_many(TENANT, [ok, bad])
+    assert (await service.list_documents(TENANT)).items == []
+    assert await service.queue_length() == 0
+
+
+async def test_a_full_queue_refuses_clearly_and_stores_nothing(
+    make_service: Callable[..., Awaitable[RetrievalService]],
+) -> None:
+    service = await make_service(InProcessIngestQueue(CLAIM_IDLE_S, 3, max_queued=1))
+    first = await service.submit(TENANT, "one.txt", b"The first document.")
+    with pytest.raises(IngestQueueFullError, match="full") as refused:
+        await service.submit(TENANT, "two.txt", b"The second document.")
+    assert refused.value.retry_after > 0
+    assert [doc.id for doc in (await service.list_documents(TENANT)).items] == [first.document.id]
+    await service.start_workers()
+    [done] = await service.wait_for(TENANT, [first.document.id], timeout_s=60)
+    assert done.status is DocumentStatus.READY
+    second = await service.submit(TENANT, "two.txt", b"The second document.")
+    assert second.document.status is DocumentStatus.QUEUED
+
+
+async def test_a_failing_store_is_retried_then_given_up_with_the_reason(
+    make_service: Callable[..., Awaitable[RetrievalService]], store: QdrantVectorStore
+) -> None:
+    """Guards retries of transient failures and dead-lettering after max deliveries."""
+    queue = InProcessIngestQueue(claim_idle_s=0.3, max_deliveries=2, max_queued=10)
+    service = await make_service(queue, claim_idle_s=0.3)
+    original = store.upsert
+    failures = 0
+
+    async def broken(points: object) -> None:
+        nonlocal failures
+        failures += 1
+        raise RuntimeError("disk full")
+
+    store.upsert = broken  # type: ignore[method-assign]
+    try:
+        await service.start_workers()
+        result = await service.submit(TENANT, "doc.txt", b"Pumps need new filters yearly.")
+        [done] = await service.wait_for(TENANT, [result.document.id], timeout_s=30)
+    finally:
+        store.upsert = original  # type: ignore[method-assign]
+    assert failures == 2
+    assert done.status is DocumentStatus.FAILED
+    assert "gave up after 2 attempts" in (done.error or "")
+    assert "disk full" in (done.error or "")
+    assert [job.document_id for job in await queue.dead_letters()] == [done.id]
+    # Sending it again retries it, and this time the store works.
+    retry = await service.submit(TENANT, "doc.txt", b"Pumps need new filters yearly.")
+    assert retry.outcome is IngestOutcome.REPLACED
+    [healed] = await service.wait_for(TENANT, [done.id], timeout_s=30)
+    assert healed.status is DocumentStatus.READY
+    assert healed.error is None
+
+
+async def test_stored_uploads_survive_a_restart_of_the_in_process_queue(
+    make_service: Callable[..., Awaitable[RetrievalService]], store: QdrantVectorStore
+) -> None:
+    before = await make_service(ingest_workers=0)
+    uploads = [Upload(f"note-{i}.txt", f"Note {i} about the pumps.".encode()) for i in range(3)]
+    results = await before.submit_many(TENANT, uploads)
+    # The process dies: its in-process queue is gone, the SQL rows and uploads are not.
+    after = await make_service()
+    await after.start_workers()
+    ids = [r.document.id for r in results]
+    done = await after.wait_for(TENANT, ids, timeout_s=60)
+    assert [doc.status for doc in done] == [DocumentStatus.READY] * 3
+    assert await store.count(TENANT) == 3
