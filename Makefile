@@ -45,6 +45,7 @@ bench: setup
 	$(BIN)/python -m bench.turn
 	$(BIN)/python -m bench.generation
 	$(BIN)/python -m bench.safety
+	$(BIN)/python -m bench.retrieval
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
