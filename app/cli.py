@@ -1,4 +1,4 @@
-"""The ``ragserve`` command: serve, migrate, ingest, keys, demo."""
+"""The ``ragserve`` command: serve, migrate, ingest, keys, tenants, token, demo."""
 
 from __future__ import annotations
 
@@ -39,6 +39,11 @@ def serve(host: str | None, port: int | None) -> None:
         port=port or settings.server.port,
         log_level=settings.server.log_level,
         ws_max_size=settings.server.ws_max_message_bytes * 4,
+        # create_app configured logging (JSON, request ids, no secrets); keep it.
+        log_config=None,
+        # The app logs each request itself, by route template: uvicorn's line has
+        # the raw path, query string included.
+        access_log=False,
     )
 
 
@@ -74,11 +79,97 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--tenant", required=True, help="Tenant name; created when missing.")
 @click.option("--name", default="default", show_default=True, help="A label for the key.")
-def keys_create(tenant: str, name: str) -> None:
+@click.option(
+    "--role",
+    type=click.Choice(["user", "labeler", "admin"]),
+    default="user",
+    show_default=True,
+    help="What the key may do (admin: manage the tenant's users and keys).",
+)
+@click.option("--scope", "scopes", multiple=True, help="A scope (repeatable; default: chat).")
+@click.option("--rate-limit-burst", type=click.IntRange(min=1), help="The key's own bucket size.")
+@click.option(
+    "--rate-limit-rate", type=click.FloatRange(min=0, min_open=True), help="Its refill per second."
+)
+def keys_create(
+    tenant: str,
+    name: str,
+    role: str,
+    scopes: tuple[str, ...],
+    rate_limit_burst: int | None,
+    rate_limit_rate: float | None,
+) -> None:
     """Create an API key; the key itself is the last line printed (it is shown only once)."""
-    secret = asyncio.run(_create_key(get_settings(), tenant, name))
-    click.echo(f"API key for tenant {tenant!r} (store it now; it is not shown again):")
+    if (rate_limit_burst is None) != (rate_limit_rate is None):
+        raise click.UsageError("give both --rate-limit-burst and --rate-limit-rate, or neither")
+    secret = asyncio.run(
+        _create_key(
+            get_settings(),
+            tenant,
+            name,
+            role=role,
+            scopes=scopes or ("chat",),
+            rate_limit=None
+            if rate_limit_burst is None or rate_limit_rate is None
+            else (rate_limit_burst, rate_limit_rate),
+        )
+    )
+    click.echo(f"{role} API key for tenant {tenant!r} (store it now; it is not shown again):")
     click.echo(secret)
+
+
+@main.group()
+def tenants() -> None:
+    """Manage tenants."""
+
+
+@tenants.command("create")
+@click.argument("name")
+def tenants_create(name: str) -> None:
+    """Create a tenant; its id is the last line printed. A taken name is an error."""
+    from conversation import ConflictError, InvalidInputError
+
+    try:
+        tenant_id = asyncio.run(_create_tenant(get_settings(), name))
+    except (ConflictError, InvalidInputError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"tenant {name!r} created; its id:")
+    click.echo(tenant_id)
+
+
+@main.command()
+@click.option("--tenant", required=True, help="Tenant name (it must exist).")
+@click.option("--subject", required=True, help="The token's sub.")
+@click.option(
+    "--role", type=click.Choice(["user", "labeler", "admin"]), default="user", show_default=True
+)
+@click.option("--scope", "scopes", multiple=True, help="A scope (repeatable).")
+@click.option(
+    "--ttl", "ttl_s", type=click.IntRange(min=1), default=3600, show_default=True, help="Seconds."
+)
+def token(tenant: str, subject: str, role: str, scopes: tuple[str, ...], ttl_s: int) -> None:
+    """Mint a JWT with RAGSERVE_AUTH_JWT_SECRET (for operators and tests); printed alone."""
+    from app.jwt_auth import mint_token
+    from conversation import PRINCIPAL_ROLES, NotFoundError
+
+    settings = get_settings()
+    if settings.auth.jwt_secret is None:
+        raise click.ClickException("minting needs RAGSERVE_AUTH_JWT_SECRET to be set")
+    try:
+        tenant_id = asyncio.run(_tenant_id(settings, tenant))
+    except NotFoundError as exc:
+        raise click.ClickException(f"no tenant called {tenant!r}") from exc
+    role_name = next(known for known in PRINCIPAL_ROLES if known == role)
+    click.echo(
+        mint_token(
+            settings.auth,
+            subject=subject,
+            tenant_id=tenant_id,
+            role=role_name,
+            scopes=scopes,
+            ttl_s=ttl_s,
+        )
+    )
 
 
 @main.command()
@@ -110,12 +201,15 @@ def _files(paths: tuple[Path, ...]) -> Iterator[Path]:
 async def _ingest(settings: Settings, files: list[Path], tenant: str, collection: str) -> int:
     from app.services import open_services
 
-    services = await open_services(settings, with_engine=False)
-    failed = 0
+    # NOTE: the CLI indexes inline (the same Indexer the queue's workers run) and
+    # starts no workers: it must not take jobs from a shared queue and exit mid-way.
+    services = await open_services(settings, with_engine=False, with_ingest_workers=False)
+    failed = chunks = 0
     try:
         tenant_info = await services.tenants.ensure(tenant)
         counts: dict[str, int] = {}
-        for path in tqdm(files, desc=f"ingesting into {tenant}/{collection}", unit="file"):
+        progress = tqdm(files, desc=f"ingesting into {tenant}/{collection}", unit="file")
+        for path in progress:
             try:
                 result = await services.retrieval.ingest(
                     tenant_info.id, path.name, path.read_bytes(), collection=collection
@@ -124,23 +218,67 @@ async def _ingest(settings: Settings, files: list[Path], tenant: str, collection
                 failed += 1
                 tqdm.write(f"failed: {path}: {exc}")
                 continue
+            chunks += result.document.chunk_count
+            progress.set_postfix(chunks=chunks)
             counts[str(result.outcome)] = counts.get(str(result.outcome), 0) + 1
         summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "nothing"
-        click.echo(f"ingested {len(files) - failed} file(s): {summary}; {failed} failed")
+        click.echo(
+            f"ingested {len(files) - failed} file(s), {chunks} chunks: {summary}; {failed} failed"
+        )
     finally:
         await services.close()
     return failed
 
 
-async def _create_key(settings: Settings, tenant: str, name: str) -> str:
-    from conversation import ApiKeyService, TenantService, create_engine, session_factory
+async def _create_key(
+    settings: Settings,
+    tenant: str,
+    name: str,
+    *,
+    role: str = "user",
+    scopes: tuple[str, ...] = ("chat",),
+    rate_limit: tuple[int, float] | None = None,
+) -> str:
+    from conversation import (
+        ApiKeyService,
+        RateLimit,
+        TenantService,
+        create_engine,
+        session_factory,
+    )
 
     engine = create_engine(settings.database_url)
     try:
         sessions = session_factory(engine)
         tenant_info = await TenantService(sessions).ensure(tenant)
-        created = await ApiKeyService(sessions).create(tenant_info.id, name=name)
+        created = await ApiKeyService(sessions).create(
+            tenant_info.id,
+            name=name,
+            scopes=scopes,
+            role=role,
+            rate_limit=None if rate_limit is None else RateLimit(*rate_limit),
+        )
         return created.secret
+    finally:
+        await engine.dispose()
+
+
+async def _create_tenant(settings: Settings, name: str) -> str:
+    from conversation import TenantService, create_engine, session_factory
+
+    engine = create_engine(settings.database_url)
+    try:
+        return (await TenantService(session_factory(engine)).create(name)).id
+    finally:
+        await engine.dispose()
+
+
+async def _tenant_id(settings: Settings, name: str) -> str:
+    from conversation import TenantService, create_engine, session_factory
+
+    engine = create_engine(settings.database_url)
+    try:
+        return (await TenantService(session_factory(engine)).get_by_name(name)).id
     finally:
         await engine.dispose()
 

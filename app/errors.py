@@ -6,6 +6,8 @@ raise their own exceptions; ``classify`` turns any of them into an ``ApiError``.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import structlog
@@ -35,6 +37,8 @@ from inference.errors import (
 )
 from retrieval.errors import (
     DocumentNotFoundError,
+    IngestQueueFullError,
+    IngestQueueUnavailableError,
     InvalidDocumentError,
     UnsupportedDocumentError,
     VectorStoreUnavailableError,
@@ -51,13 +55,34 @@ class ApiError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, param: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.param = param
+        """The request field at fault (``messages[0].content``), when one is."""
 
     def to_payload(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message}
+
+    def to_openai_payload(self) -> dict[str, Any]:
+        """OpenAI's error shape, used on the OpenAI-compatible routes (``OPENAI_ROUTES``)."""
+        return {
+            "message": self.message,
+            "type": _OPENAI_TYPES.get(self.status_code, "invalid_request_error")
+            if self.status_code < HTTP_500_INTERNAL_SERVER_ERROR
+            else "server_error",
+            "param": self.param,
+            "code": _OPENAI_CODES.get(self.code, self.code),
+        }
+
+
+OPENAI_ROUTES = ("/v1/chat/completions", "/v1/models", "/v1/embeddings")
+"""Path prefixes whose errors take OpenAI's shape, so the OpenAI SDKs parse them."""
+_OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+_OPENAI_CODES = {"unauthorized": "invalid_api_key", "rate_limited": "rate_limit_exceeded"}
 
 
 class BadRequestError(ApiError):
@@ -96,6 +121,24 @@ class OverloadedError(ApiError):
     status_code, code = 429, "overloaded"
 
 
+class RateLimitedError(ApiError):
+    """A rate limit refused the request; ``headers`` say which limit and when to retry."""
+
+    status_code, code = 429, "rate_limited"
+
+    def __init__(
+        self, message: str, *, retry_after: float, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.headers = dict(headers or {})
+
+
+class TooManyTurnsError(RateLimitedError):
+    """The caller already runs as many chat turns at once as it may."""
+
+    code = "too_many_turns"
+
+
 class UnavailableError(ApiError):
     status_code, code = 503, "unavailable"
 
@@ -121,6 +164,8 @@ _DOMAIN_ERRORS: dict[type[Exception], type[ApiError]] = {
     VectorStoreUnavailableError: UnavailableError,
     InvalidDocumentCursorError: BadRequestError,
     InvalidRetrievalRequestError: UnprocessableError,
+    IngestQueueFullError: OverloadedError,
+    IngestQueueUnavailableError: UnavailableError,
 }
 
 
@@ -132,7 +177,7 @@ def classify(exc: BaseException) -> ApiError:
         if isinstance(exc, domain_type):
             return api_type(str(exc), retry_after=getattr(exc, "retry_after", None))
     if isinstance(exc, ValidationException):
-        return BadRequestError(_validation_message(exc))
+        return BadRequestError(_validation_message(exc), param=_validation_param(exc))
     if isinstance(exc, NotFoundException):
         return ResourceNotFoundError(exc.detail or "Not found.")
     if isinstance(exc, PermissionDeniedException):
@@ -169,13 +214,46 @@ def _validation_message(exc: ValidationException) -> str:
     return f"{detail} ({'; '.join(problems)})" if problems else detail
 
 
+def _validation_param(exc: ValidationException) -> str | None:
+    """The first offending field, as OpenAI names it (``messages[0].content``).
+
+    Pydantic names the member of a union that failed (``content.str``,
+    ``input.list[constrained-str]``); the field path stops before such a name.
+    """
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        key = item.get("key") if isinstance(item, dict) else None
+        if not key:
+            continue
+        path = ""
+        for part in str(key).split("."):
+            if part.isdigit():
+                path += f"[{part}]"
+            elif _FIELD_NAME.fullmatch(part) and part not in _TYPE_NAMES:
+                path += f".{part}" if path else part
+            else:
+                break
+        return path or None
+    return None
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z_]\w*")
+_TYPE_NAMES = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
+
+
 def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """Litestar exception handler: every error as ``{"error": {...}}``."""
+    """Litestar exception handler: every error as ``{"error": {...}}``.
+
+    The body is ragserve's ``{"code", "message"}`` except on ``OPENAI_ROUTES``,
+    where it is OpenAI's ``{"message", "type", "param", "code"}``.
+    """
     error = classify(exc)
     ERRORS.labels(error.code).inc()
     if error.status_code >= HTTP_500_INTERNAL_SERVER_ERROR and not isinstance(exc, ApiError):
         log.exception("unhandled_error", path=request.url.path, exc_info=exc)
-    headers = {}
+    headers = dict(getattr(error, "headers", None) or {})
     if error.retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(error.retry_after)))
-    return Response({"error": error.to_payload()}, status_code=error.status_code, headers=headers)
+        # Rounded up: a client that waits Retry-After seconds must not be refused again.
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    openai = request.url.path.startswith(OPENAI_ROUTES)
+    body = error.to_openai_payload() if openai else error.to_payload()
+    return Response({"error": body}, status_code=error.status_code, headers=headers)

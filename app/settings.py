@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ServerSettings(BaseSettings):
@@ -52,8 +52,9 @@ class QdrantSettings(BaseSettings):
     """Qdrant server URL; unset means local mode in the data dir (one process owns it)."""
     api_key: str | None = None
     """API key for a Qdrant server."""
-    collection: str = "ragserve_chunks"
-    """Qdrant collection holding every tenant's chunks."""
+    collection: str = "ragserve_chunks_v2"
+    """Qdrant collection holding every tenant's chunks (dense and sparse named vectors;
+    ``ragserve_chunks``, the older dense-only one, is not read: re-ingest into this one)."""
 
 
 class EmbeddingSettings(BaseSettings):
@@ -80,6 +81,10 @@ class RetrievalSettings(BaseSettings):
     """Tokens shared by neighbouring chunks."""
     max_upload_files: int = 20
     """Files accepted in one upload."""
+    query_batch_window_ms: float = 3.0
+    """How long a search waits to share its query's embedding call with concurrent ones."""
+    query_max_batch: int = Field(default=32, ge=1)
+    """Most queries embedded in one model call."""
 
 
 class GenerationSettings(BaseSettings):
@@ -146,13 +151,96 @@ class RedisSettings(BaseSettings):
     limits, queues and token replay in-process (one API process only)."""
     key_prefix: str = "ragserve:"
     """Prefix of every Redis key ragserve writes, so several deployments can share a server."""
+    max_connections: int = 64
+    """Connections this process opens to Redis at most; more requests wait for one."""
+    pool_timeout_s: float = 5.0
+    """Seconds a request waits for a free Redis connection before failing."""
+
+
+_HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+_PUBLIC_KEY_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
 
 
 class AuthSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RAGSERVE_AUTH_", extra="ignore")
+    """How callers authenticate: API keys always, JWTs once a key is configured."""
 
-    jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"])
-    """JWT algorithms accepted; anything else (``none`` included) is rejected."""
+    # NOTE: hide_input_in_errors keeps the secret out of a startup error's text.
+    model_config = SettingsConfigDict(
+        env_prefix="RAGSERVE_AUTH_", extra="ignore", hide_input_in_errors=True
+    )
+
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["HS256"])
+    """JWT algorithms accepted, comma-separated (``HS256`` or ``RS256,ES256``); one
+    family only (HMAC or public-key); anything else, ``none`` included, is rejected."""
+    jwt_secret: SecretStr | None = None
+    """Shared secret of the HS* algorithms; setting it (or a public key) turns JWTs on."""
+    jwt_public_key_file: Path | None = None
+    """PEM public key of the RS*/PS*/ES*/EdDSA algorithms."""
+    jwt_audience: str | None = None
+    """Required ``aud`` of every token; must be set when JWTs are on."""
+    jwt_issuer: str | None = None
+    """Required ``iss`` of every token; must be set when JWTs are on."""
+    jwt_leeway_s: float = Field(default=30.0, ge=0.0, le=300.0)
+    """Clock skew tolerated on ``exp``, ``nbf`` and ``iat``, in seconds."""
+    jwt_tenant_claim: str = "tenant_id"
+    """Claim holding the caller's tenant id."""
+    jwt_role_claim: str = "role"
+    """Claim holding the caller's role (``user`` when absent; unknown values are rejected)."""
+    jwt_scopes_claim: str = "scope"
+    """Claim holding scopes: a space-separated string (OAuth 2) or a list."""
+    jwt_require_user: bool = False
+    """Accept a token only when its ``sub`` is a user of its tenant (``/v1/admin/.../users``)."""
+    platform_admin_scope: str = "platform:admin"
+    """Scope that lets an admin see and manage every tenant, not only its own."""
+
+    _public_key: str | None = PrivateAttr(default=None)
+
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_jwt(self) -> Self:
+        algorithms = set(self.jwt_algorithms)
+        unknown = algorithms - _HMAC_ALGORITHMS - _PUBLIC_KEY_ALGORITHMS
+        if not algorithms or unknown:
+            raise ValueError(f"RAGSERVE_AUTH_JWT_ALGORITHMS: unsupported {sorted(unknown)}")
+        hmac = algorithms <= _HMAC_ALGORITHMS
+        if not hmac and not algorithms <= _PUBLIC_KEY_ALGORITHMS:
+            # NOTE: mixing families is how "RS256 public key used as an HS256
+            # secret" forgeries get in; one family per deployment rules it out.
+            raise ValueError("RAGSERVE_AUTH_JWT_ALGORITHMS mixes HMAC and public-key algorithms")
+        if self.jwt_secret is not None and self.jwt_public_key_file is not None:
+            raise ValueError("set RAGSERVE_AUTH_JWT_SECRET or _PUBLIC_KEY_FILE, not both")
+        if self.jwt_secret is not None and not hmac:
+            raise ValueError("RAGSERVE_AUTH_JWT_SECRET needs HS* algorithms")
+        if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
+            # RFC 7518 §3.2: an HMAC key at least as long as the hash output.
+            raise ValueError("RAGSERVE_AUTH_JWT_SECRET must have at least 32 characters")
+        if self.jwt_public_key_file is not None:
+            if hmac:
+                raise ValueError("RAGSERVE_AUTH_JWT_PUBLIC_KEY_FILE needs RS*/PS*/ES*/EdDSA")
+            self._public_key = self.jwt_public_key_file.read_text()
+        if self.jwt_enabled and not (self.jwt_audience and self.jwt_issuer):
+            raise ValueError("JWTs need RAGSERVE_AUTH_JWT_AUDIENCE and RAGSERVE_AUTH_JWT_ISSUER")
+        return self
+
+    @property
+    def jwt_enabled(self) -> bool:
+        """Whether JWTs are accepted (a secret or a public key is configured)."""
+        return self.jwt_secret is not None or self.jwt_public_key_file is not None
+
+    @property
+    def jwt_key(self) -> str | None:
+        """The key tokens are verified with: the secret or the public key's PEM text."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        return self._public_key
 
 
 class RateLimitSettings(BaseSettings):
@@ -160,20 +248,51 @@ class RateLimitSettings(BaseSettings):
 
     enabled: bool = True
     """Enforce per-key and per-tenant token buckets."""
+    key_burst: int = Field(default=1000, ge=1)
+    """Requests one API key (or JWT subject) may make at once; a key's own limit replaces it."""
+    key_rate: float = Field(default=100.0, gt=0)
+    """Requests per second refilled into a key's bucket."""
+    tenant_burst: int = Field(default=1000, ge=1)
+    """Requests all of a tenant's callers may make at once."""
+    tenant_rate: float = Field(default=100.0, gt=0)
+    """Requests per second refilled into a tenant's bucket."""
+    tokens_burst: int = Field(default=100_000, ge=1)
+    """Generated tokens a key, and a tenant, may use at once (charged after each turn)."""
+    tokens_rate: float = Field(default=2000.0, gt=0)
+    """Generated tokens per second refilled into the key's and the tenant's token budget."""
+    max_turns_per_key: int = Field(default=8, ge=1)
+    """Chat turns one key may run at once on one node (REST, SSE and WebSocket together)."""
 
 
 class HotStateSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAGSERVE_HOT_STATE_", extra="ignore")
 
     enabled: bool = True
-    """With Redis configured, serve recent turns of active conversations from Redis."""
+    """Serve the header and recent messages of active conversations from the hot state
+    (Redis when ``RAGSERVE_REDIS_URL`` is set, else an in-process LRU) instead of SQL."""
+    ttl_s: float = Field(default=900.0, gt=0)
+    """Seconds a conversation nobody reads or writes stays hot."""
+    max_messages: int = Field(default=32, ge=1)
+    """Newest messages kept per hot conversation (history loads read at most 20)."""
+    max_conversations: int = Field(default=2048, ge=1)
+    """Conversations the in-process hot state holds (least recently used go first)."""
+    write_lease_s: float = Field(default=10.0, gt=0)
+    """Seconds a conversation write may take; a writer silent longer is presumed dead
+    and readers rebuild the entry from SQL."""
+    timeout_s: float = Field(default=1.0, gt=0)
+    """Longest wait for Redis before reading SQL instead."""
 
 
 class ResumeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAGSERVE_RESUME_", extra="ignore")
 
-    ttl_s: float = 300.0
-    """Seconds the tokens of a turn stay replayable after it ends."""
+    ttl_s: float = Field(default=300.0, gt=0)
+    """Seconds the tokens of a turn stay replayable after its last token."""
+    max_events: int = Field(default=4096, ge=16)
+    """Tokens buffered per turn; a longer turn keeps its newest ones only."""
+    grace_s: float = Field(default=30.0, gt=0)
+    """Seconds a turn keeps running after its socket went away with nobody resuming
+    it; then it is cancelled and stored as cancelled."""
 
 
 class ChunkCacheSettings(BaseSettings):
@@ -181,6 +300,23 @@ class ChunkCacheSettings(BaseSettings):
 
     enabled: bool = True
     """Keep hot chunks in a node-local FAISS cache in front of the vector store."""
+    max_mb: int = Field(default=256, ge=1)
+    """Memory budget of the cache in MiB (chunks, their vectors and recent queries)."""
+    similarity_threshold: float = Field(default=0.85, ge=-1.0, le=1.0)
+    """Least cosine similarity to a recent query for its candidate set to be reused."""
+    candidate_multiplier: int = Field(default=5, ge=1)
+    """A cache miss asks the vector store for ``k`` times this many candidates."""
+    ttl_s: float = Field(default=300.0, gt=0)
+    """Seconds a cached candidate set is used: bounds how stale a node's cache can be
+    after another node changed a document (this node's own changes invalidate at once)."""
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    """Where FAISS searches: ``auto`` is the GPU when faiss-gpu sees one."""
+    prefetch_queue: int = Field(default=32, ge=1)
+    """Prefetches that may wait; more are dropped."""
+    max_new_term_idf: float = Field(default=4.0, gt=0)
+    """A sparse or hybrid query reuses a recent query's candidates only if every word it
+    adds is common among the chunks the node holds (IDF at most this); rarer or unseen
+    words go to the vector store, whose BM25 would rank them differently."""
 
 
 class IngestionSettings(BaseSettings):
@@ -188,6 +324,18 @@ class IngestionSettings(BaseSettings):
 
     workers: int = 1
     """Ingestion workers of this process (embedding is CPU-bound: one per node is usual)."""
+    stream: str = "ingest"
+    """Redis stream of ingestion jobs, under ``RAGSERVE_REDIS_KEY_PREFIX``."""
+    group: str = "ingest-workers"
+    """Consumer group every node's ingestion workers join."""
+    claim_idle_s: float = 60.0
+    """Seconds after which a job nobody renewed (its worker died) goes to another worker."""
+    max_deliveries: int = 5
+    """Deliveries of a job before it is dead-lettered and its document marked failed."""
+    max_queued: int = 1000
+    """Documents waiting or being indexed; more uploads get 429 with Retry-After."""
+    wait_timeout_s: float = 120.0
+    """Longest ``POST /v1/documents?wait=true`` waits for the final status."""
 
 
 class Settings(BaseSettings):

@@ -1,4 +1,4 @@
-"""Conversation domain: tenants, API keys, conversations, messages and feedback.
+"""Conversation domain: tenants, users, API keys, conversations, messages and feedback.
 
 Services take an ``async_sessionmaker`` (see ``conversation.db``) and return the
 frozen values of ``conversation.types``; ORM rows stay inside the package.
@@ -17,9 +17,12 @@ from conversation.errors import (
     NotFoundError,
 )
 from conversation.feedback import FeedbackService
+from conversation.hot_state import CachedConversation, HotState, MemoryHotState, NoHotState
+from conversation.hot_state_redis import RedisHotState
 from conversation.models import new_id
 from conversation.tenants import TenantService
 from conversation.types import (
+    PRINCIPAL_ROLES,
     ApiKeyInfo,
     ConversationInfo,
     ConversationPage,
@@ -27,14 +30,20 @@ from conversation.types import (
     FeedbackInfo,
     MessageInfo,
     MessageStatus,
+    PrincipalRole,
+    RateLimit,
     Role,
     TenantInfo,
+    UserInfo,
 )
+from conversation.users import UserService
 
 __all__ = [
+    "PRINCIPAL_ROLES",
     "ApiKeyInfo",
     "ApiKeyService",
     "AuthenticationError",
+    "CachedConversation",
     "ConflictError",
     "ConversationError",
     "ConversationInfo",
@@ -44,14 +53,22 @@ __all__ = [
     "DatabaseUnavailableError",
     "FeedbackInfo",
     "FeedbackService",
+    "HotState",
     "InvalidCursorError",
     "InvalidInputError",
+    "MemoryHotState",
     "MessageInfo",
     "MessageStatus",
+    "NoHotState",
     "NotFoundError",
+    "PrincipalRole",
+    "RateLimit",
+    "RedisHotState",
     "Role",
     "TenantInfo",
     "TenantService",
+    "UserInfo",
+    "UserService",
     "async_url",
     "check_health",
     "create_engine",
