@@ -10,7 +10,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
@@ -20,6 +19,7 @@ from app.errors import UnprocessableError
 from app.metrics import observe_turn
 from app.prompt import Source, build_messages, fit_history, fit_sources
 from app.safety_gate import SafetyGate
+from app.turn_outcome import Stopwatch, TurnOutcome
 from app.turns import (
     PipelineConfig,
     SourcesFound,
@@ -33,7 +33,6 @@ from conversation import ConversationService, MessageInfo, MessageStatus
 from inference import (
     ChatMessage,
     Engine,
-    FinishEvent,
     FinishReason,
     GenerationRequest,
     SamplingParams,
@@ -41,7 +40,7 @@ from inference import (
 )
 from retrieval import RetrievalService
 from safety import FINISH_REASON as CONTENT_FILTER
-from safety import Category, Verdict, refusal_pieces
+from safety import Category, refusal_pieces
 
 __all__ = [
     "PipelineConfig",
@@ -69,42 +68,6 @@ _STATUS_BY_FINISH: dict[str, MessageStatus] = {
     FinishReason.ERROR: "failed",
     CONTENT_FILTER: "refused",
 }
-
-
-class _Stopwatch:
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self._last = self.start
-        self.timings: dict[str, float] = {}
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.timings[stage] = round((now - self._last) * 1000, 2)
-        self._last = now
-
-    def mark(self, stage: str, since: float) -> None:
-        self.timings[stage] = round((time.perf_counter() - since) * 1000, 2)
-
-
-@dataclass
-class _Outcome:
-    """What a turn produced so far; becomes the stored answer."""
-
-    parts: list[str] = field(default_factory=list)
-    sources: list[Source] = field(default_factory=list)
-    verdicts: list[Verdict] = field(default_factory=list)
-    prompt_tokens: int = 0
-    engine_finish: FinishEvent | None = None
-    finish_reason: str | None = None
-    error: str | None = None
-
-    def end(self, reason: str, error: str | None = None) -> None:
-        if self.finish_reason is None:
-            self.finish_reason, self.error = reason, error
-
-    @property
-    def completion_tokens(self) -> int:
-        return self.engine_finish.completion_tokens if self.engine_finish else len(self.parts)
 
 
 class TurnPipeline:
@@ -184,7 +147,7 @@ class TurnPipeline:
         sampling = self.validate(request)
         # Refuse an overloaded turn before anything is stored (429, Retry-After).
         self._engine.check_capacity()
-        watch = _Stopwatch()
+        watch = Stopwatch()
         tenant, message_id = request.tenant_id, request.message_id
         if request.conversation_id is None:
             conversation = await self._conversations.create(tenant)
@@ -207,7 +170,7 @@ class TurnPipeline:
         watch.lap("persist_user_message")
         yield TurnStarted(conversation.id, message_id, user_message.id)
 
-        out = _Outcome()
+        out = TurnOutcome()
         try:
             refusal = await self._check_input(request, out)
             watch.lap("input_safety")
@@ -244,7 +207,7 @@ class TurnPipeline:
             stored = await asyncio.shield(self._finish(request, conversation.id, out, watch))
         yield TurnFinished(stored)
 
-    async def _check_input(self, request: TurnRequest, out: _Outcome) -> Category | None:
+    async def _check_input(self, request: TurnRequest, out: TurnOutcome) -> Category | None:
         """The category of a refused question, ``None`` when it may be answered."""
         if self._safety is None:
             return None
@@ -254,7 +217,7 @@ class TurnPipeline:
         return decisive.category if checked.refused and decisive is not None else None
 
     async def _generate(
-        self, generation: GenerationRequest, out: _Outcome, watch: _Stopwatch
+        self, generation: GenerationRequest, out: TurnOutcome, watch: Stopwatch
     ) -> AsyncIterator[TokenEvent]:
         """The engine's stream through the output filters, renumbered from 0."""
         start = time.perf_counter()
@@ -286,7 +249,7 @@ class TurnPipeline:
         if out.engine_finish is not None:
             out.end(out.engine_finish.reason, out.engine_finish.error)
 
-    async def _retrieve(self, request: TurnRequest, out: _Outcome) -> list[Source]:
+    async def _retrieve(self, request: TurnRequest, out: TurnOutcome) -> list[Source]:
         k = (
             self._config.top_k
             if request.options.retrieval_k is None
@@ -325,7 +288,7 @@ class TurnPipeline:
         return self._engine.render_chat(messages)
 
     async def _finish(
-        self, request: TurnRequest, conversation_id: str, out: _Outcome, watch: _Stopwatch
+        self, request: TurnRequest, conversation_id: str, out: TurnOutcome, watch: Stopwatch
     ) -> MessageInfo:
         """Store the answer, then its safety verdicts; export the turn's metrics."""
         content = "".join(out.parts)
