@@ -8,11 +8,11 @@ a bet and must never slow a turn or pile up behind a slow vector store.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from retrieval.metrics import PREFETCHES
+from retrieval.tasks import stop_task
 from retrieval.types import SearchRequest
 
 Warm = Callable[[SearchRequest], Awaitable[bool]]
@@ -86,9 +86,5 @@ class Prefetcher:
     async def close(self) -> None:
         """Stop the worker; queued prefetches are dropped."""
         worker, self._worker = self._worker, None
-        if worker is not None and not worker.done():
-            worker.cancel()
-            if worker.get_loop() is asyncio.get_running_loop():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+        await stop_task(worker)
         self._queue = None

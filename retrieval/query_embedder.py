@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from retrieval.metrics import QUERY_EMBED_BATCH
+from retrieval.tasks import stop_task
 
 EmbedBatch = Callable[[Sequence[str]], np.ndarray]
 """Blocking: texts to a ``(len(texts), dimension)`` array of unit rows."""
@@ -115,11 +116,7 @@ class QueryEmbedder:
     async def close(self) -> None:
         """Stop the worker; queries still waiting get ``CancelledError``."""
         worker, self._worker = self._worker, None
-        if worker is not None and not worker.done():
-            worker.cancel()
-            if worker.get_loop() is asyncio.get_running_loop():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+        await stop_task(worker)
         for _, future in self._pending:
             future.cancel()
         self._pending = []
