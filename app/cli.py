@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from tqdm import tqdm
 
-from app.logs import configure_logging
-from app.settings import Settings, get_settings
+from app.core.logs import configure_logging
+from app.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from conversation import TenantService
+    from retrieval import RetrievalService
 
 SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf"}
 
@@ -30,7 +36,7 @@ def serve(host: str | None, port: int | None) -> None:
     """Serve the REST and WebSocket API."""
     import uvicorn
 
-    from app.factory import create_app
+    from app.server.factory import create_app
 
     settings = get_settings()
     uvicorn.run(
@@ -149,7 +155,7 @@ def tenants_create(name: str) -> None:
 )
 def token(tenant: str, subject: str, role: str, scopes: tuple[str, ...], ttl_s: int) -> None:
     """Mint a JWT with RAGSERVE_AUTH_JWT_SECRET (for operators and tests); printed alone."""
-    from app.jwt_auth import mint_token
+    from app.auth.jwt import mint_token
     from conversation import PRINCIPAL_ROLES, NotFoundError
 
     settings = get_settings()
@@ -199,19 +205,21 @@ def _files(paths: tuple[Path, ...]) -> Iterator[Path]:
 
 
 async def _ingest(settings: Settings, files: list[Path], tenant: str, collection: str) -> int:
-    from app.services import open_services
+    from app.server.lifespan import open_state
 
-    # NOTE: the CLI indexes inline (the same Indexer the queue's workers run) and
-    # starts no workers: it must not take jobs from a shared queue and exit mid-way.
-    services = await open_services(settings, with_engine=False, with_ingest_workers=False)
     failed = chunks = 0
-    try:
-        tenant_info = await services.tenants.ensure(tenant)
+    async with AsyncExitStack() as stack:
+        # NOTE: the CLI indexes inline (the same Indexer the queue's workers run) and
+        # starts no workers: it must not take jobs from a shared queue and exit mid-way.
+        state = await open_state(settings, stack, with_engine=False, with_ingest_workers=False)
+        tenants: TenantService = state.tenants
+        retrieval: RetrievalService = state.retrieval
+        tenant_info = await tenants.ensure(tenant)
         counts: dict[str, int] = {}
         progress = tqdm(files, desc=f"ingesting into {tenant}/{collection}", unit="file")
         for path in progress:
             try:
-                result = await services.retrieval.ingest(
+                result = await retrieval.ingest(
                     tenant_info.id, path.name, path.read_bytes(), collection=collection
                 )
             except Exception as exc:
@@ -225,8 +233,6 @@ async def _ingest(settings: Settings, files: list[Path], tenant: str, collection
         click.echo(
             f"ingested {len(files) - failed} file(s), {chunks} chunks: {summary}; {failed} failed"
         )
-    finally:
-        await services.close()
     return failed
 
 

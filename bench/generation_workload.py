@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from app.prompt import Source, build_messages
+from app.chat.prompt import Source, build_messages
 from inference import ChatMessage
 
 QUESTIONS = (

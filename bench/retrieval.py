@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from app.settings import Settings
+from app.core.settings import Settings
 from bench.retrieval_corpus import LabelledQuery, build_sections, label_queries, load_topics
 from bench.retrieval_phases import (
     COLLECTION,

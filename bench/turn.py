@@ -16,14 +16,16 @@ import json
 import statistics
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import torch
 
-from app.pipeline import TurnFinished, TurnOptions, TurnRequest
-from app.prompt import Source, build_messages
-from app.services import open_services
-from app.settings import Settings
+from app.chat.events import TurnFinished
+from app.chat.prompt import Source, build_messages
+from app.chat.turn import TurnOptions, TurnRequest
+from app.core.settings import Settings
+from app.server.lifespan import open_state
 from conversation.migrations import upgrade_async
 from inference import TokenEvent
 
@@ -50,10 +52,10 @@ async def run(quick: bool) -> dict[str, object]:
         settings = Settings(data_dir=Path(data_dir))
         settings.generation.cache_dir = REPO / ".cache" / "models"
         await upgrade_async(settings.database_url)
-        services = await open_services(settings)
-        assert services.pipeline is not None
-        assert services.engine is not None
-        try:
+        async with AsyncExitStack() as stack:
+            services = await open_state(settings, stack)
+            assert services.pipeline is not None
+            assert services.engine is not None
             tenant = await services.tenants.ensure("bench")
             for doc in sorted((REPO / "docs").glob("*.md")):
                 await services.retrieval.ingest(tenant.id, doc.name, doc.read_bytes())
@@ -120,8 +122,6 @@ async def run(quick: bool) -> dict[str, object]:
                     f"turn {turn_s:6.2f}s (first token {first or 0:5.2f}s)  "
                     f"generate {base_s:6.2f}s  ratio {turn_s / base_s:5.2f}"
                 )
-        finally:
-            await services.close()
     ratios = [float(r["ratio"]) for r in rows]
     summary = {
         "benchmark": "turn",

@@ -23,7 +23,7 @@ import pytest
 from litestar.routes import HTTPRoute, WebSocketRoute
 from websockets.sync.client import connect
 
-from app.factory import create_app
+from app.server.factory import create_app
 from tests.e2e.server import Server
 
 JWT_ENV = {

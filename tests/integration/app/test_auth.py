@@ -23,10 +23,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.auth import Authenticator, Principal, RateLimitOverride, bearer_token
-from app.errors import UnauthorizedError
-from app.jwt_auth import mint_token
-from app.settings import AuthSettings
+from app.auth.authenticator import Authenticator, bearer_token
+from app.auth.jwt import mint_token
+from app.auth.principal import Principal, RateLimitOverride
+from app.core.errors import UnauthorizedError
+from app.core.settings import AuthSettings
 from conversation import ApiKeyService, RateLimit, TenantInfo, TenantService, UserService
 
 SECRET = "s" * 64

@@ -1,4 +1,4 @@
-"""What operators see: the ``/metrics`` names of DESIGN.md §8 and the JSON logs.
+"""What operators see: the ``/metrics`` names (docs/operations.md) and the JSON logs.
 
 One real app for the module (SQLite, Qdrant local mode, the real embedder and
 engine) driven over HTTP and WebSocket through Litestar's test client.
@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar.datastructures import State
 from litestar.testing import TestClient
 
-from app.factory import create_app
-from app.services import Services
-from app.settings import Settings
+from app.core.settings import Settings
+from app.server.factory import create_app
 from conversation.migrations import upgrade
 
 pytestmark = pytest.mark.model
@@ -46,13 +46,13 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]
 
 @pytest.fixture
 def key(client: TestClient[Any]) -> str:
-    services: Services = client.app.state.services
+    services: State = client.app.state
     tenant = client.blocking_portal.call(services.tenants.ensure, f"t-{uuid.uuid4().hex[:10]}")
     return client.blocking_portal.call(services.api_keys.create, tenant.id).secret
 
 
 def test_metrics_name_every_family_an_operator_needs(client: TestClient[Any], key: str) -> None:
-    services: Services = client.app.state.services
+    services: State = client.app.state
     auth = {"Authorization": f"Bearer {key}"}
     assert client.get("/v1/conversations/no-such-id", headers=auth).status_code == 404
     conversation = client.post("/v1/conversations", headers=auth, json={}).json()

@@ -19,14 +19,14 @@ from litestar.testing import create_test_client
 from openai.types import CreateEmbeddingResponse
 from pydantic import ValidationError
 
-from app.errors import BadRequestError, error_response
-from app.openai.embeddings import (
+from app.core.errors import BadRequestError, error_response
+from app.entrypoints.openai.embeddings import (
     EmbeddingData,
     EmbeddingRequest,
     EmbeddingResponse,
     EmbeddingUsage,
 )
-from app.openai.protocol import (
+from app.entrypoints.openai.protocol import (
     SSE_DONE,
     ChatCompletion,
     ChatCompletionChunk,
@@ -35,7 +35,7 @@ from app.openai.protocol import (
     Delta,
     Usage,
 )
-from app.openai.serving import _base64, served_id
+from app.entrypoints.openai.serving import _base64, served_id
 from conversation import MessageInfo
 from inference import ChatMessage
 
@@ -261,7 +261,7 @@ async def _other(data: ChatCompletionRequest) -> dict[str, str]:
 
 
 def test_errors_take_openai_shape_on_openai_routes_only() -> None:
-    """Guards the per-route error mapping (``app.errors.error_response``)."""
+    """Guards the per-route error mapping (``app.core.errors.error_response``)."""
     bad = {"model": "m", "messages": [{"role": "user", "content": 5}], "temperature": 0}
     with create_test_client([_chat, _other], exception_handlers={Exception: error_response}) as c:
         openai_error = c.post("/v1/chat/completions", json=bad)

@@ -4,20 +4,17 @@ the request, and the usage hook that rate limits plug into."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
+from litestar.datastructures import State
 
-from app.pipeline import (
-    PipelineConfig,
-    TurnFinished,
-    TurnOptions,
-    TurnPipeline,
-    TurnRequest,
-    UsageHook,
-)
-from app.services import Services, open_services
-from app.settings import Settings
+from app.chat.events import TurnFinished
+from app.chat.pipeline import TurnPipeline, UsageHook
+from app.chat.turn import PipelineConfig, TurnOptions, TurnRequest
+from app.core.settings import Settings
+from app.server.lifespan import open_state
 from conversation.migrations import upgrade_async
 from inference import ChatMessage
 
@@ -27,17 +24,16 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-async def services(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Services]:
+async def services(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[State]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("openai-turns"))
     settings.generation.cache_dir = REPO / ".cache" / "models"
     settings.safety.enabled = False
     await upgrade_async(settings.database_url)
-    opened = await open_services(settings)
-    yield opened
-    await opened.close()
+    async with AsyncExitStack() as stack:
+        yield await open_state(settings, stack)
 
 
-def _pipeline(services: Services, on_usage: UsageHook | None = None) -> TurnPipeline:
+def _pipeline(services: State, on_usage: UsageHook | None = None) -> TurnPipeline:
     assert services.engine is not None
     return TurnPipeline(
         services.conversations,
@@ -56,7 +52,7 @@ async def _answer(pipeline: TurnPipeline, request: TurnRequest) -> TurnFinished:
 
 
 async def test_a_history_and_instructions_from_the_request_reach_the_prompt(
-    services: Services,
+    services: State,
 ) -> None:
     tenant = (await services.tenants.ensure("openai-history")).id
     pipeline = _pipeline(services)
@@ -78,7 +74,7 @@ async def test_a_history_and_instructions_from_the_request_reach_the_prompt(
     assert stored[0].content == "And then?"
 
 
-async def test_the_usage_hook_hears_every_turn_and_cannot_fail_one(services: Services) -> None:
+async def test_the_usage_hook_hears_every_turn_and_cannot_fail_one(services: State) -> None:
     tenant = (await services.tenants.ensure("openai-usage")).id
     heard: list[tuple[str, str | None, int]] = []
 

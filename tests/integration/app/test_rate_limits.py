@@ -17,11 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
+from litestar.datastructures import State
 from litestar.testing import TestClient
 
-from app.factory import create_app
-from app.services import Services
-from app.settings import RateLimitSettings, Settings
+from app.core.settings import RateLimitSettings, Settings
+from app.server.factory import create_app
 from conversation.migrations import upgrade
 
 pytestmark = pytest.mark.model
@@ -42,13 +42,13 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]
 
 
 @pytest.fixture
-def services(client: TestClient[Any]) -> Services:
-    found: Services = client.app.state.services
+def services(client: TestClient[Any]) -> State:
+    found: State = client.app.state
     return found
 
 
 @pytest.fixture
-def limits(services: Services) -> Iterator[RateLimitSettings]:
+def limits(services: State) -> Iterator[RateLimitSettings]:
     """The live rate-limit settings; restored after the test."""
     live = services.settings.rate_limit
     saved = live.model_dump()
@@ -57,7 +57,7 @@ def limits(services: Services) -> Iterator[RateLimitSettings]:
         setattr(live, name, value)
 
 
-def new_key(client: TestClient[Any], services: Services) -> dict[str, str]:
+def new_key(client: TestClient[Any], services: State) -> dict[str, str]:
     """Authorization headers of a key of a tenant made for this test alone."""
     tenant = client.blocking_portal.call(services.tenants.ensure, f"t-{uuid.uuid4().hex[:10]}")
     created = client.blocking_portal.call(services.api_keys.create, tenant.id)
@@ -74,7 +74,7 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
 
 
 def test_successful_responses_carry_the_rate_limit_headers(
-    client: TestClient[Any], services: Services, limits: RateLimitSettings
+    client: TestClient[Any], services: State, limits: RateLimitSettings
 ) -> None:
     limits.key_burst, limits.key_rate = 50, 5
     auth = new_key(client, services)
@@ -90,7 +90,7 @@ def test_successful_responses_carry_the_rate_limit_headers(
 
 
 def test_over_the_limit_is_429_with_retry_after_and_changes_nothing(
-    client: TestClient[Any], services: Services, limits: RateLimitSettings
+    client: TestClient[Any], services: State, limits: RateLimitSettings
 ) -> None:
     limits.key_burst, limits.key_rate = 3, 0.2
     auth = new_key(client, services)
@@ -120,7 +120,7 @@ def test_over_the_limit_is_429_with_retry_after_and_changes_nothing(
 
 
 def test_the_tenant_bucket_caps_all_of_its_keys(
-    client: TestClient[Any], services: Services, limits: RateLimitSettings
+    client: TestClient[Any], services: State, limits: RateLimitSettings
 ) -> None:
     limits.tenant_burst, limits.tenant_rate = 4, 0.01
     tenant = client.blocking_portal.call(services.tenants.ensure, f"t-{uuid.uuid4().hex[:10]}")
@@ -134,7 +134,7 @@ def test_the_tenant_bucket_caps_all_of_its_keys(
 
 
 def test_generated_tokens_use_up_the_token_budget(
-    client: TestClient[Any], services: Services, limits: RateLimitSettings
+    client: TestClient[Any], services: State, limits: RateLimitSettings
 ) -> None:
     limits.tokens_burst, limits.tokens_rate = 4, 0.05
     auth = new_key(client, services)
@@ -153,7 +153,7 @@ def test_generated_tokens_use_up_the_token_budget(
 
 
 def test_a_keys_chat_turns_at_once_are_capped(
-    client: TestClient[Any], services: Services, limits: RateLimitSettings
+    client: TestClient[Any], services: State, limits: RateLimitSettings
 ) -> None:
     limits.max_turns_per_key = 1
     auth, other = new_key(client, services), new_key(client, services)
@@ -201,33 +201,31 @@ def test_a_keys_chat_turns_at_once_are_capped(
     assert again.status_code == 200, again.text
 
 
-def _tenant_of(client: TestClient[Any], services: Services, auth: dict[str, str]) -> str:
+def _tenant_of(client: TestClient[Any], services: State, auth: dict[str, str]) -> str:
     principal = _principal(client, services, auth)
     return str(principal.tenant_id)
 
 
-def _subject(client: TestClient[Any], services: Services, auth: dict[str, str]) -> str:
+def _subject(client: TestClient[Any], services: State, auth: dict[str, str]) -> str:
     return str(_principal(client, services, auth).subject)
 
 
-def _principal(client: TestClient[Any], services: Services, auth: dict[str, str]) -> Any:
-    from app.auth import authenticate
-
+def _principal(client: TestClient[Any], services: State, auth: dict[str, str]) -> Any:
     token = auth["Authorization"].removeprefix("Bearer ")
-    return client.blocking_portal.call(authenticate, services, token)
+    return client.blocking_portal.call(services.authenticator.authenticate, token)
 
 
 # --- size bounds -------------------------------------------------------------------
 
 
-def test_page_size_is_bounded(client: TestClient[Any], services: Services) -> None:
+def test_page_size_is_bounded(client: TestClient[Any], services: State) -> None:
     auth = new_key(client, services)
     assert_error(client.get("/v1/conversations?limit=101", headers=auth), 400)
     assert_error(client.get("/v1/conversations?limit=0", headers=auth), 400)
     assert client.get("/v1/conversations?limit=100", headers=auth).status_code == 200
 
 
-def test_documents_per_upload_are_bounded(client: TestClient[Any], services: Services) -> None:
+def test_documents_per_upload_are_bounded(client: TestClient[Any], services: State) -> None:
     auth = new_key(client, services)
     limit = services.settings.retrieval.max_upload_files
     files = [("file", (f"d{i}.txt", b"hello", "text/plain")) for i in range(limit + 1)]
@@ -239,7 +237,7 @@ def test_documents_per_upload_are_bounded(client: TestClient[Any], services: Ser
 
 
 def test_message_length_max_tokens_and_body_size_are_bounded(
-    client: TestClient[Any], services: Services
+    client: TestClient[Any], services: State
 ) -> None:
     auth = new_key(client, services)
     conversation = client.post("/v1/conversations", headers=auth, json={}).json()
@@ -259,9 +257,7 @@ def test_message_length_max_tokens_and_body_size_are_bounded(
     assert stored["messages"] == []
 
 
-def test_turns_at_once_on_one_socket_are_bounded(
-    client: TestClient[Any], services: Services
-) -> None:
+def test_turns_at_once_on_one_socket_are_bounded(client: TestClient[Any], services: State) -> None:
     auth = new_key(client, services)
     token = auth["Authorization"].removeprefix("Bearer ")
     limit = services.settings.server.ws_max_turns
@@ -287,7 +283,7 @@ def test_turns_at_once_on_one_socket_are_bounded(
 
 
 def test_websocket_turns_are_rate_limited_per_turn_and_the_socket_goes_on(
-    client: TestClient[Any], services: Services, limits: RateLimitSettings
+    client: TestClient[Any], services: State, limits: RateLimitSettings
 ) -> None:
     """A WebSocket chat over the key's budget gets an ``error`` frame, not a dead socket."""
     limits.key_burst, limits.key_rate = 1, 0.05
@@ -315,7 +311,7 @@ def test_websocket_turns_are_rate_limited_per_turn_and_the_socket_goes_on(
 
 
 def test_websocket_turns_share_the_keys_turn_slots(
-    client: TestClient[Any], services: Services, limits: RateLimitSettings
+    client: TestClient[Any], services: State, limits: RateLimitSettings
 ) -> None:
     """``max_turns_per_key`` counts WebSocket turns too, and frees the slot when they end."""
     limits.max_turns_per_key = 1

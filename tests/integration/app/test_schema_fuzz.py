@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import hypothesis
@@ -28,9 +29,9 @@ from schemathesis.checks import (
 )
 from schemathesis.python.asgi import shutdown_lifespans
 
-from app.factory import create_app
-from app.services import Services, open_services
-from app.settings import Settings
+from app.core.settings import Settings
+from app.server.factory import create_app
+from app.server.lifespan import open_state
 from conversation import ApiKeyService, TenantService, create_engine, session_factory
 from conversation.migrations import upgrade
 
@@ -53,12 +54,10 @@ def fuzzed_app(settings: Settings) -> Any:
 
     async def asgi(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            services: Services = await open_services(settings, with_engine=False)
-            state["app"] = create_app(settings, services)
-            try:
+            async with AsyncExitStack() as stack:
+                opened = await open_state(settings, stack, with_engine=False)
+                state["app"] = create_app(settings, opened)
                 await state["app"](scope, receive, send)
-            finally:
-                await services.close()
             return
         await state["app"](scope, receive, send)
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from app.errors import ResourceNotFoundError
-from app.streams import BufferedEvent, MemoryTokenBuffer, RedisTokenBuffer, TokenBuffer
+from app.chat.resume import BufferedEvent, MemoryTokenBuffer, RedisTokenBuffer, TokenBuffer
+from app.core.errors import ResourceNotFoundError
 from conversation import new_id
 
 MakeBuffer = Callable[..., tuple[TokenBuffer, TokenBuffer]]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.citations import cite
-from app.prompt import Source
+from app.chat.citations import cite
+from app.chat.prompt import Source
 
 
 def _source(n: int, text: str) -> Source:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.prompt import Source, build_messages, fit_history, fit_sources
+from app.chat.prompt import Source, build_messages, fit_history, fit_sources
 from inference import ChatMessage
 
 

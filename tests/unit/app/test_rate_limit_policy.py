@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import pytest
 from prometheus_client import REGISTRY
 
-from app.auth import Principal, RateLimitOverride
-from app.errors import RateLimitedError, TooManyTurnsError
-from app.rate_limits import (
+from app.auth.principal import Principal, RateLimitOverride
+from app.core.errors import RateLimitedError, TooManyTurnsError
+from app.core.settings import RateLimitSettings
+from app.ratelimit import (
     Bucket,
     BucketsUnavailableError,
     Decision,
@@ -17,7 +18,6 @@ from app.rate_limits import (
     RateLimiter,
     TokenBuckets,
 )
-from app.settings import RateLimitSettings
 
 ALICE = Principal(tenant_id="acme", subject="key:alice")
 BOB = Principal(tenant_id="acme", subject="key:bob")

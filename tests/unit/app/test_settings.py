@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import Settings
+from app.core.settings import Settings
 
 
 def test_defaults_use_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

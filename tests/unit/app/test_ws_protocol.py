@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from app.ws.protocol import ClientType, ProtocolViolation, parse_client_message, server_message
+from app.entrypoints.ws.protocol import (
+    ClientType,
+    ProtocolViolation,
+    parse_client_message,
+    server_message,
+)
 
 
 def test_a_chat_message_parses() -> None:

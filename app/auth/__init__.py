@@ -1,0 +1,1 @@
+"""Authentication and authorisation: principals, API keys and JWTs, guards, the middleware."""

@@ -1,0 +1,1 @@
+"""The chat turn: request, events, prompt, safety gate, pipeline, runner, resume buffers."""

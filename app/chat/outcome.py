@@ -1,0 +1,48 @@
+"""What a turn has produced so far and how long each stage took: its stored answer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from app.chat.prompt import Source
+from inference import FinishEvent
+from safety import Verdict
+
+
+class Stopwatch:
+    """Per-stage timings of a turn, in milliseconds, as stored on the answer."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self._last = self.start
+        self.timings: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = round((now - self._last) * 1000, 2)
+        self._last = now
+
+    def mark(self, stage: str, since: float) -> None:
+        self.timings[stage] = round((time.perf_counter() - since) * 1000, 2)
+
+
+@dataclass
+class TurnOutcome:
+    """What a turn produced so far; becomes the stored answer."""
+
+    parts: list[str] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    prompt_tokens: int = 0
+    engine_finish: FinishEvent | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+
+    def end(self, reason: str, error: str | None = None) -> None:
+        if self.finish_reason is None:
+            self.finish_reason, self.error = reason, error
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.engine_finish.completion_tokens if self.engine_finish else len(self.parts)

@@ -1,0 +1,354 @@
+"""One chat turn, from the stored conversation to the stored answer.
+
+The stages and where each lives are listed in ``docs/architecture.md``.
+
+The pipeline is transport-agnostic: REST, SSE and WebSocket handlers iterate the
+events of ``TurnPipeline.run`` and only translate them to their wire format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, TypeVar
+
+import structlog
+
+from app.chat.citations import cite
+from app.chat.events import SourcesFound, TurnEvent, TurnFinished, TurnStarted
+from app.chat.outcome import Stopwatch, TurnOutcome
+from app.chat.prompt import Source, build_messages, fit_history, fit_sources
+from app.chat.safety_gate import SafetyGate
+from app.chat.turn import PipelineConfig, TurnRequest
+from app.core.errors import UnprocessableError
+from app.core.metrics import observe_turn
+from conversation import ConversationService, MessageInfo, MessageStatus
+from inference import (
+    ChatMessage,
+    Engine,
+    FinishReason,
+    GenerationRequest,
+    SamplingParams,
+    TokenEvent,
+)
+from retrieval import RetrievalService
+from safety import FINISH_REASON as CONTENT_FILTER
+from safety import Category, refusal_pieces
+
+__all__ = ["TurnPipeline", "UsageHook"]
+
+log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
+
+UsageHook = Callable[[str, str | None, int], Awaitable[None]]
+"""Called once per finished turn with ``(tenant_id, subject, completion_tokens)``."""
+
+_HISTORY_MESSAGES = 20
+_STATUS_BY_FINISH: dict[str, MessageStatus] = {
+    FinishReason.STOP: "complete",
+    FinishReason.LENGTH: "complete",
+    FinishReason.CANCELLED: "cancelled",
+    FinishReason.ERROR: "failed",
+    CONTENT_FILTER: "refused",
+}
+
+
+class TurnPipeline:
+    """Runs chat turns over the conversation, retrieval, inference and safety services."""
+
+    def __init__(
+        self,
+        conversations: ConversationService,
+        retrieval: RetrievalService,
+        engine: Engine,
+        config: PipelineConfig,
+        safety: SafetyGate | None = None,
+        on_usage: UsageHook | None = None,
+    ) -> None:
+        """Compose the pipeline.
+
+        Args:
+            conversations: Stores conversations and messages.
+            retrieval: Searches the tenant's chunks.
+            engine: Generates the answer.
+            config: Limits and defaults.
+            safety: The input, retrieval and output filters; ``None`` turns them off.
+            on_usage: Told the generated tokens of every finished turn (rate limits
+                count them); its errors are logged, never fail the turn.
+        """
+        self._conversations = conversations
+        self._retrieval = retrieval
+        self._engine = engine
+        self._config = config
+        self._safety = safety
+        self._on_usage = on_usage
+        self._cancelled: set[str] = set()
+
+    def validate(self, request: TurnRequest) -> SamplingParams:
+        """Check a turn before anything is stored; raises ``UnprocessableError``."""
+        cfg, opts = self._config, request.options
+        if not request.content.strip():
+            raise UnprocessableError("The message is empty.")
+        if len(request.content) > cfg.max_message_chars:
+            raise UnprocessableError(
+                f"The message has {len(request.content)} characters; the limit is "
+                f"{cfg.max_message_chars}."
+            )
+        max_tokens = opts.max_tokens or cfg.default_max_tokens
+        if max_tokens > cfg.max_tokens_limit:
+            raise UnprocessableError(
+                f"max_tokens is {max_tokens}; the limit is {cfg.max_tokens_limit}."
+            )
+        temperature = cfg.temperature if opts.temperature is None else opts.temperature
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=1.0 if opts.top_p is None else opts.top_p,
+            stop=opts.stop,
+            seed=opts.seed,
+            repetition_penalty=(
+                cfg.repetition_penalty
+                if opts.repetition_penalty is None
+                else opts.repetition_penalty
+            ),
+        )
+
+    async def cancel(self, message_id: str) -> None:
+        """Stop a turn at whatever stage it is; it ends with ``finish_reason="cancelled"``."""
+        self._cancelled.add(message_id)
+        await self._engine.abort(message_id)
+
+    async def run(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        """Run one turn, yielding its events; the answer is stored however it ends.
+
+        Raises the domain error (not found, overloaded, ...) when the turn cannot
+        run; once the user message is stored, the answer is stored too (status
+        ``failed`` before such an error propagates, ``cancelled`` when the consumer
+        stops iterating or calls ``cancel``, ``refused`` with finish reason
+        ``content_filter`` when a safety filter refuses the question or the answer).
+        """
+        sampling = self.validate(request)
+        # Refuse an overloaded turn before anything is stored (429, Retry-After).
+        self._engine.check_capacity()
+        watch = Stopwatch()
+        tenant, message_id = request.tenant_id, request.message_id
+        if request.conversation_id is None:
+            conversation = await self._conversations.create(tenant)
+        else:
+            conversation = await self._conversations.get(tenant, request.conversation_id)
+        if request.history is not None:
+            earlier = list(request.history)
+        elif request.conversation_id is None:
+            earlier = []  # a conversation created just now has no past
+        else:
+            earlier = _stored_history(
+                await self._conversations.recent_messages(
+                    tenant, conversation.id, _HISTORY_MESSAGES
+                )
+            )
+        watch.lap("load_conversation")
+        user_message = await self._conversations.add_user_message(
+            tenant, conversation.id, request.content
+        )
+        watch.lap("persist_user_message")
+        yield TurnStarted(conversation.id, message_id, user_message.id)
+
+        out = TurnOutcome()
+        try:
+            refusal = await self._check_input(request, out)
+            watch.lap("input_safety")
+            if refusal is None:
+                out.sources = await self._retrieve(request, out)
+            watch.lap("retrieve")
+            yield SourcesFound(out.sources)
+            if refusal is not None:
+                for index, piece in enumerate(refusal_pieces(refusal)):
+                    out.parts.append(piece)
+                    yield TokenEvent(index, piece)
+                out.end(CONTENT_FILTER)
+            elif message_id not in self._cancelled:
+                prompt_ids = self._prompt(request, out.sources, earlier)
+                out.prompt_tokens = len(prompt_ids)
+                watch.lap("build_prompt")
+                generation = GenerationRequest(message_id, prompt_ids, sampling, tenant)
+                async for event in self._generate(generation, out, watch):
+                    yield event
+        except (GeneratorExit, asyncio.CancelledError):
+            # The client went away (SSE disconnect, task cancelled): a cancel.
+            out.end(FinishReason.CANCELLED)
+            raise
+        except Exception as exc:
+            log.warning("turn_failed", message_id=message_id, error=repr(exc))
+            out.end(FinishReason.ERROR, str(exc))
+            raise
+        finally:
+            out.end(FinishReason.CANCELLED)
+            self._cancelled.discard(message_id)
+            watch.mark("total", watch.start)
+            # NOTE: shielded so that a client disconnect (which cancels or closes
+            # this generator) still leaves the answer stored as cancelled.
+            stored = await asyncio.shield(self._finish(request, conversation.id, out, watch))
+        yield TurnFinished(stored)
+
+    async def _check_input(self, request: TurnRequest, out: TurnOutcome) -> Category | None:
+        """The category of a refused question, ``None`` when it may be answered."""
+        if self._safety is None:
+            return None
+        checked = await self._safety.check_input(request.tenant_id, request.content)
+        out.verdicts.extend(checked.verdicts)
+        decisive = checked.decisive
+        return decisive.category if checked.refused and decisive is not None else None
+
+    async def _generate(
+        self, generation: GenerationRequest, out: TurnOutcome, watch: Stopwatch
+    ) -> AsyncIterator[TokenEvent]:
+        """The engine's stream through the output filters, renumbered from 0."""
+        start = time.perf_counter()
+        guard = self._safety.output_guard(generation.tenant_id) if self._safety else None
+
+        async def texts(events: AsyncIterator[Any]) -> AsyncIterator[str]:
+            async for event in events:
+                if isinstance(event, TokenEvent):
+                    yield event.text
+                else:
+                    out.engine_finish = event
+
+        async with AsyncExitStack() as stack:
+            # Closing these (a refusal, a disconnect) aborts the engine request.
+            events = await stack.enter_async_context(_closing(self._engine.generate(generation)))
+            pieces = await stack.enter_async_context(_closing(texts(events)))
+            if guard is not None:
+                pieces = await stack.enter_async_context(_closing(guard.stream(pieces)))
+            async for piece in pieces:
+                if not out.parts:
+                    watch.mark("first_token", start)
+                out.parts.append(piece)
+                yield TokenEvent(len(out.parts) - 1, piece)
+        watch.mark("generate", start)
+        if guard is not None:
+            out.verdicts.extend(guard.result.verdicts)
+            if guard.refused is not None:
+                out.end(CONTENT_FILTER)
+        if out.engine_finish is not None:
+            out.end(out.engine_finish.reason, out.engine_finish.error)
+
+    async def _retrieve(self, request: TurnRequest, out: TurnOutcome) -> list[Source]:
+        k = (
+            self._config.top_k
+            if request.options.retrieval_k is None
+            else request.options.retrieval_k
+        )
+        if k == 0:
+            return []
+        floor = request.options.score_floor
+        hits = await self._retrieval.search(
+            request.tenant_id,
+            request.content,
+            k=k,
+            collection=request.options.collection,
+            score_floor=self._config.score_floor if floor is None else floor,
+        )
+        ranked = [
+            Source(i, h.chunk_id, h.document_id, h.document_name, h.collection, h.position,
+                   h.score, h.text)
+            for i, h in enumerate(hits, start=1)
+        ]  # fmt: skip
+        if self._safety is not None:
+            ranked, verdicts = await self._safety.filter_sources(request.tenant_id, ranked)
+            out.verdicts.extend(verdicts)
+        return fit_sources(ranked, self._config.context_token_budget, self._engine.count_tokens)
+
+    def _prompt(
+        self, request: TurnRequest, sources: list[Source], history: list[ChatMessage]
+    ) -> list[int]:
+        kept = fit_history(history, self._config.history_token_budget, self._engine.count_tokens)
+        messages = build_messages(request.content, sources, kept)
+        if request.instructions:
+            # NOTE: the caller's system prompt goes first, so ragserve's rules and the
+            # numbered sources stay next to the question, where a small model heeds them.
+            system = messages[0]
+            messages[0] = ChatMessage(system.role, f"{request.instructions}\n\n{system.content}")
+        return self._engine.render_chat(messages)
+
+    async def _finish(
+        self, request: TurnRequest, conversation_id: str, out: TurnOutcome, watch: Stopwatch
+    ) -> MessageInfo:
+        """Store the answer, then its safety verdicts; export the turn's metrics."""
+        content = "".join(out.parts)
+        reason = out.finish_reason or FinishReason.CANCELLED
+        usage: dict[str, Any] = {
+            "prompt_tokens": out.prompt_tokens,
+            "completion_tokens": out.completion_tokens,
+            "total_tokens": out.prompt_tokens + out.completion_tokens,
+        }
+        stored = await self._conversations.record_assistant_message(
+            tenant_id=request.tenant_id,
+            conversation_id=conversation_id,
+            message_id=request.message_id,
+            content=content,
+            status=_STATUS_BY_FINISH[reason],
+            finish_reason=str(reason),
+            model=self._engine.model_name,
+            model_version=self._engine.model_version,
+            sources=[s.to_dict() for s in out.sources],
+            citations=cite(content, out.sources),
+            usage=usage,
+            timings=watch.timings,
+            error=out.error,
+        )
+        if self._safety is not None and out.verdicts:
+            await self._safety.record(
+                request.tenant_id, conversation_id, request.message_id, out.verdicts
+            )
+        observe_turn(stored.finish_reason, stored.timings)
+        await self._report_usage(request, out.completion_tokens)
+        if stored.status == "complete" and out.sources:
+            await self._prefetch(request, content)
+        return stored
+
+    async def _prefetch(self, request: TurnRequest, answer: str) -> None:
+        """Warm the node's chunk cache for the conversation's likely next question.
+
+        NOTE: a follow-up usually asks about what the question and its answer talked
+        about, so their text is the prefetch query; it only schedules the search.
+        """
+        try:
+            await self._retrieval.prefetch(
+                request.tenant_id,
+                request.options.collection,
+                f"{request.content}\n{answer}",
+                k=request.options.retrieval_k or self._config.top_k,
+            )
+        except Exception as exc:
+            log.warning("prefetch_failed", message_id=request.message_id, error=repr(exc))
+
+    async def _report_usage(self, request: TurnRequest, completion_tokens: int) -> None:
+        if self._on_usage is None:
+            return
+        try:
+            await self._on_usage(request.tenant_id, request.subject, completion_tokens)
+        except Exception as exc:
+            # NOTE: usage accounting (rate limits) must never cost the caller an answer.
+            log.warning("usage_hook_failed", message_id=request.message_id, error=repr(exc))
+
+
+def _stored_history(earlier: list[MessageInfo]) -> list[ChatMessage]:
+    """The stored turns worth showing the model: whole, complete user and assistant messages."""
+    return [
+        ChatMessage(m.role, m.content)
+        for m in earlier
+        if m.role in ("user", "assistant") and m.status == "complete" and m.content
+    ]
+
+
+@asynccontextmanager
+async def _closing(stream: AsyncIterator[_T]) -> AsyncIterator[AsyncIterator[_T]]:
+    """Close an async generator however the block ends (``aclose`` aborts the engine)."""
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()

@@ -1,0 +1,154 @@
+"""Safety for chat turns: the tenant's policy, the guards, and what their verdicts leave behind.
+
+The pipeline asks this gate three questions per turn (is the question acceptable,
+which retrieved chunks may be shown, how to filter the answer's stream) and hands
+it every verdict to store, count, audit and, when flagged, queue for labeling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import structlog
+
+from app.chat.prompt import SYSTEM_PROMPT, Source
+from safety import (
+    GuardResult,
+    InputGuard,
+    LabelingQueue,
+    OutputGuard,
+    Policy,
+    TextEmbedder,
+    Verdict,
+    VerdictStore,
+)
+
+log = structlog.get_logger(__name__)
+
+
+def load_policies(path: Path | None) -> dict[str, Policy]:
+    """Per-tenant policies from a JSON file ``{"default": {...}, "<tenant id>": {...}}``.
+
+    Raises:
+        ValueError: The file is not valid JSON or names an unknown filter or action.
+    """
+    if path is None:
+        return {"default": Policy()}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read the safety policy file {path}: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise ValueError(f"the safety policy file {path} must hold a JSON object")
+    policies = {str(k): Policy.from_mapping(v) for k, v in data.items()}
+    policies.setdefault("default", Policy())
+    return policies
+
+
+class SafetyGate:
+    """The safety filters as the turn pipeline uses them."""
+
+    def __init__(
+        self,
+        policies: Mapping[str, Policy],
+        embedder: TextEmbedder | None,
+        verdicts: VerdictStore,
+        labeling: LabelingQueue,
+    ) -> None:
+        self._policies = dict(policies)
+        self._embedder = embedder
+        self._verdicts = verdicts
+        self._labeling = labeling
+        self._input_guards: dict[str, InputGuard] = {}
+
+    async def start(self) -> None:
+        """Build the guards now (their exemplar embeddings) rather than on a first turn."""
+        for key in self._policies:
+            await self._input_guard(key)
+
+    def _policy_key(self, tenant_id: str) -> str:
+        return tenant_id if tenant_id in self._policies else "default"
+
+    async def _input_guard(self, key: str) -> InputGuard:
+        guard = self._input_guards.get(key)
+        if guard is None:
+            guard = await asyncio.to_thread(InputGuard, self._policies[key], self._embedder)
+            self._input_guards[key] = guard
+        return guard
+
+    async def check_input(self, tenant_id: str, text: str) -> GuardResult:
+        """Judge a question (off the event loop: the similarity layer embeds it)."""
+        guard = await self._input_guard(self._policy_key(tenant_id))
+        return await asyncio.to_thread(guard.check_input, text)
+
+    async def filter_sources(
+        self, tenant_id: str, sources: Sequence[Source]
+    ) -> tuple[list[Source], list[Verdict]]:
+        """Drop or neutralise chunks that carry indirect injections."""
+        if not sources:
+            return [], []
+        guard = await self._input_guard(self._policy_key(tenant_id))
+        results = await asyncio.to_thread(guard.check_chunks, [s.text for s in sources])
+        kept: list[Source] = []
+        verdicts: list[Verdict] = []
+        for source, result in zip(sources, results, strict=True):
+            verdicts.extend(result.verdicts)
+            if result.refused:
+                continue
+            if result.text != source.text:
+                source = Source(
+                    source.n,
+                    source.chunk_id,
+                    source.document_id,
+                    source.document_name,
+                    source.collection,
+                    source.position,
+                    source.score,
+                    result.text,
+                )
+            kept.append(source)
+        return kept, verdicts
+
+    def output_guard(self, tenant_id: str) -> OutputGuard:
+        """A fresh stream filter for one answer."""
+        return OutputGuard(self._policies[self._policy_key(tenant_id)], SYSTEM_PROMPT)
+
+    async def record(
+        self,
+        tenant_id: str,
+        conversation_id: str,
+        message_id: str,
+        verdicts: Sequence[Verdict],
+    ) -> None:
+        """Store, count and audit the verdicts; queue flagged answers for labeling.
+
+        Never raises: a turn's answer is already stored, and losing a verdict must
+        not turn it into an error for the client (it is logged instead).
+        """
+        fired = [v for v in verdicts if v.fired]
+        if not fired:
+            return
+        try:
+            await self._verdicts.record(tenant_id, fired, message_id=message_id)
+            await self._labeling.enqueue_flags(
+                tenant_id, message_id, fired, conversation_id=conversation_id
+            )
+        except Exception as exc:
+            log.error("safety_record_failed", message_id=message_id, error=repr(exc))
+
+    async def queue_feedback(
+        self, tenant_id: str, conversation_id: str, message_id: str, comment: str | None
+    ) -> None:
+        """A thumbs-down from a user becomes a labeling task."""
+        reason = "thumbs down" + (" with a comment" if comment else "")
+        await self._labeling.enqueue(
+            tenant_id,
+            message_id,
+            source="user_feedback",
+            reason=reason,
+            category="user_report",
+            conversation_id=conversation_id,
+        )

@@ -1,1 +1,0 @@
-"""REST controllers, one file per resource."""

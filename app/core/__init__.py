@@ -1,0 +1,1 @@
+"""What every feature of the app shares: settings, errors, logs, metrics, readiness, OpenAPI."""

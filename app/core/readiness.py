@@ -1,0 +1,62 @@
+"""Readiness: every dependency of this node answers, and the model is loaded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from conversation import check_health
+from inference import Engine
+from retrieval import RetrievalService
+
+__all__ = ["Readiness", "ReadinessReport"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessReport:
+    """Each check's outcome by name: ``"ok"`` or what went wrong."""
+
+    checks: dict[str, str]
+
+    @property
+    def ready(self) -> bool:
+        return all(v == "ok" for v in self.checks.values())
+
+
+class Readiness:
+    """Probes the database, the vector store, the engine and Redis (those configured)."""
+
+    def __init__(
+        self,
+        db: AsyncEngine,
+        retrieval: RetrievalService,
+        engine: Engine | None,
+        redis: Redis | None,
+        timeout_s: float = 5.0,
+    ) -> None:
+        probes: dict[str, Callable[[], Awaitable[Any]]] = {
+            "database": lambda: check_health(db),
+            "vector_store": retrieval.check_health,
+        }
+        if engine is not None:
+            probes["engine"] = engine.check_health
+        if redis is not None:
+            probes["redis"] = redis.ping
+        self._probes = probes
+        self._timeout_s = timeout_s
+
+    async def check(self) -> ReadinessReport:
+        """Run every probe, each bounded by the timeout."""
+        checks: dict[str, str] = {}
+        for name, probe in self._probes.items():
+            try:
+                await asyncio.wait_for(probe(), timeout=self._timeout_s)
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"error: {exc.__class__.__name__}: {exc}"
+        return ReadinessReport(checks)

@@ -1,0 +1,1 @@
+"""The transports: REST (``rest/<resource>/``), WebSocket (``ws/``), OpenAI API (``openai/``)."""

@@ -1,0 +1,1 @@
+"""The REST API, a folder per resource: its controller and its wire schemas."""

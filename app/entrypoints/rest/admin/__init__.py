@@ -1,0 +1,1 @@
+"""REST: ``/v1/admin``, tenants, users and API keys."""

@@ -1,0 +1,1 @@
+"""REST: conversations, their messages and chat turns (JSON or SSE)."""

@@ -1,0 +1,121 @@
+"""REST: conversations, their messages, and chat turns (JSON or server-sent events)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from app.auth.principal import Principal
+from app.chat.events import EventKind, TurnEvent, error_payload, final_message, to_wire
+from app.chat.pipeline import TurnPipeline
+from app.core.errors import classify
+from app.entrypoints.rest.conversations.schemas import (
+    ChatRequest,
+    ChatResponse,
+    ConversationCreate,
+    ConversationDetail,
+    ConversationOut,
+    ConversationPageOut,
+    MessageOut,
+)
+from conversation import ConversationService
+
+
+async def _sse(first: TurnEvent, events: AsyncIterator[TurnEvent]) -> AsyncIterator[dict[str, Any]]:
+    """The turn as SSE messages; an error after the stream started is an ``error`` event."""
+    async with aclosing(events):  # type: ignore[type-var]
+        kind, payload = to_wire(first)
+        yield {"event": kind, "data": _json(payload)}
+        try:
+            async for event in events:
+                kind, payload = to_wire(event)
+                message: dict[str, Any] = {"event": kind, "data": _json(payload)}
+                if kind is EventKind.TOKEN:
+                    message["id"] = str(payload["index"])
+                yield message
+        except Exception as exc:
+            yield {"event": EventKind.ERROR, "data": _json(error_payload(classify(exc)))}
+
+
+def _json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), default=str)
+
+
+class ConversationController(Controller):
+    path = "/v1/conversations"
+    tags = ["conversations"]
+
+    @post("/", status_code=HTTP_201_CREATED)
+    async def create(
+        self,
+        conversations: ConversationService,
+        principal: Principal,
+        data: ConversationCreate | None = None,
+    ) -> ConversationOut:
+        """Start an empty conversation."""
+        title = data.title if data else None
+        return ConversationOut.of(await conversations.create(principal.tenant_id, title))
+
+    @get("/")
+    async def list_conversations(
+        self,
+        conversations: ConversationService,
+        principal: Principal,
+        limit: int = Parameter(default=20, ge=1, le=100),
+        cursor: str | None = Parameter(default=None, max_length=512),
+    ) -> ConversationPageOut:
+        """The tenant's conversations, most recently active first, a page at a time."""
+        page = await conversations.list(principal.tenant_id, limit=limit, cursor=cursor)
+        return ConversationPageOut(
+            data=[ConversationOut.of(c) for c in page.items], next_cursor=page.next_cursor
+        )
+
+    @get("/{conversation_id:str}")
+    async def read(
+        self, conversations: ConversationService, principal: Principal, conversation_id: str
+    ) -> ConversationDetail:
+        """A conversation with all its messages, oldest first."""
+        info = await conversations.get(principal.tenant_id, conversation_id)
+        messages = await conversations.messages(principal.tenant_id, conversation_id)
+        return ConversationDetail(
+            **ConversationOut.of(info).model_dump(), messages=[MessageOut.of(m) for m in messages]
+        )
+
+    @delete("/{conversation_id:str}", status_code=HTTP_204_NO_CONTENT)
+    async def remove(
+        self, conversations: ConversationService, principal: Principal, conversation_id: str
+    ) -> None:
+        """Delete a conversation, its messages and their feedback."""
+        await conversations.delete(principal.tenant_id, conversation_id)
+
+    @post("/{conversation_id:str}/messages", status_code=HTTP_200_OK)
+    async def chat(
+        self,
+        request: Request[Any, Any, Any],
+        pipeline: TurnPipeline,
+        principal: Principal,
+        conversation_id: str,
+        data: ChatRequest,
+    ) -> Response[Any]:
+        """Ask a question: JSON when it is answered, or SSE with ``Accept: text/event-stream``."""
+        turn = data.to_turn_request(principal.tenant_id, conversation_id, principal.subject)
+        events = pipeline.run(turn)
+        # Prime the turn so that "not found", "overloaded" and bad input are plain
+        # HTTP errors rather than a stream that fails at once.
+        first = await anext(events)
+        if "text/event-stream" in request.headers.get("accept", ""):
+            return ServerSentEvent(_sse(first, events))
+        message = await final_message(events)
+        return Response(
+            ChatResponse(
+                conversation_id=message.conversation_id,
+                message=MessageOut.of(message),
+            )
+        )

@@ -1,0 +1,1 @@
+"""REST: document ingestion, listing and deletion."""

@@ -1,0 +1,1 @@
+"""REST: feedback on an answer."""

@@ -1,0 +1,1 @@
+"""REST: liveness, readiness and the Prometheus scrape."""

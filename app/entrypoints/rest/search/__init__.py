@@ -1,0 +1,1 @@
+"""REST: retrieval-only search."""

@@ -1,1 +1,0 @@
-"""Wire schemas: what clients send and receive, apart from domain types."""

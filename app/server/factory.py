@@ -1,0 +1,79 @@
+"""The Litestar app factory: routes, auth, errors, providers and the lifespan, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+
+from app.auth.middleware import AuthMiddleware
+from app.core.errors import error_response
+from app.core.logs import configure_logging
+from app.core.openapi import document_errors
+from app.core.settings import Settings, get_settings
+from app.entrypoints.openai.controller import OpenAIController
+from app.entrypoints.rest.admin.controller import AdminController
+from app.entrypoints.rest.conversations.controller import ConversationController
+from app.entrypoints.rest.documents.controller import DocumentController
+from app.entrypoints.rest.feedback.controller import FeedbackController
+from app.entrypoints.rest.health.controller import HealthController, metrics
+from app.entrypoints.rest.search.controller import SearchController
+from app.entrypoints.ws.handler import chat_socket
+from app.ratelimit.middleware import RateLimitMiddleware
+from app.server.lifespan import lifespan
+from app.server.middleware import echo_request_id, latency_middleware, request_id_middleware
+from app.server.providers import dependencies
+
+
+def create_app(settings: Settings | None = None, state: State | None = None) -> Litestar:
+    """Build the app; its parts open in its lifespan, unless an opened ``state`` is given.
+
+    Args:
+        settings: The configuration (the environment's when omitted).
+        state: Parts opened by the caller with ``open_state`` (tests that share one
+            set of parts between apps); the caller then closes them.
+    """
+    settings = settings or get_settings()
+    configure_logging(settings.server.log_level)
+
+    @asynccontextmanager
+    async def given(app: Litestar) -> AsyncIterator[None]:
+        assert state is not None
+        app.state.update(state)
+        yield
+
+    app = Litestar(
+        route_handlers=[
+            HealthController,
+            ConversationController,
+            DocumentController,
+            SearchController,
+            FeedbackController,
+            AdminController,
+            OpenAIController,
+            chat_socket,
+            metrics,
+        ],
+        dependencies=dependencies(),
+        middleware=[
+            request_id_middleware,
+            latency_middleware,
+            DefineMiddleware(
+                AuthMiddleware,
+                exclude=["^/healthz$", "^/readyz$", "^/metrics$", "^/schema", "^/v1/ws$"],
+            ),
+            # After authentication: it limits by the caller the auth middleware found.
+            RateLimitMiddleware,
+        ],
+        exception_handlers={Exception: error_response},
+        before_send=[echo_request_id],
+        lifespan=[lifespan(settings) if state is None else given],
+        request_max_body_size=settings.server.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="ragserve", version="0.1.0", path="/schema"),
+    )
+    document_errors(app.openapi_schema)
+    return app

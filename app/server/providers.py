@@ -1,0 +1,141 @@
+"""One Litestar dependency provider per service: a handler names what it uses.
+
+Each provider reads one part the lifespan put in the app's ``State``
+(``app/server/lifespan.py``). A handler that declares ``conversations`` gets the
+conversation service and nothing else, so its signature says what it touches.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from app.auth.authenticator import Authenticator
+from app.auth.principal import Principal
+from app.chat.models import ChatModel
+from app.chat.pipeline import TurnPipeline
+from app.chat.resume import TokenBuffer
+from app.chat.runner import TurnRunner
+from app.chat.safety_gate import SafetyGate
+from app.core.errors import UnavailableError
+from app.core.readiness import Readiness
+from app.core.settings import Settings
+from app.entrypoints.openai.serving import OpenAIServing
+from app.ratelimit import RateLimiter
+from conversation import (
+    ApiKeyService,
+    ConversationService,
+    FeedbackService,
+    TenantService,
+    UserService,
+)
+from retrieval import RetrievalService
+
+__all__ = ["dependencies"]
+
+
+def provide_settings(state: State) -> Settings:
+    return cast(Settings, state.settings)
+
+
+def provide_tenants(state: State) -> TenantService:
+    return cast(TenantService, state.tenants)
+
+
+def provide_users(state: State) -> UserService:
+    return cast(UserService, state.users)
+
+
+def provide_api_keys(state: State) -> ApiKeyService:
+    return cast(ApiKeyService, state.api_keys)
+
+
+def provide_conversations(state: State) -> ConversationService:
+    return cast(ConversationService, state.conversations)
+
+
+def provide_feedback(state: State) -> FeedbackService:
+    return cast(FeedbackService, state.feedback)
+
+
+def provide_retrieval(state: State) -> RetrievalService:
+    return cast(RetrievalService, state.retrieval)
+
+
+def provide_safety(state: State) -> SafetyGate | None:
+    return cast(SafetyGate | None, state.safety)
+
+
+def provide_readiness(state: State) -> Readiness:
+    return cast(Readiness, state.readiness)
+
+
+def provide_chat_model(state: State) -> ChatModel:
+    return ChatModel(state.engine if state.pipeline is not None else None)
+
+
+def provide_pipeline(state: State) -> TurnPipeline:
+    """The turn pipeline; 503 on a node that does not generate."""
+    pipeline = cast(TurnPipeline | None, state.pipeline)
+    if pipeline is None:
+        raise UnavailableError("Generation is not enabled on this node.")
+    return pipeline
+
+
+def provide_authenticator(state: State) -> Authenticator:
+    return cast(Authenticator, state.authenticator)
+
+
+def provide_token_buffer(state: State) -> TokenBuffer:
+    return cast(TokenBuffer, state.token_buffer)
+
+
+def provide_turns(state: State) -> TurnRunner | None:
+    """The runner of WebSocket turns; ``None`` on a node that does not generate."""
+    return cast(TurnRunner | None, state.turns)
+
+
+def provide_rate_limiter(state: State) -> RateLimiter | None:
+    return cast(RateLimiter | None, state.rate_limiter)
+
+
+def provide_openai(state: State) -> OpenAIServing:
+    """The OpenAI-compatible routes' service, over this node's parts."""
+    return OpenAIServing(
+        provide_chat_model(state),
+        cast(TurnPipeline | None, state.pipeline),
+        provide_retrieval(state),
+        provide_settings(state),
+    )
+
+
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    """The caller the authentication middleware found."""
+    return cast(Principal, request.user)
+
+
+def dependencies() -> dict[str, Provide]:
+    """Every provider, by the parameter name handlers declare."""
+    providers = {
+        "settings": provide_settings,
+        "tenants": provide_tenants,
+        "users": provide_users,
+        "api_keys": provide_api_keys,
+        "conversations": provide_conversations,
+        "feedback": provide_feedback,
+        "retrieval": provide_retrieval,
+        "safety": provide_safety,
+        "readiness": provide_readiness,
+        "chat_model": provide_chat_model,
+        "pipeline": provide_pipeline,
+        "authenticator": provide_authenticator,
+        "token_buffer": provide_token_buffer,
+        "turns": provide_turns,
+        "rate_limiter": provide_rate_limiter,
+        "openai": provide_openai,
+        "principal": provide_principal,
+    }
+    return {name: Provide(fn, sync_to_thread=False) for name, fn in providers.items()}
