@@ -1,4 +1,4 @@
-"""The continuous-batching engine (DESIGN.md §6): many requests share every forward pass.
+"""The continuous-batching engine (docs/engine.md): many requests share every forward pass.
 
 Each step of the worker thread admits waiting requests (round-robin over tenants,
 within the slot and KV-cache budgets), computes a bounded chunk of new prompts,
@@ -9,10 +9,10 @@ streams each new token to its request and retires finished sequences at once.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from pathlib import Path
 
+import structlog
 import torch
 from prometheus_client import CollectorRegistry
 
@@ -33,7 +33,7 @@ from inference.sequence import Sequence as Seq
 from inference.threaded_engine import Loader, ThreadedEngine
 from inference.types import FinishReason, GenerationRequest
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 class BatchingEngine(ThreadedEngine):
@@ -293,7 +293,7 @@ class BatchingEngine(ThreadedEngine):
         try:
             logits = self._forward.forward(batch)
         except Exception as exc:  # the worker must survive a failing step
-            logger.exception("engine step failed")
+            logger.exception("engine_step_failed")
             error = f"{type(exc).__name__}: {exc}"
             for seq in list(self._running):
                 self._retire(seq, FinishReason.ERROR, error)
@@ -305,7 +305,7 @@ class BatchingEngine(ThreadedEngine):
             try:
                 reason = self._accept(seq, row, now)
             except Exception as exc:
-                logger.exception("sampling failed for request %s", seq.slot.request.request_id)
+                logger.exception("sampling_failed", request_id=seq.slot.request.request_id)
                 self._retire(seq, FinishReason.ERROR, f"{type(exc).__name__}: {exc}")
                 continue
             if reason is not None:

@@ -130,7 +130,10 @@ def _convert_gguf(gguf: Path, target: Path) -> dict[str, str]:
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    rebuilt = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    # transformers leaves _BaseAutoModelClass.from_config unannotated.
+    rebuilt = AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
+        config, dtype=torch.float32
+    )
     rebuilt.load_state_dict(loaded.state_dict())
     rebuilt.save_pretrained(target, safe_serialization=True)
     tokenizer.save_pretrained(target)

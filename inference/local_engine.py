@@ -1,16 +1,16 @@
 """An in-process engine: one worker thread serving requests one at a time, in FIFO order.
 
-This is the first engine; the continuous-batching engine (DESIGN.md §6) implements
+This is the first engine; the continuous-batching engine (docs/engine.md) implements
 the same ``Engine`` interface and replaces it by configuration.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from pathlib import Path
 
+import structlog
 import torch
 
 from inference.detokenizer import OutputStream
@@ -30,7 +30,7 @@ from inference.types import (
     GenerationRequest,
 )
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 class LocalEngine(ThreadedEngine):
@@ -170,7 +170,7 @@ class LocalEngine(ThreadedEngine):
         try:
             reason = self._decode(slot)
         except Exception as exc:  # the worker must survive a failing request
-            logger.exception("generation failed for request %s", slot.request.request_id)
+            logger.exception("generation_failed", request_id=slot.request.request_id)
             reason, error = FinishReason.ERROR, f"{type(exc).__name__}: {exc}"
         # Release the id before the caller hears of the end, so it may reuse it at once.
         self._release(slot)

@@ -1,4 +1,4 @@
-"""The node-local chunk cache (DESIGN §7): recent queries, their candidate sets, hot chunks.
+"""The node-local chunk cache (docs/retrieval.md): recent queries, candidate sets, hot chunks.
 
 A *query entry* is a recent query of one scope (tenant, collection or all of the
 tenant's, mode): its vector, the ids of the wider candidate set the vector store

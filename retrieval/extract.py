@@ -13,7 +13,8 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup
+from bs4.element import NavigableString, Tag
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 

@@ -10,8 +10,9 @@ crash half-way, leaves exactly the same points.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
+
+import structlog
 
 from retrieval.chunking import Chunk, Chunker
 from retrieval.embedding import Embedder
@@ -24,7 +25,7 @@ from retrieval.vector_store import ChunkPoint, VectorStore
 # cancelled ingest stop between rounds and lets a worker renew its queue lease.
 EMBED_ROUND = 256
 
-_log = logging.getLogger(__name__)
+_log = structlog.get_logger(__name__)
 
 BetweenRounds = Callable[[int], Awaitable[None]]
 """Called with the number of chunks stored so far after each round; may raise to stop."""
@@ -133,4 +134,4 @@ class Indexer:
         try:
             await self.discard(tenant_id, collection, document_id)
         except Exception:
-            _log.warning("could not remove the chunks of document %s", document_id)
+            _log.warning("chunk_removal_failed", document_id=document_id)

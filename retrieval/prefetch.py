@@ -8,8 +8,9 @@ a bet and must never slow a turn or pile up behind a slow vector store.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
+
+import structlog
 
 from retrieval.metrics import PREFETCHES
 from retrieval.tasks import stop_task
@@ -18,7 +19,7 @@ from retrieval.types import SearchRequest
 Warm = Callable[[SearchRequest], Awaitable[bool]]
 """Runs one prefetch; ``True`` when it admitted candidates."""
 
-_log = logging.getLogger(__name__)
+_log = structlog.get_logger(__name__)
 
 
 class Prefetcher:
@@ -79,7 +80,7 @@ class Prefetcher:
             except Exception as exc:
                 # NOTE: a failed prefetch costs nothing but the bet; never crash the worker.
                 PREFETCHES.labels("failed").inc()
-                _log.warning("prefetch failed: %s", exc)
+                _log.warning("prefetch_failed", error=str(exc))
             finally:
                 queue.task_done()
 

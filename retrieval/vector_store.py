@@ -1,7 +1,7 @@
 """Chunk vectors: the ``VectorStore`` interface and its Qdrant implementation.
 
 One Qdrant collection holds every tenant's chunks; tenants are separated by a
-``tenant_id`` payload filter on every read and delete (DESIGN §5), never by
+``tenant_id`` payload filter on every read and delete (docs/security.md), never by
 trusting the caller to pass one. ``collection`` in the payload is the tenant's own
 document grouping, unrelated to the Qdrant collection.
 
