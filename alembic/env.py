@@ -1,6 +1,6 @@
-"""Alembic environment: async engines, both packages' metadata, batch mode on SQLite.
+"""Alembic environment: async engines, the one metadata of every table, batch mode on SQLite.
 
-The URL is injected, never configured here: ``conversation.migrations`` passes it
+The URL is injected, never configured here: ``kernel.migrations`` passes it
 as ``config.attributes["database_url"]`` (or an open connection as
 ``config.attributes["connection"]``); from the shell pass ``-x url=...`` or set
 ``sqlalchemy.url`` with ``alembic -c`` on a copy of alembic.ini.
@@ -14,10 +14,12 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection
 
-import conversation.models
-import retrieval.models
-import safety.models
-from conversation.migrations import migration_engine
+# NOTE: imported for their side effect: each registers its tables on kernel.orm.Base.
+import conversation.models  # noqa: F401
+import retrieval.models  # noqa: F401
+import safety.models  # noqa: F401
+from kernel.migrations import migration_engine
+from kernel.orm import Base
 
 config = context.config
 
@@ -25,11 +27,7 @@ if config.config_file_name is not None:
     # NOTE: keep loggers configured by the caller (pytest, the app) alive.
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = [
-    conversation.models.Base.metadata,
-    retrieval.models.Base.metadata,
-    safety.models.Base.metadata,
-]
+target_metadata = Base.metadata
 
 
 def _database_url() -> str:
@@ -40,7 +38,7 @@ def _database_url() -> str:
     )
     if not url:
         raise RuntimeError(
-            "no database URL: use conversation.migrations.upgrade(url) "
+            "no database URL: use kernel.migrations.upgrade(url) "
             "or `alembic -x url=... upgrade head`"
         )
     return str(url)
@@ -92,7 +90,7 @@ def run_migrations_online() -> None:
     else:
         raise TypeError(
             "config.attributes['connection'] must be a sync Connection; from async "
-            "code use AsyncConnection.run_sync (see conversation.migrations.upgrade_async)"
+            "code use AsyncConnection.run_sync (see kernel.migrations.upgrade_async)"
         )
 
 

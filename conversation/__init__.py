@@ -1,25 +1,29 @@
-"""Conversation domain: tenants, users, API keys, conversations, messages and feedback.
+"""Conversation domain: tenants, users, API keys, conversations, messages, feedback
+and the labeling queue.
 
-Services take an ``async_sessionmaker`` (see ``conversation.db``) and return the
-frozen values of ``conversation.types``; ORM rows stay inside the package.
+Services take an ``async_sessionmaker`` (see ``kernel.db``) and return the frozen
+values of ``conversation.types``; ORM rows stay inside the package.
 """
 
 from conversation.api_keys import ApiKeyService
 from conversation.conversations import ConversationService
-from conversation.db import async_url, check_health, create_engine, session_factory
 from conversation.errors import (
     AuthenticationError,
     ConflictError,
     ConversationError,
-    DatabaseUnavailableError,
-    InvalidCursorError,
     InvalidInputError,
     NotFoundError,
+    TaskNotFoundError,
 )
 from conversation.feedback import FeedbackService
-from conversation.hot_state import CachedConversation, HotState, MemoryHotState, NoHotState
-from conversation.hot_state_redis import RedisHotState
-from conversation.models import new_id
+from conversation.hot_state import (
+    CachedConversation,
+    HotState,
+    MemoryHotState,
+    NoHotState,
+    RedisHotState,
+)
+from conversation.labeling import FlagVerdict, LabelingQueue
 from conversation.tenants import TenantService
 from conversation.types import (
     PRINCIPAL_ROLES,
@@ -28,6 +32,7 @@ from conversation.types import (
     ConversationPage,
     CreatedApiKey,
     FeedbackInfo,
+    LabelingTask,
     MessageInfo,
     MessageStatus,
     PrincipalRole,
@@ -37,6 +42,8 @@ from conversation.types import (
     UserInfo,
 )
 from conversation.users import UserService
+from kernel.errors import InvalidCursorError
+from kernel.ids import new_id
 
 __all__ = [
     "PRINCIPAL_ROLES",
@@ -50,12 +57,14 @@ __all__ = [
     "ConversationPage",
     "ConversationService",
     "CreatedApiKey",
-    "DatabaseUnavailableError",
     "FeedbackInfo",
     "FeedbackService",
+    "FlagVerdict",
     "HotState",
     "InvalidCursorError",
     "InvalidInputError",
+    "LabelingQueue",
+    "LabelingTask",
     "MemoryHotState",
     "MessageInfo",
     "MessageStatus",
@@ -65,13 +74,10 @@ __all__ = [
     "RateLimit",
     "RedisHotState",
     "Role",
+    "TaskNotFoundError",
     "TenantInfo",
     "TenantService",
     "UserInfo",
     "UserService",
-    "async_url",
-    "check_health",
-    "create_engine",
     "new_id",
-    "session_factory",
 ]

@@ -12,9 +12,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation.errors import AuthenticationError, InvalidInputError, NotFoundError
-from conversation.models import ApiKeyRow, TenantRow, utcnow
+from conversation.models import ApiKeyRow, TenantRow
 from conversation.types import ApiKeyInfo, CreatedApiKey, RateLimit
 from conversation.users import check_role
+from kernel.orm import utcnow
 
 SECRET_PREFIX = "rsk_"
 PREFIX_CHARS = 12

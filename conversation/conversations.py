@@ -8,7 +8,6 @@ state's ``writing`` so the cached entry is updated after the commit or dropped.
 from __future__ import annotations
 
 import builtins
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, get_args
@@ -17,11 +16,13 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from conversation.cursor import decode_cursor, encode_cursor
 from conversation.errors import ConflictError, InvalidInputError, NotFoundError
-from conversation.hot_state import CachedConversation, HotState, NoHotState
-from conversation.models import ConversationRow, MessageRow, TenantRow, utcnow
+from conversation.hot_state.base import CachedConversation, HotState, NoHotState
+from conversation.models import ConversationRow, MessageRow, TenantRow
 from conversation.types import ConversationInfo, ConversationPage, MessageInfo, MessageStatus
+from kernel.cursor import decode_cursor, encode_cursor
+from kernel.ids import is_canonical_id
+from kernel.orm import utcnow
 
 MAX_PAGE_SIZE = 100
 MAX_TITLE_CHARS = 80
@@ -38,12 +39,8 @@ def title_from(content: str) -> str:
 
 
 def _check_id(message_id: str) -> None:
-    try:
-        if str(uuid.UUID(message_id)) == message_id:
-            return
-    except (ValueError, TypeError, AttributeError):
-        pass
-    raise InvalidInputError("a message id is a lowercase uuid string")
+    if not is_canonical_id(message_id):
+        raise InvalidInputError("a message id is a lowercase uuid string")
 
 
 class ConversationService:

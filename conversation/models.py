@@ -1,37 +1,34 @@
 """SQL rows owned by conversation. ORM rows never leave the package: services
 return the frozen dataclasses of ``conversation.types``.
 
-Ids are uuid4 strings, so rows can be named before they are inserted (the
-assistant message's id is told to the client before generation starts).
+Ids are uuid4 strings (``kernel.ids``), so rows can be named before they are
+inserted (the assistant message's id is told to the client before generation
+starts). Every ``Mapped[datetime]`` is a UTC-aware ``kernel.orm.UtcDateTime``.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-from typing import Any, ClassVar, cast
+from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
     CheckConstraint,
-    DateTime,
-    Dialect,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from conversation.types import (
     ApiKeyInfo,
     ConversationInfo,
     FeedbackInfo,
+    LabelingTask,
     MessageInfo,
     MessageStatus,
     PrincipalRole,
@@ -40,58 +37,8 @@ from conversation.types import (
     TenantInfo,
     UserInfo,
 )
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def new_id() -> str:
-    """Returns a fresh row id (a uuid4 string)."""
-    return str(uuid.uuid4())
-
-
-def utcnow() -> datetime:
-    """Returns the current time, UTC-aware."""
-    return datetime.now(UTC)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A ``DateTime(timezone=True)`` that always binds and returns UTC-aware values.
-
-    NOTE: SQLite has no time zones: SQLAlchemy stores the wall-clock fields and
-    returns naive datetimes. Binding UTC and reading back as UTC keeps SQLite's
-    text comparison ordered like PostgreSQL's ``timestamptz`` (keyset pagination
-    depends on it) and keeps naive datetimes out of the services.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime; pass a UTC-aware one")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    """Declarative base of conversation's tables (a metadata of its own; see alembic/env.py)."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime}
+from kernel.ids import new_id
+from kernel.orm import Base, utcnow
 
 
 class TenantRow(Base):
@@ -281,5 +228,44 @@ class FeedbackRow(Base):
             tenant_id=self.tenant_id,
             rating=self.rating,
             comment=self.comment,
+            created_at=self.created_at,
+        )
+
+
+class LabelingTaskRow(Base):
+    """A message queued for a labeler, by a user's thumbs-down or a safety filter.
+
+    NOTE: ``message_id`` and ``conversation_id`` carry no foreign key: the table
+    was created when the queue lived in ``safety`` (see migration 0002), and a
+    task outlives the conversation it names, for the audit trail.
+    """
+
+    __tablename__ = "labeling_tasks"
+    __table_args__ = (
+        CheckConstraint("source IN ('user_feedback', 'safety')", name="source"),
+        CheckConstraint("status IN ('open', 'done')", name="status"),
+        Index("ix_labeling_tasks_tenant_status_created", "tenant_id", "status", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    message_id: Mapped[str] = mapped_column(String(36), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    source: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_task(self) -> LabelingTask:
+        return LabelingTask(
+            id=self.id,
+            tenant_id=self.tenant_id,
+            message_id=self.message_id,
+            conversation_id=self.conversation_id,
+            source=self.source,
+            reason=self.reason,
+            category=self.category,
+            status=self.status,
             created_at=self.created_at,
         )

@@ -1,6 +1,6 @@
 """What conversation's services return: frozen values, never ORM rows.
 
-Every timestamp is UTC-aware (``conversation.models.UtcDateTime`` normalises what
+Every timestamp is UTC-aware (``kernel.orm.UtcDateTime`` normalises what
 SQLite returns).
 """
 
@@ -142,4 +142,23 @@ class FeedbackInfo:
     tenant_id: str
     rating: int
     comment: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LabelingTask:
+    """A message waiting for (or done with) a labeler's review.
+
+    ``source`` says who asked: ``user_feedback`` (a thumbs-down) or ``safety`` (a
+    filter flagged or refused the answer); ``status`` is ``open`` or ``done``.
+    """
+
+    id: str
+    tenant_id: str
+    message_id: str
+    conversation_id: str | None
+    source: str
+    reason: str
+    category: str
+    status: str
     created_at: datetime

@@ -14,8 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation.errors import ConflictError, InvalidInputError, NotFoundError
-from conversation.models import TenantRow, UserRow, utcnow
+from conversation.models import TenantRow, UserRow
 from conversation.types import PRINCIPAL_ROLES, PrincipalRole, UserInfo
+from kernel.orm import utcnow
 
 MAX_SUBJECT_CHARS = 255
 MAX_USER_NAME_CHARS = 200

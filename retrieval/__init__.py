@@ -1,5 +1,6 @@
 """Documents, chunking, embedding and vector search for ragserve tenants."""
 
+from kernel.errors import InvalidCursorError
 from retrieval.chunking import Chunk, Chunker
 from retrieval.embedding import (
     Embedder,
@@ -11,7 +12,6 @@ from retrieval.errors import (
     DocumentNotFoundError,
     IngestQueueFullError,
     IngestQueueUnavailableError,
-    InvalidCursorError,
     InvalidDocumentError,
     InvalidRequestError,
     RetrievalError,
@@ -25,7 +25,7 @@ from retrieval.ingest_queue import (
     InProcessIngestQueue,
     RedisStreamsIngestQueue,
 )
-from retrieval.models import Base, DocumentRow, DocumentUploadRow
+from retrieval.models import DocumentRow, DocumentUploadRow
 from retrieval.search import CacheConfig
 from retrieval.service import RetrievalService
 from retrieval.sparse import Bm25Encoder
@@ -47,7 +47,6 @@ from retrieval.vector_store import Candidate, ChunkPoint, QdrantVectorStore, Vec
 
 __all__ = [
     "SUPPORTED_CONTENT_TYPES",
-    "Base",
     "Bm25Encoder",
     "CacheConfig",
     "CacheStats",

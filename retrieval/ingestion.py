@@ -1,6 +1,6 @@
 """Ingestion workers: take jobs from the queue, index the stored upload, record the end.
 
-A job's life (DESIGN §7a): ``submit`` stores the bytes and a ``queued`` row, then
+A job's life (docs/ingestion.md): ``submit`` stores the bytes and a ``queued`` row, then
 queues a reference. A worker marks the row ``indexing``, extracts, chunks, embeds
 and upserts (``Indexer``), marks it ``ready`` (or ``failed`` with the reason),
 drops the stored bytes and only then acks the entry. A worker that dies before the
@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 import uuid
+
+import structlog
 
 from retrieval.errors import (
     DocumentNotFoundError,
@@ -31,7 +32,7 @@ from retrieval.errors import (
     UnsupportedDocumentError,
 )
 from retrieval.indexer import Indexer
-from retrieval.ingest_queue import Delivery, IngestQueue
+from retrieval.ingest_queue.base import Delivery, IngestQueue
 from retrieval.repository import DocumentRepository
 from retrieval.types import DocumentStatus, IngestJob
 
@@ -39,7 +40,7 @@ DEFAULT_POLL_S = 1.0
 _MAX_ERROR_CHARS = 2000
 _BACKOFF_S = 1.0
 
-_log = logging.getLogger(__name__)
+_log = structlog.get_logger(__name__)
 
 
 class _Stale(Exception):
@@ -118,12 +119,10 @@ class IngestionWorkers:
                 await self._queue.put(job)
             except IngestQueueFullError:
                 # NOTE: the rest stay stored and are queued at the next start.
-                _log.warning(
-                    "ingestion queue full: %d stored upload(s) not re-queued", len(jobs) - queued
-                )
+                _log.warning("ingest_queue_full_on_recovery", not_requeued=len(jobs) - queued)
                 return queued
         if jobs:
-            _log.info("re-queued %d stored upload(s)", len(jobs))
+            _log.info("ingest_uploads_requeued", count=len(jobs))
         return len(jobs)
 
     async def run(self, consumer: str) -> None:
@@ -137,7 +136,7 @@ class IngestionWorkers:
                 raise
             except Exception:
                 # The queue or the database is down: keep the worker alive and retry.
-                _log.exception("ingestion worker %s failed; retrying", consumer)
+                _log.exception("ingest_worker_failed_retrying", consumer=consumer)
                 await asyncio.sleep(_BACKOFF_S)
 
     async def process(self, consumer: str, delivery: Delivery) -> None:
@@ -153,7 +152,7 @@ class IngestionWorkers:
         except asyncio.CancelledError:
             if not lost.is_set():
                 raise
-            _log.warning("lost the lease of %s to another consumer", delivery.job.document_id)
+            _log.warning("ingest_lease_lost", document_id=delivery.job.document_id)
             return
         finally:
             lease.cancel()
@@ -212,7 +211,10 @@ class IngestionWorkers:
             # Transient (the vector store is down): leave the entry pending, so it is
             # delivered again after the claim idle time, until it is dead-lettered.
             _log.warning(
-                "indexing %s failed (attempt %d): %s", job.document_id, delivery.deliveries, exc
+                "ingest_attempt_failed",
+                document_id=job.document_id,
+                attempt=delivery.deliveries,
+                error=str(exc),
             )
             await self._documents.finish(
                 job,

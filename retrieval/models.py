@@ -5,22 +5,19 @@ was ingested, its content hash (so re-ingesting an unchanged file is a no-op) an
 its status. ``document_uploads`` holds the bytes of a document waiting for an
 ingestion worker, where any worker node can read them; the row goes once the
 document is ``ready`` or ``failed``.
+
+Every timestamp is UTC-aware, on SQLite too (``kernel.orm.UtcDateTime``).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    """Declarative base of retrieval's tables (a metadata of its own; see alembic/env.py)."""
+from kernel.ids import new_id
+from kernel.orm import Base, utcnow
 
 
 class DocumentRow(Base):
@@ -31,9 +28,10 @@ class DocumentRow(Base):
         ),
     )
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    # NOTE: no foreign key to tenants: that table belongs to another domain package
-    # and metadata; the API layer only ever passes an authenticated tenant's id.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    # NOTE: no foreign key to tenants: that table belongs to another domain package,
+    # which this one never imports; the API layer only passes an authenticated
+    # tenant's id.
     tenant_id: Mapped[str] = mapped_column(String(36), index=True)
     collection: Mapped[str] = mapped_column(String(128))
     name: Mapped[str] = mapped_column(String(512))
@@ -43,10 +41,8 @@ class DocumentRow(Base):
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=_now, onupdate=_now
-    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class DocumentUploadRow(Base):
@@ -59,4 +55,4 @@ class DocumentUploadRow(Base):
     # The client's content type, as sent (the document row holds the resolved one).
     content_type: Mapped[str | None] = mapped_column(String(128), nullable=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

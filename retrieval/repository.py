@@ -7,16 +7,16 @@ hash that came from a queue entry this service wrote.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import Select, and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kernel.cursor import decode_cursor, encode_cursor
+from kernel.ids import new_id
 from retrieval.errors import DocumentNotFoundError, InvalidRequestError
 from retrieval.models import DocumentRow, DocumentUploadRow
-from retrieval.pagination import as_utc, decode_cursor, encode_cursor
 from retrieval.types import DocumentInfo, DocumentPage, DocumentStatus, IngestJob
 
 
@@ -91,7 +91,7 @@ class DocumentRepository:
                         setattr(row, key, value)
                     document_id = row.id
                 else:
-                    document_id = str(uuid.uuid4())
+                    document_id = new_id()
                     session.add(
                         DocumentRow(
                             id=document_id,
@@ -279,7 +279,11 @@ class DocumentRepository:
     async def page(
         self, tenant_id: str, collection: str | None, limit: int, cursor: str | None
     ) -> DocumentPage:
-        """Newest first, ties broken by id, keyset-paginated (see ``retrieval.pagination``)."""
+        """Newest first, ties broken by id, keyset-paginated (see ``kernel.cursor``).
+
+        Raises:
+            InvalidCursorError: A cursor this service did not issue.
+        """
         query = select(DocumentRow).where(DocumentRow.tenant_id == tenant_id)
         if collection is not None:
             query = query.where(DocumentRow.collection == collection)
@@ -314,8 +318,8 @@ def to_info(row: DocumentRow) -> DocumentInfo:
         chunk_count=row.chunk_count,
         status=DocumentStatus(row.status),
         error=row.error,
-        created_at=as_utc(row.created_at),
-        updated_at=as_utc(row.updated_at),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 

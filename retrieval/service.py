@@ -8,7 +8,6 @@ tenant's document is indistinguishable from a missing one.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,7 +16,8 @@ from retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, Chun
 from retrieval.embedding import Embedder
 from retrieval.errors import InvalidRequestError
 from retrieval.indexer import EMBED_ROUND, Indexer
-from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue
+from retrieval.ingest_queue.base import IngestQueue
+from retrieval.ingest_queue.memory import InProcessIngestQueue
 from retrieval.ingestion import IngestionWorkers
 from retrieval.query_embedder import QueryEmbedder
 from retrieval.repository import DocumentRepository
@@ -44,8 +44,6 @@ MAX_PAGE_SIZE = 200
 MAX_QUERY_CHARS = 4096
 MAX_K = 100
 DEFAULT_MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
-
-_log = logging.getLogger(__name__)
 
 
 class RetrievalService:

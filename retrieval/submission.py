@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 import time
 from collections.abc import Sequence
 
+import structlog
+
 from retrieval.errors import DocumentNotFoundError, IngestQueueFullError
 from retrieval.indexer import Indexer
-from retrieval.ingest_queue import IngestQueue
+from retrieval.ingest_queue.base import IngestQueue
 from retrieval.repository import DocumentRepository
 from retrieval.sniff import sniff_upload
 from retrieval.types import (
@@ -34,7 +35,7 @@ from retrieval.validation import MAX_COLLECTION_LENGTH, MAX_NAME_LENGTH, check_l
 _MAX_ERROR_CHARS = 2000
 _FINAL = (DocumentStatus.READY, DocumentStatus.FAILED)
 
-_log = logging.getLogger(__name__)
+_log = structlog.get_logger(__name__)
 
 
 class DocumentIntake:
@@ -189,7 +190,7 @@ class DocumentIntake:
                 claim.document_id, DocumentStatus.READY, chunk_count=len(chunks), error=None
             )
         except Exception as exc:
-            _log.warning("ingest of document %s failed: %s", claim.document_id, exc)
+            _log.warning("ingest_failed", document_id=claim.document_id, error=str(exc))
             await self._indexer.discard_quietly(tenant_id, collection, claim.document_id)
             # Deleted while we were indexing: the delete wins.
             with contextlib.suppress(DocumentNotFoundError):

@@ -6,10 +6,8 @@ The app composes these; nothing here imports another domain package.
 from safety.audit import StoredVerdict, VerdictStore, audit_event
 from safety.injection import InjectionDetector, TextEmbedder
 from safety.input_guard import NEUTRALISED, InputGuard
-from safety.labeling import LabelingQueue, LabelingTask, TaskNotFoundError
 from safety.logs import redact_event, redact_value
 from safety.markup import sanitize_markup
-from safety.models import Base
 from safety.normalize import normalize
 from safety.output_guard import OutputGuard
 from safety.pii import find_pii, redact
@@ -22,20 +20,16 @@ __all__ = [
     "FINISH_REASON",
     "NEUTRALISED",
     "Action",
-    "Base",
     "BlockedTopic",
     "Category",
     "GuardResult",
     "InjectionDetector",
     "InputGuard",
-    "LabelingQueue",
-    "LabelingTask",
     "OutputGuard",
     "Policy",
     "Stage",
     "StoredVerdict",
     "StreamRedactor",
-    "TaskNotFoundError",
     "TextEmbedder",
     "Verdict",
     "VerdictStore",

@@ -14,8 +14,9 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kernel.orm import utcnow
 from safety.metrics import count_verdicts
-from safety.models import SafetyVerdictRow, utcnow
+from safety.models import SafetyVerdictRow
 from safety.types import Action, Category, Stage, Verdict
 
 log = structlog.get_logger("safety.audit")

@@ -41,8 +41,8 @@ from pytest_postgresql import factories
 from pytest_redis import factories as redis_factories
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from conversation.db import create_engine, session_factory
-from conversation.migrations import upgrade
+from kernel.db import create_engine, session_factory
+from kernel.migrations import upgrade
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_PORT = 5432

@@ -2,7 +2,7 @@
 feedback) and retrieval's documents.
 
 Hand-checked against an autogenerate run; valid on SQLite and PostgreSQL. Column
-types are the plain SQL ones: ``conversation.models.UtcDateTime`` is a Python-side
+types are the plain SQL ones: ``kernel.orm.UtcDateTime`` is a Python-side
 decorator over ``DateTime(timezone=True)`` and needs nothing in the schema.
 
 Revision ID: 0001

@@ -1,17 +1,23 @@
-"""Real parts for retrieval integration tests: MiniLM, Qdrant local mode, a SQLite file."""
+"""Real parts for retrieval integration tests: MiniLM, Qdrant local mode, a SQLite file,
+and the ingestion queues, in-process and on the real Redis of ``redis_url``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from kernel.orm import Base
 from retrieval.embedding import SentenceTransformerEmbedder
-from retrieval.models import Base
+from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue, RedisStreamsIngestQueue
 from retrieval.service import RetrievalService
 from retrieval.vector_store import QdrantVectorStore
+
+MakeQueue = Callable[..., IngestQueue]
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +52,30 @@ async def service(
     await retrieval.start()
     yield retrieval
     await retrieval.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_queue(
+    request: pytest.FixtureRequest, redis_url: str, redis_prefix: str
+) -> AsyncIterator[MakeQueue]:
+    """Builds ingestion queues of one kind, so one test body runs on both.
+
+    The options are those the two share (``claim_idle_s``, ``max_deliveries``,
+    ``max_queued``). Redis queues of one test share one stream and consumer group,
+    like the worker nodes of one deployment, under the test's key prefix.
+    """
+    clients: list[Redis] = []
+
+    def make(**options: Any) -> IngestQueue:
+        if request.param == "memory":
+            return InProcessIngestQueue(**options)
+        client = Redis.from_url(redis_url)
+        clients.append(client)
+        return RedisStreamsIngestQueue(client, f"{redis_prefix}ingest", "workers", **options)
+
+    yield make
+    for client in clients:
+        keys = [key async for key in client.scan_iter(match=f"{redis_prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

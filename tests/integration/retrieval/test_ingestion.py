@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from retrieval.chunking import Chunker
@@ -24,7 +23,7 @@ from retrieval.errors import (
     InvalidRequestError,
     UnsupportedDocumentError,
 )
-from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue, RedisStreamsIngestQueue
+from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue
 from retrieval.service import RetrievalService
 from retrieval.types import DocumentStatus, IngestOutcome, Upload
 from retrieval.vector_store import QdrantVectorStore
@@ -32,6 +31,9 @@ from retrieval.vector_store import QdrantVectorStore
 pytestmark = pytest.mark.model
 
 TENANT = "33333333-3333-3333-3333-333333333333"
+MakeQueue = Callable[..., IngestQueue]
+"""The ``make_queue`` fixture of this folder's conftest."""
+
 CLAIM_IDLE_S = 1.0
 EMBED_ROUND = 8
 
@@ -57,21 +59,10 @@ async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 60.
         await asyncio.sleep(0.02)
 
 
-@pytest.fixture(params=["in_process", "redis"])
-async def queue(
-    request: pytest.FixtureRequest, redis_url: str, redis_prefix: str
-) -> AsyncIterator[IngestQueue]:
-    if request.param == "in_process":
-        yield InProcessIngestQueue(CLAIM_IDLE_S, max_deliveries=3, max_queued=100)
-        return
-    client = Redis.from_url(redis_url)
-    yield RedisStreamsIngestQueue(
-        client, f"{redis_prefix}ingest", "workers", claim_idle_s=CLAIM_IDLE_S, max_deliveries=3
-    )
-    keys = [key async for key in client.scan_iter(match=f"{redis_prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+@pytest.fixture
+def queue(make_queue: MakeQueue) -> IngestQueue:
+    """A queue of each kind (see ``make_queue``) with a short claim idle time."""
+    return make_queue(claim_idle_s=CLAIM_IDLE_S, max_deliveries=3, max_queued=100)
 
 
 @pytest.fixture

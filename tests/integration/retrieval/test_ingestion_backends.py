@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from conversation.db import create_engine, session_factory
+from kernel.db import create_engine, session_factory
 from retrieval.embedding import SentenceTransformerEmbedder
 from retrieval.models import DocumentUploadRow
 from retrieval.service import RetrievalService

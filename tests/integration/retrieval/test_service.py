@@ -7,9 +7,9 @@ import time
 import pytest
 from qdrant_client import models
 
+from kernel.errors import InvalidCursorError
 from retrieval.errors import (
     DocumentNotFoundError,
-    InvalidCursorError,
     InvalidRequestError,
     UnsupportedDocumentError,
 )

@@ -1,23 +1,13 @@
-"""Verdict storage and the labeling queue on SQLite and PostgreSQL (migrated to head)."""
+"""Verdict storage on SQLite and PostgreSQL (migrated to head)."""
 
 from __future__ import annotations
 
 import uuid
 
-import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from safety import (
-    Action,
-    Category,
-    LabelingQueue,
-    Stage,
-    TaskNotFoundError,
-    Verdict,
-    VerdictStore,
-    audit_event,
-)
+from safety import Action, Category, Stage, Verdict, VerdictStore, audit_event
 
 FLAG = Verdict("harmful", Stage.OUTPUT, Category.VIOLENCE, Action.FLAG, 0.85, "threat")
 REDACT = Verdict("pii", Stage.OUTPUT, Category.PII, Action.REDACT, 1.0, "EMAIL x1")
@@ -64,31 +54,3 @@ def test_audit_events_name_the_rule_and_never_the_text() -> None:
     assert event["rule"] == "EMAIL x1"
     assert event["action"] == "redact"
     assert set(event) >= {"tenant_id", "user_id", "at", "filter", "category", "score"}
-
-
-async def test_flags_open_labeling_tasks_that_labelers_close(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
-    tenant, message = _ids()
-    queue = LabelingQueue(sessions)
-    tasks = await queue.enqueue_flags(tenant, message, [FLAG, REDACT], conversation_id="c1")
-    assert len(tasks) == 1
-    assert tasks[0].source == "safety"
-    assert tasks[0].category == "violence"
-    feedback = await queue.enqueue(
-        tenant, message, source="user_feedback", reason="thumbs down", category="hallucination"
-    )
-    assert [t.id for t in await queue.list_open(tenant)] == [tasks[0].id, feedback.id]
-    done = await queue.complete(tenant, tasks[0].id)
-    assert done.status == "done"
-    assert [t.id for t in await queue.list_open(tenant)] == [feedback.id]
-
-
-async def test_completing_another_tenants_task_is_not_found(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
-    tenant, message = _ids()
-    queue = LabelingQueue(sessions)
-    task = await queue.enqueue(tenant, message, source="safety", reason="r", category="pii")
-    with pytest.raises(TaskNotFoundError):
-        await queue.complete(str(uuid.uuid4()), task.id)

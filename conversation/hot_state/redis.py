@@ -3,8 +3,9 @@
 Each conversation is a hash ``<prefix>hot:{<tenant>:<id>}`` (its header, version,
 writers in flight, their lease, whether the list is complete) and a list
 ``...:m`` of its newest messages as JSON. Each operation of ``HotState`` is one
-Lua script, so the version checks of ``conversation.hot_state`` are atomic across
-processes; the lease uses the Redis server's clock, so API hosts' clocks may differ.
+Lua script, so the version checks described in ``conversation.hot_state.base``
+are atomic across processes; the lease uses the Redis server's clock, so API
+hosts' clocks may differ.
 
 Redis is a cache here: when it is unreachable or slow, reads fall back to SQL and
 writes go to SQL alone; no caller sees an error.
@@ -13,25 +14,20 @@ writes go to SQL alone; no caller sees an error.
 from __future__ import annotations
 
 import asyncio
-import logging
+import json
 from collections.abc import Awaitable
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any, TypeVar
 
+import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from conversation.hot_state import (
-    CachedConversation,
-    HotState,
-    Lookup,
-    PendingWrite,
-    dump_info,
-    dump_message,
-    load_info,
-    load_message,
-)
+from conversation.hot_state.base import CachedConversation, HotState, Lookup, PendingWrite
+from conversation.types import ConversationInfo, MessageInfo
 
-_log = logging.getLogger(__name__)
+_log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
 
 # NOTE: every script takes the TTL in ARGV[1] (``_TOUCH`` uses it).
@@ -166,7 +162,7 @@ class RedisHotState(HotState):
             async with asyncio.timeout(self._timeout_s):
                 return await call
         except (RedisError, OSError, TimeoutError) as exc:
-            _log.warning("hot state %s failed; using SQL: %r", what, exc)
+            _log.warning("hot_state_call_failed", call=what, fallback="sql", error=repr(exc))
             return None
 
     async def _forget_suspects(self) -> None:
@@ -231,3 +227,33 @@ class RedisHotState(HotState):
             # The write's lease makes readers drop the entry once it runs out;
             # dropping it sooner (when Redis answers again) is only quicker.
             self._suspects.add((tenant_id, conversation_id))
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def dump_info(info: ConversationInfo) -> str:
+    """A conversation header as JSON (as the Redis hot state stores it)."""
+    return json.dumps({k: _jsonable(v) for k, v in asdict(info).items()}, separators=(",", ":"))
+
+
+def load_info(raw: str | bytes) -> ConversationInfo:
+    """A conversation header from :func:`dump_info`'s JSON."""
+    data = json.loads(raw)
+    data["created_at"] = datetime.fromisoformat(data["created_at"])
+    data["updated_at"] = datetime.fromisoformat(data["updated_at"])
+    return ConversationInfo(**data)
+
+
+def dump_message(message: MessageInfo) -> str:
+    """A message as JSON (as the Redis hot state stores it)."""
+    data = {k: _jsonable(v) for k, v in asdict(message).items()}
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def load_message(raw: str | bytes) -> MessageInfo:
+    """A message from :func:`dump_message`'s JSON."""
+    data = json.loads(raw)
+    data["created_at"] = datetime.fromisoformat(data["created_at"])
+    return MessageInfo(**data)

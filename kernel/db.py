@@ -1,4 +1,4 @@
-"""Engine and session construction for conversation's SQL database.
+"""Engine and session construction for the SQL database every domain package shares.
 
 The same code serves the embedded default (a SQLite file through aiosqlite) and the
 scaled deployment (PostgreSQL through asyncpg); only the URL differs.
@@ -18,14 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from conversation.errors import DatabaseUnavailableError
+from kernel.errors import DatabaseUnavailableError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for the write lock before failing."""
 
 
 def async_url(url: str) -> str:
-    """Returns ``url`` with the async driver this package uses.
+    """Returns ``url`` with the async driver the services use.
 
     ``sqlite:///x.db`` becomes ``sqlite+aiosqlite:///x.db`` and ``postgresql://...``
     (or ``postgres://``) becomes ``postgresql+asyncpg://...``; URLs that already

@@ -1,7 +1,7 @@
 """Runs the repository's Alembic migrations from code (the CLI, tests, app start-up).
 
 The migrations live in the top-level ``alembic/`` folder (valid on SQLite and
-PostgreSQL) and cover every package's tables, not only conversation's.
+PostgreSQL) and cover every package's tables.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from conversation.db import async_url, ensure_sqlite_folder
+from kernel.db import async_url, ensure_sqlite_folder
 
 # NOTE: the package is installed editable, so the repository root (which holds
 # alembic/) is the parent of this package's folder.
@@ -40,7 +40,7 @@ def alembic_config(database_url: str | None = None) -> Config:
 def migration_engine(database_url: str) -> AsyncEngine:
     """Returns an engine fit for running migrations (alembic/env.py uses it too).
 
-    NOTE: unlike ``conversation.db.create_engine``, SQLite connections here keep
+    NOTE: unlike ``kernel.db.create_engine``, SQLite connections here keep
     foreign keys off: Alembic's batch mode rebuilds a SQLite table by copying it
     and dropping the original, which with foreign keys on would cascade-delete
     the rows of every referring table.

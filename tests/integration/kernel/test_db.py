@@ -1,4 +1,4 @@
-"""conversation.db: engine settings and the health check, on SQLite and PostgreSQL."""
+"""kernel.db: engine settings and the health check, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from conversation import DatabaseUnavailableError, async_url, check_health, create_engine
+from kernel.db import async_url, check_health, create_engine
+from kernel.errors import DatabaseUnavailableError
 
 
 async def test_health_check_passes(database_url: str) -> None:

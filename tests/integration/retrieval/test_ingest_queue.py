@@ -1,4 +1,5 @@
-"""Contract tests of the ingestion queue: one body, run on the in-process and the Redis one.
+"""Contract tests of the ingestion queue: one body, run on the in-process and the Redis one
+(the ``make_queue`` fixture of this folder's conftest).
 
 They pin the at-least-once semantics the ingestion workers rely on: an entry is
 handed to one consumer at a time, comes back to another when its consumer stops
@@ -9,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 
 import pytest
 from redis.asyncio import Redis
 
 from retrieval.errors import IngestQueueFullError, IngestQueueUnavailableError
-from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue, RedisStreamsIngestQueue
+from retrieval.ingest_queue import IngestQueue, RedisStreamsIngestQueue
 from retrieval.types import IngestJob
+
+MakeQueue = Callable[..., IngestQueue]
+"""The ``make_queue`` fixture of this folder's conftest."""
 
 CLAIM_IDLE_S = 0.3
 MAX_DELIVERIES = 3
@@ -27,26 +31,12 @@ def _job(n: int) -> IngestJob:
     return IngestJob(tenant_id="tenant-1", document_id=f"doc-{n}", content_hash=f"{n:064x}")
 
 
-@pytest.fixture(params=["in_process", "redis"])
-async def queue(
-    request: pytest.FixtureRequest, redis_url: str, redis_prefix: str
-) -> AsyncIterator[IngestQueue]:
-    if request.param == "in_process":
-        yield InProcessIngestQueue(CLAIM_IDLE_S, MAX_DELIVERIES, MAX_QUEUED)
-        return
-    client = Redis.from_url(redis_url)
-    yield RedisStreamsIngestQueue(
-        client,
-        f"{redis_prefix}ingest",
-        "workers",
-        claim_idle_s=CLAIM_IDLE_S,
-        max_deliveries=MAX_DELIVERIES,
-        max_queued=MAX_QUEUED,
+@pytest.fixture
+def queue(make_queue: MakeQueue) -> IngestQueue:
+    """A small queue of each kind (see ``make_queue``), so the bounds are reached fast."""
+    return make_queue(
+        claim_idle_s=CLAIM_IDLE_S, max_deliveries=MAX_DELIVERIES, max_queued=MAX_QUEUED
     )
-    keys = [key async for key in client.scan_iter(match=f"{redis_prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 async def test_entries_come_out_in_order_once_each_and_ack_removes_them(
@@ -154,6 +144,9 @@ async def test_a_waiting_consumer_gets_an_entry_put_meanwhile(queue: IngestQueue
     assert delivery.job == _job(3)
     assert time.monotonic() - started < 1.0
     await queue.ack(delivery)
+
+
+# --- Redis only ---
 
 
 async def test_an_unreachable_redis_is_a_clear_error() -> None:

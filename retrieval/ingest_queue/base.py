@@ -1,0 +1,104 @@
+"""The ingestion queue's interface and the values it hands out.
+
+Every implementation gives at-least-once delivery (see docs/ingestion.md). A
+consumer ``receive``s an entry, works on it and ``ack``s it when the document's
+status is final; an entry that is not acked within ``claim_idle_s`` of its last
+delivery or lease renewal (the worker died, was cancelled or its node crashed)
+goes to the next consumer that asks. After ``max_deliveries`` deliveries an entry
+is dead-lettered instead: it is moved aside and handed out once more marked
+``dead``, so a worker can record why the document failed. Handlers must therefore
+be idempotent (ingestion is: point ids are derived from content).
+
+Entries carry an ``IngestJob`` (ids and a content hash), never the document's bytes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from retrieval.errors import IngestQueueFullError
+from retrieval.types import IngestJob
+
+DEFAULT_CLAIM_IDLE_S = 60.0
+DEFAULT_MAX_DELIVERIES = 5
+DEFAULT_MAX_QUEUED = 10_000
+DEAD_LETTERS_KEPT = 10_000
+"""Dead letters kept (the oldest go first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One entry handed to a consumer.
+
+    Attributes:
+        entry_id: The queue's id of the entry (a stream id in Redis).
+        job: What to do.
+        deliveries: How many times the entry was handed out, this time included.
+        dead: The entry exceeded ``max_deliveries`` and was dead-lettered; record
+            the failure and do not process it (``ack`` is then a no-op).
+    """
+
+    entry_id: str
+    job: IngestJob
+    deliveries: int
+    dead: bool = False
+
+
+class IngestQueue(ABC):
+    """A bounded, at-least-once queue of ingestion jobs shared by the workers."""
+
+    @property
+    @abstractmethod
+    def durable(self) -> bool:
+        """Whether entries outlive this process (else the caller re-queues on start)."""
+
+    @abstractmethod
+    async def ensure_ready(self) -> None:
+        """Create what the queue needs (a consumer group); idempotent."""
+
+    @abstractmethod
+    async def put(self, job: IngestJob) -> str:
+        """Append a job; returns its entry id.
+
+        Raises:
+            IngestQueueFullError: ``max_queued`` entries are waiting or in progress.
+        """
+
+    @abstractmethod
+    async def has_room(self) -> bool:
+        """Whether ``put`` would be accepted now (a hint; ``put`` decides)."""
+
+    @abstractmethod
+    async def receive(self, consumer: str, timeout_s: float) -> Delivery | None:
+        """The next entry for ``consumer``: a stuck one first, else a new one.
+
+        Waits up to ``timeout_s`` for one; ``None`` when none came.
+        """
+
+    @abstractmethod
+    async def renew(self, consumer: str, delivery: Delivery) -> bool:
+        """Reset the entry's idle time so nobody claims it while it is worked on.
+
+        Returns:
+            ``False`` when the entry is gone or another consumer holds it now.
+        """
+
+    @abstractmethod
+    async def ack(self, delivery: Delivery) -> None:
+        """The entry is done: remove it for good."""
+
+    @abstractmethod
+    async def length(self) -> int:
+        """Entries waiting or in progress (not yet acked)."""
+
+    @abstractmethod
+    async def dead_letters(self) -> list[IngestJob]:
+        """Jobs that were given up on, oldest first (bounded)."""
+
+
+def queue_full(max_queued: int) -> IngestQueueFullError:
+    """The error ``put`` raises when ``max_queued`` entries are waiting or in progress."""
+    return IngestQueueFullError(
+        f"the ingestion queue is full ({max_queued} documents waiting); retry later"
+    )

@@ -1,0 +1,196 @@
+"""The ingestion queue on a Redis stream, shared by every worker node (scaled deployment)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from retrieval.errors import IngestQueueUnavailableError
+from retrieval.ingest_queue.base import (
+    DEAD_LETTERS_KEPT,
+    DEFAULT_CLAIM_IDLE_S,
+    DEFAULT_MAX_DELIVERIES,
+    DEFAULT_MAX_QUEUED,
+    Delivery,
+    IngestQueue,
+    queue_full,
+)
+from retrieval.types import IngestJob
+
+# KEYS[1] stream; ARGV[1] max entries, ARGV[2] job. XLEN and XADD in one atomic
+# step, so concurrent API nodes cannot overfill the stream between check and add.
+_BOUNDED_XADD = """
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end
+return redis.call('XADD', KEYS[1], '*', 'job', ARGV[2])
+"""
+
+
+class RedisStreamsIngestQueue(IngestQueue):
+    """An ``IngestQueue`` on a Redis stream read by one consumer group (scaled deployment).
+
+    Acked entries are deleted from the stream (XACK and XDEL together), so its
+    length is the number of entries waiting or in progress, which bounds it.
+    Dead letters go to the stream ``<stream>:dead``.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        stream: str,
+        group: str = "ingest",
+        *,
+        claim_idle_s: float = DEFAULT_CLAIM_IDLE_S,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+    ) -> None:
+        """Configure the queue; nothing is contacted until first use.
+
+        Args:
+            redis: A client (``decode_responses`` either way).
+            stream: The stream's key, deployment prefix included.
+            group: The consumer group every worker of the deployment joins.
+            claim_idle_s: Idle time after which another consumer may claim an entry.
+            max_deliveries: Deliveries after which an entry is dead-lettered.
+            max_queued: Entries waiting or in progress before ``put`` refuses.
+        """
+        self._redis = redis
+        self._stream = stream
+        self._dead_stream = f"{stream}:dead"
+        self._group = group
+        self._claim_idle_ms = max(1, int(claim_idle_s * 1000))
+        self.max_deliveries = max_deliveries
+        self.max_queued = max_queued
+        self._add = redis.register_script(_BOUNDED_XADD)
+        self._ready = False
+
+    @property
+    def durable(self) -> bool:
+        return True
+
+    async def ensure_ready(self) -> None:
+        if self._ready:
+            return
+        try:
+            # "0": entries added before the group existed are read too.
+            await self._redis.xgroup_create(self._stream, self._group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._ready = True
+
+    async def put(self, job: IngestJob) -> str:
+        async with _unavailable_on_error():
+            await self.ensure_ready()
+            entry_id = await self._add(keys=[self._stream], args=[self.max_queued, _encode(job)])
+        if entry_id is None:
+            raise queue_full(self.max_queued)
+        return _text(entry_id)
+
+    async def has_room(self) -> bool:
+        async with _unavailable_on_error():
+            return await self.length() < self.max_queued
+
+    async def receive(self, consumer: str, timeout_s: float) -> Delivery | None:
+        await self.ensure_ready()
+        claimed = await self._claim_stuck(consumer)
+        if claimed is not None:
+            return claimed
+        block_ms = max(1, int(timeout_s * 1000))
+        reply: Any = await self._redis.xreadgroup(
+            self._group, consumer, {self._stream: ">"}, count=1, block=block_ms
+        )
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                return Delivery(_text(entry_id), _decode(fields), deliveries=1)
+        return None
+
+    async def _claim_stuck(self, consumer: str) -> Delivery | None:
+        # XAUTOCLAIM bumps the delivery count of what it claims; XPENDING reads it.
+        reply = await self._redis.xautoclaim(
+            self._stream, self._group, consumer, self._claim_idle_ms, start_id="0-0", count=1
+        )
+        entries = reply[1] if reply else []
+        for entry_id, fields in entries:
+            if fields is None:  # deleted from the stream while pending
+                await self._redis.xack(self._stream, self._group, entry_id)
+                continue
+            job = _decode(fields)
+            entry = _text(entry_id)
+            pending = await self._redis.xpending_range(
+                self._stream, self._group, min=entry, max=entry, count=1
+            )
+            deliveries = int(pending[0]["times_delivered"]) if pending else 1
+            if deliveries > self.max_deliveries:
+                await self._dead_letter(entry, job)
+                return Delivery(entry, job, deliveries, dead=True)
+            return Delivery(entry, job, deliveries)
+        return None
+
+    async def _dead_letter(self, entry_id: str, job: IngestJob) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self._dead_stream,
+                {"job": _encode(job), "entry_id": entry_id},
+                maxlen=DEAD_LETTERS_KEPT,
+                approximate=True,
+            )
+            pipe.xack(self._stream, self._group, entry_id)
+            pipe.xdel(self._stream, entry_id)
+            await pipe.execute()
+
+    async def renew(self, consumer: str, delivery: Delivery) -> bool:
+        pending = await self._redis.xpending_range(
+            self._stream, self._group, min=delivery.entry_id, max=delivery.entry_id, count=1
+        )
+        if not pending or _text(pending[0]["consumer"]) != consumer:
+            return False
+        # NOTE: XCLAIM with JUSTID resets the idle time without counting a delivery.
+        await self._redis.xclaim(
+            self._stream, self._group, consumer, 0, [delivery.entry_id], justid=True
+        )
+        return True
+
+    async def ack(self, delivery: Delivery) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self._stream, self._group, delivery.entry_id)
+            pipe.xdel(self._stream, delivery.entry_id)
+            await pipe.execute()
+
+    async def length(self) -> int:
+        return int(await self._redis.xlen(self._stream))
+
+    async def dead_letters(self) -> list[IngestJob]:
+        entries: Any = await self._redis.xrange(self._dead_stream)
+        return [_decode(fields) for _entry_id, fields in entries]
+
+
+@contextlib.asynccontextmanager
+async def _unavailable_on_error() -> AsyncIterator[None]:
+    """Redis transport failures on the API path as ``IngestQueueUnavailableError`` (503)."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise IngestQueueUnavailableError(f"the ingestion queue is unreachable: {exc}") from exc
+
+
+def _encode(job: IngestJob) -> str:
+    return json.dumps(
+        {"tenant_id": job.tenant_id, "document_id": job.document_id, "hash": job.content_hash}
+    )
+
+
+def _decode(fields: dict[Any, Any]) -> IngestJob:
+    raw = fields.get(b"job", fields.get("job"))
+    data = json.loads(_text(raw))
+    return IngestJob(data["tenant_id"], data["document_id"], data["hash"])
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
