@@ -56,7 +56,7 @@ def serve(host: str | None, port: int | None) -> None:
 @main.command()
 def migrate() -> None:
     """Bring the database schema up to date (Alembic upgrade head)."""
-    from conversation.migrations import upgrade
+    from kernel.migrations import upgrade
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -245,13 +245,8 @@ async def _create_key(
     scopes: tuple[str, ...] = ("chat",),
     rate_limit: tuple[int, float] | None = None,
 ) -> str:
-    from conversation import (
-        ApiKeyService,
-        RateLimit,
-        TenantService,
-        create_engine,
-        session_factory,
-    )
+    from conversation import ApiKeyService, RateLimit, TenantService
+    from kernel.db import create_engine, session_factory
 
     engine = create_engine(settings.database_url)
     try:
@@ -270,7 +265,8 @@ async def _create_key(
 
 
 async def _create_tenant(settings: Settings, name: str) -> str:
-    from conversation import TenantService, create_engine, session_factory
+    from conversation import TenantService
+    from kernel.db import create_engine, session_factory
 
     engine = create_engine(settings.database_url)
     try:
@@ -280,7 +276,8 @@ async def _create_tenant(settings: Settings, name: str) -> str:
 
 
 async def _tenant_id(settings: Settings, name: str) -> str:
-    from conversation import TenantService, create_engine, session_factory
+    from conversation import TenantService
+    from kernel.db import create_engine, session_factory
 
     engine = create_engine(settings.database_url)
     try:
@@ -291,8 +288,9 @@ async def _tenant_id(settings: Settings, name: str) -> str:
 
 async def _demo_key(settings: Settings, tenant: str) -> str:
     """The demo key kept in the data dir, or a new one when it is missing or revoked."""
-    from conversation import ApiKeyService, create_engine, session_factory
+    from conversation import ApiKeyService
     from conversation.errors import AuthenticationError
+    from kernel.db import create_engine, session_factory
 
     key_file = settings.data_dir / "demo_api_key"
     if key_file.exists():

@@ -57,8 +57,8 @@ from bench.retrieval_stats import latency, speedup
 from bench.retrieval_stream import build_stream
 from bench.retrieval_vectors import CACHE_DIR, CachingEmbedder, EmbeddingCache, add_distractors
 from bench.retrieval_vectors import scroll_points as scroll
-from conversation import create_engine, session_factory
-from conversation.migrations import upgrade_async
+from kernel.db import create_engine, session_factory
+from kernel.migrations import upgrade_async
 from retrieval import CacheConfig, QdrantVectorStore, RetrievalService, SentenceTransformerEmbedder
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,8 +26,8 @@ from app.chat.prompt import Source, build_messages
 from app.chat.turn import TurnOptions, TurnRequest
 from app.core.settings import Settings
 from app.server.lifespan import open_state
-from conversation.migrations import upgrade_async
 from inference import TokenEvent
+from kernel.migrations import upgrade_async
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
@@ -17,7 +19,9 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
     needs, the ``Authenticator``, from the app state the lifespan filled.
     """
 
-    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
         authenticator: Authenticator = connection.app.state.authenticator
         token = bearer_token(connection.headers.get("authorization"))
         principal = await authenticator.authenticate(token)

@@ -15,10 +15,10 @@ from pathlib import Path
 import structlog
 
 from app.chat.prompt import SYSTEM_PROMPT, Source
+from conversation import LabelingQueue
 from safety import (
     GuardResult,
     InputGuard,
-    LabelingQueue,
     OutputGuard,
     Policy,
     TextEmbedder,

@@ -21,20 +21,14 @@ from litestar.exceptions import (
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from app.core.metrics import ERRORS
-from conversation.errors import (
-    AuthenticationError,
-    ConflictError,
-    DatabaseUnavailableError,
-    InvalidCursorError,
-    InvalidInputError,
-    NotFoundError,
-)
+from conversation.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
 from inference.errors import (
     EngineOverloadedError,
     EngineUnavailableError,
     InvalidRequestError,
     ModelLoadError,
 )
+from kernel.errors import DatabaseUnavailableError, InvalidCursorError
 from retrieval.errors import (
     DocumentNotFoundError,
     IngestQueueFullError,
@@ -43,7 +37,6 @@ from retrieval.errors import (
     UnsupportedDocumentError,
     VectorStoreUnavailableError,
 )
-from retrieval.errors import InvalidCursorError as InvalidDocumentCursorError
 from retrieval.errors import InvalidRequestError as InvalidRetrievalRequestError
 
 log = structlog.get_logger(__name__)
@@ -173,7 +166,6 @@ _DOMAIN_ERRORS: dict[type[Exception], type[ApiError]] = {
     ModelLoadError: UnavailableError,
     DatabaseUnavailableError: UnavailableError,
     VectorStoreUnavailableError: UnavailableError,
-    InvalidDocumentCursorError: BadRequestError,
     InvalidRetrievalRequestError: UnprocessableError,
     IngestQueueFullError: OverloadedError,
     IngestQueueUnavailableError: UnavailableError,

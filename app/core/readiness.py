@@ -10,8 +10,8 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conversation import check_health
 from inference import Engine
+from kernel.db import check_health
 from retrieval import RetrievalService
 
 __all__ = ["Readiness", "ReadinessReport"]

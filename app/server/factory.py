@@ -42,8 +42,7 @@ def create_app(settings: Settings | None = None, state: State | None = None) -> 
 
     @asynccontextmanager
     async def given(app: Litestar) -> AsyncIterator[None]:
-        assert state is not None
-        app.state.update(state)
+        app.state.update(state or {})
         yield
 
     app = Litestar(

@@ -18,9 +18,10 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.authenticator import Authenticator
-from app.chat.pipeline import PipelineConfig, TurnPipeline
+from app.chat.pipeline import TurnPipeline
 from app.chat.runner import TurnRunner
 from app.chat.safety_gate import SafetyGate, load_policies
+from app.chat.turn import PipelineConfig
 from app.core.readiness import Readiness
 from app.core.settings import Settings
 from app.server.components import (
@@ -36,14 +37,14 @@ from conversation import (
     ApiKeyService,
     ConversationService,
     FeedbackService,
+    LabelingQueue,
     TenantService,
     UserService,
-    create_engine,
-    session_factory,
 )
 from inference import Engine
+from kernel.db import create_engine, session_factory
 from retrieval import QdrantVectorStore, RetrievalService, SentenceTransformerEmbedder
-from safety import LabelingQueue, VerdictStore
+from safety import VerdictStore
 
 __all__ = ["lifespan", "open_state"]
 

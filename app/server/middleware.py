@@ -6,6 +6,7 @@ import time
 import uuid
 
 import structlog
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import classify
@@ -86,7 +87,7 @@ def latency_middleware(app: ASGIApp) -> ASGIApp:
         finally:
             route = str(scope.get("path_template") or "unmatched")
             elapsed = time.perf_counter() - start
-            if scope["type"] == "http":
+            if scope["type"] == ScopeType.HTTP:
                 labels = (str(scope.get("method", "")), route, str(status))
                 REQUEST_LATENCY.labels(*labels).observe(elapsed)
                 REQUESTS.labels(*labels).inc()

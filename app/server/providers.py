@@ -7,6 +7,7 @@ conversation service and nothing else, so its signature says what it touches.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from litestar import Request
@@ -119,7 +120,7 @@ def provide_principal(request: Request[Any, Any, Any]) -> Principal:
 
 def dependencies() -> dict[str, Provide]:
     """Every provider, by the parameter name handlers declare."""
-    providers = {
+    providers: dict[str, Callable[..., Any]] = {
         "settings": provide_settings,
         "tenants": provide_tenants,
         "users": provide_users,

@@ -77,13 +77,13 @@ class ChatSocket:
         self._settings = parts.settings
         self._send_lock = asyncio.Lock()
         self._turns: dict[str, _SocketTurn] = {}
-        self._principal: Principal | None = None
 
     async def serve(self) -> None:
         await self._socket.accept()
         try:
-            if await self._handshake():
-                await self._loop()
+            principal = await self._handshake()
+            if principal is not None:
+                await self._loop(principal)
         except _Closed:
             pass
         finally:
@@ -112,12 +112,13 @@ class ChatSocket:
             except Exception as exc:
                 raise _Closed from exc
 
-    async def _handshake(self) -> bool:
+    async def _handshake(self) -> Principal | None:
+        """The caller, once ``connection_init`` carried a valid token; ``None`` closes."""
         try:
             raw = await asyncio.wait_for(self._receive(), timeout=self._settings.ws_init_timeout_s)
         except TimeoutError:
             await self._close(CloseCode.INIT_TIMEOUT, "connection_init timeout")
-            return False
+            return None
         try:
             message = parse_client_message(raw, self._settings.ws_max_message_bytes)
             if message.type is not ClientType.CONNECTION_INIT:
@@ -125,16 +126,16 @@ class ChatSocket:
             init = InitPayload.model_validate(message.payload)
         except (ProtocolViolation, ValidationError) as exc:
             await self._close(CloseCode.BAD_MESSAGE, validation_reason(exc))
-            return False
+            return None
         try:
-            self._principal = await self._parts.authenticator.authenticate(init.token)
+            principal = await self._parts.authenticator.authenticate(init.token)
         except ApiError as exc:
             await self._close(CloseCode.UNAUTHORIZED, exc.message)
-            return False
+            return None
         await self._send(ServerType.CONNECTION_ACK, None, {})
-        return True
+        return principal
 
-    async def _loop(self) -> None:
+    async def _loop(self, principal: Principal) -> None:
         while True:
             raw = await self._receive()
             try:
@@ -142,31 +143,33 @@ class ChatSocket:
             except ProtocolViolation as exc:
                 await self._close(CloseCode.BAD_MESSAGE, str(exc))
                 return
-            await self._dispatch(message)
+            await self._dispatch(message, principal)
 
-    async def _dispatch(self, message: ClientMessage) -> None:
+    async def _dispatch(self, message: ClientMessage, principal: Principal) -> None:
+        # NOTE: ``parse_client_message`` refuses a chat, cancel or resume without an id.
+        turn_id = message.id or ""
         if message.type is ClientType.PING:
             await self._send(ServerType.PONG, message.id, message.payload)
         elif message.type is ClientType.CHAT:
-            await self._start_turn(message)
+            await self._start_turn(turn_id, message.payload, principal)
         elif message.type is ClientType.CANCEL:
-            await self._cancel(message)
+            await self._cancel(turn_id, principal)
         elif message.type is ClientType.RESUME:
-            await self._resume(message)
+            await self._resume(turn_id, message.payload, principal)
         else:
             await self._error(
                 message.id, "already_initialised", "connection_init was already sent."
             )
 
-    async def _start_turn(self, message: ClientMessage) -> None:
-        assert message.id is not None
-        assert self._principal is not None
-        if not await self._has_room(message.id):
+    async def _start_turn(
+        self, turn_id: str, payload: dict[str, Any], principal: Principal
+    ) -> None:
+        if not await self._has_room(turn_id):
             return
         try:
-            chat = ChatPayload.model_validate(message.payload)
+            chat = ChatPayload.model_validate(payload)
         except ValidationError as exc:
-            await self._error(message.id, "invalid_request", validation_reason(exc))
+            await self._error(turn_id, "invalid_request", validation_reason(exc))
             return
         runner = self._parts.turns
         try:
@@ -174,55 +177,47 @@ class ChatSocket:
             if runner is None:
                 raise UnavailableError("Generation is not enabled on this node.")
         except ApiError as exc:
-            await self._error(message.id, exc.code, exc.message)
+            await self._error(turn_id, exc.code, exc.message)
             return
         limiter = self._parts.rate_limiter
         if limiter is not None:
             # NOTE: one socket carries several turns, so a refused turn is an ``error``
             # frame (with ``retry_after``); the socket and its other turns go on.
             try:
-                await limiter.check(self._principal)
+                await limiter.check(principal)
             except RateLimitedError as exc:
                 ERRORS.labels(exc.code).inc()
-                await self._send(EventKind.ERROR, message.id, error_payload(exc))
+                await self._send(EventKind.ERROR, turn_id, error_payload(exc))
                 return
-        request = chat.to_turn_request(
-            self._principal.tenant_id, chat.conversation_id, self._principal.subject
-        )
-        slot = limiter.turn_slot(self._principal) if limiter is not None else None
-        task = runner.start(request, self._sink(message.id), slot)
-        self._track(message.id, _SocketTurn(request.message_id, task, started_here=True))
+        request = chat.to_turn_request(principal.tenant_id, chat.conversation_id, principal.subject)
+        slot = limiter.turn_slot(principal) if limiter is not None else None
+        task = runner.start(request, self._sink(turn_id), slot)
+        self._track(turn_id, _SocketTurn(request.message_id, task, started_here=True))
 
-    async def _resume(self, message: ClientMessage) -> None:
+    async def _resume(self, turn_id: str, payload: dict[str, Any], principal: Principal) -> None:
         """Replay a turn after a reconnect and follow it live."""
-        assert message.id is not None
-        assert self._principal is not None
-        if not await self._has_room(message.id):
+        if not await self._has_room(turn_id):
             return
         try:
             message_id, events = await open_replay(
-                self._parts.token_buffer, self._principal.tenant_id, message.payload
+                self._parts.token_buffer, principal.tenant_id, payload
             )
         except ApiError as exc:
-            await self._error(message.id, exc.code, exc.message)
+            await self._error(turn_id, exc.code, exc.message)
             return
-        task = asyncio.create_task(replay(events, self._sink(message.id)))
-        self._track(message.id, _SocketTurn(message_id, task, started_here=False))
+        task = asyncio.create_task(replay(events, self._sink(turn_id)))
+        self._track(turn_id, _SocketTurn(message_id, task, started_here=False))
 
-    async def _cancel(self, message: ClientMessage) -> None:
-        assert message.id is not None
-        assert self._principal is not None
-        entry = self._turns.get(message.id)
+    async def _cancel(self, turn_id: str, principal: Principal) -> None:
+        entry = self._turns.get(turn_id)
         if entry is None:
-            await self._error(message.id, "unknown_turn", "No running turn has this id.")
+            await self._error(turn_id, "unknown_turn", "No running turn has this id.")
             return
         runner = self._parts.turns
         if runner is not None:
-            await runner.cancel(entry.message_id, self._principal.tenant_id)
+            await runner.cancel(entry.message_id, principal.tenant_id)
         else:
-            await self._parts.token_buffer.request_cancel(
-                entry.message_id, self._principal.tenant_id
-            )
+            await self._parts.token_buffer.request_cancel(entry.message_id, principal.tenant_id)
 
     async def _has_room(self, turn_id: str) -> bool:
         """Whether another turn may start on this socket; answers the client if not."""

@@ -19,7 +19,7 @@ from litestar.testing import TestClient
 
 from app.core.settings import Settings
 from app.server.factory import create_app
-from conversation.migrations import upgrade
+from kernel.migrations import upgrade
 
 pytestmark = pytest.mark.model
 

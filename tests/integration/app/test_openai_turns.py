@@ -15,8 +15,8 @@ from app.chat.pipeline import TurnPipeline, UsageHook
 from app.chat.turn import PipelineConfig, TurnOptions, TurnRequest
 from app.core.settings import Settings
 from app.server.lifespan import open_state
-from conversation.migrations import upgrade_async
 from inference import ChatMessage
+from kernel.migrations import upgrade_async
 
 pytestmark = pytest.mark.model
 

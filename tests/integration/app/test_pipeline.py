@@ -14,10 +14,10 @@ from app.chat.pipeline import TurnPipeline
 from app.chat.turn import PipelineConfig, TurnOptions, TurnRequest
 from app.core.settings import Settings
 from app.server.lifespan import open_state
-from conversation import NotFoundError
-from conversation.migrations import upgrade_async
+from conversation import LabelingQueue, NotFoundError
 from inference import BatchingEngine, EngineOverloadedError, TokenEvent
-from safety import LabelingQueue, VerdictStore
+from kernel.migrations import upgrade_async
+from safety import VerdictStore
 
 pytestmark = pytest.mark.model
 

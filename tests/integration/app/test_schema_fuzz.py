@@ -32,8 +32,9 @@ from schemathesis.python.asgi import shutdown_lifespans
 from app.core.settings import Settings
 from app.server.factory import create_app
 from app.server.lifespan import open_state
-from conversation import ApiKeyService, TenantService, create_engine, session_factory
-from conversation.migrations import upgrade
+from conversation import ApiKeyService, TenantService
+from kernel.db import create_engine, session_factory
+from kernel.migrations import upgrade
 
 pytestmark = pytest.mark.model
 
