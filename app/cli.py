@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +15,8 @@ from app.core.logs import configure_logging
 from app.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from conversation import TenantService
     from retrieval import RetrievalService
 

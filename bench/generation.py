@@ -48,10 +48,9 @@ import math
 import platform
 import subprocess
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import transformers
@@ -61,6 +60,9 @@ from bench.generation_systems import CBServer, EngineServer, HFServer, System
 from bench.generation_workload import BenchRequest, build_requests, load_corpus, poisson_offsets
 from inference import Engine, LocalEngine
 from inference.loader import LoadedModel, load_model
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 CB_PAGE = 256

@@ -11,11 +11,15 @@ is seeded, so every system sees the very same prompts and output budgets.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from app.chat.prompt import Source, build_messages
-from inference import ChatMessage
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from inference import ChatMessage
 
 QUESTIONS = (
     "What does the Python reference say about {topic}?",

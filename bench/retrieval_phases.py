@@ -9,16 +9,19 @@ are what the product measures about itself; end-to-end timings wrap ``search()``
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY
 
-from bench.retrieval_corpus import LabelledQuery, Section
 from bench.retrieval_stats import latency, overlap_at_k, recall_mrr
-from bench.retrieval_stream import Turn
-from retrieval import Embedder, RetrievalService
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from bench.retrieval_corpus import LabelledQuery, Section
+    from bench.retrieval_stream import Turn
+    from retrieval import Embedder, RetrievalService
 
 COLLECTION = "default"
 _STORE_SECONDS = "ragserve:vector_store_query_duration_seconds_sum"

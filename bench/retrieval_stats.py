@@ -8,9 +8,12 @@ of 1/rank of the first relevant chunk (0 when none is in the results).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from bench.generation_stats import percentile
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping, Sequence
 
 KS = (1, 5, 10)
 

@@ -13,10 +13,13 @@ Deterministic for a seed.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bench.retrieval_corpus import LabelledQuery
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from bench.retrieval_corpus import LabelledQuery
 
 REPHRASE = (
     "Tell me more about {t}.",

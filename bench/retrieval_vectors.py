@@ -16,13 +16,15 @@ import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from qdrant_client import AsyncQdrantClient, models
-from tokenizers import Tokenizer
 
-from retrieval import Embedder
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+    from retrieval import Embedder
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE_DIR = REPO / "bench" / "results" / "cache"

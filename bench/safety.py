@@ -25,9 +25,8 @@ import random
 import statistics
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from faker import Faker
@@ -54,6 +53,9 @@ from safety.normalize import normalize
 from safety.output_guard import OutputGuard
 from safety.pii import ENTITY_TYPES, pii_rules
 from safety.policy import Policy
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 import secrets
-from collections.abc import Iterable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation.errors import AuthenticationError, InvalidInputError, NotFoundError
 from conversation.models import ApiKeyRow, TenantRow
@@ -17,7 +15,13 @@ from conversation.types import ApiKeyInfo, CreatedApiKey, RateLimit
 from conversation.users import check_role
 from kernel.orm import utcnow
 
-SECRET_PREFIX = "rsk_"
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Iterable
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+SECRET_PREFIX = "rsk_"  # noqa: S105 (the public prefix of every key, not a secret)
 PREFIX_CHARS = 12
 """How many leading characters of a secret are kept for display."""
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -7,14 +7,11 @@ state's ``writing`` so the cached entry is updated after the commit or dropped.
 
 from __future__ import annotations
 
-import builtins
-from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation.errors import ConflictError, InvalidInputError, NotFoundError
 from conversation.hot_state.base import CachedConversation, HotState, NoHotState
@@ -23,6 +20,12 @@ from conversation.types import ConversationInfo, ConversationPage, MessageInfo, 
 from kernel.cursor import decode_cursor, encode_cursor
 from kernel.ids import is_canonical_id
 from kernel.orm import utcnow
+
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Mapping, Sequence
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 MAX_PAGE_SIZE = 100
 MAX_TITLE_CHARS = 80

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation.errors import InvalidInputError, NotFoundError
 from conversation.models import FeedbackRow, MessageRow
-from conversation.types import FeedbackInfo
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from conversation.types import FeedbackInfo
 
 MAX_COMMENT_CHARS = 4000
 

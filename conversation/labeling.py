@@ -7,15 +7,19 @@ other): ``enqueue_flags`` takes any verdicts shaped like ``FlagVerdict``, which
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation.errors import TaskNotFoundError
 from conversation.models import LabelingTaskRow
-from conversation.types import LabelingTask
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from conversation.types import LabelingTask
 
 Source = Literal["user_feedback", "safety"]
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import builtins
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation.errors import ConflictError, InvalidInputError, NotFoundError
 from conversation.models import TenantRow
-from conversation.types import TenantInfo
+
+if TYPE_CHECKING:
+    import builtins
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from conversation.types import TenantInfo
 
 MAX_TENANT_NAME_CHARS = 128
 

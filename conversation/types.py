@@ -7,8 +7,10 @@ SQLite returns).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 Role = Literal["user", "assistant", "system"]
 """Who wrote a message."""

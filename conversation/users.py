@@ -7,16 +7,20 @@ used (the API layer decides whether they must).
 
 from __future__ import annotations
 
-import builtins
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation.errors import ConflictError, InvalidInputError, NotFoundError
 from conversation.models import TenantRow, UserRow
 from conversation.types import PRINCIPAL_ROLES, PrincipalRole, UserInfo
 from kernel.orm import utcnow
+
+if TYPE_CHECKING:
+    import builtins
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 MAX_SUBJECT_CHARS = 255
 MAX_USER_NAME_CHARS = 200

@@ -13,13 +13,15 @@ decoding gives the same tokens as ``model.generate``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
 from inference.errors import ModelLoadError
-from inference.kv_cache import KVCache
+
+if TYPE_CHECKING:
+    from inference.kv_cache import KVCache
 
 _SUPPORTED_MODEL_TYPES = frozenset({"llama"})
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 import torch
-from prometheus_client import CollectorRegistry
 
 from inference.batch_forward import LlamaBatchForward, StepBatch
 from inference.detokenizer import OutputStream
@@ -23,7 +23,6 @@ from inference.engine_support import (
 )
 from inference.errors import EngineOverloadedError, EngineUnavailableError, InvalidRequestError
 from inference.kv_cache import KVCache
-from inference.loader import LoadedModel
 from inference.metrics import engine_metrics
 from inference.prefix_cache import PrefixCache
 from inference.request_slot import RequestSlot
@@ -32,6 +31,11 @@ from inference.scheduler import Scheduler, Ticket, plan_prefill
 from inference.sequence import Sequence as Seq
 from inference.threaded_engine import Loader, ThreadedEngine
 from inference.types import FinishReason, GenerationRequest
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from inference.loader import LoadedModel
 
 logger = structlog.get_logger(__name__)
 
@@ -239,7 +243,8 @@ class BatchingEngine(ThreadedEngine):
 
     def _admit(self, seq: Seq) -> None:
         """Give ``seq`` a KV slot and copy in whatever prefix of its prompt is cached."""
-        assert self._cache is not None
+        if self._cache is None:
+            raise RuntimeError("the engine is not started")
         seq.kv_slot = self._cache.allocate()
         self._kv_reserved += seq.kv_tokens
         self._running.append(seq)
@@ -257,7 +262,8 @@ class BatchingEngine(ThreadedEngine):
 
     def _step(self) -> None:
         """One iteration: drop cancelled sequences, one forward pass, sample, retire."""
-        assert self._forward is not None
+        if self._forward is None:
+            raise RuntimeError("the engine is not started")
         for seq in list(self._running):
             if seq.slot.should_cancel():
                 self._retire(seq, FinishReason.CANCELLED)
@@ -343,7 +349,8 @@ class BatchingEngine(ThreadedEngine):
 
     def _remember_prefix(self, seq: Seq) -> None:
         """Put the full prompt blocks of a freshly prefilled ``seq`` into the prefix cache."""
-        assert self._cache is not None
+        if self._cache is None:
+            raise RuntimeError("the engine is not started")
         if self._prefix.capacity_bytes == 0:
             return
         size = self._prefix.block_size
@@ -355,7 +362,8 @@ class BatchingEngine(ThreadedEngine):
 
     def _retire(self, seq: Seq, reason: FinishReason, error: str | None = None) -> None:
         """Free ``seq``'s slot and end its stream."""
-        assert self._cache is not None
+        if self._cache is None:
+            raise RuntimeError("the engine is not started")
         if seq in self._running:
             self._running.remove(seq)
             self._cache.release(seq.kv_slot)

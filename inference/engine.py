@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Sequence
+from typing import TYPE_CHECKING
 
-from inference.types import ChatMessage, GenerationEvent, GenerationRequest
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Sequence
+
+    from inference.types import ChatMessage, GenerationEvent, GenerationRequest
 
 
 class Engine(ABC):

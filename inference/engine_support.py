@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inference.errors import InvalidRequestError, ModelLoadError
-from inference.loader import LoadedModel
-from inference.request_slot import RequestSlot
 from inference.sampling import validate_sampling
 from inference.types import ChatMessage, FinishEvent, GenerationEvent, GenerationRequest
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Callable, Sequence
+
+    from inference.loader import LoadedModel
+    from inference.request_slot import RequestSlot
 
 
 def context_limit(loaded: LoadedModel, max_context_tokens: int | None) -> int:

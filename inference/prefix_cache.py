@@ -9,10 +9,13 @@ computation a fresh prefill would do. Blocks live in an LRU bounded by bytes.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import torch
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from inference.errors import InvalidRequestError
-from inference.types import SamplingParams
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from inference.types import SamplingParams
 
 
 def validate_sampling(params: SamplingParams) -> None:

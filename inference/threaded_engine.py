@@ -8,6 +8,7 @@ from abc import abstractmethod
 from collections.abc import AsyncGenerator, Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -15,8 +16,10 @@ from inference.engine import Engine
 from inference.engine_support import context_limit, eos_token_ids, render_chat, stream_events
 from inference.errors import EngineUnavailableError
 from inference.loader import LoadedModel, load_model
-from inference.request_slot import RequestSlot
-from inference.types import ChatMessage, GenerationEvent, GenerationRequest
+
+if TYPE_CHECKING:
+    from inference.request_slot import RequestSlot
+    from inference.types import ChatMessage, GenerationEvent, GenerationRequest
 
 Loader = Callable[[], LoadedModel]
 

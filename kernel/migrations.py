@@ -7,14 +7,17 @@ PostgreSQL) and cover every package's tables.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from kernel.db import async_url, ensure_sqlite_folder
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 # NOTE: the package is installed editable, so the repository root (which holds
 # alembic/) is the parent of this package's folder.

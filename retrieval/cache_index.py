@@ -94,9 +94,8 @@ class QueryIndex:
         want = min(len(self._ids), 1 + len(self._ids) - self._live)
         scores, slots = self._index.search(query, want)
         for score, slot in zip(scores[0], slots[0], strict=True):
-            if slot >= 0 and self._ids[slot] is not None:
-                entry = self._ids[slot]
-                assert entry is not None
+            entry = self._ids[slot] if slot >= 0 else None
+            if entry is not None:
                 return entry, float(score)
         return None
 

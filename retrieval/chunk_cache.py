@@ -29,9 +29,8 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -39,6 +38,9 @@ from retrieval.cache_index import QueryIndex
 from retrieval.cache_rank import CachedChunk
 from retrieval.metrics import CACHE_BYTES, CACHE_ENTRIES, CACHE_EVICTIONS, CACHE_INVALIDATIONS
 from retrieval.types import CacheStats, ChunkHit, SearchMode
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Sequence
 
 Scope = tuple[str, str | None, SearchMode]
 """``(tenant_id, collection or None for all of the tenant's, mode)``."""

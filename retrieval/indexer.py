@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 
-from retrieval.chunking import Chunk, Chunker
-from retrieval.embedding import Embedder
 from retrieval.errors import InvalidDocumentError
 from retrieval.extract import TEXT_HTML, TEXT_MARKDOWN, ExtractedText, extract_text
 from retrieval.types import OnChunksChanged, no_chunks_changed
 from retrieval.vector_store import ChunkPoint, VectorStore
+
+if TYPE_CHECKING:
+    from retrieval.chunking import Chunk, Chunker
+    from retrieval.embedding import Embedder
 
 # Chunks embedded (one to_thread call) and upserted per round: bounds memory, lets a
 # cancelled ingest stop between rounds and lets a worker renew its queue lease.

@@ -22,6 +22,7 @@ import contextlib
 import os
 import socket
 import uuid
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -31,10 +32,12 @@ from retrieval.errors import (
     InvalidDocumentError,
     UnsupportedDocumentError,
 )
-from retrieval.indexer import Indexer
-from retrieval.ingest_queue.base import Delivery, IngestQueue
-from retrieval.repository import DocumentRepository
 from retrieval.types import DocumentStatus, IngestJob
+
+if TYPE_CHECKING:
+    from retrieval.indexer import Indexer
+    from retrieval.ingest_queue.base import Delivery, IngestQueue
+    from retrieval.repository import DocumentRepository
 
 DEFAULT_POLL_S = 1.0
 _MAX_ERROR_CHARS = 2000

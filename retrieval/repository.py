@@ -8,16 +8,19 @@ hash that came from a queue entry this service wrote.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kernel.cursor import decode_cursor, encode_cursor
 from kernel.ids import new_id
 from retrieval.errors import DocumentNotFoundError, InvalidRequestError
 from retrieval.models import DocumentRow, DocumentUploadRow
 from retrieval.types import DocumentInfo, DocumentPage, DocumentStatus, IngestJob
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from tokenizers import Tokenizer
 
 from retrieval.cache_index import Device, resolve_device
 from retrieval.cache_rank import CachedChunk, rank
@@ -26,10 +25,16 @@ from retrieval.metrics import (
     STORE_LATENCY,
 )
 from retrieval.prefetch import Prefetcher
-from retrieval.query_embedder import QueryEmbedder
-from retrieval.sparse import Bm25Encoder
 from retrieval.types import CacheStats, ChunkHit, SearchMode, SearchRequest
 from retrieval.vector_store import HYBRID_PREFETCH_MIN, Candidate, VectorStore
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from tokenizers import Tokenizer
+
+    from retrieval.query_embedder import QueryEmbedder
+    from retrieval.sparse import Bm25Encoder
 
 # The store is never asked for more candidates than this, whatever k × multiplier says.
 MAX_CANDIDATES = 400

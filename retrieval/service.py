@@ -8,15 +8,11 @@ tenant's document is indistinguishable from a missing one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typing import TYPE_CHECKING
 
 from retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, Chunker
-from retrieval.embedding import Embedder
 from retrieval.errors import InvalidRequestError
 from retrieval.indexer import EMBED_ROUND, Indexer
-from retrieval.ingest_queue.base import IngestQueue
 from retrieval.ingest_queue.memory import InProcessIngestQueue
 from retrieval.ingestion import IngestionWorkers
 from retrieval.query_embedder import QueryEmbedder
@@ -38,7 +34,15 @@ from retrieval.types import (
     no_chunks_changed,
 )
 from retrieval.validation import MAX_COLLECTION_LENGTH, check_label, check_tenant
-from retrieval.vector_store import VectorStore
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from retrieval.embedding import Embedder
+    from retrieval.ingest_queue.base import IngestQueue
+    from retrieval.vector_store import VectorStore
 
 MAX_PAGE_SIZE = 200
 MAX_QUERY_CHARS = 4096

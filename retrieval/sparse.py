@@ -17,12 +17,15 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import regex
 import snowballstemmer
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _WORD = regex.compile(r"\w+", regex.UNICODE)
 _MAX_WORD_CHARS = 64

@@ -13,14 +13,11 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 
 from retrieval.errors import DocumentNotFoundError, IngestQueueFullError
-from retrieval.indexer import Indexer
-from retrieval.ingest_queue.base import IngestQueue
-from retrieval.repository import DocumentRepository
 from retrieval.sniff import sniff_upload
 from retrieval.types import (
     DocumentInfo,
@@ -31,6 +28,13 @@ from retrieval.types import (
     Upload,
 )
 from retrieval.validation import MAX_COLLECTION_LENGTH, MAX_NAME_LENGTH, check_label, check_tenant
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from retrieval.indexer import Indexer
+    from retrieval.ingest_queue.base import IngestQueue
+    from retrieval.repository import DocumentRepository
 
 _MAX_ERROR_CHARS = 2000
 _FINAL = (DocumentStatus.READY, DocumentStatus.FAILED)

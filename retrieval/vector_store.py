@@ -13,9 +13,8 @@ upsert, so callers only ever hand it ``ChunkPoint``s.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from qdrant_client import AsyncQdrantClient, models
@@ -25,6 +24,9 @@ from retrieval.errors import RetrievalError, VectorStoreUnavailableError
 from retrieval.points import Candidate, ChunkPoint, chunk_point_id
 from retrieval.sparse import Bm25Encoder, SparseVector
 from retrieval.types import ChunkHit, Fusion, SearchMode
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Collection, Sequence
 
 # NOTE: v2 holds named dense + sparse vectors; the v1 collection (one unnamed dense
 # vector) is left alone, and its documents must be re-ingested to be found.

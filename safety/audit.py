@@ -6,18 +6,22 @@ never the text: reasons name rules and counts, not content.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kernel.orm import utcnow
 from safety.metrics import count_verdicts
 from safety.models import SafetyVerdictRow
 from safety.types import Action, Category, Stage, Verdict
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 log = structlog.get_logger("safety.audit")
 

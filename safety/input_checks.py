@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from safety.injection import TextEmbedder
 from safety.normalize import fold
-from safety.policy import BlockedTopic
+
+if TYPE_CHECKING:
+    from safety.injection import TextEmbedder
+    from safety.policy import BlockedTopic
 
 _ALLOWED_CONTROLS = {"\n", "\r", "\t"}
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from safety.injection import InjectionDetector, PatternDetector, SimilarityDetector, TextEmbedder
 from safety.input_checks import TopicMatcher, size_and_characters
-from safety.policy import Policy
 from safety.types import Action, Category, GuardResult, Stage, Verdict
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from safety.policy import Policy
 
 # Shown in place of a neutralised chunk's text: the model sees that something was
 # removed without reading the instructions it carried.

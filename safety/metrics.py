@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
-from safety.types import Verdict
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from safety.types import Verdict
 
 VERDICTS = Counter(
     "ragserve:safety_verdicts_total",

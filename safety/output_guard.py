@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from safety.harmful import classify_harm
 from safety.leakage import LeakDetector
 from safety.markup import MARKUP_RULES
 from safety.pii import PII_RULES
-from safety.policy import Policy
 from safety.refusal import refusal_pieces
 from safety.rules import Rule, RuleSet
 from safety.stream import StreamRedactor
 from safety.types import Action, Category, GuardResult, Stage, Verdict
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from safety.policy import Policy
 
 # Sentences are checked for harm at these characters (and at the end).
 _BOUNDARIES = (".", "!", "?", "\n")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safety.types import Action, Category
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 INPUT_FILTERS = ("size", "injection", "blocked_topics")
 RETRIEVAL_FILTERS = ("chunk_injection",)

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from safety.types import Category
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 FINISH_REASON = "content_filter"
 

@@ -29,20 +29,24 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 from psycopg import sql
 from pytest_postgresql import factories
 from pytest_redis import factories as redis_factories
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kernel.db import create_engine, session_factory
 from kernel.migrations import upgrade
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_PORT = 5432

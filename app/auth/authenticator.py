@@ -7,13 +7,17 @@ See docs/security.md.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.auth.jwt import JwtVerifier
 from app.auth.principal import Principal, RateLimitOverride
 from app.core.errors import UnauthorizedError
-from app.core.settings import AuthSettings
 from conversation import ApiKeyService, NotFoundError, UserService
 from conversation.api_keys import SECRET_PREFIX
 from conversation.errors import AuthenticationError
+
+if TYPE_CHECKING:
+    from app.core.settings import AuthSettings
 
 
 def bearer_token(header: str | None) -> str:

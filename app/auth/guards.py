@@ -7,15 +7,17 @@ handlers (another tenant's object is a 404, not a 403).
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
-from litestar.types import Guard
+from typing import TYPE_CHECKING, Any
 
 from app.auth.principal import Principal, Role
 from app.core.errors import ForbiddenError, UnauthorizedError
-from app.core.settings import AuthSettings
+
+if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
+    from litestar.handlers.base import BaseRouteHandler
+    from litestar.types import Guard
+
+    from app.core.settings import AuthSettings
 
 ROLE_RANK: dict[Role, int] = {"user": 0, "labeler": 1, "admin": 2}
 

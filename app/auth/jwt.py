@@ -11,15 +11,18 @@ claim, when present, a known role.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 
 from app.core.errors import UnauthorizedError
-from app.core.settings import AuthSettings
 from conversation import PRINCIPAL_ROLES, PrincipalRole
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from app.core.settings import AuthSettings
 
 MAX_TOKEN_CHARS = 8192
 """Longer bearer tokens are refused before any parsing."""

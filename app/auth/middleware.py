@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from app.auth.authenticator import Authenticator, bearer_token
+
+if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
 
 __all__ = ["AuthMiddleware"]
 

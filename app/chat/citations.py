@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from app.chat.prompt import Source
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from app.chat.prompt import Source
 
 _MARKER = re.compile(r"\[(\d{1,2}(?:\s*,\s*\d{1,2})*)\]")
 _WORD = re.compile(r"[a-z0-9]{4,}")

@@ -6,16 +6,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.chat.prompt import Source
 from app.core.errors import ApiError, InternalError
-from conversation import MessageInfo
 from inference import TokenEvent
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from app.chat.prompt import Source
+    from conversation import MessageInfo
 
 __all__ = [
     "TERMINAL",
@@ -36,7 +39,7 @@ class EventKind(StrEnum):
 
     CONVERSATION = "conversation"
     SOURCES = "sources"
-    TOKEN = "token"
+    TOKEN = "token"  # noqa: S105 (an event name, not a secret)
     DONE = "done"
     ERROR = "error"
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.core.errors import ModelNotFoundError, UnavailableError
-from inference import Engine
+
+if TYPE_CHECKING:
+    from inference import Engine
 
 __all__ = ["ChatModel", "served_id"]
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from app.chat.prompt import Source
-from inference import FinishEvent
-from safety import Verdict
+if TYPE_CHECKING:
+    from app.chat.prompt import Source
+    from inference import FinishEvent
+    from safety import Verdict
 
 
 class Stopwatch:

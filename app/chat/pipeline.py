@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
@@ -20,11 +20,8 @@ from app.chat.citations import cite
 from app.chat.events import SourcesFound, TurnEvent, TurnFinished, TurnStarted
 from app.chat.outcome import Stopwatch, TurnOutcome
 from app.chat.prompt import Source, build_messages, fit_history, fit_sources
-from app.chat.safety_gate import SafetyGate
-from app.chat.turn import PipelineConfig, TurnRequest
 from app.core.errors import UnprocessableError
 from app.core.metrics import observe_turn
-from conversation import ConversationService, MessageInfo, MessageStatus
 from inference import (
     ChatMessage,
     Engine,
@@ -33,9 +30,14 @@ from inference import (
     SamplingParams,
     TokenEvent,
 )
-from retrieval import RetrievalService
 from safety import FINISH_REASON as CONTENT_FILTER
 from safety import Category, refusal_pieces
+
+if TYPE_CHECKING:
+    from app.chat.safety_gate import SafetyGate
+    from app.chat.turn import PipelineConfig, TurnRequest
+    from conversation import ConversationService, MessageInfo, MessageStatus
+    from retrieval import RetrievalService
 
 __all__ = ["TurnPipeline", "UsageHook"]
 

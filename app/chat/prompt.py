@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from inference import ChatMessage
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 SYSTEM_PROMPT = (
     "You are a helpful assistant that answers questions using the numbered sources "

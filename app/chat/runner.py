@@ -14,16 +14,18 @@ import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import structlog
 
 from app.chat.events import TERMINAL, EventKind, TurnEvent, error_payload, to_wire
-from app.chat.pipeline import TurnPipeline
-from app.chat.resume.base import TokenBuffer
-from app.chat.turn import TurnRequest
 from app.core.errors import classify
 from app.core.metrics import ERRORS
+
+if TYPE_CHECKING:
+    from app.chat.pipeline import TurnPipeline
+    from app.chat.resume.base import TokenBuffer
+    from app.chat.turn import TurnRequest
 
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
@@ -106,7 +108,7 @@ class TurnRunner:
         message_id = request.message_id
         opened = False
         try:
-            turn_events = cast(AsyncGenerator[TurnEvent, None], self._pipeline.run(request))
+            turn_events = cast("AsyncGenerator[TurnEvent, None]", self._pipeline.run(request))
             async with AsyncExitStack() as stack:
                 if slot is not None:
                     await stack.enter_async_context(slot)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from app.chat.prompt import SYSTEM_PROMPT, Source
-from conversation import LabelingQueue
 from safety import (
     GuardResult,
     InputGuard,
@@ -25,6 +24,11 @@ from safety import (
     Verdict,
     VerdictStore,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conversation import LabelingQueue
 
 log = structlog.get_logger(__name__)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from inference import ChatMessage
+if TYPE_CHECKING:
+    from inference import ChatMessage
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from safety import redact_event
+
+if TYPE_CHECKING:
+    from collections.abc import MutableMapping
 
 # Fields whose value is a credential whatever it looks like.
 _SECRET_FIELDS = frozenset(

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from inference import Engine
 from kernel.db import check_health
-from retrieval import RetrievalService
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from inference import Engine
+    from retrieval import RetrievalService
 
 __all__ = ["Readiness", "ReadinessReport"]
 

@@ -9,17 +9,21 @@ running at once are counted per key on this node (``turn_slot``).
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
-from app.auth.principal import Principal
 from app.core.errors import RateLimitedError, TooManyTurnsError
 from app.core.metrics import RATE_LIMIT_BACKEND_ERRORS, RATE_LIMIT_REJECTIONS
-from app.core.settings import RateLimitSettings
 from app.ratelimit.buckets import Bucket, BucketsUnavailableError, Decision, TokenBuckets
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from app.auth.principal import Principal
+    from app.core.settings import RateLimitSettings
 
 __all__ = ["Quota", "RateLimiter"]
 

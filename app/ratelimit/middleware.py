@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import re
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar.enums import ScopeType
 from litestar.middleware import AbstractMiddleware
-from litestar.types import Message, Receive, Scope, Send
 
 from app.auth.principal import Principal
 from app.core.errors import RateLimitedError
-from app.ratelimit.limiter import RateLimiter
+
+if TYPE_CHECKING:
+    from litestar.types import Message, Receive, Scope, Send
+
+    from app.ratelimit.limiter import RateLimiter
 
 __all__ = ["UNLIMITED_PATHS", "RateLimitMiddleware"]
 

@@ -6,14 +6,18 @@ in-process one otherwise), so no other module asks which backend is in use.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from app.chat.resume import MemoryTokenBuffer, RedisTokenBuffer, TokenBuffer
-from app.core.settings import Settings
 from app.ratelimit import InProcessTokenBuckets, RateLimiter, RedisTokenBuckets, TokenBuckets
 from conversation import HotState, MemoryHotState, NoHotState, RedisHotState
 from inference import BatchingEngine, Engine, LocalEngine
 from retrieval import CacheConfig, IngestQueue, InProcessIngestQueue, RedisStreamsIngestQueue
+
+if TYPE_CHECKING:
+    from app.core.settings import Settings
 
 
 def open_redis(settings: Settings) -> Redis | None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
@@ -27,6 +26,11 @@ from app.ratelimit.middleware import RateLimitMiddleware
 from app.server.lifespan import lifespan
 from app.server.middleware import echo_request_id, latency_middleware, request_id_middleware
 from app.server.providers import dependencies
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from litestar.datastructures import State
 
 
 def create_app(settings: Settings | None = None, state: State | None = None) -> Litestar:

@@ -8,14 +8,11 @@ parts close in the reverse order they opened, through one ``AsyncExitStack``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 import structlog
-from litestar import Litestar
 from litestar.datastructures import State
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.authenticator import Authenticator
 from app.chat.pipeline import TurnPipeline
@@ -23,7 +20,6 @@ from app.chat.runner import TurnRunner
 from app.chat.safety_gate import SafetyGate, load_policies
 from app.chat.turn import PipelineConfig
 from app.core.readiness import Readiness
-from app.core.settings import Settings
 from app.server.components import (
     build_cache_config,
     build_engine,
@@ -41,10 +37,19 @@ from conversation import (
     TenantService,
     UserService,
 )
-from inference import Engine
 from kernel.db import create_engine, session_factory
 from retrieval import QdrantVectorStore, RetrievalService, SentenceTransformerEmbedder
 from safety import VerdictStore
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from litestar import Litestar
+    from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from app.core.settings import Settings
+    from inference import Engine
 
 __all__ = ["lifespan", "open_state"]
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import structlog
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import classify
 from app.core.metrics import REQUEST_LATENCY, REQUESTS
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["echo_request_id", "latency_middleware", "request_id_middleware"]
 

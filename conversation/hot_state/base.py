@@ -25,11 +25,14 @@ when given no hot state, so the service needs this module alone.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from conversation.types import ConversationInfo, MessageInfo
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from conversation.types import ConversationInfo, MessageInfo
 
 
 @dataclass(frozen=True, slots=True)

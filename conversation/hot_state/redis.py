@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from conversation.hot_state.base import CachedConversation, HotState, Lookup, PendingWrite
 from conversation.types import ConversationInfo, MessageInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from redis.asyncio import Redis
 
 _log = structlog.get_logger(__name__)
 _T = TypeVar("_T")

@@ -8,6 +8,7 @@ import itertools
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from retrieval.ingest_queue.base import (
     DEAD_LETTERS_KEPT,
@@ -18,7 +19,9 @@ from retrieval.ingest_queue.base import (
     IngestQueue,
     queue_full,
 )
-from retrieval.types import IngestJob
+
+if TYPE_CHECKING:
+    from retrieval.types import IngestJob
 
 
 @dataclass

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -23,6 +21,11 @@ from retrieval.ingest_queue.base import (
     queue_full,
 )
 from retrieval.types import IngestJob
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from redis.asyncio import Redis
 
 # KEYS[1] stream; ARGV[1] max entries, ARGV[2] job. XLEN and XADD in one atomic
 # step, so concurrent API nodes cannot overfill the stream between check and add.

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import openai
 import pytest
 
-from tests.e2e.conftest import Deployment
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Deployment
 
 pytestmark = pytest.mark.e2e
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from tests.e2e.conftest import Deployment
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Deployment
 
 pytestmark = pytest.mark.e2e
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from safety import Category, refusal_text
-from tests.e2e.conftest import Deployment
 from tests.e2e.ws_client import connect, send, until_end
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Deployment
 
 pytestmark = pytest.mark.e2e
 

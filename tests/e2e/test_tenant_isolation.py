@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -25,6 +23,10 @@ from websockets.sync.client import connect
 
 from app.server.factory import create_app
 from tests.e2e.server import Server
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 JWT_ENV = {
     "RAGSERVE_AUTH_JWT_SECRET": "isolation-walk-secret-" + "x" * 40,

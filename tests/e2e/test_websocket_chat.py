@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import websockets
-from websockets.asyncio.client import ClientConnection
 
-from tests.e2e.conftest import Deployment
 from tests.e2e.ws_client import connect, until_end
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+    from tests.e2e.conftest import Deployment
 
 pytestmark = pytest.mark.e2e
 

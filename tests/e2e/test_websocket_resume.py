@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Deployment
 from tests.e2e.server import Server
 from tests.e2e.ws_client import connect, send, until_end
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tests.e2e.conftest import Deployment
 
 pytestmark = pytest.mark.e2e
 

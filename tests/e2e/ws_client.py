@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import websockets
-from websockets.asyncio.client import ClientConnection
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
 
 
 async def connect(url: str, token: str, timeout_s: float = 30.0) -> ClientConnection:

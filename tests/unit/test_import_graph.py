@@ -7,10 +7,13 @@ import: module-level, function-local and the ones under ``TYPE_CHECKING``.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("kernel", "app", "conversation", "retrieval", "inference", "safety", "bench")

@@ -10,13 +10,15 @@ last event, and at most ``max_events`` of them (the newest).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.chat.events import TERMINAL, EventKind
 from app.core.errors import ResourceNotFoundError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
 
 
 @dataclass(frozen=True, slots=True)

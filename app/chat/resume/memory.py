@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.chat.events import EventKind
 from app.chat.resume.base import BufferedEvent, TokenBuffer, in_order, not_found, truncated
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
 
 _POLL_S = 1.0
 """How often a waiting follower wakes to notice that its turn expired."""

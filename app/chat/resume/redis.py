@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncGenerator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.chat.events import EventKind
 from app.chat.resume.base import BufferedEvent, TokenBuffer, in_order, not_found, truncated
 from app.core.errors import UnavailableError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from redis.asyncio import Redis
 
 _BLOCK_MS = 1000
 """How long one XREAD waits for new events before the follower checks on its turn."""

@@ -9,7 +9,7 @@ fields (``conversation_id``, ``retrieval`` and, in answers, ``message_id``,
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -24,8 +24,10 @@ from pydantic import (
 
 from app.chat.turn import TurnOptions, TurnRequest
 from app.core.errors import BadRequestError
-from conversation import MessageInfo
 from inference import ChatMessage
+
+if TYPE_CHECKING:
+    from conversation import MessageInfo
 
 MAX_MESSAGES = 256
 """Messages one chat completion request may carry."""

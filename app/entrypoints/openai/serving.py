@@ -10,13 +10,12 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.auth.principal import Principal
 from app.chat.events import (
     SourcesFound,
     TurnEvent,
@@ -26,9 +25,7 @@ from app.chat.events import (
     generation_failed,
 )
 from app.chat.models import ChatModel, served_id
-from app.chat.pipeline import TurnPipeline
 from app.core.errors import ApiError, BadRequestError, InternalError, ModelNotFoundError, classify
-from app.core.settings import Settings
 from app.entrypoints.openai.embeddings import (
     EmbeddingData,
     EmbeddingRequest,
@@ -49,7 +46,14 @@ from app.entrypoints.openai.protocol import (
     to_openai_finish,
 )
 from inference import TokenEvent
-from retrieval import RetrievalService
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from app.auth.principal import Principal
+    from app.chat.pipeline import TurnPipeline
+    from app.core.settings import Settings
+    from retrieval import RetrievalService
 
 PACKAGED_EMBEDDING_ID = "all-minilm-l6-v2"
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError
 
-from app.chat.events import EventKind
 from app.entrypoints.rest.conversations.schemas import ChatRequest
 from app.entrypoints.schemas import Schema
+
+if TYPE_CHECKING:
+    from app.chat.events import EventKind
 
 MAX_ID_LENGTH = 128
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from app.chat.resume import BufferedEvent, TokenBuffer
-from app.chat.runner import Sink
 from app.core.errors import UnprocessableError
 from app.entrypoints.ws.protocol import ResumePayload, validation_reason
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from app.chat.resume import BufferedEvent, TokenBuffer
+    from app.chat.runner import Sink
 
 
 async def open_replay(

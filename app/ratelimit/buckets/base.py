@@ -19,8 +19,11 @@ round trip) that reads the clock with ``TIME``, so API nodes' clocks never matte
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "Bucket",

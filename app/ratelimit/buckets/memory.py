@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from app.ratelimit.buckets.base import Bucket, Decision, TokenBuckets
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["InProcessTokenBuckets"]
 

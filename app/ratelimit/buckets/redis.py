@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.ratelimit.buckets.base import Bucket, BucketsUnavailableError, Decision, TokenBuckets
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from redis.asyncio import Redis
 
 __all__ = ["RedisTokenBuckets"]
 

@@ -12,16 +12,13 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.authenticator import Authenticator, bearer_token
 from app.auth.jwt import mint_token
@@ -29,6 +26,12 @@ from app.auth.principal import Principal, RateLimitOverride
 from app.core.errors import UnauthorizedError
 from app.core.settings import AuthSettings
 from conversation import ApiKeyService, RateLimit, TenantInfo, TenantService, UserService
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 SECRET = "s" * 64
 AUDIENCE = "ragserve-tests"

@@ -9,17 +9,20 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from litestar.datastructures import State
 from litestar.testing import TestClient
 
 from app.core.settings import Settings
 from app.server.factory import create_app
 from kernel.migrations import upgrade
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from litestar.datastructures import State
 
 pytestmark = pytest.mark.model
 

@@ -3,12 +3,11 @@ the request, and the usage hook that rate limits plug into."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from litestar.datastructures import State
 
 from app.chat.events import TurnFinished
 from app.chat.pipeline import TurnPipeline, UsageHook
@@ -17,6 +16,11 @@ from app.core.settings import Settings
 from app.server.lifespan import open_state
 from inference import ChatMessage
 from kernel.migrations import upgrade_async
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from litestar.datastructures import State
 
 pytestmark = pytest.mark.model
 

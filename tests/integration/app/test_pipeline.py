@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, aclosing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from litestar.datastructures import State
 
 from app.chat.events import SourcesFound, TurnFinished, TurnStarted
 from app.chat.pipeline import TurnPipeline
@@ -18,6 +17,11 @@ from conversation import LabelingQueue, NotFoundError
 from inference import BatchingEngine, EngineOverloadedError, TokenEvent
 from kernel.migrations import upgrade_async
 from safety import VerdictStore
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from litestar.datastructures import State
 
 pytestmark = pytest.mark.model
 

@@ -11,18 +11,21 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
-from litestar.datastructures import State
 from litestar.testing import TestClient
 
 from app.core.settings import RateLimitSettings, Settings
 from app.server.factory import create_app
 from kernel.migrations import upgrade
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import httpx
+    from litestar.datastructures import State
 
 pytestmark = pytest.mark.model
 

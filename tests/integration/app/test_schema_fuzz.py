@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hypothesis
 import pytest
@@ -35,6 +34,9 @@ from app.server.lifespan import open_state
 from conversation import ApiKeyService, TenantService
 from kernel.db import create_engine, session_factory
 from kernel.migrations import upgrade
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = pytest.mark.model
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 from redis.asyncio import Redis
@@ -16,6 +16,9 @@ from app.ratelimit import (
     RedisTokenBuckets,
     TokenBuckets,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 
 @pytest.fixture(params=["in_process", "redis"])

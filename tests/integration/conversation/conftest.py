@@ -3,8 +3,9 @@ through the root ``sessions`` fixture."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation import (
     ApiKeyService,
@@ -13,6 +14,9 @@ from conversation import (
     TenantInfo,
     TenantService,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 @pytest.fixture

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation import ApiKeyService, AuthenticationError, NotFoundError, TenantInfo
 from conversation.models import ApiKeyRow
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 async def test_create_then_authenticate(api_keys: ApiKeyService, tenant: TenantInfo) -> None:

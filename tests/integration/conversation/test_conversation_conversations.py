@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation import (
     ConversationService,
@@ -19,6 +19,9 @@ from conversation import (
     new_id,
 )
 from conversation.models import FeedbackRow, MessageRow
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 async def test_create_and_get(conversations: ConversationService, tenant: TenantInfo) -> None:

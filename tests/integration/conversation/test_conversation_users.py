@@ -11,13 +11,11 @@ up here even when no test happened to look for the leak it allows.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import event, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation import (
     ApiKeyService,
@@ -33,6 +31,11 @@ from conversation import (
     new_id,
 )
 from conversation.models import ApiKeyRow
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 @pytest.fixture

@@ -11,12 +11,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation import (
     ConversationInfo,
@@ -31,6 +30,9 @@ from conversation import (
 )
 from conversation.hot_state import CachedConversation
 from tests.conftest import _free_port
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 MakeHot = Callable[..., HotState]
 

@@ -7,12 +7,15 @@ them through ``conversation.FlagVerdict`` without importing safety.
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversation import LabelingQueue, TaskNotFoundError
 from safety import Action, Category, Stage, Verdict
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 FLAG = Verdict("harmful", Stage.OUTPUT, Category.VIOLENCE, Action.FLAG, 0.85, "threat")
 REDACT = Verdict("pii", Stage.OUTPUT, Category.PII, Action.REDACT, 1.0, "EMAIL x1")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from inference.loader import LoadedModel, load_model
 from inference.local_engine import LocalEngine
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 CACHE_DIR = Path(__file__).resolve().parents[3] / ".cache" / "models"
 

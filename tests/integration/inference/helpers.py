@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
-from inference import LoadedModel
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from inference import LoadedModel
 
 
 async def eventually(condition: Callable[[], bool], within: float) -> None:

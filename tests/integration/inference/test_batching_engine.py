@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from inference.batching_engine import BatchingEngine
 from inference.errors import EngineOverloadedError, InvalidRequestError
-from inference.loader import LoadedModel
 from inference.types import (
     ChatMessage,
     FinishEvent,
@@ -22,6 +21,11 @@ from inference.types import (
     TokenEvent,
 )
 from tests.integration.inference.helpers import eventually, hf_greedy
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from inference.loader import LoadedModel
 
 pytestmark = pytest.mark.model
 

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import time
 import uuid
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -28,6 +28,9 @@ from inference.types import (
     TokenEvent,
 )
 from tests.integration.inference.helpers import eventually, hf_greedy
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.model
 

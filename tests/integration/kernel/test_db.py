@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import text
 
 from kernel.db import async_url, check_health, create_engine
 from kernel.errors import DatabaseUnavailableError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 async def test_health_check_passes(database_url: str) -> None:

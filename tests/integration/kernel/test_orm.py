@@ -58,6 +58,6 @@ async def test_a_naive_timestamp_is_refused(database_url: str) -> None:
     try:
         with pytest.raises(StatementError, match="naive datetime"):
             async with session_factory(engine).begin() as session:
-                session.add(_document(created_at=datetime(2025, 3, 1)))
+                session.add(_document(created_at=datetime(2025, 3, 1)))  # noqa: DTZ001 (the point)
     finally:
         await engine.dispose()

@@ -4,8 +4,7 @@ and the ingestion queues, in-process and on the real Redis of ``redis_url``."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from redis.asyncio import Redis
@@ -16,6 +15,9 @@ from retrieval.embedding import SentenceTransformerEmbedder
 from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue, RedisStreamsIngestQueue
 from retrieval.service import RetrievalService
 from retrieval.vector_store import QdrantVectorStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MakeQueue = Callable[..., IngestQueue]
 

@@ -7,15 +7,20 @@ change that removed it has returned.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from retrieval.embedding import SentenceTransformerEmbedder
 from retrieval.search import CacheConfig
 from retrieval.service import RetrievalService
-from retrieval.vector_store import QdrantVectorStore
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from retrieval.embedding import SentenceTransformerEmbedder
+    from retrieval.vector_store import QdrantVectorStore
 
 pytestmark = pytest.mark.model
 

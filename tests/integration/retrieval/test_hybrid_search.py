@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from qdrant_client import models
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from retrieval.embedding import SentenceTransformerEmbedder
 from retrieval.errors import InvalidRequestError, RetrievalError
 from retrieval.query_embedder import QueryEmbedder
 from retrieval.service import RetrievalService
-from retrieval.vector_store import QdrantVectorStore
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from retrieval.embedding import SentenceTransformerEmbedder
+    from retrieval.vector_store import QdrantVectorStore
 
 pytestmark = pytest.mark.model
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from retrieval.chunking import Chunker
-from retrieval.embedding import SentenceTransformerEmbedder
 from retrieval.errors import (
     DocumentNotFoundError,
     IngestQueueFullError,
@@ -26,7 +25,12 @@ from retrieval.errors import (
 from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue
 from retrieval.service import RetrievalService
 from retrieval.types import DocumentStatus, IngestOutcome, Upload
-from retrieval.vector_store import QdrantVectorStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from retrieval.embedding import SentenceTransformerEmbedder
+    from retrieval.vector_store import QdrantVectorStore
 
 pytestmark = pytest.mark.model
 
@@ -57,6 +61,15 @@ async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 60.
     while not await check():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.02)
+
+
+async def drained(queue_length: Callable[[], Awaitable[int]]) -> None:
+    """Waits for an empty queue: a worker acks its entry just after it stores the status."""
+
+    async def empty() -> bool:
+        return await queue_length() == 0
+
+    await eventually(empty, within_s=10)
 
 
 @pytest.fixture
@@ -103,7 +116,7 @@ async def test_submit_answers_queued_and_a_worker_makes_it_ready(
     assert done.error is None
     assert done.chunk_count >= 3
     assert await store.count(TENANT, done.id) == done.chunk_count
-    assert await service.queue_length() == 0
+    await drained(service.queue_length)
     hits = await service.search(TENANT, "what does procedure 4 say about the filter?", k=3)
     assert hits
     assert hits[0].document_id == done.id
@@ -144,7 +157,7 @@ async def test_a_worker_killed_mid_document_is_replaced_without_lost_or_duplicat
     points, _ = await store.client.scroll(store.collection_name, limit=1000, with_payload=True)
     positions = sorted(int((p.payload or {})["position"]) for p in points)
     assert positions == list(range(expected))
-    assert await queue.length() == 0
+    await drained(queue.length)
     assert await queue.dead_letters() == []
 
 
@@ -201,7 +214,7 @@ async def test_unchanged_bytes_are_a_no_op_and_new_bytes_replace(
     again = await service.submit(TENANT, "policy.txt", manual(12, "old policy"))
     assert again.outcome is IngestOutcome.UNCHANGED
     assert again.document.status is DocumentStatus.READY
-    assert await service.queue_length() == 0
+    await drained(service.queue_length)
     new_text = b"The new policy: returns are accepted for 14 days, no questions asked."
     replaced = await service.submit(TENANT, "policy.txt", new_text)
     assert replaced.outcome is IngestOutcome.REPLACED
@@ -250,7 +263,7 @@ async def test_cheap_checks_fail_before_anything_is_stored_or_queued(
         with pytest.raises(error):
             await service.submit_many(TENANT, [ok, bad])
     assert (await service.list_documents(TENANT)).items == []
-    assert await service.queue_length() == 0
+    await drained(service.queue_length)
 
 
 async def test_a_full_queue_refuses_clearly_and_stores_nothing(

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kernel.db import create_engine, session_factory
-from retrieval.embedding import SentenceTransformerEmbedder
 from retrieval.models import DocumentUploadRow
 from retrieval.service import RetrievalService
 from retrieval.types import DocumentStatus, IngestOutcome, Upload
-from retrieval.vector_store import QdrantVectorStore
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from retrieval.embedding import SentenceTransformerEmbedder
+    from retrieval.vector_store import QdrantVectorStore
 
 pytestmark = pytest.mark.model
 

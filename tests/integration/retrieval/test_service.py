@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 from qdrant_client import models
@@ -13,9 +14,11 @@ from retrieval.errors import (
     InvalidRequestError,
     UnsupportedDocumentError,
 )
-from retrieval.service import RetrievalService
 from retrieval.types import DocumentStatus, IngestOutcome
-from retrieval.vector_store import QdrantVectorStore
+
+if TYPE_CHECKING:
+    from retrieval.service import RetrievalService
+    from retrieval.vector_store import QdrantVectorStore
 
 pytestmark = pytest.mark.model
 

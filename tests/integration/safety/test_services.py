@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from safety import Action, Category, Stage, Verdict, VerdictStore, audit_event
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 FLAG = Verdict("harmful", Stage.OUTPUT, Category.VIOLENCE, Action.FLAG, 0.85, "threat")
 REDACT = Verdict("pii", Stage.OUTPUT, Category.PII, Action.REDACT, 1.0, "EMAIL x1")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 from prometheus_client import REGISTRY
@@ -18,6 +18,9 @@ from app.ratelimit import (
     RateLimiter,
     TokenBuckets,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 ALICE = Principal(tenant_id="acme", subject="key:alice")
 BOB = Principal(tenant_id="acme", subject="key:bob")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
+from typing import TYPE_CHECKING
 
 from app.core.settings import Settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
 
 
 def test_defaults_use_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

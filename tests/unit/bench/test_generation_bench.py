@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -17,7 +17,11 @@ from bench.generation_workload import (
     load_corpus,
     poisson_offsets,
 )
-from inference import ChatMessage
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from inference import ChatMessage
 
 
 def words(text: str) -> int:

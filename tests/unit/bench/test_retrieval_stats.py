@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 from qdrant_client import AsyncQdrantClient, models
-from tokenizers import Tokenizer
 
 from bench.retrieval_stats import first_relevant_rank, latency, overlap_at_k, recall_mrr, speedup
 from bench.retrieval_vectors import (
@@ -19,6 +16,12 @@ from bench.retrieval_vectors import (
     perturb,
     scroll_points,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from tokenizers import Tokenizer
 
 
 def test_recall_counts_a_query_once_its_first_relevant_chunk_is_in_the_top_k() -> None:

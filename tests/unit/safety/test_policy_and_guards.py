@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -10,6 +10,9 @@ from safety import NEUTRALISED, Action, Category, InputGuard, OutputGuard, Polic
 from safety.harmful import classify_harm
 from safety.leakage import LeakDetector
 from safety.logs import redact_event
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 
 def test_policy_from_mapping_overrides_actions_and_filters() -> None:

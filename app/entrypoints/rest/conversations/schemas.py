@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
 from app.chat.turn import TurnOptions, TurnRequest
 from app.entrypoints.schemas import Schema
-from conversation import ConversationInfo, MessageInfo
+
+if TYPE_CHECKING:
+    from conversation import ConversationInfo, MessageInfo
 
 
 class ConversationCreate(Schema):

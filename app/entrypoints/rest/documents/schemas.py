@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from app.entrypoints.schemas import Schema
-from retrieval import DocumentInfo, IngestResult
+
+if TYPE_CHECKING:
+    from retrieval import DocumentInfo, IngestResult
 
 
 class DocumentOut(Schema):

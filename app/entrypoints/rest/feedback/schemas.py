@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from app.entrypoints.schemas import Schema
-from conversation import FeedbackInfo
+
+if TYPE_CHECKING:
+    from conversation import FeedbackInfo
 
 
 class FeedbackIn(Schema):

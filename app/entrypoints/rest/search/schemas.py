@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from app.entrypoints.schemas import Schema
-from retrieval import ChunkHit
+
+if TYPE_CHECKING:
+    from retrieval import ChunkHit
 
 
 class SearchRequest(Schema):
