@@ -7,10 +7,8 @@ SQLite returns).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from datetime import datetime
+from datetime import datetime
+from typing import Any, Literal
 
 Role = Literal["user", "assistant", "system"]
 """Who wrote a message."""

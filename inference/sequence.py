@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import torch
+import torch
 
-    from inference.detokenizer import OutputStream
-    from inference.request_slot import RequestSlot
+from inference.detokenizer import OutputStream
+from inference.request_slot import RequestSlot
 
 
 @dataclass(eq=False, slots=True)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
-    from retrieval.types import ChunkHit
+from retrieval.types import ChunkHit
 
 # Fixed namespace so that a chunk's point id is the same on every node and every run.
 _POINT_NAMESPACE = uuid.UUID("6f1c1f4e-5d1a-4b7e-9a43-2f0d8c1e7b55")

@@ -7,6 +7,7 @@ never the text: reasons name rules and counts, not content.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import structlog
@@ -19,7 +20,6 @@ from safety.types import Action, Category, Stage, Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import regex
 
-if TYPE_CHECKING:
-    from safety.types import Category
+from safety.types import Category
 
 Validator = Callable[[str], int | None]
 """Given a raw match, the length of the span to rewrite (a prefix), or ``None``."""

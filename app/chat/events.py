@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from app.chat.prompt import Source
 from app.core.errors import ApiError, InternalError
+from conversation import MessageInfo
 from inference import TokenEvent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from app.chat.prompt import Source
-    from conversation import MessageInfo
 
 __all__ = [
     "TERMINAL",

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from app.chat.prompt import Source
-    from inference import FinishEvent
-    from safety import Verdict
+from app.chat.prompt import Source
+from inference import FinishEvent
+from safety import Verdict
 
 
 class Stopwatch:

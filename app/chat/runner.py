@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import structlog
 
 from app.chat.events import TERMINAL, EventKind, TurnEvent, error_payload, to_wire
+from app.chat.turn import TurnRequest
 from app.core.errors import classify
 from app.core.metrics import ERRORS
 
 if TYPE_CHECKING:
     from app.chat.pipeline import TurnPipeline
     from app.chat.resume.base import TokenBuffer
-    from app.chat.turn import TurnRequest
 
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from inference import ChatMessage
+from inference import ChatMessage
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,10 +29,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from conversation.types import ConversationInfo, MessageInfo
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-
-    from conversation.types import ConversationInfo, MessageInfo
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,9 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from conversation.hot_state.base import CachedConversation, HotState, Lookup, PendingWrite
-
-if TYPE_CHECKING:
-    from conversation.types import ConversationInfo, MessageInfo
+from conversation.types import ConversationInfo, MessageInfo
 
 
 @dataclass

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from retrieval.errors import IngestQueueFullError
-
-if TYPE_CHECKING:
-    from retrieval.types import IngestJob
+from retrieval.types import IngestJob
 
 DEFAULT_CLAIM_IDLE_S = 60.0
 DEFAULT_MAX_DELIVERIES = 5

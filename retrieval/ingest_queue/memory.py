@@ -8,7 +8,6 @@ import itertools
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from retrieval.ingest_queue.base import (
     DEAD_LETTERS_KEPT,
@@ -19,9 +18,7 @@ from retrieval.ingest_queue.base import (
     IngestQueue,
     queue_full,
 )
-
-if TYPE_CHECKING:
-    from retrieval.types import IngestJob
+from retrieval.types import IngestJob
 
 
 @dataclass
