@@ -21,23 +21,9 @@ from litestar.exceptions import (
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from app.core.metrics import ERRORS
-from conversation.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
-from inference.errors import (
-    EngineOverloadedError,
-    EngineUnavailableError,
-    InvalidRequestError,
-    ModelLoadError,
-)
-from kernel.errors import DatabaseUnavailableError, InvalidCursorError
-from retrieval.errors import (
-    DocumentNotFoundError,
-    IngestQueueFullError,
-    IngestQueueUnavailableError,
-    InvalidDocumentError,
-    UnsupportedDocumentError,
-    VectorStoreUnavailableError,
-)
-from retrieval.errors import InvalidRequestError as InvalidRetrievalRequestError
+from conversation.errors import AuthenticationError
+from kernel import errors as domain
+from retrieval.errors import UnsupportedDocumentError
 
 log = structlog.get_logger(__name__)
 
@@ -151,24 +137,17 @@ class InternalError(ApiError):
     status_code, code = 500, "internal_error"
 
 
+# NOTE: by the kernel's shared kinds (``kernel/errors.py``), which every domain error
+# derives from; only the two errors without a shared kind are named here.
 _DOMAIN_ERRORS: dict[type[Exception], type[ApiError]] = {
-    NotFoundError: ResourceNotFoundError,
-    DocumentNotFoundError: ResourceNotFoundError,
+    domain.NotFoundError: ResourceNotFoundError,
     AuthenticationError: UnauthorizedError,
-    ConflictError: ResourceConflictError,
-    InvalidCursorError: BadRequestError,
-    InvalidInputError: UnprocessableError,
+    domain.ConflictError: ResourceConflictError,
+    domain.InvalidCursorError: BadRequestError,
+    domain.InvalidInputError: UnprocessableError,
     UnsupportedDocumentError: UnsupportedMediaError,
-    InvalidDocumentError: UnprocessableError,
-    InvalidRequestError: UnprocessableError,
-    EngineOverloadedError: OverloadedError,
-    EngineUnavailableError: UnavailableError,
-    ModelLoadError: UnavailableError,
-    DatabaseUnavailableError: UnavailableError,
-    VectorStoreUnavailableError: UnavailableError,
-    InvalidRetrievalRequestError: UnprocessableError,
-    IngestQueueFullError: OverloadedError,
-    IngestQueueUnavailableError: UnavailableError,
+    domain.OverloadedError: OverloadedError,
+    domain.UnavailableError: UnavailableError,
 }
 
 
