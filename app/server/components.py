@@ -11,12 +11,25 @@ from typing import TYPE_CHECKING
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from app.chat.resume import MemoryTokenBuffer, RedisTokenBuffer, TokenBuffer
+from app.chat.safety_gate import SafetyGate, load_policies
+from app.chat.turn import PipelineConfig
 from app.ratelimit import InProcessTokenBuckets, RateLimiter, RedisTokenBuckets, TokenBuckets
-from conversation import HotState, MemoryHotState, NoHotState, RedisHotState
+from conversation import HotState, LabelingQueue, MemoryHotState, NoHotState, RedisHotState
 from inference import BatchingEngine, Engine, LocalEngine
-from retrieval import CacheConfig, IngestQueue, InProcessIngestQueue, RedisStreamsIngestQueue
+from retrieval import (
+    CacheConfig,
+    IngestQueue,
+    InProcessIngestQueue,
+    QdrantVectorStore,
+    RedisStreamsIngestQueue,
+    RetrievalService,
+    SentenceTransformerEmbedder,
+)
+from safety import VerdictStore
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
     from app.core.settings import Settings
 
 
@@ -137,3 +150,63 @@ def build_rate_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
         else RedisTokenBuckets(redis, f"{settings.redis.key_prefix}rl:")
     )
     return RateLimiter(buckets, settings.rate_limit)
+
+
+def build_pipeline_config(settings: Settings) -> PipelineConfig:
+    """The turn pipeline's limits and defaults, from the settings."""
+    gen = settings.generation
+    return PipelineConfig(
+        top_k=settings.retrieval.top_k,
+        score_floor=settings.retrieval.score_floor,
+        history_token_budget=gen.history_token_budget,
+        context_token_budget=gen.context_token_budget,
+        default_max_tokens=gen.max_tokens,
+        max_tokens_limit=gen.max_tokens_limit,
+        max_message_chars=settings.server.max_message_chars,
+        temperature=gen.temperature,
+        repetition_penalty=gen.repetition_penalty,
+    )
+
+
+def build_retrieval(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis | None,
+    embedder: SentenceTransformerEmbedder,
+) -> RetrievalService:
+    """The retrieval service over the configured vector store (not yet started)."""
+    store = QdrantVectorStore(
+        url=settings.qdrant.url,
+        path=None if settings.qdrant.url else str(settings.qdrant_path),
+        api_key=settings.qdrant.api_key,
+        collection_name=settings.qdrant.collection,
+    )
+    return RetrievalService(
+        sessions,
+        embedder,
+        store,
+        chunk_tokens=settings.retrieval.chunk_tokens,
+        chunk_overlap=settings.retrieval.chunk_overlap,
+        queue=build_ingest_queue(settings, redis),
+        ingest_workers=settings.ingestion.workers,
+        claim_idle_s=settings.ingestion.claim_idle_s,
+        cache=build_cache_config(settings),
+        query_window_s=settings.retrieval.query_batch_window_ms / 1000,
+        query_max_batch=settings.retrieval.query_max_batch,
+    )
+
+
+def build_safety_gate(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    embedder: SentenceTransformerEmbedder,
+) -> SafetyGate | None:
+    """The input and output filters, or ``None`` when safety is switched off."""
+    if not settings.safety.enabled:
+        return None
+    return SafetyGate(
+        load_policies(settings.safety.policy_file),
+        embedder if settings.safety.similarity else None,
+        VerdictStore(sessions),
+        LabelingQueue(sessions),
+    )

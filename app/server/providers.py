@@ -75,7 +75,7 @@ def provide_readiness(state: State) -> Readiness:
 
 
 def provide_chat_model(state: State) -> ChatModel:
-    return ChatModel(state.engine if state.pipeline is not None else None)
+    return cast(ChatModel, state.chat_model)
 
 
 def provide_pipeline(state: State) -> TurnPipeline:
@@ -104,13 +104,7 @@ def provide_rate_limiter(state: State) -> RateLimiter | None:
 
 
 def provide_openai(state: State) -> OpenAIServing:
-    """The OpenAI-compatible routes' service, over this node's parts."""
-    return OpenAIServing(
-        provide_chat_model(state),
-        cast(TurnPipeline | None, state.pipeline),
-        provide_retrieval(state),
-        provide_settings(state),
-    )
+    return cast(OpenAIServing, state.openai)
 
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:
