@@ -9,6 +9,7 @@ tenant's path; an admin reaches only its own tenant, and another tenant's id is 
 from __future__ import annotations
 
 from litestar import Controller, delete, get, patch, post
+from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from app.auth.guards import admin_guard, is_platform_admin
@@ -31,10 +32,11 @@ from app.entrypoints.rest.admin.schemas import (
 from conversation import ApiKeyService, TenantInfo, TenantService, UserService
 
 
-async def _tenant(
+async def provide_tenant(
     tenants: TenantService, settings: Settings, principal: Principal, tenant_id: str
 ) -> TenantInfo:
-    """The tenant an admin may manage; another tenant is a 404, exactly like a missing one."""
+    """The path's tenant, when the caller may manage it; another tenant is a 404,
+    exactly like a missing one."""
     if tenant_id != principal.tenant_id and not is_platform_admin(principal, settings.auth):
         raise ResourceNotFoundError("tenant not found")
     return await tenants.get(tenant_id)
@@ -44,6 +46,7 @@ class AdminController(Controller):
     path = "/v1/admin"
     tags = ["admin"]
     guards = [admin_guard]
+    dependencies = {"tenant": Provide(provide_tenant)}
 
     @get("/tenants")
     async def list_tenants(
@@ -69,67 +72,49 @@ class AdminController(Controller):
         return TenantOut.of(await tenants.create(data.name))
 
     @get("/tenants/{tenant_id:str}")
-    async def get_tenant(
-        self, tenants: TenantService, settings: Settings, principal: Principal, tenant_id: str
-    ) -> TenantOut:
+    async def get_tenant(self, tenant: TenantInfo) -> TenantOut:
         """One tenant the caller manages."""
-        return TenantOut.of(await _tenant(tenants, settings, principal, tenant_id))
+        return TenantOut.of(tenant)
 
     @get("/tenants/{tenant_id:str}/users")
     async def list_users(
         self,
-        tenants: TenantService,
         users: UserService,
-        settings: Settings,
-        principal: Principal,
-        tenant_id: str,
+        tenant: TenantInfo,
     ) -> UserList:
         """The tenant's users, disabled ones included, oldest first."""
-        tenant = await _tenant(tenants, settings, principal, tenant_id)
         return UserList(items=[UserOut.of(user) for user in await users.list(tenant.id)])
 
     @post("/tenants/{tenant_id:str}/users", status_code=HTTP_201_CREATED)
     async def create_user(
         self,
-        tenants: TenantService,
         users: UserService,
-        settings: Settings,
-        principal: Principal,
-        tenant_id: str,
+        tenant: TenantInfo,
         data: UserCreate,
     ) -> UserOut:
         """Record a user (by their JWT ``sub``) with a role; a taken subject is a 409."""
-        tenant = await _tenant(tenants, settings, principal, tenant_id)
         user = await users.create(tenant.id, data.subject, data.role, data.name)
         return UserOut.of(user)
 
     @get("/tenants/{tenant_id:str}/users/{user_id:str}")
     async def get_user(
         self,
-        tenants: TenantService,
         users: UserService,
-        settings: Settings,
-        principal: Principal,
-        tenant_id: str,
+        tenant: TenantInfo,
         user_id: str,
     ) -> UserOut:
         """One of the tenant's users."""
-        tenant = await _tenant(tenants, settings, principal, tenant_id)
         return UserOut.of(await users.get(tenant.id, user_id))
 
     @patch("/tenants/{tenant_id:str}/users/{user_id:str}")
     async def update_user(
         self,
-        tenants: TenantService,
         users: UserService,
-        settings: Settings,
-        principal: Principal,
-        tenant_id: str,
+        tenant: TenantInfo,
         user_id: str,
         data: UserUpdate,
     ) -> UserOut:
         """Change a user's role or name, or disable (``disabled: true``) or re-enable them."""
-        tenant = await _tenant(tenants, settings, principal, tenant_id)
         user = await users.update(
             tenant.id, user_id, role=data.role, name=data.name, disabled=data.disabled
         )
@@ -138,30 +123,24 @@ class AdminController(Controller):
     @get("/tenants/{tenant_id:str}/keys")
     async def list_keys(
         self,
-        tenants: TenantService,
         api_keys: ApiKeyService,
-        settings: Settings,
-        principal: Principal,
-        tenant_id: str,
+        tenant: TenantInfo,
     ) -> ApiKeyList:
         """The tenant's API keys (prefixes, never secrets), revoked ones included."""
-        tenant = await _tenant(tenants, settings, principal, tenant_id)
         keys = await api_keys.list(tenant.id)
         return ApiKeyList(items=[ApiKeyOut.of(key) for key in keys])
 
     @post("/tenants/{tenant_id:str}/keys", status_code=HTTP_201_CREATED)
     async def create_key(
         self,
-        tenants: TenantService,
         api_keys: ApiKeyService,
         settings: Settings,
         principal: Principal,
-        tenant_id: str,
+        tenant: TenantInfo,
         data: ApiKeyCreate,
     ) -> ApiKeyCreated:
         """Create a key with a role, scopes and an optional rate limit; the secret is
         in this answer only."""
-        tenant = await _tenant(tenants, settings, principal, tenant_id)
         platform_scope = settings.auth.platform_admin_scope
         if platform_scope in data.scopes and not is_platform_admin(principal, settings.auth):
             raise ForbiddenError(f"Only a platform admin may grant the {platform_scope!r} scope.")
@@ -177,27 +156,19 @@ class AdminController(Controller):
     @get("/tenants/{tenant_id:str}/keys/{key_id:str}")
     async def get_key(
         self,
-        tenants: TenantService,
         api_keys: ApiKeyService,
-        settings: Settings,
-        principal: Principal,
-        tenant_id: str,
+        tenant: TenantInfo,
         key_id: str,
     ) -> ApiKeyOut:
         """One of the tenant's keys."""
-        tenant = await _tenant(tenants, settings, principal, tenant_id)
         return ApiKeyOut.of(await api_keys.get(tenant.id, key_id))
 
     @delete("/tenants/{tenant_id:str}/keys/{key_id:str}", status_code=HTTP_200_OK)
     async def revoke_key(
         self,
-        tenants: TenantService,
         api_keys: ApiKeyService,
-        settings: Settings,
-        principal: Principal,
-        tenant_id: str,
+        tenant: TenantInfo,
         key_id: str,
     ) -> ApiKeyOut:
         """Revoke a key at once (it stays listed, marked revoked); revoking twice is a no-op."""
-        tenant = await _tenant(tenants, settings, principal, tenant_id)
         return ApiKeyOut.of(await api_keys.revoke(tenant.id, key_id))
