@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from kernel.db import create_engine, session_factory
 from kernel.orm import Base
 from retrieval.embedding import SentenceTransformerEmbedder
 from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue, RedisStreamsIngestQueue
@@ -18,6 +18,8 @@ from retrieval.vector_store import QdrantVectorStore
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from sqlalchemy.ext.asyncio import async_sessionmaker
 
 MakeQueue = Callable[..., IngestQueue]
 
@@ -37,10 +39,16 @@ async def store(tmp_path: Path) -> AsyncIterator[QdrantVectorStore]:
 
 @pytest.fixture
 async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker]:
-    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'ragserve.db'}")
+    """A SQLite file through the project's engine factory (WAL, busy timeout), as served.
+
+    NOTE: a bare engine (rollback journal, 5 s lock timeout) made the concurrent
+    worker and poller of the ingestion tests fail now and then with "database is
+    locked", a failure the served configuration does not have.
+    """
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'ragserve.db'}")
     async with engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
-    yield async_sessionmaker(engine, expire_on_commit=False)
+    yield session_factory(engine)
     await engine.dispose()
 
 
