@@ -6,15 +6,17 @@ import asyncio
 import threading
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from jinja2 import TemplateError
 
 from inference.engine import Engine
 from inference.engine_support import context_limit, eos_token_ids, render_chat, stream_events
-from inference.errors import EngineUnavailableError
+from inference.errors import EngineUnavailableError, InvalidRequestError
 from inference.loader import LoadedModel, load_model
 
 if TYPE_CHECKING:
@@ -142,14 +144,32 @@ class ThreadedEngine(Engine):
         first ``__anext__``, before any event. Closing the iterator early (break
         plus ``aclose``, or cancelling the consuming task) aborts the request.
 
+        A request without ``prompt_token_ids`` is rendered from its ``messages``
+        with the model's chat template; its ``FinishEvent.prompt_tokens`` counts
+        the rendered prompt.
+
         Raises:
             EngineUnavailableError: Not started, or stopping.
             EngineOverloadedError: The waiting queue is full.
-            InvalidRequestError: Bad parameters or too long for the context.
+            InvalidRequestError: Bad parameters, no prompt, or too long for the context.
         """
-        slot = self._submit(request)
+        slot = self._submit(self._with_prompt(request))
         async for event in stream_events(slot, self._cancel):
             yield event
+
+    def _with_prompt(self, request: GenerationRequest) -> GenerationRequest:
+        """``request`` with its prompt token ids, rendered from its messages if need be."""
+        if request.prompt_token_ids:
+            return request
+        if not request.messages:
+            raise InvalidRequestError("the request has neither prompt token ids nor messages")
+        try:
+            prompt = self.render_chat(request.messages)
+        except TemplateError as exc:
+            # NOTE: some chat templates refuse a message order (say, two user turns
+            # in a row); that is the request's fault, not the engine's.
+            raise InvalidRequestError(f"the chat template refused the messages: {exc}") from exc
+        return replace(request, prompt_token_ids=prompt)
 
     async def abort(self, request_id: str) -> None:
         """Cancel a waiting or running request; unknown ids are ignored."""

@@ -53,17 +53,22 @@ class GenerationRequest:
 
     Attributes:
         request_id: Unique id; ``Engine.abort`` takes it.
-        prompt_token_ids: The rendered prompt (see ``Engine.render_chat``).
+        prompt_token_ids: The rendered prompt (see ``Engine.render_chat``); when
+            empty, the engine renders ``messages`` with its own chat template.
         sampling: Decoding parameters.
         tenant_id: Who asks; the batching engine shares slots fairly by it.
         deadline: ``time.monotonic()`` value after which the request is cancelled.
+        messages: The chat to answer, for engines that render it themselves (a
+            remote engine only takes messages; local ones use them when
+            ``prompt_token_ids`` is empty).
     """
 
     request_id: str
-    prompt_token_ids: list[int]
+    prompt_token_ids: list[int] = field(default_factory=list)
     sampling: SamplingParams = field(default_factory=SamplingParams)
     tenant_id: str = ""
     deadline: float | None = None
+    messages: tuple[ChatMessage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
