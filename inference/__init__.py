@@ -1,4 +1,5 @@
-"""Text generation: model loading, the engine interface and its in-process implementation."""
+"""Text generation: model loading, the engine interface, its in-process implementations
+and a remote OpenAI-compatible one."""
 
 from inference.batching_engine import BatchingEngine
 from inference.engine import Engine
@@ -11,6 +12,7 @@ from inference.errors import (
 )
 from inference.loader import LoadedModel, load_model
 from inference.local_engine import LocalEngine
+from inference.remote_engine import RemoteEngine
 from inference.types import (
     ChatMessage,
     FinishEvent,
@@ -36,6 +38,7 @@ __all__ = [
     "LoadedModel",
     "LocalEngine",
     "ModelLoadError",
+    "RemoteEngine",
     "SamplingParams",
     "TokenEvent",
     "load_model",
