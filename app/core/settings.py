@@ -14,6 +14,8 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.routing.settings import RoutingSettings
+
 
 class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAGSERVE_", extra="ignore")
@@ -129,6 +131,20 @@ class GenerationSettings(BaseSettings):
     """Torch intra-op threads; unset leaves torch's default."""
     cache_dir: Path | None = None
     """Where the packaged GGUF model is cached as safetensors; default ``<data_dir>/models``."""
+    backend_urls: str = ""
+    """Comma-separated OpenAI-compatible base URLs (``ragserve inference`` nodes, vLLM,
+    TGI, llama.cpp); set, this node loads no model and routes every turn to them."""
+    backend_model: str | None = None
+    """The model name sent to ``backend_urls``; unset asks them (``GET /v1/models``)."""
+    backend_api_key: SecretStr | None = None
+    """Bearer key for ``backend_urls``, when they need one."""
+    model_name: str | None = None
+    """The public name of this node's default model; unset: the loaded model's id, or
+    ``smollm2-135m-instruct`` for ``backend_urls``."""
+
+    @property
+    def backend_url_list(self) -> list[str]:
+        return [url.strip() for url in self.backend_urls.split(",") if url.strip()]
 
 
 class SafetySettings(BaseSettings):
@@ -359,6 +375,7 @@ class Settings(BaseSettings):
     resume: ResumeSettings = Field(default_factory=ResumeSettings)
     chunk_cache: ChunkCacheSettings = Field(default_factory=ChunkCacheSettings)
     ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
 
     @property
     def database_url(self) -> str:

@@ -9,6 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
 # NOTE: imported for their side effect: each registers its tables on kernel.orm.Base.
+import app.routing.tables  # noqa: F401
 import conversation.models  # noqa: F401
 import retrieval.models  # noqa: F401
 import safety.models  # noqa: F401
@@ -27,6 +28,11 @@ TABLES = {
     "labeling_tasks",
     "users",
     "document_uploads",
+    "registered_models",
+    "model_versions",
+    "model_rollouts",
+    "shadow_answers",
+    "usage_records",
 }
 METADATA = Base.metadata
 

@@ -1,0 +1,1 @@
+"""The serving control plane: the model registry, rollouts and the router over endpoints."""
