@@ -64,6 +64,17 @@ def require_scope(scope: str) -> Guard:
     return guard
 
 
+def platform_admin_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """For what every tenant shares (the model registry): platform admins only."""
+    principal = _principal(connection)
+    if not is_platform_admin(principal, connection.app.state.settings.auth):
+        raise ForbiddenError(
+            "This endpoint changes what every tenant shares: it needs a platform admin."
+        )
+
+
 labeler_guard = require_role("labeler")
 """For the labeling endpoints: labelers and admins."""
 admin_guard = require_role("admin")

@@ -20,14 +20,13 @@ from app.chat.citations import cite
 from app.chat.events import SourcesFound, TurnEvent, TurnFinished, TurnStarted
 from app.chat.outcome import Stopwatch, TurnOutcome
 from app.chat.prompt import Source, build_messages, fit_history, fit_sources
-from app.core.errors import UnprocessableError
+from app.chat.sampling import turn_sampling, within_version
 from app.core.metrics import observe_turn
+from app.routing.shadow import PrimaryResult
 from inference import (
     ChatMessage,
-    Engine,
     FinishReason,
     GenerationRequest,
-    SamplingParams,
     TokenEvent,
 )
 from safety import FINISH_REASON as CONTENT_FILTER
@@ -36,6 +35,7 @@ from safety import Category, refusal_pieces
 if TYPE_CHECKING:
     from app.chat.safety_gate import SafetyGate
     from app.chat.turn import PipelineConfig, TurnRequest
+    from app.routing.gateway import ModelGateway, Route
     from conversation import ConversationService, MessageInfo, MessageStatus
     from retrieval import RetrievalService
 
@@ -64,7 +64,7 @@ class TurnPipeline:
         self,
         conversations: ConversationService,
         retrieval: RetrievalService,
-        engine: Engine,
+        models: ModelGateway,
         config: PipelineConfig,
         safety: SafetyGate | None = None,
         on_usage: UsageHook | None = None,
@@ -74,7 +74,7 @@ class TurnPipeline:
         Args:
             conversations: Stores conversations and messages.
             retrieval: Searches the tenant's chunks.
-            engine: Generates the answer.
+            models: Chooses the model version and endpoint that generate the answer.
             config: Limits and defaults.
             safety: The input, retrieval and output filters; ``None`` turns them off.
             on_usage: Told the generated tokens of every finished turn (rate limits
@@ -82,45 +82,16 @@ class TurnPipeline:
         """
         self._conversations = conversations
         self._retrieval = retrieval
-        self._engine = engine
+        self._models = models
         self._config = config
         self._safety = safety
         self._on_usage = on_usage
         self._cancelled: set[str] = set()
 
-    def validate(self, request: TurnRequest) -> SamplingParams:
-        """Check a turn before anything is stored; raises ``UnprocessableError``."""
-        cfg, opts = self._config, request.options
-        if not request.content.strip():
-            raise UnprocessableError("The message is empty.")
-        if len(request.content) > cfg.max_message_chars:
-            raise UnprocessableError(
-                f"The message has {len(request.content)} characters; the limit is "
-                f"{cfg.max_message_chars}."
-            )
-        max_tokens = opts.max_tokens or cfg.default_max_tokens
-        if max_tokens > cfg.max_tokens_limit:
-            raise UnprocessableError(
-                f"max_tokens is {max_tokens}; the limit is {cfg.max_tokens_limit}."
-            )
-        temperature = cfg.temperature if opts.temperature is None else opts.temperature
-        return SamplingParams(
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=1.0 if opts.top_p is None else opts.top_p,
-            stop=opts.stop,
-            seed=opts.seed,
-            repetition_penalty=(
-                cfg.repetition_penalty
-                if opts.repetition_penalty is None
-                else opts.repetition_penalty
-            ),
-        )
-
     async def cancel(self, message_id: str) -> None:
         """Stop a turn at whatever stage it is; it ends with ``finish_reason="cancelled"``."""
         self._cancelled.add(message_id)
-        await self._engine.abort(message_id)
+        await self._models.abort(message_id)
 
     async def run(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         """Run one turn, yielding its events; the answer is stored however it ends.
@@ -131,25 +102,31 @@ class TurnPipeline:
         stops iterating or calls ``cancel``, ``refused`` with finish reason
         ``content_filter`` when a safety filter refuses the question or the answer).
         """
-        sampling = self.validate(request)
-        # Refuse an overloaded turn before anything is stored (429, Retry-After).
-        self._engine.check_capacity()
+        sampling = turn_sampling(request, self._config)
+        model = self._models.require(request.model, request.tenant_id)
         watch = Stopwatch()
         tenant, message_id = request.tenant_id, request.message_id
-        if request.conversation_id is None:
-            conversation = await self._conversations.create(tenant)
-        else:
+        stored: list[MessageInfo] = []
+        if request.conversation_id is not None:
             conversation = await self._conversations.get(tenant, request.conversation_id)
-        if request.history is not None:
-            earlier = list(request.history)
-        elif request.conversation_id is None:
-            earlier = []  # a conversation created just now has no past
-        else:
-            earlier = _stored_history(
-                await self._conversations.recent_messages(
+            if request.history is None:
+                stored = await self._conversations.recent_messages(
                     tenant, conversation.id, _HISTORY_MESSAGES
                 )
-            )
+        route = self._models.route(
+            model,
+            tenant_id=tenant,
+            # NOTE: a new conversation has no id yet; its first message id is as
+            # random, and its later turns keep the version that answered this one.
+            conversation_key=request.conversation_id or message_id,
+            previous_version=_previous_version(stored, model.name),
+        )
+        sampling = within_version(route.version, request.options, sampling)
+        # Refuse an overloaded turn before anything is stored (429, Retry-After).
+        self._models.check_capacity(route)
+        if request.conversation_id is None:
+            conversation = await self._conversations.create(tenant)
+        earlier = list(request.history) if request.history is not None else _stored_history(stored)
         watch.lap("load_conversation")
         user_message = await self._conversations.add_user_message(
             tenant, conversation.id, request.content
@@ -158,11 +135,12 @@ class TurnPipeline:
         yield TurnStarted(conversation.id, message_id, user_message.id)
 
         out = TurnOutcome()
+        shadows: list[asyncio.Future[PrimaryResult]] = []
         try:
             refusal = await self._check_input(request, out)
             watch.lap("input_safety")
             if refusal is None:
-                out.sources = await self._retrieve(request, out)
+                out.sources = await self._retrieve(request, route, out)
             watch.lap("retrieve")
             yield SourcesFound(out.sources)
             if refusal is not None:
@@ -171,11 +149,18 @@ class TurnPipeline:
                     yield TokenEvent(index, piece)
                 out.end(CONTENT_FILTER)
             elif message_id not in self._cancelled:
-                prompt_ids = self._prompt(request, out.sources, earlier)
-                out.prompt_tokens = len(prompt_ids)
+                messages = self._prompt(request, route, out.sources, earlier)
+                out.prompt_tokens = sum(
+                    self._models.count_tokens(route, m.content) for m in messages
+                )
                 watch.lap("build_prompt")
-                generation = GenerationRequest(message_id, prompt_ids, sampling, tenant)
-                async for event in self._generate(generation, out, watch):
+                generation = GenerationRequest(
+                    message_id, [], sampling, tenant, messages=tuple(messages)
+                )
+                shadows = self._models.start_shadows(
+                    route, generation, conversation_id=conversation.id, sources=out.sources
+                )
+                async for event in self._generate(route, generation, out, watch, conversation.id):
                     yield event
         except (GeneratorExit, asyncio.CancelledError):
             # The client went away (SSE disconnect, task cancelled): a cancel.
@@ -191,8 +176,10 @@ class TurnPipeline:
             watch.mark("total", watch.start)
             # NOTE: shielded so that a client disconnect (which cancels or closes
             # this generator) still leaves the answer stored as cancelled.
-            stored = await asyncio.shield(self._finish(request, conversation.id, out, watch))
-        yield TurnFinished(stored)
+            answer = await asyncio.shield(
+                self._finish(request, route, conversation.id, out, watch, shadows)
+            )
+        yield TurnFinished(answer)
 
     async def _check_input(self, request: TurnRequest, out: TurnOutcome) -> Category | None:
         """The category of a refused question, ``None`` when it may be answered."""
@@ -204,7 +191,12 @@ class TurnPipeline:
         return decisive.category if checked.refused and decisive is not None else None
 
     async def _generate(
-        self, generation: GenerationRequest, out: TurnOutcome, watch: Stopwatch
+        self,
+        route: Route,
+        generation: GenerationRequest,
+        out: TurnOutcome,
+        watch: Stopwatch,
+        conversation_id: str,
     ) -> AsyncIterator[TokenEvent]:
         """The engine's stream through the output filters, renumbered from 0."""
         start = time.perf_counter()
@@ -219,7 +211,9 @@ class TurnPipeline:
 
         async with AsyncExitStack() as stack:
             # Closing these (a refusal, a disconnect) aborts the engine request.
-            events = await stack.enter_async_context(_closing(self._engine.generate(generation)))
+            events = await stack.enter_async_context(
+                _closing(self._models.generate(route, generation, affinity_key=conversation_id))
+            )
             pieces = await stack.enter_async_context(_closing(texts(events)))
             if guard is not None:
                 pieces = await stack.enter_async_context(_closing(guard.stream(pieces)))
@@ -235,8 +229,10 @@ class TurnPipeline:
                 out.end(CONTENT_FILTER)
         if out.engine_finish is not None:
             out.end(out.engine_finish.reason, out.engine_finish.error)
+            if out.engine_finish.prompt_tokens:
+                out.prompt_tokens = out.engine_finish.prompt_tokens
 
-    async def _retrieve(self, request: TurnRequest, out: TurnOutcome) -> list[Source]:
+    async def _retrieve(self, request: TurnRequest, route: Route, out: TurnOutcome) -> list[Source]:
         k = (
             self._config.top_k
             if request.options.retrieval_k is None
@@ -260,30 +256,65 @@ class TurnPipeline:
         if self._safety is not None:
             ranked, verdicts = await self._safety.filter_sources(request.tenant_id, ranked)
             out.verdicts.extend(verdicts)
-        return fit_sources(ranked, self._config.context_token_budget, self._engine.count_tokens)
+        return fit_sources(
+            ranked,
+            self._config.context_token_budget,
+            lambda text: self._models.count_tokens(route, text),
+        )
 
     def _prompt(
-        self, request: TurnRequest, sources: list[Source], history: list[ChatMessage]
-    ) -> list[int]:
-        kept = fit_history(history, self._config.history_token_budget, self._engine.count_tokens)
+        self,
+        request: TurnRequest,
+        route: Route,
+        sources: list[Source],
+        history: list[ChatMessage],
+    ) -> list[ChatMessage]:
+        kept = fit_history(
+            history,
+            self._config.history_token_budget,
+            lambda text: self._models.count_tokens(route, text),
+        )
         messages = build_messages(request.content, sources, kept)
         if request.instructions:
             # NOTE: the caller's system prompt goes first, so ragserve's rules and the
             # numbered sources stay next to the question, where a small model heeds them.
             system = messages[0]
             messages[0] = ChatMessage(system.role, f"{request.instructions}\n\n{system.content}")
-        return self._engine.render_chat(messages)
+        return messages
 
     async def _finish(
-        self, request: TurnRequest, conversation_id: str, out: TurnOutcome, watch: Stopwatch
+        self,
+        request: TurnRequest,
+        route: Route,
+        conversation_id: str,
+        out: TurnOutcome,
+        watch: Stopwatch,
+        shadows: list[asyncio.Future[PrimaryResult]],
     ) -> MessageInfo:
-        """Store the answer, then its safety verdicts; export the turn's metrics."""
+        """Store the answer, its usage and cost, then its safety verdicts; export the
+        turn's metrics; hand the answer to the shadow copies for their comparison."""
         content = "".join(out.parts)
         reason = out.finish_reason or FinishReason.CANCELLED
+        timings = watch.timings
+        for future in shadows:
+            if not future.done():
+                future.set_result(
+                    PrimaryResult(content, timings.get("first_token"), timings.get("generate"))
+                )
+        compute_s = timings.get("generate", 0.0) / 1000
+        cost = await self._models.record_usage(
+            route,
+            message_id=request.message_id,
+            tenant_id=request.tenant_id,
+            prompt_tokens=out.prompt_tokens,
+            completion_tokens=out.completion_tokens,
+            compute_seconds=compute_s,
+        )
         usage: dict[str, Any] = {
             "prompt_tokens": out.prompt_tokens,
             "completion_tokens": out.completion_tokens,
             "total_tokens": out.prompt_tokens + out.completion_tokens,
+            "cost": round(cost, 8),
         }
         stored = await self._conversations.record_assistant_message(
             tenant_id=request.tenant_id,
@@ -292,8 +323,8 @@ class TurnPipeline:
             content=content,
             status=_STATUS_BY_FINISH[reason],
             finish_reason=str(reason),
-            model=self._engine.model_name,
-            model_version=self._engine.model_version,
+            model=route.model.name,
+            model_version=route.version.version,
             sources=[s.to_dict() for s in out.sources],
             citations=cite(content, out.sources),
             usage=usage,
@@ -304,7 +335,7 @@ class TurnPipeline:
             await self._safety.record(
                 request.tenant_id, conversation_id, request.message_id, out.verdicts
             )
-        observe_turn(stored.finish_reason, stored.timings)
+        observe_turn(stored.finish_reason, stored.timings, route.model.name, route.version.version)
         await self._report_usage(request, out.completion_tokens)
         if stored.status == "complete" and out.sources:
             await self._prefetch(request, content)
@@ -334,6 +365,14 @@ class TurnPipeline:
         except Exception as exc:
             # NOTE: usage accounting (rate limits) must never cost the caller an answer.
             log.warning("usage_hook_failed", message_id=request.message_id, error=repr(exc))
+
+
+def _previous_version(earlier: list[MessageInfo], model: str) -> str | None:
+    """The version of ``model`` that answered the conversation's latest turn."""
+    for message in reversed(earlier):
+        if message.role == "assistant" and message.model == model and message.model_version:
+            return message.model_version
+    return None
 
 
 def _stored_history(earlier: list[MessageInfo]) -> list[ChatMessage]:

@@ -48,3 +48,5 @@ class TurnRequest:
     the stored conversation's recent turns instead."""
     instructions: str | None = None
     """The caller's own system prompt, put before ragserve's (sources and citation rules)."""
+    model: str | None = None
+    """The public model name the client asked for; ``None`` takes the node's default."""

@@ -18,11 +18,15 @@ REQUEST_LATENCY = Histogram(
 )
 STAGE_LATENCY = Histogram(
     "ragserve:turn_stage_duration_seconds",
-    "Latency of each stage of a chat turn.",
-    ["stage"],
+    "Latency of each stage of a chat turn, by the model version that answered.",
+    ["stage", "model", "version"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
-TURNS = Counter("ragserve:turns_total", "Chat turns by how they ended.", ["finish_reason"])
+TURNS = Counter(
+    "ragserve:turns_total",
+    "Chat turns by how they ended and the model version that answered.",
+    ["finish_reason", "model", "version"],
+)
 ERRORS = Counter("ragserve:errors_total", "Errors answered to clients, by code.", ["code"])
 REQUESTS = Counter(
     "ragserve:http_requests_total",
@@ -40,9 +44,11 @@ RATE_LIMIT_BACKEND_ERRORS = Counter(
 )
 
 
-def observe_turn(finish_reason: str | None, timings: dict[str, Any]) -> None:
+def observe_turn(
+    finish_reason: str | None, timings: dict[str, Any], model: str, version: str
+) -> None:
     """Count a finished turn and export its stored per-stage timings (milliseconds)."""
-    TURNS.labels(finish_reason or "unknown").inc()
+    TURNS.labels(finish_reason or "unknown", model, version).inc()
     for stage, millis in timings.items():
         if isinstance(millis, int | float):
-            STAGE_LATENCY.labels(stage).observe(millis / 1000)
+            STAGE_LATENCY.labels(stage, model, version).observe(millis / 1000)

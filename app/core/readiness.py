@@ -41,6 +41,8 @@ class Readiness:
         engine: Engine | None,
         redis: Redis | None,
         timeout_s: float = 5.0,
+        *,
+        generation: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         probes: dict[str, Callable[[], Awaitable[Any]]] = {
             "database": lambda: check_health(db),
@@ -50,6 +52,8 @@ class Readiness:
             probes["engine"] = engine.check_health
         if redis is not None:
             probes["redis"] = redis.ping
+        if generation is not None:
+            probes["generation_backends"] = generation
         self._probes = probes
         self._timeout_s = timeout_s
 

@@ -6,6 +6,7 @@ in-process one otherwise), so no other module asks which backend is in use.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -13,9 +14,15 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from app.chat.resume import MemoryTokenBuffer, RedisTokenBuffer, TokenBuffer
 from app.chat.safety_gate import SafetyGate, load_policies
 from app.chat.turn import PipelineConfig
+from app.core.settings import Settings
 from app.ratelimit import InProcessTokenBuckets, RateLimiter, RedisTokenBuckets, TokenBuckets
+from app.routing.catalog import ModelCatalog, default_model
+from app.routing.gateway import ModelGateway
+from app.routing.router import Router
+from app.routing.usage import UsageLedger
 from conversation import HotState, LabelingQueue, MemoryHotState, NoHotState, RedisHotState
 from inference import BatchingEngine, Engine, LocalEngine
+from inference.remote_engine import RemoteEngine
 from retrieval import (
     CacheConfig,
     IngestQueue,
@@ -30,7 +37,7 @@ from safety import VerdictStore
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from app.core.settings import Settings
+    from app.routing.specs import EndpointSpec, VersionSpec
 
 
 def open_redis(settings: Settings) -> Redis | None:
@@ -142,6 +149,39 @@ def build_engine(settings: Settings) -> Engine:
     )
 
 
+def build_router(settings: Settings, embedded: Engine | None) -> Router:
+    """The router over every version's endpoints; remote ones are OpenAI-compatible
+    servers reached with ``RemoteEngine``, the embedded one is ``embedded``."""
+    routing = settings.routing
+    keys = {name: key.get_secret_value() for name, key in routing.api_keys.items()}
+    default_key = settings.generation.backend_api_key
+
+    def remote(version: VersionSpec, endpoint: EndpointSpec) -> Engine:
+        if version.api_key_name is not None:
+            api_key = keys.get(version.api_key_name)
+        else:
+            api_key = default_key.get_secret_value() if default_key else None
+        return RemoteEngine(
+            endpoint.url,
+            model=version.upstream_model,
+            api_key=api_key,
+            connect_timeout=routing.connect_timeout_s,
+            read_timeout=routing.read_timeout_s,
+            model_name=version.model,
+            model_version=version.version,
+        )
+
+    return Router(
+        remote,
+        embedded=embedded,
+        failure_threshold=routing.failure_threshold,
+        failure_window_s=routing.failure_window_s,
+        cooldown_s=routing.cooldown_s,
+        probe_interval_s=routing.probe_interval_s,
+        max_attempts=routing.max_attempts,
+    )
+
+
 def build_rate_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
     """The limiter of this node: buckets in the shared Redis when there is one."""
     buckets: TokenBuckets = (
@@ -210,3 +250,25 @@ def build_safety_gate(
         VerdictStore(sessions),
         LabelingQueue(sessions),
     )
+
+
+async def embedded_gateway(
+    engine: Engine, sessions: async_sessionmaker[AsyncSession], name: str | None = None
+) -> ModelGateway:
+    """A gateway serving only ``engine`` (tests, benchmarks): no registry, no shadows."""
+    spec = default_model(Settings(), engine)
+    if spec is None:
+        raise ValueError("the engine has no model name; start it first")
+    if name is not None:
+        spec = replace(spec, name=name)
+
+    def refuse(version: VersionSpec, endpoint: EndpointSpec) -> Engine:
+        raise ValueError(f"{version.key} is remote; this gateway serves one local engine")
+
+    router = Router(refuse, embedded=engine)
+    catalog = ModelCatalog(spec)
+    catalog.on_change(
+        lambda models: router.sync(v for m in models.values() for v in m.versions.values())
+    )
+    await catalog.start()
+    return ModelGateway(catalog, router, UsageLedger(sessions))

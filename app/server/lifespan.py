@@ -15,17 +15,22 @@ import structlog
 from litestar.datastructures import State
 
 from app.auth.authenticator import Authenticator
-from app.chat.models import ChatModel
 from app.chat.pipeline import TurnPipeline
 from app.chat.runner import TurnRunner
 from app.core.readiness import Readiness
 from app.entrypoints.openai.serving import OpenAIServing
+from app.routing.catalog import ModelCatalog, default_model
+from app.routing.gateway import ModelGateway, check_serving
+from app.routing.registry import ModelRegistry
+from app.routing.shadow import ShadowRunner, ShadowStore
+from app.routing.usage import UsageLedger
 from app.server.components import (
     build_engine,
     build_hot_state,
     build_pipeline_config,
     build_rate_limiter,
     build_retrieval,
+    build_router,
     build_safety_gate,
     build_token_buffer,
     open_redis,
@@ -41,12 +46,14 @@ from kernel.db import create_engine, session_factory
 from retrieval import SentenceTransformerEmbedder
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Sequence
 
     from litestar import Litestar
 
     from app.core.settings import Settings
+    from app.routing.specs import ModelSpec, VersionSpec
     from inference import Engine
+    from retrieval import RetrievalService
 
 __all__ = ["lifespan", "open_state"]
 
@@ -72,9 +79,10 @@ async def open_state(
         The parts by name: ``settings``, ``db``, ``sessions``, ``redis``, ``tenants``,
         ``users``, ``api_keys``, ``authenticator``, ``conversations``, ``feedback``,
         ``retrieval``, ``safety``, ``engine``, ``pipeline``, ``turns``,
-        ``token_buffer``, ``rate_limiter``, ``chat_model``, ``openai`` and
-        ``readiness``. ``redis``, ``safety``,
-        ``engine``, ``pipeline`` and ``turns`` are ``None`` where not configured.
+        ``token_buffer``, ``rate_limiter``, ``registry``, ``catalog``, ``router``,
+        ``ledger``, ``shadow_store``, ``gateway``, ``openai`` and ``readiness``.
+        ``redis``, ``safety``, ``engine``, ``gateway``, ``pipeline`` and ``turns``
+        are ``None`` where not configured.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     state = State({"settings": settings})
@@ -106,30 +114,67 @@ async def open_state(
     if with_ingest_workers:
         await retrieval.start_workers()
     state.safety = safety = build_safety_gate(settings, sessions, embedder)
-    state.engine = state.pipeline = state.turns = None
+    state.engine = state.pipeline = state.turns = state.gateway = None
     engine: Engine | None = None
     pipeline: TurnPipeline | None = None
-    if with_engine:
+    # NOTE: a node given backend URLs routes every turn to them and loads no model.
+    if with_engine and not settings.generation.backend_url_list:
         state.engine = engine = build_engine(settings)
         await engine.start()
         stack.push_async_callback(engine.stop)
+    state.registry = registry = ModelRegistry(sessions)
+    state.ledger = ledger = UsageLedger(sessions)
+    state.shadow_store = shadow_store = ShadowStore(sessions)
+    state.router = router = build_router(settings, engine)
+    stack.push_async_callback(router.stop)
+    state.catalog = catalog = ModelCatalog(
+        default_model(settings, engine),
+        registry,
+        refresh_s=settings.routing.refresh_s,
+        default_name=settings.routing.default_model,
+    )
+    catalog.on_change(lambda models: router.sync(_versions(models)))
+    await catalog.start()
+    stack.push_async_callback(catalog.stop)
+    await router.start()
+    if with_engine:
+        shadows = ShadowRunner(
+            router.generate,
+            lambda texts: _embed(retrieval, texts),
+            shadow_store,
+            queue_size=settings.routing.shadow_queue,
+            concurrency=settings.routing.shadow_concurrency,
+        )
+        await shadows.start()
+        stack.push_async_callback(shadows.stop)
+        state.gateway = gateway = ModelGateway(catalog, router, ledger, shadows=shadows)
         if safety is not None:
             await safety.start()
         state.pipeline = pipeline = TurnPipeline(
             conversations,
             retrieval,
-            engine,
+            gateway,
             build_pipeline_config(settings),
             safety,
             on_usage=rate_limiter.on_usage,
         )
         state.turns = turns = TurnRunner(pipeline, token_buffer, grace_s=settings.resume.grace_s)
         stack.push_async_callback(turns.close)
-    state.chat_model = chat_model = ChatModel(engine)
-    state.openai = OpenAIServing(chat_model, pipeline, retrieval, settings)
-    state.readiness = Readiness(db, retrieval, engine, redis)
+    state.openai = OpenAIServing(catalog, pipeline, retrieval, settings)
+    state.readiness = Readiness(
+        db, retrieval, engine, redis, generation=lambda: check_serving(catalog, router)
+    )
     log.info("services_open", database=db.url.render_as_string(hide_password=True))
     return state
+
+
+def _versions(models: dict[str, ModelSpec]) -> list[VersionSpec]:
+    return [version for model in models.values() for version in model.versions.values()]
+
+
+async def _embed(retrieval: RetrievalService, texts: Sequence[str]) -> list[list[float]]:
+    vectors, _ = await retrieval.embed(texts)
+    return vectors
 
 
 def lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:

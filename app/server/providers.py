@@ -16,7 +16,6 @@ from litestar.di import Provide
 
 from app.auth.authenticator import Authenticator
 from app.auth.principal import Principal
-from app.chat.models import ChatModel
 from app.chat.pipeline import TurnPipeline
 from app.chat.resume import TokenBuffer
 from app.chat.runner import TurnRunner
@@ -26,6 +25,11 @@ from app.core.readiness import Readiness
 from app.core.settings import Settings
 from app.entrypoints.openai.serving import OpenAIServing
 from app.ratelimit import RateLimiter
+from app.routing.catalog import ModelCatalog
+from app.routing.registry import ModelRegistry
+from app.routing.router import Router
+from app.routing.shadow import ShadowStore
+from app.routing.usage import UsageLedger
 from conversation import (
     ApiKeyService,
     ConversationService,
@@ -74,8 +78,24 @@ def provide_readiness(state: State) -> Readiness:
     return cast(Readiness, state.readiness)
 
 
-def provide_chat_model(state: State) -> ChatModel:
-    return cast(ChatModel, state.chat_model)
+def provide_catalog(state: State) -> ModelCatalog:
+    return cast(ModelCatalog, state.catalog)
+
+
+def provide_registry(state: State) -> ModelRegistry:
+    return cast(ModelRegistry, state.registry)
+
+
+def provide_router(state: State) -> Router:
+    return cast(Router, state.router)
+
+
+def provide_ledger(state: State) -> UsageLedger:
+    return cast(UsageLedger, state.ledger)
+
+
+def provide_shadow_store(state: State) -> ShadowStore:
+    return cast(ShadowStore, state.shadow_store)
 
 
 def provide_pipeline(state: State) -> TurnPipeline:
@@ -124,7 +144,11 @@ def dependencies() -> dict[str, Provide]:
         "retrieval": provide_retrieval,
         "safety": provide_safety,
         "readiness": provide_readiness,
-        "chat_model": provide_chat_model,
+        "catalog": provide_catalog,
+        "registry": provide_registry,
+        "router": provide_router,
+        "ledger": provide_ledger,
+        "shadow_store": provide_shadow_store,
         "pipeline": provide_pipeline,
         "authenticator": provide_authenticator,
         "token_buffer": provide_token_buffer,

@@ -233,5 +233,5 @@ def test_metrics_are_exported_in_prometheus_format(deployment: Deployment) -> No
     assert 'ragserve:errors_total{code="not_found"}' in body
     assert "ragserve:http_request_duration_seconds_bucket" in body
     assert 'route="/v1/conversations/{conversation_id}"' in body
-    assert 'ragserve:turn_stage_duration_seconds_count{stage="retrieve"}' in body
-    assert 'ragserve:turns_total{finish_reason="length"}' in body
+    assert 'stage="retrieve",version="' in body
+    assert 'ragserve:turns_total{finish_reason="length",model="' in body

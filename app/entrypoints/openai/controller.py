@@ -29,14 +29,16 @@ class OpenAIController(Controller):
     tags = ["openai"]
 
     @get("/models")
-    async def list_models(self, openai: OpenAIServing) -> ModelList:
-        """The served models, as OpenAI's ``GET /v1/models``."""
-        return openai.models()
+    async def list_models(self, openai: OpenAIServing, principal: Principal) -> ModelList:
+        """The models the caller's tenant may use, as OpenAI's ``GET /v1/models``."""
+        return openai.models(principal.tenant_id)
 
     @get("/models/{model:str}")
-    async def retrieve_model(self, openai: OpenAIServing, model: str) -> ModelCard:
+    async def retrieve_model(
+        self, openai: OpenAIServing, principal: Principal, model: str
+    ) -> ModelCard:
         """One served model; 404 ``model_not_found`` otherwise."""
-        return openai.model(model)
+        return openai.model(model, principal.tenant_id)
 
     @post("/chat/completions", status_code=HTTP_200_OK)
     async def chat_completions(

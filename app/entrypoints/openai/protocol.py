@@ -210,6 +210,7 @@ class ChatCompletionRequest(WireModel):
             subject=subject,
             history=None if self.conversation_id else history,
             instructions=instructions or None,
+            model=self.model,
         )
 
     def _options(self, max_tokens: int | None) -> TurnOptions:

@@ -24,7 +24,6 @@ from app.chat.events import (
     final_message,
     generation_failed,
 )
-from app.chat.models import ChatModel, served_id
 from app.core.errors import ApiError, BadRequestError, InternalError, ModelNotFoundError, classify
 from app.entrypoints.openai.embeddings import (
     EmbeddingData,
@@ -45,6 +44,7 @@ from app.entrypoints.openai.protocol import (
     completion_id,
     to_openai_finish,
 )
+from app.routing.specs import served_id
 from inference import TokenEvent
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from app.auth.principal import Principal
     from app.chat.pipeline import TurnPipeline
     from app.core.settings import Settings
+    from app.routing.catalog import ModelCatalog
     from retrieval import RetrievalService
 
 PACKAGED_EMBEDDING_ID = "all-minilm-l6-v2"
@@ -63,35 +64,31 @@ class OpenAIServing:
 
     def __init__(
         self,
-        chat_model: ChatModel,
+        catalog: ModelCatalog,
         pipeline: TurnPipeline | None,
         retrieval: RetrievalService,
         settings: Settings,
     ) -> None:
-        self._chat_model = chat_model
+        self._catalog = catalog
         self._pipeline = pipeline
         self._retrieval = retrieval
         self._settings = settings
-
-    @property
-    def chat_model_id(self) -> str | None:
-        """The generator's id, ``None`` when this node does not generate."""
-        return self._chat_model.id
 
     @property
     def embedding_model_id(self) -> str:
         path = self._settings.embedding.model_path
         return served_id(Path(path).name) if path else PACKAGED_EMBEDDING_ID
 
-    def models(self) -> ModelList:
-        """The models served here: the generator (when this node generates) and the embedder."""
+    def models(self, tenant_id: str) -> ModelList:
+        """The models ``tenant_id`` may use here: the chat models of the registry (and
+        the node's own) and the embedder."""
         created = int(time.time())
-        ids = [self.chat_model_id, self.embedding_model_id]
-        return ModelList(data=[ModelCard(id=i, created=created) for i in ids if i is not None])
+        ids = [m.name for m in self._catalog.visible_to(tenant_id)] + [self.embedding_model_id]
+        return ModelList(data=[ModelCard(id=i, created=created) for i in ids])
 
-    def model(self, model: str) -> ModelCard:
+    def model(self, model: str, tenant_id: str) -> ModelCard:
         """One served model; raises ``ModelNotFoundError``."""
-        for card in self.models().data:
+        for card in self.models(tenant_id).data:
             if card.id == served_id(model):
                 return card
         raise ModelNotFoundError(model)
@@ -131,7 +128,7 @@ class OpenAIServing:
         Errors before the user message is stored (bad input, unknown model or
         conversation, overload) raise; once streaming, an error is an ``error`` event.
         """
-        model = self._chat_model.require(request.model)
+        model = self._catalog.require(request.model, principal.tenant_id).name
         if self._pipeline is None:
             raise InternalError("A node with a chat model has no turn pipeline.")
         pipeline = self._pipeline

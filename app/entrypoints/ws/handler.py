@@ -19,7 +19,6 @@ from pydantic import ValidationError
 from app.auth.authenticator import Authenticator
 from app.auth.principal import Principal
 from app.chat.events import EventKind, error_payload
-from app.chat.models import ChatModel
 from app.chat.resume import TokenBuffer
 from app.chat.runner import Sink, TurnRunner
 from app.core.errors import ApiError, RateLimitedError, UnavailableError
@@ -39,6 +38,7 @@ from app.entrypoints.ws.protocol import (
 )
 from app.entrypoints.ws.resume import open_replay, replay
 from app.ratelimit import RateLimiter
+from app.routing.catalog import ModelCatalog
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +62,7 @@ class SocketParts:
 
     settings: ServerSettings
     authenticator: Authenticator
-    chat_model: ChatModel
+    catalog: ModelCatalog
     token_buffer: TokenBuffer
     turns: TurnRunner | None
     rate_limiter: RateLimiter | None
@@ -173,7 +173,7 @@ class ChatSocket:
             return
         runner = self._parts.turns
         try:
-            self._parts.chat_model.require(chat.model)
+            self._parts.catalog.require(chat.model, principal.tenant_id)
             if runner is None:
                 raise UnavailableError("Generation is not enabled on this node.")
         except ApiError as exc:
@@ -267,13 +267,11 @@ async def chat_socket(
     socket: WebSocket[Any, Any, Any],
     settings: Settings,
     authenticator: Authenticator,
-    chat_model: ChatModel,
+    catalog: ModelCatalog,
     token_buffer: TokenBuffer,
     turns: TurnRunner | None,
     rate_limiter: RateLimiter | None,
 ) -> None:
     """Chat over WebSocket (``docs/websocket-protocol.md``; messages in ``protocol.py``)."""
-    parts = SocketParts(
-        settings.server, authenticator, chat_model, token_buffer, turns, rate_limiter
-    )
+    parts = SocketParts(settings.server, authenticator, catalog, token_buffer, turns, rate_limiter)
     await ChatSocket(socket, parts).serve()

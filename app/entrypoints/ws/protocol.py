@@ -72,7 +72,6 @@ class ChatPayload(ChatRequest):
     """A ``chat`` message: a REST chat request plus the conversation it continues."""
 
     conversation_id: str | None = Field(default=None, max_length=64)
-    model: str | None = Field(default=None, max_length=128)
 
 
 def parse_client_message(raw: str | bytes, max_bytes: int) -> ClientMessage:

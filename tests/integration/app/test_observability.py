@@ -88,8 +88,11 @@ def test_metrics_name_every_family_an_operator_needs(client: TestClient[Any], ke
         'ragserve:http_requests_total{method="GET",route="/v1/conversations",status="429"}',
         'ragserve:http_requests_total{method="POST",route="/v1/conversations",status="201"}',
         # Per-stage latency of a turn, time to first token, inter-token and end to end.
-        'ragserve:turn_stage_duration_seconds_count{stage="retrieve"}',
-        'ragserve:turn_stage_duration_seconds_count{stage="first_token"}',
+        # ... each by the model version that answered.
+        # (the exposition sorts labels by name)
+        'ragserve:turn_stage_duration_seconds_count{model="',
+        'stage="retrieve",version="',
+        'stage="first_token",version="',
         "ragserve:time_to_first_token_seconds_count",
         "ragserve:inter_token_latency_seconds_count",
         "ragserve:e2e_request_latency_seconds_count",
@@ -104,6 +107,12 @@ def test_metrics_name_every_family_an_operator_needs(client: TestClient[Any], ke
         'ragserve:errors_total{code="rate_limited"}',
         'ragserve:rate_limit_rejections_total{scope="key"}',
         "ragserve:turns_total",
+        # What answers cost and the tokens they used, by model, version and tenant.
+        'ragserve:cost_total{model="',
+        'ragserve:tokens_total{kind="completion",model="',
+        # The router's view of every endpoint.
+        "ragserve:router_endpoint_healthy",
+        "ragserve:router_requests_total",
     ]
     missing = [name for name in expected if name not in body]
     assert not missing, missing

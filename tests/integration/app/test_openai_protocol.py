@@ -35,7 +35,8 @@ from app.entrypoints.openai.protocol import (
     Delta,
     Usage,
 )
-from app.entrypoints.openai.serving import _base64, served_id
+from app.entrypoints.openai.serving import _base64
+from app.routing.specs import served_id
 from conversation import MessageInfo
 from inference import ChatMessage
 

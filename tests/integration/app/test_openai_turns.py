@@ -38,11 +38,11 @@ async def services(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[St
 
 
 def _pipeline(services: State, on_usage: UsageHook | None = None) -> TurnPipeline:
-    assert services.engine is not None
+    assert services.gateway is not None
     return TurnPipeline(
         services.conversations,
         services.retrieval,
-        services.engine,
+        services.gateway,
         PipelineConfig(),
         on_usage=on_usage,
     )

@@ -12,6 +12,7 @@ from app.chat.events import SourcesFound, TurnFinished, TurnStarted
 from app.chat.pipeline import TurnPipeline
 from app.chat.turn import PipelineConfig, TurnOptions, TurnRequest
 from app.core.settings import Settings
+from app.server.components import embedded_gateway
 from app.server.lifespan import open_state
 from conversation import LabelingQueue, NotFoundError
 from inference import BatchingEngine, EngineOverloadedError, TokenEvent
@@ -128,8 +129,9 @@ async def test_an_overloaded_engine_refuses_the_turn_before_anything_is_stored(
     )
     await engine.start()
     try:
+        gateway = await embedded_gateway(engine, services.sessions)
         pipeline = TurnPipeline(
-            services.conversations, services.retrieval, engine, PipelineConfig()
+            services.conversations, services.retrieval, gateway, PipelineConfig()
         )
         before = await services.conversations.list(tenant, limit=100)
         with pytest.raises(EngineOverloadedError) as refused:

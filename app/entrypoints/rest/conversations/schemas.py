@@ -94,6 +94,8 @@ class ChatOptions(Schema):
 class ChatRequest(Schema):
     content: str = Field(min_length=1)
     options: ChatOptions | None = None
+    model: str | None = Field(default=None, min_length=1, max_length=128)
+    """The public model name (``GET /v1/models``); unset takes the default model."""
 
     def to_turn_request(
         self, tenant_id: str, conversation_id: str | None, subject: str | None = None
@@ -104,6 +106,7 @@ class ChatRequest(Schema):
             conversation_id=conversation_id,
             content=self.content,
             subject=subject,
+            model=self.model,
             options=TurnOptions(
                 max_tokens=opts.max_tokens,
                 temperature=opts.temperature,
