@@ -54,6 +54,53 @@ def serve(host: str | None, port: int | None) -> None:
     )
 
 
+@main.command("inference")
+@click.option(
+    "--host", default=None, help="Interface to bind (default RAGSERVE_HOST or 127.0.0.1)."
+)
+@click.option("--port", default=8001, show_default=True, type=int, help="Port.")
+@click.option(
+    "--api-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file whose first line is the key that /v1 requests must send as a bearer token.",
+)
+def inference_node(host: str | None, port: int, api_key_file: Path | None) -> None:
+    """Serve only the generation engine, behind an OpenAI-compatible API (an inference node).
+
+    The engine is the one RAGSERVE_GENERATION_* configures; API nodes reach it with
+    RAGSERVE_GENERATION_BACKEND_URLS or the model registry. No database is used.
+    """
+    import uvicorn
+
+    from app.routing.specs import served_id
+    from app.server.components import build_engine
+    from inference.node import create_node_app
+
+    settings = get_settings()
+    configure_logging(settings.server.log_level)
+    api_key = api_key_file.read_text().strip().partition("\n")[0].strip() if api_key_file else None
+    if api_key_file and not api_key:
+        raise click.UsageError(f"{api_key_file} holds no key")
+    engine = build_engine(settings)
+    gen = settings.generation
+    app = create_node_app(
+        engine,
+        # The engine learns its model's name when the app's lifespan starts it.
+        model_id=lambda: served_id(gen.model_name or engine.model_name),
+        api_key=api_key,
+        default_max_tokens=gen.max_tokens,
+        max_tokens_limit=gen.max_tokens_limit,
+    )
+    uvicorn.run(
+        app,
+        host=host or settings.server.host,
+        port=port,
+        log_level=settings.server.log_level,
+        log_config=None,
+        access_log=False,
+    )
+
+
 @main.command()
 def migrate() -> None:
     """Bring the database schema up to date (Alembic upgrade head)."""
