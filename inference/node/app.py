@@ -43,7 +43,12 @@ async def chat_completions(request: Request[Any, Any, Any], serving: NodeServing
 
 @get("/models")
 async def list_models(serving: NodeServing) -> dict[str, Any]:
-    """The one served model, as OpenAI's ``GET /v1/models``."""
+    """The one served model, as OpenAI's ``GET /v1/models``; 503 while the engine cannot serve.
+
+    NOTE: ``RemoteEngine.check_health`` asks this route (the one every
+    OpenAI-compatible server has), so it answers for the engine too.
+    """
+    await serving.engine.check_health()
     models: ModelList = serving.models()
     return models.model_dump(mode="json")
 

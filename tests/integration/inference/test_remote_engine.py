@@ -196,7 +196,7 @@ async def test_a_full_node_queue_is_overloaded_with_its_retry_after(
     await engine.start()
     try:
         results = await asyncio.gather(
-            *(_collect(engine, _request(LONG, max_tokens=48)) for _ in range(6)),
+            *(_collect(engine, _request(LONG, max_tokens=16)) for _ in range(6)),
             return_exceptions=True,
         )
     finally:
