@@ -1,4 +1,5 @@
-"""The ``ragserve`` command: serve, migrate, ingest, keys, tenants, token, demo."""
+"""The ``ragserve`` command: serve, inference, worker, migrate, ingest, keys, tenants,
+token, demo, models."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tqdm import tqdm
 
 from app.core.logs import configure_logging
 from app.core.settings import Settings, get_settings
+from app.routing.commands import models
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -102,6 +104,37 @@ def inference_node(host: str | None, port: int, api_key_file: Path | None) -> No
 
 
 @main.command()
+def worker() -> None:
+    """Run ingestion workers only, no HTTP server, until SIGTERM or Ctrl-C.
+
+    They take uploads from the ingestion queue (Redis Streams when RAGSERVE_REDIS_URL
+    is set), RAGSERVE_INGESTION_WORKERS of them; API nodes may then run none.
+    """
+    settings = get_settings()
+    configure_logging(settings.server.log_level)
+    if settings.ingestion.workers < 1:
+        raise click.UsageError("RAGSERVE_INGESTION_WORKERS is 0: this worker would do nothing")
+    asyncio.run(_work(settings))
+
+
+async def _work(settings: Settings) -> None:
+    import signal
+
+    from app.server.lifespan import open_state
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with AsyncExitStack() as stack:
+        await open_state(settings, stack, with_engine=False, with_ingest_workers=True)
+        click.echo(f"ingestion worker running ({settings.ingestion.workers} workers)", err=True)
+        await stop.wait()
+    # Leaving the stack stops the workers; an upload taken but not finished stays
+    # pending in the queue and is claimed again (at least once).
+
+
+@main.command()
 def migrate() -> None:
     """Bring the database schema up to date (Alembic upgrade head)."""
     from kernel.migrations import upgrade
@@ -123,6 +156,9 @@ def ingest(paths: tuple[Path, ...], tenant: str, collection: str) -> None:
     configure_logging(get_settings().server.log_level)
     failed = asyncio.run(_ingest(get_settings(), list(_files(paths)), tenant, collection))
     sys.exit(1 if failed else 0)
+
+
+main.add_command(models)
 
 
 @main.group()

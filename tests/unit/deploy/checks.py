@@ -23,17 +23,10 @@ if TYPE_CHECKING:
     import pytest
 
 __all__ = [
-    "PENDING_COMMANDS",
-    "PENDING_SETTINGS",
     "command_problems",
     "env_problems",
     "setting_names",
 ]
-
-# NOTE: being added in the same change as deploy/ (issue 10); accepted here until
-# it lands, then checked like every other command (its options too).
-PENDING_SETTINGS: frozenset[str] = frozenset()
-PENDING_COMMANDS = frozenset({"worker"})
 
 
 def setting_names() -> frozenset[str]:
@@ -63,7 +56,7 @@ def env_problems(
         monkeypatch: Sets the environment while ``Settings`` reads it.
         other_names: Names that are not ragserve's but are expected (``OMP_NUM_THREADS``).
     """
-    known = setting_names() | PENDING_SETTINGS | set(other_names)
+    known = setting_names() | set(other_names)
     problems = [f"{name} is not a ragserve setting" for name in sorted(set(env) - known)]
     for name in list(os.environ):
         if name.startswith("RAGSERVE_"):
@@ -87,8 +80,6 @@ def command_problems(argv: Sequence[str]) -> list[str]:
     name, args = argv[1], list(argv[2:])
     command = main.commands.get(name)
     if command is None:
-        if name in PENDING_COMMANDS:
-            return []
         return [f"`ragserve {name}` does not exist (have {sorted(main.commands)})"]
     try:
         command.make_context(name, args)
