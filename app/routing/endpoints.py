@@ -185,7 +185,7 @@ class EndpointPool:
                         created.append(endpoint)
                     endpoint.weight = spec.weight
                     routed[version.key].append(endpoint)
-            await asyncio.gather(*(self._start(e) for e in created))
+            await asyncio.gather(*(self._start(e) for e in created if not e.started))
             self.versions = routed
             for endpoints in routed.values():
                 for endpoint in endpoints:
