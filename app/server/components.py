@@ -21,8 +21,7 @@ from app.routing.gateway import ModelGateway
 from app.routing.router import Router
 from app.routing.usage import UsageLedger
 from conversation import HotState, LabelingQueue, MemoryHotState, NoHotState, RedisHotState
-from inference import BatchingEngine, Engine, LocalEngine
-from inference.remote_engine import RemoteEngine
+from inference import BatchingEngine, Engine, LocalEngine, RemoteEngine
 from retrieval import (
     CacheConfig,
     IngestQueue,
