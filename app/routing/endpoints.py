@@ -126,6 +126,11 @@ class Endpoint:
         """The endpoint as metrics and logs name it."""
         return display_url(self.url)
 
+    @property
+    def serving(self) -> bool:
+        """Started and healthy as last recorded (``HealthPolicy.state`` is exact)."""
+        return self.started and self.health.state is State.HEALTHY
+
     def status(self, policy: HealthPolicy) -> EndpointStatus:
         """A snapshot of the endpoint for readiness and the admin view."""
         state = policy.state(self.health)

@@ -31,16 +31,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 import structlog
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from app.routing.endpoints import Endpoint
+    from inference.engine import Engine
 
-__all__ = ["Health", "HealthPolicy", "Prober", "State"]
+__all__ = ["Health", "HealthPolicy", "Probed", "Prober", "State"]
 
 log = structlog.get_logger(__name__)
 
@@ -182,7 +182,22 @@ class HealthPolicy:
         return State.HEALTHY
 
 
-class Prober:
+class Probed(Protocol):
+    """What the prober needs of an endpoint (``app/routing/endpoints.py``'s ``Endpoint``)."""
+
+    started: bool
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def health(self) -> Health: ...
+
+
+T = TypeVar("T", bound=Probed)
+
+
+class Prober(Generic[T]):
     """Probes endpoints every ``interval_s`` so a dead or revived node is noticed
     without real traffic.
 
@@ -193,9 +208,9 @@ class Prober:
 
     def __init__(
         self,
-        targets: Callable[[], Iterable[Endpoint]],
+        targets: Callable[[], Iterable[T]],
         policy: HealthPolicy,
-        on_transition: Callable[[Endpoint, State], None],
+        on_transition: Callable[[T, State], None],
         *,
         interval_s: float = 2.0,
         timeout_s: float = 1.0,
@@ -227,7 +242,7 @@ class Prober:
         due = [e for e in self._targets() if self._policy.state(e.health) is not State.COOLING]
         await asyncio.gather(*(self.probe(e) for e in due))
 
-    async def probe(self, endpoint: Endpoint) -> None:
+    async def probe(self, endpoint: T) -> None:
         """Probe one endpoint and record the outcome."""
         try:
             async with asyncio.timeout(self._timeout_s):

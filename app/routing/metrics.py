@@ -10,19 +10,35 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
-if TYPE_CHECKING:
-    from app.routing.endpoints import Endpoint
-
-__all__ = ["Outcome", "RouterMetrics", "router_metrics"]
+__all__ = ["Observed", "Outcome", "RouterMetrics", "router_metrics"]
 
 Outcome = Literal["ok", "error", "overloaded", "unavailable", "invalid", "cancelled"]
 """How one attempt on an endpoint ended: ``error`` broke after the first token (or
 failed in a way the engine contract does not name), ``invalid`` was refused as a bad
 request (4xx, not retried)."""
+
+
+class Observed(Protocol):
+    """What the metrics read of an endpoint (``app/routing/endpoints.py``'s ``Endpoint``)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def outstanding(self) -> int: ...
+
+    @property
+    def serving(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,30 +51,28 @@ class RouterMetrics:
     retries: Counter
     cooldowns: Counter
 
-    def track(self, endpoint: Endpoint) -> None:
+    def track(self, endpoint: Observed) -> None:
         """Export an endpoint's health and load as they are now."""
         labels = (endpoint.model, endpoint.version, endpoint.label)
-        self.endpoint_healthy.labels(*labels).set(
-            1 if endpoint.started and endpoint.health.state == "healthy" else 0
-        )
+        self.endpoint_healthy.labels(*labels).set(1 if endpoint.serving else 0)
         self.requests_outstanding.labels(*labels).set(endpoint.outstanding)
 
-    def forget(self, endpoint: Endpoint) -> None:
+    def forget(self, endpoint: Observed) -> None:
         """Drop the gauges of an endpoint the router no longer routes to."""
         labels = (endpoint.model, endpoint.version, endpoint.label)
         for gauge in (self.endpoint_healthy, self.requests_outstanding):
             with contextlib.suppress(KeyError):
                 gauge.remove(*labels)
 
-    def attempt(self, endpoint: Endpoint, outcome: Outcome) -> None:
+    def attempt(self, endpoint: Observed, outcome: Outcome) -> None:
         """Count one attempt on ``endpoint`` and how it ended."""
         self.requests.labels(endpoint.model, endpoint.version, endpoint.label, outcome).inc()
 
-    def retry(self, endpoint: Endpoint) -> None:
+    def retry(self, endpoint: Observed) -> None:
         """Count a further attempt of a request that failed before its first token."""
         self.retries.labels(endpoint.model, endpoint.version).inc()
 
-    def cooldown(self, endpoint: Endpoint) -> None:
+    def cooldown(self, endpoint: Observed) -> None:
         """Count an endpoint put in cooldown."""
         self.cooldowns.labels(endpoint.model, endpoint.version, endpoint.label).inc()
 

@@ -24,7 +24,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Coroutine, Iterable
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -112,6 +112,7 @@ class Router:
         affinity_slack: float = DEFAULT_AFFINITY_SLACK,
         rng: random.Random | None = None,
         registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Args:
         engine_factory: Builds the engine of a remote endpoint.
@@ -128,6 +129,7 @@ class Router:
         affinity_slack: See ``app/routing/balancer.py``.
         rng: Tie-breaking draws (seed one in tests).
         registry: Where the metrics live (the default registry when ``None``).
+        clock: Health's time source (deadlines always use ``time.monotonic``).
         """
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -136,6 +138,7 @@ class Router:
             failure_window_s=failure_window_s,
             cooldown_s=cooldown_s,
             probe_failure_threshold=probe_failure_threshold,
+            clock=clock,
         )
         self._balancer = Balancer(affinity_slack, rng)
         self._metrics = router_metrics(registry)
