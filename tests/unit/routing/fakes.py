@@ -1,4 +1,5 @@
-"""An in-process engine for the router's unit tests: deterministic, and told how to fail.
+"""An in-process engine for the router's unit tests, deterministic and told how to fail,
+and the helpers around it.
 
 The router's logic (balancing, health, retries) is what these tests prove; real
 ``ragserve inference`` processes behind the router are the end-to-end tests' job.
@@ -7,8 +8,15 @@ The router's logic (balancing, health, retries) is what these tests prove; real
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Literal
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
+from prometheus_client import CollectorRegistry
+
+from app.routing.balancer import rendezvous
+from app.routing.endpoints import Endpoint
+from app.routing.router import Router
 from app.routing.specs import EndpointSpec, VersionSpec
 from inference.engine import Engine
 from inference.errors import EngineOverloadedError, EngineUnavailableError, InvalidRequestError
@@ -156,3 +164,49 @@ async def collect(stream: AsyncGenerator[GenerationEvent, None]) -> list[Generat
 
 def text_of(events: Sequence[GenerationEvent]) -> str:
     return "".join(e.text for e in events if isinstance(e, TokenEvent))
+
+
+class Clock:
+    """Health's time, moved by hand so cooldowns need no sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Harness:
+    router: Router
+    factory: Factory
+    registry: CollectorRegistry
+    clock: Clock
+
+    @classmethod
+    def build(cls, **kwargs: Any) -> Harness:
+        """A router over ``FakeEngine``s with metrics, a clock and draws of its own."""
+        factory, registry, clock = Factory(), CollectorRegistry(), Clock()
+        kwargs.setdefault("rng", random.Random(0))
+        return cls(
+            Router(factory, registry=registry, clock=clock, **kwargs), factory, registry, clock
+        )
+
+    def engine(self, url: str) -> FakeEngine:
+        return self.factory.engines[url]
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.registry.get_sample_value(f"ragserve:{name}", {"model": "m", **labels})
+        return 0.0 if value is None else value
+
+    def status(self, version: VersionSpec, url: str) -> Any:
+        return next(s for s in self.router.health(version) if s.url == url)
+
+
+def key_for(url: str, version: VersionSpec) -> str:
+    """A conversation key whose affinity lands on ``url`` among ``version``'s endpoints."""
+    endpoints = [
+        Endpoint("m", "v1", s.url, s.weight, FakeEngine(s.url), owned=True)
+        for s in version.endpoints
+    ]
+    return next(f"c{n}" for n in range(1000) if rendezvous(f"c{n}", endpoints).url == url)

@@ -10,7 +10,7 @@ import pytest
 from app.routing.balancer import Balancer, least_loaded, rendezvous
 from app.routing.endpoints import Endpoint
 from app.routing.health import HealthPolicy, State
-from tests.unit.routing.fakes import FakeEngine
+from tests.unit.routing.fakes import Clock, FakeEngine
 
 
 def endpoint(url: str, weight: float = 1.0, outstanding: int = 0) -> Endpoint:
@@ -24,14 +24,6 @@ def endpoint(url: str, weight: float = 1.0, outstanding: int = 0) -> Endpoint:
         started=True,
         outstanding=outstanding,
     )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_least_loaded_compares_outstanding_per_weight() -> None:

@@ -8,15 +8,7 @@ import pytest
 
 from app.routing.endpoints import Endpoint
 from app.routing.health import Health, HealthPolicy, Prober, State
-from tests.unit.routing.fakes import FakeEngine
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.routing.fakes import Clock, FakeEngine
 
 
 def endpoint(url: str = "http://a", started: bool = True) -> Endpoint:

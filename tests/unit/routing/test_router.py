@@ -5,50 +5,29 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from app.routing.balancer import rendezvous
-from app.routing.endpoints import Endpoint, display_url
+from app.routing.endpoints import display_url
 from app.routing.router import Router
 from app.routing.specs import EMBEDDED_URL, VersionSpec
 from inference.errors import EngineOverloadedError, EngineUnavailableError, InvalidRequestError
 from inference.types import FinishEvent, FinishReason, TokenEvent
-from tests.unit.routing.fakes import Factory, FakeEngine, collect, remote, request, text_of
+from tests.unit.routing.fakes import (
+    Factory,
+    FakeEngine,
+    Harness,
+    collect,
+    key_for,
+    remote,
+    request,
+    text_of,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
-
-
-class Clock:
-    """Health's time, moved by hand so cooldowns need no sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class Harness:
-    router: Router
-    factory: Factory
-    registry: CollectorRegistry
-    clock: Clock
-
-    def engine(self, url: str) -> FakeEngine:
-        return self.factory.engines[url]
-
-    def metric(self, name: str, **labels: str) -> float:
-        value = self.registry.get_sample_value(f"ragserve:{name}", {"model": "m", **labels})
-        return 0.0 if value is None else value
-
-    def status(self, version: VersionSpec, url: str) -> Any:
-        return next(s for s in self.router.health(version) if s.url == url)
 
 
 @pytest.fixture
@@ -56,25 +35,12 @@ async def make() -> AsyncIterator[Callable[..., Harness]]:
     made: list[Harness] = []
 
     def build(**kwargs: Any) -> Harness:
-        factory, registry, clock = Factory(), CollectorRegistry(), Clock()
-        kwargs.setdefault("rng", random.Random(0))
-        router = Router(factory, registry=registry, clock=clock, **kwargs)
-        harness = Harness(router, factory, registry, clock)
-        made.append(harness)
-        return harness
+        made.append(Harness.build(**kwargs))
+        return made[-1]
 
     yield build
     for harness in made:
         await harness.router.stop()
-
-
-def key_for(url: str, version: VersionSpec) -> str:
-    """A conversation key whose affinity lands on ``url`` among ``version``'s endpoints."""
-    endpoints = [
-        Endpoint("m", "v1", s.url, s.weight, FakeEngine(s.url), owned=True)
-        for s in version.endpoints
-    ]
-    return next(f"c{n}" for n in range(1000) if rendezvous(f"c{n}", endpoints).url == url)
 
 
 async def test_a_request_streams_from_one_endpoint(make: Callable[..., Harness]) -> None:
@@ -404,16 +370,12 @@ async def test_the_embedded_engine_is_routed_never_cooled_nor_stopped(
 
 async def test_a_version_not_routed_here_is_unavailable(make: Callable[..., Harness]) -> None:
     h = make()  # no embedded engine: an embedded version cannot be served here
-    await h.router.sync([VersionSpec(model="m", version="local", backend="embedded")])
-    other = remote("http://a", version="v9")
+    local = VersionSpec(model="m", version="local", backend="embedded")
+    await h.router.sync([local])
     with pytest.raises(EngineUnavailableError, match="not served by this node"):
-        await collect(h.router.generate(other, request()))
+        await collect(h.router.generate(remote("http://a", version="v9"), request()))
     with pytest.raises(EngineUnavailableError, match="can serve"):
-        await collect(
-            h.router.generate(
-                VersionSpec(model="m", version="local", backend="embedded"), request()
-            )
-        )
+        await collect(h.router.generate(local, request()))
 
 
 async def test_a_remote_endpoint_is_never_refused_on_a_guess(
