@@ -165,6 +165,7 @@ class EndpointPool:
         self.versions: dict[str, list[Endpoint]] = {}
         self._lock = asyncio.Lock()
         self._stopping: set[asyncio.Task[None]] = set()
+        self._warned: set[tuple[str, str]] = set()  # logged once, not at every sync
 
     def remote(self) -> Iterator[Endpoint]:
         """Every routed endpoint but the embedded one (what the prober probes)."""
@@ -226,7 +227,9 @@ class EndpointPool:
         if version.backend != "embedded":
             return list({s.url: s for s in version.endpoints}.values())
         if self._embedded is None:
-            log.warning("router_no_embedded_engine", version=version.key)
+            if (version.key, EMBEDDED_URL) not in self._warned:
+                self._warned.add((version.key, EMBEDDED_URL))
+                log.warning("router_no_embedded_engine", version=version.key)
             return []
         return [EndpointSpec(EMBEDDED_URL)]
 
@@ -237,7 +240,9 @@ class EndpointPool:
             try:
                 engine, owned = self._factory(version, spec), True
             except Exception:
-                log.exception("router_endpoint_invalid", version=version.key, url=spec.url)
+                if (version.key, spec.url) not in self._warned:
+                    self._warned.add((version.key, spec.url))
+                    log.exception("router_endpoint_invalid", version=version.key, url=spec.url)
                 return None
         endpoint = Endpoint(
             model=version.model,
@@ -258,9 +263,12 @@ class EndpointPool:
                 await endpoint.engine.start()
             endpoint.started = True
         except Exception as exc:  # the prober retries the start
+            error = f"{exc.__class__.__name__}: {exc}"
+            if isinstance(exc, TimeoutError):
+                error = f"no answer within {self._start_timeout_s:g} s"
             endpoint.health.state = State.PROBING
-            endpoint.health.last_probe_error = f"start failed: {exc.__class__.__name__}: {exc}"
-            log.warning("router_endpoint_start_failed", endpoint=endpoint.label, error=str(exc))
+            endpoint.health.last_probe_error = f"start failed: {error}"
+            log.warning("router_endpoint_start_failed", endpoint=endpoint.label, error=error)
 
     async def _stop(self, endpoint: Endpoint) -> None:
         if not endpoint.owned:

@@ -131,15 +131,19 @@ class FakeEngine(Engine):
 class Factory:
     """The router's engine factory: one ``FakeEngine`` per URL, kept for inspection.
 
-    ``engines[url]`` is the latest engine built for ``url``; ``built`` counts them.
+    ``engines[url]`` is the latest engine built for ``url``; ``built`` counts them;
+    a URL in ``refuse`` raises as a malformed one would.
     """
 
     def __init__(self) -> None:
         self.engines: dict[str, FakeEngine] = {}
         self.built = 0
         self.configure: dict[str, dict[str, object]] = {}
+        self.refuse: set[str] = set()
 
     def __call__(self, version: VersionSpec, spec: EndpointSpec) -> FakeEngine:
+        if spec.url in self.refuse:
+            raise ValueError(f"not an http(s) URL: {spec.url}")
         self.built += 1
         engine = FakeEngine(spec.url)
         for name, value in self.configure.get(spec.url, {}).items():

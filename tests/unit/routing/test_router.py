@@ -29,9 +29,11 @@ from tests.unit.routing.fakes import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
+    Make = Callable[..., Harness]
+
 
 @pytest.fixture
-async def make() -> AsyncIterator[Callable[..., Harness]]:
+async def make() -> AsyncIterator[Make]:
     made: list[Harness] = []
 
     def build(**kwargs: Any) -> Harness:
@@ -43,7 +45,7 @@ async def make() -> AsyncIterator[Callable[..., Harness]]:
         await harness.router.stop()
 
 
-async def test_a_request_streams_from_one_endpoint(make: Callable[..., Harness]) -> None:
+async def test_a_request_streams_from_one_endpoint(make: Make) -> None:
     h = make()
     version = remote("http://a")
     await h.router.sync([version])
@@ -60,11 +62,11 @@ async def test_a_request_streams_from_one_endpoint(make: Callable[..., Harness])
     assert h.metric("router_requests_total", version="v1", endpoint="http://a", outcome="ok") == 1
     assert h.metric("router_requests_outstanding", version="v1", endpoint="http://a") == 0
     assert h.metric("router_endpoint_healthy", version="v1", endpoint="http://a") == 1
+    h.router.check_capacity(version)  # a remote endpoint is never refused on a guess
+    assert h.router.snapshot() == {"m@v1": h.router.health(version)}
 
 
-async def test_a_failure_before_the_first_token_is_retried_elsewhere(
-    make: Callable[..., Harness],
-) -> None:
+async def test_a_failure_before_the_first_token_is_retried_elsewhere(make: Make) -> None:
     h = make()
     version = remote("http://a", "http://b")
     await h.router.sync([version])
@@ -78,7 +80,7 @@ async def test_a_failure_before_the_first_token_is_retried_elsewhere(
     assert h.metric("router_requests_total", outcome="unavailable", **labels) == 1
 
 
-async def test_an_error_before_any_token_is_retried_too(make: Callable[..., Harness]) -> None:
+async def test_an_error_before_any_token_is_retried_too(make: Make) -> None:
     """A stream that ends in an error before its first token showed the client nothing."""
     h = make()
     version = remote("http://a", "http://b")
@@ -89,7 +91,7 @@ async def test_an_error_before_any_token_is_retried_too(make: Callable[..., Harn
     assert stream.endpoint == "http://b"
 
 
-async def test_no_retry_once_the_deadline_has_passed(make: Callable[..., Harness]) -> None:
+async def test_no_retry_once_the_deadline_has_passed(make: Make) -> None:
     h = make()
     version = remote("http://a", "http://b")
     await h.router.sync([version])
@@ -104,7 +106,7 @@ async def test_no_retry_once_the_deadline_has_passed(make: Callable[..., Harness
     assert h.engine("http://b").requests == []
 
 
-async def test_no_retry_after_the_first_token(make: Callable[..., Harness]) -> None:
+async def test_no_retry_after_the_first_token(make: Make) -> None:
     h = make()
     version = remote("http://a", "http://b")
     await h.router.sync([version])
@@ -122,9 +124,7 @@ async def test_no_retry_after_the_first_token(make: Callable[..., Harness]) -> N
     assert h.metric("router_requests_total", outcome="error", **labels) == 1
 
 
-async def test_all_overloaded_answers_overloaded_with_the_shortest_wait(
-    make: Callable[..., Harness],
-) -> None:
+async def test_all_overloaded_answers_overloaded_with_the_shortest_wait(make: Make) -> None:
     h = make()
     version = remote("http://a", "http://b")
     await h.router.sync([version])
@@ -144,7 +144,7 @@ async def test_all_overloaded_answers_overloaded_with_the_shortest_wait(
     h.router.check_capacity(version)
 
 
-async def test_overloaded_wins_over_unavailable(make: Callable[..., Harness]) -> None:
+async def test_overloaded_wins_over_unavailable(make: Make) -> None:
     """The client is told to come back (429), not that the service is gone (503)."""
     h = make()
     version = remote("http://a", "http://b")
@@ -155,7 +155,7 @@ async def test_overloaded_wins_over_unavailable(make: Callable[..., Harness]) ->
         await collect(h.router.generate(version, request()))
 
 
-async def test_a_bad_request_is_not_retried(make: Callable[..., Harness]) -> None:
+async def test_a_bad_request_is_not_retried(make: Make) -> None:
     h = make()
     version = remote("http://a", "http://b")
     await h.router.sync([version])
@@ -168,7 +168,7 @@ async def test_a_bad_request_is_not_retried(make: Callable[..., Harness]) -> Non
     assert all(s.failures == 0 for s in h.router.health(version))
 
 
-async def test_attempts_are_bounded(make: Callable[..., Harness]) -> None:
+async def test_attempts_are_bounded(make: Make) -> None:
     h = make(max_attempts=3)
     version = remote("http://a", "http://b", "http://c", "http://d")
     await h.router.sync([version])
@@ -181,7 +181,7 @@ async def test_attempts_are_bounded(make: Callable[..., Harness]) -> None:
     assert sum(len(e.requests) for e in h.factory.engines.values()) == 3
 
 
-async def test_closing_the_stream_aborts_upstream(make: Callable[..., Harness]) -> None:
+async def test_closing_the_stream_aborts_upstream(make: Make) -> None:
     h = make()
     version = remote("http://a")
     await h.router.sync([version])
@@ -195,9 +195,7 @@ async def test_closing_the_stream_aborts_upstream(make: Callable[..., Harness]) 
     assert h.metric("router_requests_total", outcome="cancelled", **labels) == 1
 
 
-async def test_abort_reaches_the_endpoint_running_the_request(
-    make: Callable[..., Harness],
-) -> None:
+async def test_abort_reaches_the_endpoint_running_the_request(make: Make) -> None:
     h = make()
     version = remote("http://a")
     await h.router.sync([version])
@@ -211,9 +209,7 @@ async def test_abort_reaches_the_endpoint_running_the_request(
     assert h.engine("http://a").aborted == ["r1"]
 
 
-async def test_cooldown_moves_a_conversation_and_a_probe_brings_it_back(
-    make: Callable[..., Harness],
-) -> None:
+async def test_cooldown_moves_a_conversation_and_a_probe_brings_it_back(make: Make) -> None:
     h = make(cooldown_s=5)
     version = remote("http://a", "http://b")
     await h.router.sync([version])
@@ -244,9 +240,7 @@ async def test_cooldown_moves_a_conversation_and_a_probe_brings_it_back(
     assert h.metric("router_endpoint_healthy", version="v1", endpoint="http://a") == 1
 
 
-async def test_with_every_endpoint_cooling_the_router_tries_anyway(
-    make: Callable[..., Harness],
-) -> None:
+async def test_with_every_endpoint_cooling_the_router_tries_anyway(make: Make) -> None:
     h = make(cooldown_s=60)
     version = remote("http://a")
     await h.router.sync([version])
@@ -260,9 +254,7 @@ async def test_with_every_endpoint_cooling_the_router_tries_anyway(
     assert h.status(version, "http://a").state == "healthy"
 
 
-async def test_two_routers_send_a_conversation_to_the_same_endpoint(
-    make: Callable[..., Harness],
-) -> None:
+async def test_two_routers_send_a_conversation_to_the_same_endpoint(make: Make) -> None:
     one, two = make(rng=random.Random(1)), make(rng=random.Random(2))
     version = remote("http://a", "http://b", ("http://c", 2.0))
     await one.router.sync([version])
@@ -278,7 +270,7 @@ async def test_two_routers_send_a_conversation_to_the_same_endpoint(
     assert len(chosen) == 3
 
 
-async def test_concurrent_requests_spread_by_weight(make: Callable[..., Harness]) -> None:
+async def test_concurrent_requests_spread_by_weight(make: Make) -> None:
     h = make()
     version = remote(("http://a", 2.0), "http://b")
     await h.router.sync([version])
@@ -293,9 +285,7 @@ async def test_concurrent_requests_spread_by_weight(make: Callable[..., Harness]
     assert [s.outstanding for s in h.router.health(version)] == [0, 0]
 
 
-async def test_sync_keeps_unchanged_endpoints_and_stops_removed_ones(
-    make: Callable[..., Harness],
-) -> None:
+async def test_sync_keeps_unchanged_endpoints_and_stops_removed_ones(make: Make) -> None:
     h = make()
     version = remote("http://a", "http://b", "http://c")
     await h.router.sync([version])
@@ -328,9 +318,7 @@ async def test_sync_keeps_unchanged_endpoints_and_stops_removed_ones(
     assert h.engine("http://a").stops == 1
 
 
-async def test_an_endpoint_that_fails_to_start_is_started_by_the_prober(
-    make: Callable[..., Harness],
-) -> None:
+async def test_an_endpoint_that_fails_to_start_is_started_by_the_prober(make: Make) -> None:
     h = make()
     h.factory.configure["http://a"] = {"start_error": OSError("connection refused")}
     version = remote("http://a")
@@ -346,9 +334,7 @@ async def test_an_endpoint_that_fails_to_start_is_started_by_the_prober(
     assert text_of(await collect(h.router.generate(version, request()))) == "Hello!"
 
 
-async def test_the_embedded_engine_is_routed_never_cooled_nor_stopped(
-    make: Callable[..., Harness],
-) -> None:
+async def test_the_embedded_engine_is_routed_never_cooled_nor_stopped(make: Make) -> None:
     own = FakeEngine(EMBEDDED_URL)
     h = make(embedded=own)
     version = VersionSpec(model="m", version="local", backend="embedded")
@@ -368,7 +354,7 @@ async def test_the_embedded_engine_is_routed_never_cooled_nor_stopped(
     assert own.stops == 0
 
 
-async def test_a_version_not_routed_here_is_unavailable(make: Callable[..., Harness]) -> None:
+async def test_a_version_not_routed_here_is_unavailable(make: Make) -> None:
     h = make()  # no embedded engine: an embedded version cannot be served here
     local = VersionSpec(model="m", version="local", backend="embedded")
     await h.router.sync([local])
@@ -378,14 +364,14 @@ async def test_a_version_not_routed_here_is_unavailable(make: Callable[..., Harn
         await collect(h.router.generate(local, request()))
 
 
-async def test_a_remote_endpoint_is_never_refused_on_a_guess(
-    make: Callable[..., Harness],
-) -> None:
+async def test_an_endpoint_the_factory_refuses_is_left_out(make: Make) -> None:
+    """A malformed URL in the registry costs that endpoint, not the version or the sync."""
     h = make()
-    version = remote("http://a")
+    h.factory.refuse.add("ftp://nonsense")
+    version = remote("ftp://nonsense", "http://a")
     await h.router.sync([version])
-    h.router.check_capacity(version)
-    assert h.router.snapshot() == {"m@v1": h.router.health(version)}
+    assert [s.url for s in h.router.health(version)] == ["http://a"]
+    assert text_of(await collect(h.router.generate(version, request()))) == "Hello!"
 
 
 def test_labels_and_views_never_show_credentials() -> None:
