@@ -177,6 +177,8 @@ def build_router(settings: Settings, embedded: Engine | None) -> Router:
         failure_window_s=routing.failure_window_s,
         cooldown_s=routing.cooldown_s,
         probe_interval_s=routing.probe_interval_s,
+        # A probe may take as long as a connect, or a slow but live node looks dead.
+        probe_timeout_s=routing.connect_timeout_s,
         max_attempts=routing.max_attempts,
     )
 
