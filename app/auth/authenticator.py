@@ -17,7 +17,7 @@ from conversation.api_keys import SECRET_PREFIX
 from conversation.errors import AuthenticationError
 
 if TYPE_CHECKING:
-    from app.core.settings import AuthSettings
+    from app.auth.settings import AuthSettings
 
 
 def bearer_token(header: str | None) -> str:

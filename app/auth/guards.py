@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from litestar.handlers.base import BaseRouteHandler
     from litestar.types import Guard
 
-    from app.core.settings import AuthSettings
+    from app.auth.settings import AuthSettings
 
 ROLE_RANK: dict[Role, int] = {"user": 0, "labeler": 1, "admin": 2}
 

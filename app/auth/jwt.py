@@ -22,7 +22,7 @@ from conversation import PRINCIPAL_ROLES, PrincipalRole
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from app.core.settings import AuthSettings
+    from app.auth.settings import AuthSettings
 
 MAX_TOKEN_CHARS = 8192
 """Longer bearer tokens are refused before any parsing."""

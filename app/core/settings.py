@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.auth.settings import AuthSettings
+from app.ratelimit.settings import RateLimitSettings
 from app.routing.settings import RoutingSettings
 
 
@@ -171,113 +173,6 @@ class RedisSettings(BaseSettings):
     """Connections this process opens to Redis at most; more requests wait for one."""
     pool_timeout_s: float = 5.0
     """Seconds a request waits for a free Redis connection before failing."""
-
-
-_HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
-_PUBLIC_KEY_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
-
-
-class AuthSettings(BaseSettings):
-    """How callers authenticate: API keys always, JWTs once a key is configured."""
-
-    # NOTE: hide_input_in_errors keeps the secret out of a startup error's text.
-    model_config = SettingsConfigDict(
-        env_prefix="RAGSERVE_AUTH_", extra="ignore", hide_input_in_errors=True
-    )
-
-    jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["HS256"])
-    """JWT algorithms accepted, comma-separated (``HS256`` or ``RS256,ES256``); one
-    family only (HMAC or public-key); anything else, ``none`` included, is rejected."""
-    jwt_secret: SecretStr | None = None
-    """Shared secret of the HS* algorithms; setting it (or a public key) turns JWTs on."""
-    jwt_public_key_file: Path | None = None
-    """PEM public key of the RS*/PS*/ES*/EdDSA algorithms."""
-    jwt_audience: str | None = None
-    """Required ``aud`` of every token; must be set when JWTs are on."""
-    jwt_issuer: str | None = None
-    """Required ``iss`` of every token; must be set when JWTs are on."""
-    jwt_leeway_s: float = Field(default=30.0, ge=0.0, le=300.0)
-    """Clock skew tolerated on ``exp``, ``nbf`` and ``iat``, in seconds."""
-    jwt_tenant_claim: str = "tenant_id"
-    """Claim holding the caller's tenant id."""
-    jwt_role_claim: str = "role"
-    """Claim holding the caller's role (``user`` when absent; unknown values are rejected)."""
-    jwt_scopes_claim: str = "scope"
-    """Claim holding scopes: a space-separated string (OAuth 2) or a list."""
-    jwt_require_user: bool = False
-    """Accept a token only when its ``sub`` is a user of its tenant (``/v1/admin/.../users``)."""
-    platform_admin_scope: str = "platform:admin"
-    """Scope that lets an admin see and manage every tenant, not only its own."""
-
-    _public_key: str | None = PrivateAttr(default=None)
-
-    @field_validator("jwt_algorithms", mode="before")
-    @classmethod
-    def _split_algorithms(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @model_validator(mode="after")
-    def _check_jwt(self) -> Self:
-        algorithms = set(self.jwt_algorithms)
-        unknown = algorithms - _HMAC_ALGORITHMS - _PUBLIC_KEY_ALGORITHMS
-        if not algorithms or unknown:
-            raise ValueError(f"RAGSERVE_AUTH_JWT_ALGORITHMS: unsupported {sorted(unknown)}")
-        hmac = algorithms <= _HMAC_ALGORITHMS
-        if not hmac and not algorithms <= _PUBLIC_KEY_ALGORITHMS:
-            # NOTE: mixing families is how "RS256 public key used as an HS256
-            # secret" forgeries get in; one family per deployment rules it out.
-            raise ValueError("RAGSERVE_AUTH_JWT_ALGORITHMS mixes HMAC and public-key algorithms")
-        if self.jwt_secret is not None and self.jwt_public_key_file is not None:
-            raise ValueError("set RAGSERVE_AUTH_JWT_SECRET or _PUBLIC_KEY_FILE, not both")
-        if self.jwt_secret is not None and not hmac:
-            raise ValueError("RAGSERVE_AUTH_JWT_SECRET needs HS* algorithms")
-        if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
-            # RFC 7518 §3.2: an HMAC key at least as long as the hash output.
-            raise ValueError("RAGSERVE_AUTH_JWT_SECRET must have at least 32 characters")
-        if self.jwt_public_key_file is not None:
-            if hmac:
-                raise ValueError("RAGSERVE_AUTH_JWT_PUBLIC_KEY_FILE needs RS*/PS*/ES*/EdDSA")
-            self._public_key = self.jwt_public_key_file.read_text()
-        if self.jwt_enabled and not (self.jwt_audience and self.jwt_issuer):
-            raise ValueError("JWTs need RAGSERVE_AUTH_JWT_AUDIENCE and RAGSERVE_AUTH_JWT_ISSUER")
-        return self
-
-    @property
-    def jwt_enabled(self) -> bool:
-        """Whether JWTs are accepted (a secret or a public key is configured)."""
-        return self.jwt_secret is not None or self.jwt_public_key_file is not None
-
-    @property
-    def jwt_key(self) -> str | None:
-        """The key tokens are verified with: the secret or the public key's PEM text."""
-        if self.jwt_secret is not None:
-            return self.jwt_secret.get_secret_value()
-        return self._public_key
-
-
-class RateLimitSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RAGSERVE_RATE_LIMIT_", extra="ignore")
-
-    enabled: bool = True
-    """Enforce per-key and per-tenant token buckets."""
-    key_burst: int = Field(default=1000, ge=1)
-    """Requests one API key (or JWT subject) may make at once; a key's own limit replaces it."""
-    key_rate: float = Field(default=100.0, gt=0)
-    """Requests per second refilled into a key's bucket."""
-    tenant_burst: int = Field(default=1000, ge=1)
-    """Requests all of a tenant's callers may make at once."""
-    tenant_rate: float = Field(default=100.0, gt=0)
-    """Requests per second refilled into a tenant's bucket."""
-    tokens_burst: int = Field(default=100_000, ge=1)
-    """Generated tokens a key, and a tenant, may use at once (charged after each turn)."""
-    tokens_rate: float = Field(default=2000.0, gt=0)
-    """Generated tokens per second refilled into the key's and the tenant's token budget."""
-    max_turns_per_key: int = Field(default=8, ge=1)
-    """Chat turns one key may run at once on one node (REST, SSE and WebSocket together)."""
 
 
 class HotStateSettings(BaseSettings):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from app.auth.principal import Principal
-    from app.core.settings import RateLimitSettings
+    from app.ratelimit.settings import RateLimitSettings
 
 __all__ = ["Quota", "RateLimiter"]
 

@@ -23,8 +23,8 @@ from pydantic import ValidationError
 from app.auth.authenticator import Authenticator, bearer_token
 from app.auth.jwt import mint_token
 from app.auth.principal import Principal, RateLimitOverride
+from app.auth.settings import AuthSettings
 from app.core.errors import UnauthorizedError
-from app.core.settings import AuthSettings
 from conversation import ApiKeyService, RateLimit, TenantInfo, TenantService, UserService
 
 if TYPE_CHECKING:

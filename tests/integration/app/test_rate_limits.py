@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from litestar.testing import TestClient
 
-from app.core.settings import RateLimitSettings, Settings
+from app.core.settings import Settings
 from app.server.factory import create_app
 from kernel.migrations import upgrade
 
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
     import httpx
     from litestar.datastructures import State
+
+    from app.ratelimit.settings import RateLimitSettings
 
 pytestmark = pytest.mark.model
 

@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 
 from app.auth.principal import Principal, RateLimitOverride
 from app.core.errors import RateLimitedError, TooManyTurnsError
-from app.core.settings import RateLimitSettings
+from app.ratelimit.settings import RateLimitSettings
 from app.ratelimit import (
     Bucket,
     BucketsUnavailableError,
