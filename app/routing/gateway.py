@@ -140,6 +140,11 @@ class ModelGateway:
                 futures.append(job.primary)
         return futures
 
+    async def join_shadows(self) -> None:
+        """Wait until every queued shadow copy is done (tests; a drain)."""
+        if self._shadows is not None:
+            await self._shadows.join()
+
     async def record_usage(
         self,
         route: Route,

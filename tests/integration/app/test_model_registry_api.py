@@ -186,29 +186,32 @@ def test_a_shadow_answer_is_stored_and_summarised_and_never_reaches_the_client(
     state: State = client.app.state
     try:
         answers = [_chat(client, key)["message"] for _ in range(3)]
-        client.blocking_portal.call(state.gateway._shadows.join)  # noqa: SLF001
+        client.blocking_portal.call(state.gateway.join_shadows)
     finally:
         client.put(f"/v1/admin/models/{MODEL}/rollout", json={"stable": "a"}, headers=platform)
     for answer in answers:
         assert answer["model_version"] == "a", "the client sees the primary's answer only"
         rows = client.blocking_portal.call(state.shadow_store.list, answer["id"])
         assert [r.version for r in rows] == ["b"]
-        assert rows[0].primary_version == "a" and rows[0].error is None
+        assert rows[0].primary_version == "a"
+        assert rows[0].error is None
         # Same model, same greedy prompt: the shadow answers like the primary.
         assert rows[0].content == answer["content"]
         assert rows[0].similarity == pytest.approx(1.0, abs=1e-3)
     summary = client.get(f"/v1/admin/models/{MODEL}/shadows/b/summary", headers=platform)
     assert summary.status_code == 200, summary.text
     body = summary.json()
-    assert body["answers"] >= 3 and body["failed"] == 0
+    assert body["answers"] >= 3
+    assert body["failed"] == 0
     assert body["similarity"]["mean"] == pytest.approx(1.0, abs=1e-3)
-    assert body["latency_ms"]["p50"] > 0 and body["primary_versions"] == ["a"]
+    assert body["latency_ms"]["p50"] > 0
+    assert body["primary_versions"] == ["a"]
 
 
 def test_models_lists_what_the_tenant_may_use(
     client: TestClient[Any], platform: dict[str, str], registered: None
 ) -> None:
-    tenant, key = _key(client)
+    _, key = _key(client)
     auth = {"Authorization": f"Bearer {key}"}
     created = client.post(
         "/v1/admin/models",
@@ -222,7 +225,8 @@ def test_models_lists_what_the_tenant_may_use(
         headers=platform,
     )
     ids = [m["id"] for m in client.get("/v1/models", headers=auth).json()["data"]]
-    assert MODEL in ids and "private-model" not in ids
+    assert MODEL in ids
+    assert "private-model" not in ids
     refused = client.post(
         "/v1/chat/completions",
         json={"model": "private-model", "messages": [{"role": "user", "content": "hi"}]},
