@@ -16,6 +16,7 @@ from retrieval.errors import (
     InvalidRequestError,
     RetrievalError,
     UnsupportedDocumentError,
+    VectorStoreOverloadedError,
     VectorStoreUnavailableError,
 )
 from retrieval.extract import SUPPORTED_CONTENT_TYPES, ExtractedText, extract_text
@@ -43,7 +44,14 @@ from retrieval.types import (
     SearchMode,
     Upload,
 )
-from retrieval.vector_store import Candidate, ChunkPoint, QdrantVectorStore, VectorStore
+from retrieval.vector_store import (
+    Candidate,
+    ChunkPoint,
+    EdgeVectorStore,
+    QdrantVectorStore,
+    StoreCalls,
+    VectorStore,
+)
 
 __all__ = [
     "SUPPORTED_CONTENT_TYPES",
@@ -62,6 +70,7 @@ __all__ = [
     "DocumentRow",
     "DocumentStatus",
     "DocumentUploadRow",
+    "EdgeVectorStore",
     "Embedder",
     "ExtractedText",
     "Fusion",
@@ -82,9 +91,11 @@ __all__ = [
     "RetrievalService",
     "SearchMode",
     "SentenceTransformerEmbedder",
+    "StoreCalls",
     "UnsupportedDocumentError",
     "Upload",
     "VectorStore",
+    "VectorStoreOverloadedError",
     "VectorStoreUnavailableError",
     "extract_text",
     "load_tokenizer",

@@ -50,3 +50,7 @@ class IngestQueueFullError(RetrievalError, kernel.errors.OverloadedError):
 
 class IngestQueueUnavailableError(RetrievalError, kernel.errors.UnavailableError):
     """The ingestion queue (Redis) cannot be reached; nothing was queued."""
+
+
+class VectorStoreOverloadedError(RetrievalError, kernel.errors.OverloadedError):
+    """Too many vector store searches are running or waiting; retry after ``retry_after``."""

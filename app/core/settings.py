@@ -53,7 +53,10 @@ class QdrantSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAGSERVE_QDRANT_", extra="ignore")
 
     url: str | None = None
-    """Qdrant server URL; unset means local mode in the data dir (one process owns it)."""
+    """Qdrant server URL; unset means an embedded engine in the data dir (one process owns it)."""
+    engine: Literal["edge", "local"] = "edge"
+    """Embedded engine when ``url`` is unset: ``edge`` (Qdrant Edge, in ``<data_dir>/qdrant_edge``)
+    or ``local`` (qdrant-client's local mode, a Python scan, in ``<data_dir>/qdrant``)."""
     api_key: str | None = None
     """API key for a Qdrant server."""
     collection: str = "ragserve_chunks_v2"
@@ -89,6 +92,10 @@ class RetrievalSettings(BaseSettings):
     """How long a search waits to share its query's embedding call with concurrent ones."""
     query_max_batch: int = Field(default=32, ge=1)
     """Most queries embedded in one model call."""
+    store_threads: int = Field(default=2, ge=1)
+    """Vector store searches that run at once, each on its own thread (never on the event loop)."""
+    store_max_waiting: int = Field(default=8, ge=0)
+    """Vector store searches that may wait for a thread; more get 429 with Retry-After."""
 
 
 class GenerationSettings(BaseSettings):

@@ -24,12 +24,15 @@ from conversation import HotState, LabelingQueue, MemoryHotState, NoHotState, Re
 from inference import BatchingEngine, Engine, LocalEngine, RemoteEngine
 from retrieval import (
     CacheConfig,
+    EdgeVectorStore,
     IngestQueue,
     InProcessIngestQueue,
     QdrantVectorStore,
     RedisStreamsIngestQueue,
     RetrievalService,
     SentenceTransformerEmbedder,
+    StoreCalls,
+    VectorStore,
 )
 from safety import VerdictStore
 
@@ -216,12 +219,22 @@ def build_retrieval(
     embedder: SentenceTransformerEmbedder,
 ) -> RetrievalService:
     """The retrieval service over the configured vector store (not yet started)."""
-    store = QdrantVectorStore(
-        url=settings.qdrant.url,
-        path=None if settings.qdrant.url else str(settings.qdrant_path),
-        api_key=settings.qdrant.api_key,
-        collection_name=settings.qdrant.collection,
-    )
+    calls = StoreCalls(settings.retrieval.store_threads, settings.retrieval.store_max_waiting)
+    store: VectorStore
+    if settings.qdrant.url or settings.qdrant.engine == "local":
+        store = QdrantVectorStore(
+            url=settings.qdrant.url,
+            path=None if settings.qdrant.url else str(settings.qdrant_path),
+            api_key=settings.qdrant.api_key,
+            collection_name=settings.qdrant.collection,
+            calls=calls,
+        )
+    else:
+        store = EdgeVectorStore(
+            settings.data_dir.resolve() / "qdrant_edge",
+            collection_name=settings.qdrant.collection,
+            calls=calls,
+        )
     return RetrievalService(
         sessions,
         embedder,

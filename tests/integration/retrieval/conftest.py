@@ -1,5 +1,6 @@
-"""Real parts for retrieval integration tests: MiniLM, Qdrant local mode, a SQLite file,
-and the ingestion queues, in-process and on the real Redis of ``redis_url``."""
+"""Real parts for retrieval integration tests: MiniLM, a SQLite file, the vector store on
+every embedded engine (Qdrant Edge and qdrant-client's local mode; no Qdrant server runs
+here), and the ingestion queues, in-process and on the real Redis of ``redis_url``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from kernel.orm import Base
 from retrieval.embedding import SentenceTransformerEmbedder
 from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue, RedisStreamsIngestQueue
 from retrieval.service import RetrievalService
-from retrieval.vector_store import QdrantVectorStore
+from retrieval.vector_store import EdgeVectorStore, QdrantVectorStore, VectorStore
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,9 +31,20 @@ def embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(batch_size=32)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[QdrantVectorStore]:
-    vector_store = QdrantVectorStore(path=str(tmp_path / "qdrant"), collection_name="test_chunks")
+ENGINES = ["edge", "local"]
+
+
+def make_store(engine: str, folder: Path, **options: Any) -> VectorStore:
+    """A vector store of one embedded engine in ``folder``."""
+    if engine == "edge":
+        return EdgeVectorStore(folder / "edge", collection_name="test_chunks", **options)
+    return QdrantVectorStore(path=str(folder / "qdrant"), collection_name="test_chunks", **options)
+
+
+@pytest.fixture(params=ENGINES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VectorStore]:
+    """The vector store, once on each embedded engine, so every test body runs on both."""
+    vector_store = make_store(request.param, tmp_path)
     yield vector_store
     await vector_store.close()
 
@@ -56,7 +68,7 @@ async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker]:
 async def service(
     sessions: async_sessionmaker,
     embedder: SentenceTransformerEmbedder,
-    store: QdrantVectorStore,
+    store: VectorStore,
 ) -> AsyncIterator[RetrievalService]:
     retrieval = RetrievalService(sessions, embedder, store, chunk_tokens=200, chunk_overlap=40)
     await retrieval.start()

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from retrieval.embedding import SentenceTransformerEmbedder
-    from retrieval.vector_store import QdrantVectorStore
+    from retrieval.vector_store import VectorStore
 
 pytestmark = pytest.mark.model
 
@@ -39,7 +39,7 @@ TOPICS = [
 
 @pytest.fixture
 async def cached(
-    sessions: async_sessionmaker, embedder: SentenceTransformerEmbedder, store: QdrantVectorStore
+    sessions: async_sessionmaker, embedder: SentenceTransformerEmbedder, store: VectorStore
 ) -> AsyncIterator[RetrievalService]:
     service = RetrievalService(
         sessions, embedder, store, cache=CacheConfig(device="cpu", similarity_threshold=0.8)
@@ -129,7 +129,7 @@ async def test_searches_racing_a_delete_never_bring_the_chunks_back(
 
 
 async def test_the_cache_can_be_switched_off(
-    sessions: async_sessionmaker, embedder: SentenceTransformerEmbedder, store: QdrantVectorStore
+    sessions: async_sessionmaker, embedder: SentenceTransformerEmbedder, store: VectorStore
 ) -> None:
     service = RetrievalService(sessions, embedder, store, cache=None)
     await service.ingest(TENANT, "topic.txt", TOPICS[0].encode(), "text/plain")

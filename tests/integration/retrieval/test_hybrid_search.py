@@ -1,4 +1,4 @@
-"""Dense, sparse and hybrid search through Qdrant's query API (local mode), real MiniLM."""
+"""Dense, sparse and hybrid search through Qdrant's query API on each engine, real MiniLM."""
 
 from __future__ import annotations
 
@@ -12,14 +12,16 @@ from qdrant_client import models
 from retrieval.errors import InvalidRequestError, RetrievalError
 from retrieval.query_embedder import QueryEmbedder
 from retrieval.service import RetrievalService
+from retrieval.vector_store import QdrantVectorStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from retrieval.embedding import SentenceTransformerEmbedder
-    from retrieval.vector_store import QdrantVectorStore
+    from retrieval.vector_store import VectorStore
 
 pytestmark = pytest.mark.model
 
@@ -40,7 +42,7 @@ DOCS = {
 
 @pytest.fixture
 async def hybrid(
-    sessions: async_sessionmaker, embedder: SentenceTransformerEmbedder, store: QdrantVectorStore
+    sessions: async_sessionmaker, embedder: SentenceTransformerEmbedder, store: VectorStore
 ) -> AsyncIterator[RetrievalService]:
     """A service without the chunk cache, so every answer is Qdrant's own."""
     service = RetrievalService(sessions, embedder, store, cache=None)
@@ -105,15 +107,19 @@ async def test_bad_mode_or_fusion_is_a_clear_error(hybrid: RetrievalService) -> 
         await hybrid.search(TENANT_A, "refund", fusion="max")
 
 
-async def test_a_collection_made_by_the_old_schema_is_refused_clearly(
-    store: QdrantVectorStore,
-) -> None:
-    """Old data dirs hold a dense-only collection: ragserve must say what to do, not crash."""
-    await store.client.create_collection(
+async def test_a_collection_made_by_the_old_schema_is_refused_clearly(tmp_path: Path) -> None:
+    """Old data dirs hold a dense-only collection: ragserve must say what to do, not crash.
+
+    Local mode only: that is where such collections were made (the Edge store's
+    refusal of a shard of another size is in the contract tests).
+    """
+    store = QdrantVectorStore(path=str(tmp_path / "qdrant"), collection_name="test_chunks")
+    store.client.create_collection(
         "test_chunks", vectors_config=models.VectorParams(size=384, distance=models.Distance.COSINE)
     )
     with pytest.raises(RetrievalError, match="re-ingest"):
         await store.ensure_ready(384)
+    await store.close()
 
 
 async def test_concurrent_queries_share_model_calls_and_match_one_by_one(

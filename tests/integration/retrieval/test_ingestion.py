@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from retrieval.embedding import SentenceTransformerEmbedder
-    from retrieval.vector_store import QdrantVectorStore
+    from retrieval.vector_store import VectorStore
 
 pytestmark = pytest.mark.model
 
@@ -82,7 +82,7 @@ def queue(make_queue: MakeQueue) -> IngestQueue:
 async def make_service(
     sessions: async_sessionmaker,
     embedder: SentenceTransformerEmbedder,
-    store: QdrantVectorStore,
+    store: VectorStore,
 ) -> AsyncIterator[Callable[..., Awaitable[RetrievalService]]]:
     """Builds services over one database and store; stops their workers at the end."""
     built: list[RetrievalService] = []
@@ -103,7 +103,7 @@ async def make_service(
 async def test_submit_answers_queued_and_a_worker_makes_it_ready(
     make_service: Callable[..., Awaitable[RetrievalService]],
     queue: IngestQueue,
-    store: QdrantVectorStore,
+    store: VectorStore,
 ) -> None:
     service = await make_service(queue)
     await service.start_workers()
@@ -125,7 +125,7 @@ async def test_submit_answers_queued_and_a_worker_makes_it_ready(
 async def test_a_worker_killed_mid_document_is_replaced_without_lost_or_duplicate_chunks(
     make_service: Callable[..., Awaitable[RetrievalService]],
     queue: IngestQueue,
-    store: QdrantVectorStore,
+    store: VectorStore,
     embedder: SentenceTransformerEmbedder,
 ) -> None:
     """Guards at-least-once ingestion: the entry is claimed again and redone idempotently."""
@@ -154,8 +154,8 @@ async def test_a_worker_killed_mid_document_is_replaced_without_lost_or_duplicat
     assert time.monotonic() - started >= CLAIM_IDLE_S * 0.9
     assert done.chunk_count == expected
     assert await store.count(TENANT, document_id) == expected
-    points, _ = await store.client.scroll(store.collection_name, limit=1000, with_payload=True)
-    positions = sorted(int((p.payload or {})["position"]) for p in points)
+    points = await store.payloads(TENANT, document_id)
+    positions = sorted(int(payload["position"]) for payload in points.values())
     assert positions == list(range(expected))
     await drained(queue.length)
     assert await queue.dead_letters() == []
@@ -164,7 +164,7 @@ async def test_a_worker_killed_mid_document_is_replaced_without_lost_or_duplicat
 async def test_deleting_a_document_while_it_is_indexed_wins(
     make_service: Callable[..., Awaitable[RetrievalService]],
     queue: IngestQueue,
-    store: QdrantVectorStore,
+    store: VectorStore,
 ) -> None:
     service = await make_service(queue)
     await service.start_workers()
@@ -188,7 +188,7 @@ async def test_deleting_a_document_while_it_is_indexed_wins(
 
 
 async def test_deleting_a_queued_document_drops_the_job(
-    make_service: Callable[..., Awaitable[RetrievalService]], store: QdrantVectorStore
+    make_service: Callable[..., Awaitable[RetrievalService]], store: VectorStore
 ) -> None:
     service = await make_service(ingest_workers=1)
     queued = await service.submit(TENANT, "later.txt", manual(4))
@@ -204,7 +204,7 @@ async def test_deleting_a_queued_document_drops_the_job(
 
 
 async def test_unchanged_bytes_are_a_no_op_and_new_bytes_replace(
-    make_service: Callable[..., Awaitable[RetrievalService]], store: QdrantVectorStore
+    make_service: Callable[..., Awaitable[RetrievalService]], store: VectorStore
 ) -> None:
     service = await make_service()
     await service.start_workers()
@@ -229,7 +229,7 @@ async def test_unchanged_bytes_are_a_no_op_and_new_bytes_replace(
 
 
 async def test_extraction_errors_end_failed_with_the_reason(
-    make_service: Callable[..., Awaitable[RetrievalService]], store: QdrantVectorStore
+    make_service: Callable[..., Awaitable[RetrievalService]], store: VectorStore
 ) -> None:
     service = await make_service()
     await service.start_workers()
@@ -283,7 +283,7 @@ async def test_a_full_queue_refuses_clearly_and_stores_nothing(
 
 
 async def test_a_failing_store_is_retried_then_given_up_with_the_reason(
-    make_service: Callable[..., Awaitable[RetrievalService]], store: QdrantVectorStore
+    make_service: Callable[..., Awaitable[RetrievalService]], store: VectorStore
 ) -> None:
     """Guards retries of transient failures and dead-lettering after max deliveries."""
     queue = InProcessIngestQueue(claim_idle_s=0.3, max_deliveries=2, max_queued=10)
@@ -317,7 +317,7 @@ async def test_a_failing_store_is_retried_then_given_up_with_the_reason(
 
 
 async def test_stored_uploads_survive_a_restart_of_the_in_process_queue(
-    make_service: Callable[..., Awaitable[RetrievalService]], store: QdrantVectorStore
+    make_service: Callable[..., Awaitable[RetrievalService]], store: VectorStore
 ) -> None:
     before = await make_service(ingest_workers=0)
     uploads = [Upload(f"note-{i}.txt", f"Note {i} about the pumps.".encode()) for i in range(3)]

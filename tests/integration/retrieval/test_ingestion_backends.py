@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from retrieval.embedding import SentenceTransformerEmbedder
-    from retrieval.vector_store import QdrantVectorStore
+    from retrieval.vector_store import VectorStore
 
 pytestmark = pytest.mark.model
 
@@ -41,7 +41,7 @@ async def _stored_uploads(sessions: async_sessionmaker[AsyncSession]) -> int:
 async def test_uploads_are_stored_until_indexed_then_dropped(
     sessions: async_sessionmaker[AsyncSession],
     embedder: SentenceTransformerEmbedder,
-    store: QdrantVectorStore,
+    store: VectorStore,
 ) -> None:
     before = RetrievalService(sessions, embedder, store, ingest_workers=0)
     results = await before.submit_many(

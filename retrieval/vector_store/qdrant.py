@@ -1,110 +1,42 @@
-"""Chunk vectors: the ``VectorStore`` interface and its Qdrant implementation.
+"""A ``VectorStore`` on qdrant-client: a Qdrant server, or local mode (a folder).
 
-One Qdrant collection holds every tenant's chunks; tenants are separated by a
-``tenant_id`` payload filter on every read and delete (docs/security.md), never by
-trusting the caller to pass one. ``collection`` in the payload is the tenant's own
-document grouping, unrelated to the Qdrant collection.
-
-Every point has two named vectors: ``dense`` (the embedder's, cosine) and
-``sparse`` (BM25 term weights from ``retrieval.sparse``, with Qdrant's IDF
-modifier). The store computes the sparse vector itself from the chunk text at
-upsert, so callers only ever hand it ``ChunkPoint``s.
+The client is qdrant-client's synchronous one, called on ``StoreCalls`` threads: its
+local mode is a pure-Python scan (seconds per query at 100k points) that would
+otherwise run on the event loop, and a server's answers still cost parsing.
 """
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+import threading
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qdrant_client import AsyncQdrantClient, models
+from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from retrieval.errors import RetrievalError, VectorStoreUnavailableError
-from retrieval.points import Candidate, ChunkPoint, chunk_point_id
 from retrieval.sparse import Bm25Encoder, SparseVector
-from retrieval.types import ChunkHit, Fusion, SearchMode
+from retrieval.types import Fusion, SearchMode
+from retrieval.vector_store.base import (
+    DEFAULT_COLLECTION_NAME,
+    DENSE,
+    SCROLL_PAGE,
+    SPARSE,
+    UPSERT_BATCH,
+    Candidate,
+    ChunkPoint,
+    SearchPlan,
+    apply_dense_floor,
+    plan_search,
+    to_candidate,
+)
+from retrieval.vector_store.offload import StoreCalls
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Collection, Sequence
+    from collections.abc import Collection, Iterator, Sequence
 
-# NOTE: v2 holds named dense + sparse vectors; the v1 collection (one unnamed dense
-# vector) is left alone, and its documents must be re-ingested to be found.
-DEFAULT_COLLECTION_NAME = "ragserve_chunks_v2"
-DENSE = "dense"
-SPARSE = "sparse"
-# Each leg of a hybrid query reads at least this many candidates before fusion, so
-# a chunk ranked moderately by both legs can still win.
-HYBRID_PREFETCH_MIN = 20
-_UPSERT_BATCH = 256
 _HTTP_CONFLICT = 409
-
-__all__ = [
-    "DEFAULT_COLLECTION_NAME",
-    "Candidate",
-    "ChunkPoint",
-    "QdrantVectorStore",
-    "VectorStore",
-    "chunk_point_id",
-]
-
-
-@runtime_checkable
-class VectorStore(Protocol):
-    """Where chunk vectors live. Every read and delete is scoped to one tenant."""
-
-    async def ensure_ready(self, dimension: int) -> None:
-        """Create the collection and its indexes if missing; check the dimension if not."""
-        ...
-
-    async def upsert(self, points: Sequence[ChunkPoint]) -> None:
-        """Insert or overwrite points (idempotent: point ids are deterministic)."""
-        ...
-
-    async def delete_document(
-        self, tenant_id: str, document_id: str, keep_ids: Collection[str] = ()
-    ) -> None:
-        """Delete a document's points, except those whose ids are in ``keep_ids``."""
-        ...
-
-    async def search(
-        self,
-        tenant_id: str,
-        vector: np.ndarray,
-        k: int,
-        collection: str | None = None,
-        score_floor: float | None = None,
-        *,
-        text: str | None = None,
-        mode: SearchMode = SearchMode.DENSE,
-        fusion: Fusion = Fusion.RRF,
-    ) -> list[Candidate]:
-        """The ``k`` best chunks of this tenant for a query, best first.
-
-        Args:
-            tenant_id: Whose chunks.
-            vector: The query's dense vector.
-            k: Chunks wanted.
-            collection: Only this collection, if given.
-            score_floor: In ``dense`` and ``hybrid`` mode, the least cosine similarity
-                of a chunk to ``vector``; in ``sparse`` mode, the least BM25 score.
-            text: The query text, required by ``sparse`` and ``hybrid``.
-            mode: Rank by the dense vector, the sparse vector, or both fused.
-            fusion: How ``hybrid`` fuses the two rankings.
-        """
-        ...
-
-    async def count(self, tenant_id: str, document_id: str | None = None) -> int:
-        """Number of points of a tenant, or of one of its documents."""
-        ...
-
-    async def check_health(self) -> None:
-        """Raise ``VectorStoreUnavailableError`` when the store cannot answer."""
-        ...
-
-    async def close(self) -> None:
-        """Release connections and file locks."""
-        ...
 
 
 class QdrantVectorStore:
@@ -112,10 +44,9 @@ class QdrantVectorStore:
 
     NOTE: local mode takes a file lock on its folder, so exactly one client per
     folder may exist: the server process owns it, and a second process (a CLI, a
-    second worker) must talk to the server instead. Local mode also runs its work
-    synchronously on the event loop (the async client only wraps it) and ignores
-    payload indexes, which is fine for the embedded default's data sizes; use a
-    server for anything larger.
+    second worker) must talk to the server instead. Local mode ignores payload
+    indexes and scans in Python; it stays selectable (``RAGSERVE_QDRANT_ENGINE=local``)
+    but the embedded default is Qdrant Edge (``retrieval.vector_store.edge``).
     """
 
     def __init__(
@@ -127,6 +58,7 @@ class QdrantVectorStore:
         collection_name: str = DEFAULT_COLLECTION_NAME,
         timeout: int = 10,
         sparse_encoder: Bm25Encoder | None = None,
+        calls: StoreCalls | None = None,
     ) -> None:
         """Configure the client; nothing is opened or contacted until first use.
 
@@ -137,6 +69,7 @@ class QdrantVectorStore:
             collection_name: The Qdrant collection holding every tenant's chunks.
             timeout: Server request timeout in seconds.
             sparse_encoder: Makes the ``sparse`` vectors; default BM25 with k1=1.2, b=0.75.
+            calls: The threads calls run on; default two search threads, eight waiting.
 
         Raises:
             ValueError: Neither or both of ``path`` and ``url`` were given.
@@ -146,6 +79,7 @@ class QdrantVectorStore:
         self._collection = collection_name
         self._local = url is None
         self._sparse = sparse_encoder or Bm25Encoder()
+        self._calls = calls or StoreCalls(name="qdrant")
         self._client_args: dict[str, Any]
         if path == ":memory:":
             self._client_args = {"location": ":memory:"}
@@ -159,7 +93,13 @@ class QdrantVectorStore:
                 "timeout": timeout,
                 "check_compatibility": False,
             }
-        self._client: AsyncQdrantClient | None = None
+        self._client: QdrantClient | None = None
+        self._closed = False
+        # NOTE: local mode keeps its points in plain Python and numpy structures that
+        # a write resizes under a concurrent read: its calls take turns.
+        self._turns: threading.Lock | nullcontext[None] = (
+            threading.Lock() if self._local else nullcontext()
+        )
 
     @property
     def collection_name(self) -> str:
@@ -171,17 +111,20 @@ class QdrantVectorStore:
         return self._sparse
 
     @property
-    def client(self) -> AsyncQdrantClient:
+    def client(self) -> QdrantClient:
         # Created lazily: local mode takes its file lock here, not at import or wiring.
         if self._client is None:
-            self._client = AsyncQdrantClient(**self._client_args)
+            self._client = QdrantClient(**self._client_args)
         return self._client
 
     async def ensure_ready(self, dimension: int) -> None:
-        async with _unavailable_on_error():
-            if not await self.client.collection_exists(self._collection):
-                await self._create_collection(dimension)
-            info = await self.client.get_collection(self._collection)
+        await self._calls.write(self._ensure_ready, dimension)
+
+    def _ensure_ready(self, dimension: int) -> None:
+        with self._turns, _unavailable_on_error():
+            if not self.client.collection_exists(self._collection):
+                self._create_collection(dimension)
+            info = self.client.get_collection(self._collection)
         vectors = info.config.params.vectors
         dense = vectors.get(DENSE) if isinstance(vectors, dict) else None
         sparse = (info.config.params.sparse_vectors or {}).get(SPARSE)
@@ -197,9 +140,9 @@ class QdrantVectorStore:
                 f"but the embedder makes {dimension}: use another collection name or re-ingest"
             )
         if not self._local:
-            await self._create_payload_indexes()
+            self._create_payload_indexes()
 
-    async def _create_collection(self, dimension: int) -> None:
+    def _create_collection(self, dimension: int) -> None:
         dense = {DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)}
         # IDF is applied by Qdrant at query time from live statistics, so the stored
         # weights stay valid however the corpus grows.
@@ -209,7 +152,7 @@ class QdrantVectorStore:
         # for multitenancy. Local mode has no HNSW and ignores this.
         hnsw = None if self._local else models.HnswConfigDiff(payload_m=16, m=0)
         try:
-            await self.client.create_collection(
+            self.client.create_collection(
                 self._collection,
                 vectors_config=dense,
                 sparse_vectors_config=sparse,
@@ -221,10 +164,10 @@ class QdrantVectorStore:
                 raise
         except ValueError:
             # Local mode says "already exists" with a ValueError.
-            if not await self.client.collection_exists(self._collection):
+            if not self.client.collection_exists(self._collection):
                 raise
 
-    async def _create_payload_indexes(self) -> None:
+    def _create_payload_indexes(self) -> None:
         # Server mode only: local mode has no payload indexes and warns about each.
         indexes: list[tuple[str, models.KeywordIndexParams]] = [
             (
@@ -234,17 +177,20 @@ class QdrantVectorStore:
             ("collection", models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD)),
             ("document_id", models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD)),
         ]
-        async with _unavailable_on_error():
+        with self._turns, _unavailable_on_error():
             for field, schema in indexes:
                 # Creating an index that exists with the same schema is a no-op.
-                await self.client.create_payload_index(
+                self.client.create_payload_index(
                     self._collection, field_name=field, field_schema=schema, wait=True
                 )
 
     async def upsert(self, points: Sequence[ChunkPoint]) -> None:
-        async with _unavailable_on_error():
-            for start in range(0, len(points), _UPSERT_BATCH):
-                batch = points[start : start + _UPSERT_BATCH]
+        await self._calls.write(self._upsert, points)
+
+    def _upsert(self, points: Sequence[ChunkPoint]) -> None:
+        with self._turns, _unavailable_on_error():
+            for start in range(0, len(points), UPSERT_BATCH):
+                batch = points[start : start + UPSERT_BATCH]
                 sparse = self._sparse.encode_documents([point.text for point in batch])
                 structs = [
                     models.PointStruct(
@@ -257,7 +203,7 @@ class QdrantVectorStore:
                     )
                     for point, weights in zip(batch, sparse, strict=True)
                 ]
-                await self.client.upsert(self._collection, points=structs, wait=True)
+                self.client.upsert(self._collection, points=structs, wait=True)
 
     async def delete_document(
         self, tenant_id: str, document_id: str, keep_ids: Collection[str] = ()
@@ -265,10 +211,12 @@ class QdrantVectorStore:
         query = _tenant_filter(tenant_id, document_id=document_id)
         if keep_ids:
             query.must_not = [models.HasIdCondition(has_id=list(keep_ids))]
-        async with _unavailable_on_error():
-            await self.client.delete(
-                self._collection, points_selector=models.FilterSelector(filter=query), wait=True
-            )
+        selector = models.FilterSelector(filter=query)
+        await self._calls.write(self._delete, selector)
+
+    def _delete(self, selector: models.FilterSelector) -> None:
+        with self._turns, _unavailable_on_error():
+            self.client.delete(self._collection, points_selector=selector, wait=True)
 
     async def search(
         self,
@@ -282,61 +230,97 @@ class QdrantVectorStore:
         mode: SearchMode = SearchMode.DENSE,
         fusion: Fusion = Fusion.RRF,
     ) -> list[Candidate]:
-        where = _tenant_filter(tenant_id, collection=collection)
-        dense = np.asarray(vector, dtype=np.float32)
-        terms = self._sparse.encode_query(text or "") if mode != SearchMode.DENSE else None
-        if terms is not None and not terms.indices:
-            if mode == SearchMode.SPARSE:
-                return []  # no word to match: BM25 scores every chunk 0
-            mode, terms = SearchMode.DENSE, None  # a hybrid query without words is its dense half
-        args: dict[str, Any] = {"query_filter": where, "limit": k}
-        if terms is None:
-            args |= {"query": dense.tolist(), "using": DENSE, "score_threshold": score_floor}
-        elif mode == SearchMode.SPARSE:
+        plan = plan_search(
+            self._sparse, tenant_id, vector, k, collection, score_floor, text, mode, fusion
+        )
+        if plan is None:
+            return []
+        return await self._calls.read(self._search, plan)
+
+    def _search(self, plan: SearchPlan) -> list[Candidate]:
+        where = _tenant_filter(plan.tenant_id, collection=plan.collection)
+        # NOTE: the sparse leg's IDF is measured over the tenant's own chunks (its
+        # whole corpus, whatever the collection), so a score never depends on how
+        # many of another tenant's chunks hold a word.
+        idf = models.SearchParams(idf=models.IdfCorpusParams(corpus=_tenant_filter(plan.tenant_id)))
+        args: dict[str, Any] = {"query_filter": where, "limit": plan.limit}
+        dense = plan.dense.tolist()
+        if plan.terms is None:
+            args |= {"query": dense, "using": DENSE, "score_threshold": plan.floor}
+        elif plan.mode == SearchMode.SPARSE:
             args |= {
-                "query": _qdrant_sparse(terms),
+                "query": _qdrant_sparse(plan.terms),
                 "using": SPARSE,
-                "score_threshold": score_floor,
+                "score_threshold": plan.floor,
+                "search_params": idf,
             }
         else:
-            legs = max(k, HYBRID_PREFETCH_MIN)
             # NOTE: the tenant filter goes into each prefetch (that is where the
             # candidates are chosen) and again on the fused query, for defence in depth.
             args["prefetch"] = [
-                models.Prefetch(query=dense.tolist(), using=DENSE, filter=where, limit=legs),
+                models.Prefetch(query=dense, using=DENSE, filter=where, limit=plan.legs),
                 models.Prefetch(
-                    query=_qdrant_sparse(terms), using=SPARSE, filter=where, limit=legs
+                    query=_qdrant_sparse(plan.terms),
+                    using=SPARSE,
+                    filter=where,
+                    limit=plan.legs,
+                    params=idf,
                 ),
             ]
-            args["query"] = models.FusionQuery(fusion=_FUSIONS[fusion])
-        async with _unavailable_on_error():
-            response = await self.client.query_points(
+            args["query"] = models.FusionQuery(fusion=_FUSIONS[plan.fusion])
+        with self._turns, _unavailable_on_error():
+            response = self.client.query_points(
                 self._collection, with_payload=True, with_vectors=[DENSE], **args
             )
-        candidates = [_candidate(point, dense) for point in response.points]
-        if mode == SearchMode.HYBRID and score_floor is not None:
-            # Fused scores are ranks, not similarities: the floor holds each chunk to
-            # its cosine similarity instead, as in dense mode.
-            candidates = [c for c in candidates if c.dense_score >= score_floor]
-        return candidates
+        found = [_candidate(point, plan.dense) for point in response.points]
+        return apply_dense_floor(plan, found)
 
     async def count(self, tenant_id: str, document_id: str | None = None) -> int:
-        async with _unavailable_on_error():
-            result = await self.client.count(
-                self._collection,
-                count_filter=_tenant_filter(tenant_id, document_id=document_id),
-                exact=True,
-            )
+        where = _tenant_filter(tenant_id, document_id=document_id)
+        return await self._calls.read(self._count, where)
+
+    def _count(self, where: models.Filter) -> int:
+        with self._turns, _unavailable_on_error():
+            result = self.client.count(self._collection, count_filter=where, exact=True)
         return int(result.count)
 
+    async def payloads(
+        self, tenant_id: str, document_id: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        where = _tenant_filter(tenant_id, document_id=document_id)
+        return await self._calls.read(self._payloads, where)
+
+    def _payloads(self, where: models.Filter) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        offset: models.ExtendedPointId | None = None
+        while True:
+            with self._turns, _unavailable_on_error():
+                records, offset = self.client.scroll(
+                    self._collection,
+                    scroll_filter=where,
+                    limit=SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=True,
+                )
+            found |= {str(r.id): dict(r.payload or {}) for r in records}
+            if offset is None:
+                return found
+
     async def check_health(self) -> None:
-        async with _unavailable_on_error():
-            await self.client.get_collections()
+        await self._calls.write(self._check_health)
+
+    def _check_health(self) -> None:
+        with self._turns, _unavailable_on_error():
+            self.client.get_collections()
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self._client is not None:
             client, self._client = self._client, None
-            await client.close()
+            await self._calls.write(client.close)
+        self._calls.shutdown()
 
 
 _FUSIONS = {Fusion.RRF: models.Fusion.RRF, Fusion.DBSF: models.Fusion.DBSF}
@@ -347,19 +331,11 @@ def _qdrant_sparse(vector: SparseVector) -> models.SparseVector:
 
 
 def _candidate(point: models.ScoredPoint, query: np.ndarray) -> Candidate:
-    payload = point.payload or {}
     vectors = point.vector if isinstance(point.vector, dict) else {}
-    vector = np.asarray(vectors[DENSE], dtype=np.float32)
-    hit = ChunkHit(
-        chunk_id=str(point.id),
-        document_id=str(payload["document_id"]),
-        document_name=str(payload["document_name"]),
-        collection=str(payload["collection"]),
-        position=int(payload["position"]),
-        text=str(payload["text"]),
-        score=float(point.score),
-    )
-    return Candidate(hit, vector, float(vector @ query))
+    dense = vectors[DENSE]
+    if not isinstance(dense, list):
+        raise TypeError("Qdrant returned a dense vector that is not a list of floats")
+    return to_candidate(point.id, point.payload or {}, dense, point.score, query)
 
 
 def _tenant_filter(
@@ -383,8 +359,8 @@ def _tenant_filter(
     return models.Filter(must=must)
 
 
-@asynccontextmanager
-async def _unavailable_on_error() -> AsyncIterator[None]:
+@contextmanager
+def _unavailable_on_error() -> Iterator[None]:
     """Turn transport failures and server errors into ``VectorStoreUnavailableError``."""
     try:
         yield
