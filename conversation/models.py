@@ -159,7 +159,12 @@ class MessageRow(Base):
     __table_args__ = (
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
         CheckConstraint("role IN ('user', 'assistant', 'system')", name="role"),
-        CheckConstraint("status IN ('complete', 'cancelled', 'failed', 'refused')", name="status"),
+        CheckConstraint(
+            "status IN ('complete', 'cancelled', 'failed', 'refused', 'streaming', 'interrupted')",
+            name="status",
+        ),
+        # The crash sweep looks for ``streaming`` rows only.
+        Index("ix_messages_status", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -181,6 +186,9 @@ class MessageRow(Base):
     timings: Mapped[dict[str, float]] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Refreshed by the process writing a ``streaming`` row; a stale one marks a
+    # dead writer (``conversation.conversations.interrupt_stale_streams``).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
     def to_info(self) -> MessageInfo:
         # NOTE: the CHECK constraints guarantee role and status hold one of the

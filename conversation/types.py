@@ -15,7 +15,7 @@ Role = Literal["user", "assistant", "system"]
 PrincipalRole = Literal["user", "labeler", "admin"]
 """What a caller (an API key or a user) may do; the API layer gives each its meaning."""
 PRINCIPAL_ROLES: tuple[PrincipalRole, ...] = ("user", "labeler", "admin")
-MessageStatus = Literal["complete", "cancelled", "failed", "refused"]
+MessageStatus = Literal["complete", "cancelled", "failed", "refused", "streaming", "interrupted"]
 
 
 @dataclass(frozen=True, slots=True)

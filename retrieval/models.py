@@ -56,3 +56,6 @@ class DocumentUploadRow(Base):
     content_type: Mapped[str | None] = mapped_column(String(128), nullable=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Deliveries to a worker so far, counted before each one starts: a document
+    # that kills its worker is not handed out again past the configured limit.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -9,6 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
 # NOTE: imported for their side effect: each registers its tables on kernel.orm.Base.
+import app.idempotency  # noqa: F401
 import app.routing.tables  # noqa: F401
 import conversation.models  # noqa: F401
 import retrieval.models  # noqa: F401
@@ -33,6 +34,7 @@ TABLES = {
     "model_rollouts",
     "shadow_answers",
     "usage_records",
+    "idempotency_keys",
 }
 METADATA = Base.metadata
 
