@@ -59,8 +59,16 @@ class ConversationService:
         self._sessions = sessions
         self._hot = hot or NoHotState()
 
-    async def create(self, tenant_id: str, title: str | None = None) -> ConversationInfo:
+    async def create(
+        self, tenant_id: str, title: str | None = None, owner: str | None = None
+    ) -> ConversationInfo:
         """Creates an empty conversation.
+
+        Args:
+            tenant_id: The tenant it belongs to.
+            title: Its title; the first user message titles it when ``None``.
+            owner: Who created it (the API layer's principal subject); the API
+                shows it to its owner and to the tenant's admins.
 
         Raises:
             NotFoundError: No such tenant.
@@ -71,7 +79,9 @@ class ConversationService:
             if await session.get(TenantRow, tenant_id) is None:
                 raise NotFoundError("tenant not found")
             now = utcnow()
-            row = ConversationRow(tenant_id=tenant_id, title=title, created_at=now, updated_at=now)
+            row = ConversationRow(
+                tenant_id=tenant_id, title=title, owner=owner, created_at=now, updated_at=now
+            )
             session.add(row)
         info = row.to_info()
         # A new id has no entry yet (version 0): its first turn finds it hot.
@@ -92,7 +102,11 @@ class ConversationService:
             return (await self._conversation(session, tenant_id, conversation_id)).to_info()
 
     async def list(
-        self, tenant_id: str, limit: int = 20, cursor: str | None = None
+        self,
+        tenant_id: str,
+        limit: int = 20,
+        cursor: str | None = None,
+        owner: str | None = None,
     ) -> ConversationPage:
         """Returns a page of the tenant's conversations, most recently updated first.
 
@@ -101,9 +115,10 @@ class ConversationService:
         the front and may be seen again or not at all; none other is skipped.
 
         Args:
-            tenant_id: The owner.
+            tenant_id: The tenant.
             limit: Page size, 1 to ``MAX_PAGE_SIZE``.
             cursor: The ``next_cursor`` of the previous page; None for the first.
+            owner: Only this owner's conversations; ``None`` lists all of the tenant's.
 
         Raises:
             InvalidInputError: The limit is out of range.
@@ -112,6 +127,8 @@ class ConversationService:
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidInputError(f"limit is 1 to {MAX_PAGE_SIZE}")
         query = select(ConversationRow).where(ConversationRow.tenant_id == tenant_id)
+        if owner is not None:
+            query = query.where(ConversationRow.owner == owner)
         if cursor is not None:
             updated_at, row_id = decode_cursor(cursor)
             query = query.where(

@@ -136,13 +136,21 @@ class ConversationRow(Base):
     __tablename__ = "conversations"
     # NOTE: the composite index serves both "this tenant's conversations" and the
     # newest-first keyset pagination; it makes a tenant_id-only index redundant.
-    __table_args__ = (Index("ix_conversations_tenant_updated", "tenant_id", "updated_at", "id"),)
+    # NOTE: the owner index leads with (tenant_id, owner) for "this user's
+    # conversations", newest first, keyset-paginated like the tenant-wide list.
+    __table_args__ = (
+        Index("ix_conversations_tenant_updated", "tenant_id", "updated_at", "id"),
+        Index("ix_conversations_tenant_owner_updated", "tenant_id", "owner", "updated_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(String(36), ForeignKey("tenants.id", ondelete="CASCADE"))
     title: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The creator's principal subject (``key:<id>`` or ``user:<sub>``); NULL for
+    # conversations created before owners existed, which only admins see.
+    owner: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
     def to_info(self) -> ConversationInfo:
         return ConversationInfo(
@@ -151,6 +159,7 @@ class ConversationRow(Base):
             title=self.title,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            owner=self.owner,
         )
 
 

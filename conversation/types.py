@@ -94,6 +94,9 @@ class ConversationInfo:
     title: str | None
     created_at: datetime
     updated_at: datetime
+    owner: str | None = None
+    """Who may read and continue it besides the tenant's admins (the creator's
+    principal subject); ``None`` for conversations older than owners: admins only."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,8 @@ class TurnRequest:
     options: TurnOptions = field(default_factory=TurnOptions)
     message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     subject: str | None = None
-    """The caller's principal subject (``Principal.subject``), for rate limits and usage."""
+    """The caller's principal subject (``Principal.subject``), for rate limits and usage;
+    the owner of a conversation the turn creates."""
     history: tuple[ChatMessage, ...] | None = None
     """Earlier turns given by the caller (the OpenAI-compatible API); ``None`` loads
     the stored conversation's recent turns instead."""
