@@ -94,7 +94,7 @@ async def grow_to(
         The store's point count and the distractors written so far.
     """
     client, name = store.client, store.collection_name
-    total = int((await client.count(name, exact=True)).count)
+    total = int(client.count(name, exact=True).count)
     if total < target:
         encoder = getattr(store, "sparse_encoder", None)
         written += await add_distractors(
@@ -110,7 +110,7 @@ async def grow_to(
         # Written behind the service's back, as another node's ingestion would be:
         # tell the service so that its cache drops the tenant's candidate sets.
         await service.on_chunks_changed(tenant, COLLECTION, "distractor-0")
-        total = int((await client.count(name, exact=True)).count)
+        total = int(client.count(name, exact=True).count)
     return total, written
 
 

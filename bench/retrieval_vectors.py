@@ -12,6 +12,7 @@ quarter of their words left out (so BM25 never ties a distractor with its source
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from qdrant_client import AsyncQdrantClient, models
+from qdrant_client import QdrantClient, models
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -144,7 +145,7 @@ def perturb(vector: np.ndarray, distance: float, rng: np.random.Generator) -> np
 
 
 async def scroll_points(
-    client: AsyncQdrantClient, collection_name: str, tenant_id: str
+    client: QdrantClient, collection_name: str, tenant_id: str
 ) -> list[models.Record]:
     """Every point of a tenant, with payload and vectors."""
     tenant = models.Filter(
@@ -153,7 +154,8 @@ async def scroll_points(
     out: list[models.Record] = []
     offset: Any = None
     while True:
-        page, offset = await client.scroll(
+        page, offset = await asyncio.to_thread(
+            client.scroll,
             collection_name,
             scroll_filter=tenant,
             limit=_SCROLL_PAGE,
@@ -196,7 +198,7 @@ def _moved_vectors(
 
 
 async def add_distractors(
-    client: AsyncQdrantClient,
+    client: QdrantClient,
     collection_name: str,
     tenant_id: str,
     sources: Sequence[models.Record],
@@ -243,6 +245,6 @@ async def add_distractors(
                     payload=payload,
                 )
             )
-        await client.upsert(collection_name, points=batch, wait=True)
+        await asyncio.to_thread(client.upsert, collection_name, points=batch, wait=True)
         written += len(batch)
     return written
