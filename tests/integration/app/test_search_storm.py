@@ -23,6 +23,7 @@ from retrieval.vector_store import DEFAULT_COLLECTION_NAME, ChunkPoint, EdgeVect
 from tests.e2e.server import Server
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 pytestmark = pytest.mark.model
@@ -63,7 +64,7 @@ async def build_corpus(data_dir: Path, tenant_id: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> tuple[Server, str]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
     data_dir = tmp_path_factory.mktemp("storm")
     env = {"RAGSERVE_RATE_LIMIT_ENABLED": "false", "RAGSERVE_SAFETY_ENABLED": "false"}
     server = Server(data_dir, extra_env=env)
@@ -72,7 +73,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> tuple[Server, str]:
     key = server.create_key("storm")
     asyncio.run(build_corpus(data_dir, tenant_id))
     server.start()
-    yield server, key  # type: ignore[misc]
+    yield server, key
     server.stop()
 
 

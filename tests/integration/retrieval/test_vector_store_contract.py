@@ -21,6 +21,7 @@ from retrieval.vector_store import ChunkPoint
 from tests.integration.retrieval.conftest import ENGINES, make_store
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
     from pathlib import Path
 
     from retrieval.vector_store import VectorStore
@@ -46,10 +47,10 @@ def points(
 
 
 @pytest.fixture(params=ENGINES)
-async def ready(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
+async def ready(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VectorStore]:
     store = make_store(request.param, tmp_path)
     await store.ensure_ready(DIM)
-    yield store  # type: ignore[misc]
+    yield store
     await store.close()
 
 
