@@ -35,10 +35,15 @@ def bearer_token(header: str | None) -> str:
 class Authenticator:
     """Turns a bearer token (an API key or a JWT) into a ``Principal``.
 
-    A JWT's ``sub`` need not be a stored user (unless ``jwt_require_user``). When it
+    A JWT's ``sub`` must be a stored user unless ``jwt_require_user`` is off. When it
     is one, the stored row wins: a disabled user is refused and the stored role
     replaces the token's, so an admin can demote or lock out a person without
     waiting for their tokens to expire.
+
+    Platform admin (every tenant) comes only from what the deployment stores or
+    configures: an admin API key holding ``platform_admin_scope``, or an admin
+    token whose ``sub`` is in ``platform_admin_subjects``. A token's own scope
+    claim cannot grant it; the scope is dropped from a token's scopes.
     """
 
     def __init__(self, settings: AuthSettings, api_keys: ApiKeyService, users: UserService) -> None:
@@ -67,11 +72,16 @@ class Authenticator:
             raise UnauthorizedError("The token's subject is not a user of its tenant.")
         if user is not None and user.disabled:
             raise UnauthorizedError("This user is disabled.")
+        settings = self._settings
+        role = claims.role if user is None else user.role
+        scopes = settings.jwt_default_scopes if claims.scopes is None else claims.scopes
         return Principal(
             tenant_id=claims.tenant_id,
             subject=f"user:{claims.subject}",
-            role=claims.role if user is None else user.role,
-            scopes=claims.scopes,
+            role=role,
+            scopes=tuple(s for s in scopes if s != settings.platform_admin_scope),
+            platform_admin=role == "admin" and claims.subject in settings.platform_admin_subjects,
+            expires_at=claims.expires_at,
         )
 
     async def _api_key(self, token: str) -> Principal:
@@ -91,4 +101,6 @@ class Authenticator:
             scopes=tuple(key.scopes),
             key_id=key.id,
             rate_limit=override,
+            platform_admin=key.role == "admin"
+            and self._settings.platform_admin_scope in key.scopes,
         )

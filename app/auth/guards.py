@@ -1,8 +1,12 @@
 """Route guards: roles and scopes, checked after authentication, answered with 403.
 
 Roles are ranked: a labeler may do all a user may, an admin all a labeler may.
-A guard never reveals another tenant's objects; tenant scoping stays with the
-handlers (another tenant's object is a 404, not a 403).
+Scopes narrow what a credential may do, route by route (docs/security.md has the
+table): ``chat`` for conversations, chat turns, feedback and the OpenAI routes;
+reading documents and searching take ``documents:read`` or ``chat`` (a chat answer
+quotes the documents anyway); uploading and deleting take ``documents:write`` or
+the admin role. A guard never reveals another tenant's objects; tenant scoping
+stays with the handlers (another tenant's object is a 404, not a 403).
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ if TYPE_CHECKING:
     from litestar.handlers.base import BaseRouteHandler
     from litestar.types import Guard
 
-    from app.auth.settings import AuthSettings
-
 ROLE_RANK: dict[Role, int] = {"user": 0, "labeler": 1, "admin": 2}
 
 
@@ -27,9 +29,26 @@ def has_role(principal: Principal, role: Role) -> bool:
     return ROLE_RANK[principal.role] >= ROLE_RANK[role]
 
 
-def is_platform_admin(principal: Principal, settings: AuthSettings) -> bool:
-    """Whether ``principal`` may see and manage every tenant: an admin with the platform scope."""
-    return principal.role == "admin" and settings.platform_admin_scope in principal.scopes
+CHAT_SCOPE = "chat"
+"""Conversations, chat turns (REST, WebSocket, OpenAI), feedback, models, embeddings."""
+DOCUMENTS_READ_SCOPE = "documents:read"
+"""Listing and reading documents, and searching them (``chat`` also does)."""
+DOCUMENTS_WRITE_SCOPE = "documents:write"
+"""Uploading and deleting documents (the admin role also does)."""
+FEEDBACK_SCOPE = "feedback"
+"""Rating answers (``chat`` also does)."""
+
+
+def is_platform_admin(principal: Principal) -> bool:
+    """Whether ``principal`` may see and manage every tenant (set by the authenticator)."""
+    return principal.platform_admin
+
+
+def allows(principal: Principal, scopes: tuple[str, ...], role: Role | None = None) -> bool:
+    """Whether ``principal`` holds one of ``scopes``, or ``role`` (or a higher one)."""
+    if role is not None and has_role(principal, role):
+        return True
+    return any(scope in principal.scopes for scope in scopes)
 
 
 def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
@@ -53,14 +72,19 @@ def require_role(role: Role) -> Guard:
     return guard
 
 
-def require_scope(scope: str) -> Guard:
-    """A guard letting through callers whose scopes include ``scope``."""
+def require_scope(*scopes: str, role: Role | None = None) -> Guard:
+    """A guard letting through callers holding one of ``scopes``, or ``role`` when given."""
+    wanted = " or ".join(repr(scope) for scope in scopes)
+    if role is not None:
+        wanted += f" scope, or the {role} role"
+    else:
+        wanted += " scope"
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        if scope not in _principal(connection).scopes:
-            raise ForbiddenError(f"This endpoint needs the {scope!r} scope.")
+        if not allows(_principal(connection), scopes, role):
+            raise ForbiddenError(f"This endpoint needs the {wanted}.")
 
-    guard.__name__ = f"require_scope_{scope}"
+    guard.__name__ = f"require_scope_{'_'.join(scopes)}"
     return guard
 
 
@@ -68,8 +92,7 @@ def platform_admin_guard(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
     """For what every tenant shares (the model registry): platform admins only."""
-    principal = _principal(connection)
-    if not is_platform_admin(principal, connection.app.state.settings.auth):
+    if not is_platform_admin(_principal(connection)):
         raise ForbiddenError(
             "This endpoint changes what every tenant shares: it needs a platform admin."
         )
@@ -79,3 +102,11 @@ labeler_guard = require_role("labeler")
 """For the labeling endpoints: labelers and admins."""
 admin_guard = require_role("admin")
 """For ``/v1/admin``: admins only."""
+chat_guard = require_scope(CHAT_SCOPE)
+"""Conversations, chat turns and the OpenAI-compatible routes."""
+documents_read_guard = require_scope(DOCUMENTS_READ_SCOPE, CHAT_SCOPE)
+"""Listing, reading and searching the tenant's documents."""
+documents_write_guard = require_scope(DOCUMENTS_WRITE_SCOPE, role="admin")
+"""Uploading and deleting the tenant's documents."""
+feedback_guard = require_scope(FEEDBACK_SCOPE, CHAT_SCOPE)
+"""Rating answers."""

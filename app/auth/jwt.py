@@ -35,7 +35,10 @@ class JwtClaims:
     subject: str
     tenant_id: str
     role: PrincipalRole
-    scopes: tuple[str, ...]
+    scopes: tuple[str, ...] | None
+    """The scope claim's scopes; ``None`` when the token has no scope claim."""
+    expires_at: float
+    """The ``exp`` claim, Unix seconds."""
 
 
 _ERRORS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
@@ -115,12 +118,13 @@ class JwtVerifier:
             tenant_id=tenant_id,
             role=role,
             scopes=_scopes(claims.get(settings.jwt_scopes_claim), settings.jwt_scopes_claim),
+            expires_at=float(claims["exp"]),
         )
 
 
-def _scopes(raw: object, claim: str) -> tuple[str, ...]:
+def _scopes(raw: object, claim: str) -> tuple[str, ...] | None:
     if raw is None:
-        return ()
+        return None
     if isinstance(raw, str):
         return tuple(raw.split())
     if isinstance(raw, list) and all(isinstance(item, str) for item in raw):

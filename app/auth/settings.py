@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from pathlib import Path
 from typing import Annotated, Self
 
@@ -43,16 +44,31 @@ class AuthSettings(BaseSettings):
     """Claim holding the caller's role (``user`` when absent; unknown values are rejected)."""
     jwt_scopes_claim: str = "scope"
     """Claim holding scopes: a space-separated string (OAuth 2) or a list."""
-    jwt_require_user: bool = False
-    """Accept a token only when its ``sub`` is a user of its tenant (``/v1/admin/.../users``)."""
+    jwt_require_user: bool = True
+    """Accept a token only when its ``sub`` is a user of its tenant (``/v1/admin/.../users``),
+    so an admin can disable or demote anyone; ``false`` trusts the token's role claim."""
+    jwt_default_scopes: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["chat"])
+    """Scopes of a token without a scope claim, comma-separated (API keys store their own)."""
     platform_admin_scope: str = "platform:admin"
-    """Scope that lets an admin see and manage every tenant, not only its own."""
+    """Scope of a stored admin API key that may see and manage every tenant, not only
+    its own. A JWT's own scope claim never grants it (see ``platform_admin_subjects``)."""
+    platform_admin_subjects: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """JWT ``sub`` values, comma-separated, whose admin tokens manage every tenant."""
+
+    ops_token: SecretStr | None = None
+    """Bearer token for ``/metrics`` and the per-check detail of ``/readyz`` (what
+    Prometheus and operators send); without it, and unless ``ops_public``, both
+    stay closed: ``/metrics`` answers 401 and ``/readyz`` only its status."""
+    ops_public: bool = False
+    """Serve ``/metrics`` and the ``/readyz`` detail to anyone (a private network only)."""
 
     _public_key: str | None = PrivateAttr(default=None)
 
-    @field_validator("jwt_algorithms", mode="before")
+    @field_validator(
+        "jwt_algorithms", "jwt_default_scopes", "platform_admin_subjects", mode="before"
+    )
     @classmethod
-    def _split_algorithms(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
@@ -82,6 +98,16 @@ class AuthSettings(BaseSettings):
         if self.jwt_enabled and not (self.jwt_audience and self.jwt_issuer):
             raise ValueError("JWTs need RAGSERVE_AUTH_JWT_AUDIENCE and RAGSERVE_AUTH_JWT_ISSUER")
         return self
+
+    def ops_allowed(self, authorization: str | None) -> bool:
+        """Whether an ``Authorization`` header may read ``/metrics`` and ``/readyz`` details."""
+        if self.ops_public:
+            return True
+        if self.ops_token is None or not authorization:
+            return False
+        scheme, _, token = authorization.partition(" ")
+        expected = self.ops_token.get_secret_value().encode()
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected)
 
     @property
     def jwt_enabled(self) -> bool:

@@ -2,6 +2,10 @@
 
 Every error a client sees is ``{"error": {"code", "message"}}``. Domain packages
 raise their own exceptions; ``classify`` turns any of them into an ``ApiError``.
+
+Internal exception text never reaches a client: an unavailable backing service
+(vector store, queue, engine, database) is answered with its own code and a fixed
+message, and its detail goes to the log; anything unexpected is a plain 500.
 """
 
 from __future__ import annotations
@@ -22,8 +26,13 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from app.core.metrics import ERRORS
 from conversation.errors import AuthenticationError
+from inference.errors import EngineUnavailableError, ModelLoadError
 from kernel import errors as domain
-from retrieval.errors import UnsupportedDocumentError
+from retrieval.errors import (
+    IngestQueueUnavailableError,
+    UnsupportedDocumentError,
+    VectorStoreUnavailableError,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -147,14 +156,55 @@ _DOMAIN_ERRORS: dict[type[Exception], type[ApiError]] = {
     domain.InvalidInputError: UnprocessableError,
     UnsupportedDocumentError: UnsupportedMediaError,
     domain.OverloadedError: OverloadedError,
-    domain.UnavailableError: UnavailableError,
 }
+
+
+# NOTE: an unavailable part's own text names hosts, ports and library errors
+# ("Qdrant is unreachable: [Errno 111] ... 10.0.3.7:6333"), so the client gets a
+# code and a fixed sentence by the kind of part; the first matching row wins.
+_UNAVAILABLE: tuple[tuple[type[Exception], str, str], ...] = (
+    (
+        VectorStoreUnavailableError,
+        "vector_store_unavailable",
+        "The search index cannot answer now; retry later.",
+    ),
+    (
+        IngestQueueUnavailableError,
+        "ingest_queue_unavailable",
+        "The ingestion queue cannot take work now; retry later.",
+    ),
+    (
+        EngineUnavailableError,
+        "engine_unavailable",
+        "No model endpoint can serve this now; retry later.",
+    ),
+    (ModelLoadError, "engine_unavailable", "The model is not loaded; retry later."),
+    (
+        domain.DatabaseUnavailableError,
+        "database_unavailable",
+        "The database cannot answer now; retry later.",
+    ),
+    (domain.UnavailableError, "unavailable", "A service this request needs is unavailable."),
+)
+
+
+def _unavailable(exc: domain.UnavailableError) -> ApiError:
+    """The safe 503 of an unavailable part; its detail is logged, never sent."""
+    for kind, code, message in _UNAVAILABLE:
+        if isinstance(exc, kind):
+            log.warning("backend_unavailable", code=code, error=repr(exc))
+            error = UnavailableError(message, retry_after=getattr(exc, "retry_after", None))
+            error.code = code
+            return error
+    raise AssertionError("domain.UnavailableError is the last row")  # pragma: no cover
 
 
 def classify(exc: BaseException) -> ApiError:
     """The ``ApiError`` a client should see for ``exc``."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, domain.UnavailableError):
+        return _unavailable(exc)
     for domain_type, api_type in _DOMAIN_ERRORS.items():
         if isinstance(exc, domain_type):
             return api_type(str(exc), retry_after=getattr(exc, "retry_after", None))

@@ -6,6 +6,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from kernel.db import check_health
 
 if TYPE_CHECKING:
@@ -19,10 +21,16 @@ if TYPE_CHECKING:
 
 __all__ = ["Readiness", "ReadinessReport"]
 
+log = structlog.get_logger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class ReadinessReport:
-    """Each check's outcome by name: ``"ok"`` or what went wrong."""
+    """Each check's outcome by name: ``"ok"``, ``"failed"`` or ``"timeout"``.
+
+    NOTE: never the exception's text, which names hosts and library internals;
+    that goes to the log (``readiness_check_failed``).
+    """
 
     checks: dict[str, str]
 
@@ -64,6 +72,10 @@ class Readiness:
             try:
                 await asyncio.wait_for(probe(), timeout=self._timeout_s)
                 checks[name] = "ok"
+            except TimeoutError:
+                checks[name] = "timeout"
+                log.warning("readiness_check_failed", check=name, error="timeout")
             except Exception as exc:
-                checks[name] = f"error: {exc.__class__.__name__}: {exc}"
+                checks[name] = "failed"
+                log.warning("readiness_check_failed", check=name, error=repr(exc))
         return ReadinessReport(checks)

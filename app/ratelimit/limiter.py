@@ -4,6 +4,11 @@ Every request takes one unit from its key's and its tenant's request buckets, an
 passes only while the key's and the tenant's token budgets are not in debt. Tokens a
 turn generated are charged to both budgets after the turn (``on_usage``). Chat turns
 running at once are counted per key on this node (``turn_slot``).
+
+Before authentication, every request also takes one unit from its client address's
+bucket and is refused while the address's failed-authentication budget is used up
+(``admit_address``, ``on_auth_failure``): a flood of bad credentials is throttled
+without a database lookup each.
 """
 
 from __future__ import annotations
@@ -103,6 +108,34 @@ class RateLimiter:
             headers=quota.headers(),
         )
 
+    async def admit_address(self, address: str | None) -> None:
+        """Take one request from a client address's bucket, before authentication.
+
+        Raises:
+            RateLimitedError: The address's request bucket is empty, or it failed
+                to authenticate too often lately.
+        """
+        if not self._settings.enabled or not address:
+            return
+        buckets = self._address_buckets(address)
+        decision = await self._acquire(buckets)
+        if decision is None or decision.allowed:
+            return
+        scope = ("ip", "ip_auth_failures")[decision.blocking(buckets)[0]]
+        RATE_LIMIT_REJECTIONS.labels(scope).inc()
+        retry_after = decision.retry_after(buckets)
+        raise RateLimitedError(
+            _MESSAGES[scope].format(seconds=max(1, math.ceil(retry_after))),
+            retry_after=retry_after,
+        )
+
+    async def on_auth_failure(self, address: str | None) -> None:
+        """Charge one failed authentication to a client address's budget."""
+        if not self._settings.enabled or not address:
+            return
+        failures = self._address_buckets(address)[1]
+        await self._acquire([Bucket(failures.name, failures.burst, failures.rate, need=0)])
+
     async def check(self, principal: Principal) -> None:
         """``admit`` for a transport without response headers (a WebSocket chat turn).
 
@@ -184,6 +217,19 @@ class RateLimiter:
             Bucket(_name(tenant, "tok", "tenant", tenant), s.tokens_burst, s.tokens_rate, cost=0),
         ]
 
+    def _address_buckets(self, address: str) -> list[Bucket]:
+        s = self._settings
+        return [
+            Bucket(_name(address, "req", "ip", address), s.ip_burst, s.ip_rate),
+            # Looked at, not charged: only a failed authentication takes from it.
+            Bucket(
+                _name(address, "auth", "ip", address),
+                s.ip_auth_failures_burst,
+                s.ip_auth_failures_rate,
+                cost=0,
+            ),
+        ]
+
     async def _acquire(self, buckets: list[Bucket]) -> Decision | None:
         try:
             return await self._buckets.acquire(buckets)
@@ -198,11 +244,16 @@ _MESSAGES = {
     "tenant": "Rate limit of this tenant exceeded; retry in {seconds} s.",
     "key_tokens": "Generated-token budget of this API key used up; retry in {seconds} s.",
     "tenant_tokens": "Generated-token budget of this tenant used up; retry in {seconds} s.",
+    "ip": "Too many requests from this address; retry in {seconds} s.",
+    "ip_auth_failures": (
+        "Too many failed authentications from this address; retry in {seconds} s."
+    ),
 }
 
 
 def _name(tenant_id: str, kind: str, scope: str, who: str) -> str:
-    # The tenant as a Redis Cluster hash tag: every bucket of one check in one slot.
+    # The tenant (the address, for address buckets) as a Redis Cluster hash tag:
+    # every bucket of one check in one slot.
     return f"{{{tenant_id}}}:{kind}:{scope}:{who}"
 
 

@@ -27,3 +27,13 @@ class RateLimitSettings(BaseSettings):
     """Generated tokens per second refilled into the key's and the tenant's token budget."""
     max_turns_per_key: int = Field(default=8, ge=1)
     """Chat turns one key may run at once on one node (REST, SSE and WebSocket together)."""
+    ip_burst: int = Field(default=1200, ge=1)
+    """Requests one client address may make at once, checked before authentication
+    (generous: many callers may share an address behind a NAT or a proxy)."""
+    ip_rate: float = Field(default=200.0, gt=0)
+    """Requests per second refilled into an address's bucket."""
+    ip_auth_failures_burst: int = Field(default=30, ge=1)
+    """Failed authentications (a bad key or token) an address may make before its
+    requests are refused, without a database lookup, until the budget refills."""
+    ip_auth_failures_rate: float = Field(default=0.5, gt=0)
+    """Failed authentications per second refilled into an address's budget."""

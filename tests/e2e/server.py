@@ -35,6 +35,8 @@ class Server:
             "RAGSERVE_WS_INIT_TIMEOUT_S": "2",
             "RAGSERVE_MAX_BODY_BYTES": str(2 * 1024 * 1024),
             "RAGSERVE_LOG_LEVEL": "warning",
+            # The tests read /metrics and the /readyz detail without the ops token.
+            "RAGSERVE_AUTH_OPS_PUBLIC": "true",
             **(extra_env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -61,8 +63,10 @@ class Server:
         assert done.returncode == 0, f"ragserve {' '.join(args)} failed:\n{done.stderr[-3000:]}"
         return done.stdout
 
-    def create_key(self, tenant: str) -> str:
-        return self.cli("keys", "create", "--tenant", tenant).strip().splitlines()[-1]
+    def create_key(self, tenant: str, scopes: tuple[str, ...] = ("chat", "documents:write")) -> str:
+        """A user key of ``tenant``; by default it may chat and upload documents."""
+        flags = [arg for scope in scopes for arg in ("--scope", scope)]
+        return self.cli("keys", "create", "--tenant", tenant, *flags).strip().splitlines()[-1]
 
     def start(self, timeout: float = 240.0) -> None:
         log = self.log_path.open("ab")

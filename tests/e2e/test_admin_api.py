@@ -28,6 +28,9 @@ JWT_ENV = {
     "RAGSERVE_AUTH_JWT_SECRET": SECRET,
     "RAGSERVE_AUTH_JWT_AUDIENCE": "ragserve-e2e",
     "RAGSERVE_AUTH_JWT_ISSUER": "https://idp.e2e",
+    # These tests mint tokens for subjects no admin recorded (the role claim mode);
+    # the recorded-users-only default is proven in tests/integration/app/test_auth.py.
+    "RAGSERVE_AUTH_JWT_REQUIRE_USER": "false",
 }
 
 

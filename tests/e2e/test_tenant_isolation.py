@@ -7,6 +7,10 @@ request goes out twice, as B's admin (a JWT) and as B's plain user (an API key):
 routes naming A's objects must answer 404 (or 403 where the role guard stops the
 caller first), and no answer, of any status, may hold A's content or A's ids
 (other than the one the request itself named).
+
+The same walk runs inside tenant A: A's second user aims at the conversation of
+A's first user and must get 404 on every route naming it, 403 on the admin routes
+and on document writes, and never see that conversation's content.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ JWT_ENV = {
 }
 MARKER = "ALPHASECRET7731"
 """Appears in every piece of tenant A's content; B must never see it."""
+PRIVATE = "ALICEPRIVATE4412"
+"""Appears in A's first user's conversation; A's second user must never see it."""
 PUBLIC_PREFIXES = ("/schema", "/healthz", "/readyz", "/metrics")
 
 
@@ -44,8 +50,12 @@ class World:
     a_key: str
     b_admin_jwt: str
     b_user_key: str
+    a_owner_key: str
+    a_other_key: str
     ids: dict[str, str] = field(default_factory=dict)
     """A's ids by path-parameter name."""
+    owned: dict[str, str] = field(default_factory=dict)
+    """Ids of A's first user's conversation and its answer, by path-parameter name."""
 
 
 def _client(server: Server, token: str) -> httpx.Client:
@@ -71,12 +81,34 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     server.cli("migrate")
     a_key = server.cli("keys", "create", "--tenant", "alpha", "--role", "admin").split()[-1]
     b_user_key = server.create_key("beta")
+    b_bootstrap = server.cli("keys", "create", "--tenant", "beta", "--role", "admin").split()[-1]
+    a_owner_key = server.create_key("alpha", ("chat",))
+    a_other_key = server.create_key("alpha", ("chat",))
     b_admin_jwt = server.cli(
         "token", "--tenant", "beta", "--subject", "beta-admin", "--role", "admin"
     ).strip()
     server.start()
     try:
-        world = World(server, a_key, b_admin_jwt, b_user_key)
+        world = World(server, a_key, b_admin_jwt, b_user_key, a_owner_key, a_other_key)
+        with _client(server, b_bootstrap) as b:
+            # Tokens are accepted for recorded users only (RAGSERVE_AUTH_JWT_REQUIRE_USER).
+            beta_id = b.get("/v1/admin/tenants").json()["items"][0]["id"]
+            recorded = b.post(
+                f"/v1/admin/tenants/{beta_id}/users",
+                json={"subject": "beta-admin", "role": "admin"},
+            )
+            assert recorded.status_code == 201, recorded.text
+        with _client(server, a_owner_key) as owner:
+            private = owner.post("/v1/conversations", json={"title": f"{PRIVATE} diary"}).json()
+            turn = owner.post(
+                f"/v1/conversations/{private['id']}/messages",
+                json={"content": f"Keep {PRIVATE} between us."},
+            )
+            assert turn.status_code == 200, turn.text
+            world.owned = {
+                "conversation_id": private["id"],
+                "message_id": turn.json()["message"]["id"],
+            }
         with _client(server, a_key) as a:
             tenant_id = a.get("/v1/admin/tenants").json()["items"][0]["id"]
             conversation = a.post("/v1/conversations", json={"title": f"{MARKER} plans"}).json()
@@ -122,13 +154,13 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/admin/tenants"): {"name": "beta-made"},
     ("POST", "/v1/embeddings"): {"model": "x", "input": MARKER},
 }
-GLOBAL_PARAMS = {"model"}
-"""Path parameters that name no tenant's object."""
+GLOBAL_PARAMS = {"model", "name", "version"}
+"""Path parameters that name no tenant's object (models and their versions)."""
 
 
 def _routes() -> list[tuple[str, str]]:
     """Every (method, path) of the app's route table but the public, tenant-free ones."""
-    found = []
+    found: list[tuple[str, str]] = []
     for route in create_app().routes:
         if isinstance(route, HTTPRoute) and not route.path.startswith(PUBLIC_PREFIXES):
             path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
@@ -201,8 +233,50 @@ def test_every_route_with_a_tenant_a_id_is_404_and_leaks_nothing(
             if leaks:
                 problems.append(f"{method} {path} leaked {leaks}: {response.text[:300]}")
     assert problems == []
-    # Today: conversations 3, documents 2, feedback 1, chat completions 1, admin 9.
-    assert aimed_at_a >= 16, "the walk lost routes that name A's objects"
+    # Today: conversations 3, documents 2, feedback 1, chat completions 1, admin 10.
+    assert aimed_at_a >= 17, "the walk lost routes that name A's objects"
+    walked = {template for _, template in _routes()}
+    control_plane = {"/v1/admin/models", "/v1/admin/routing", "/v1/admin/tenants/{tenant_id}/usage"}
+    assert control_plane <= walked
+
+
+def test_inside_a_tenant_a_user_reaches_no_other_users_conversation(world: World) -> None:
+    """Guards ownership route by route: A's second user aims at A's first user's turn."""
+    ids = {**world.ids, **world.owned}
+    problems: list[str] = []
+    aimed = 0
+    with _client(world.server, world.a_other_key) as client:
+        for method, template in _routes():
+            params = re.findall(r"\{(\w+)\}", template)
+            path = template
+            for name in params:
+                path = path.replace(f"{{{name}}}", ids.get(name) or "ragserve")
+            body = BODIES.get((method, template))
+            if (method, template) == ("POST", "/v1/chat/completions"):
+                body = {**_chat_body(world), "conversation_id": ids["conversation_id"]}
+            response = client.request(method, path, json=body)
+            names_owned = any(p in world.owned for p in params) or (
+                body is not None and "conversation_id" in body
+            )
+            aimed += names_owned
+            if template.startswith("/v1/admin") or (
+                template.startswith("/v1/documents") and method in ("POST", "DELETE")
+            ):
+                allowed = {403}
+            elif names_owned:
+                allowed = {404}
+            else:
+                allowed = set(range(200, 500)) - {401}
+            if response.status_code not in allowed:
+                problems.append(f"{method} {path}: {response.status_code} {response.text[:200]}")
+            if PRIVATE in response.text:
+                problems.append(f"{method} {path} leaked {PRIVATE}: {response.text[:300]}")
+    assert problems == []
+    # conversations 3 (read, delete, chat), feedback 1, chat completions 1.
+    assert aimed >= 5, "the walk lost routes that name the owned conversation"
+    with _client(world.server, world.a_owner_key) as owner:
+        detail = owner.get(f"/v1/conversations/{ids['conversation_id']}").json()
+        assert [m["role"] for m in detail["messages"]] == ["user", "assistant"]
 
 
 def test_websocket_turns_and_resumes_on_a_ids_fail(world: World) -> None:
@@ -233,7 +307,7 @@ def test_websocket_turns_and_resumes_on_a_ids_fail(world: World) -> None:
                     }
                 )
             )
-            answers = {}
+            answers: dict[str, Any] = {}
             while len(answers) < 2:
                 message = json.loads(socket.recv(timeout=60))
                 if message["type"] == "error" or message["type"] == "done":

@@ -1,4 +1,8 @@
-"""The OpenAI-compatible routes: thin handlers over ``OpenAIServing``."""
+"""The OpenAI-compatible routes: thin handlers over ``OpenAIServing``.
+
+Every route needs the ``chat`` scope; a ``conversation_id`` must name one of the
+caller's own conversations (any of the tenant's for an admin), a 404 otherwise.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from litestar import Controller, Response, get, post
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK
 
+from app.auth.guards import chat_guard
+from app.auth.ownership import owned_conversation
 from app.auth.principal import Principal
 from app.entrypoints.openai.embeddings import (
     EmbeddingRequest,
@@ -20,6 +26,7 @@ from app.entrypoints.openai.protocol import (
     ChatCompletionRequest,
 )
 from app.entrypoints.openai.serving import OpenAIServing
+from conversation import ConversationService
 
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -27,6 +34,7 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 class OpenAIController(Controller):
     path = "/v1"
     tags = ["openai"]
+    guards = [chat_guard]
 
     @get("/models")
     async def list_models(self, openai: OpenAIServing, principal: Principal) -> ModelList:
@@ -42,9 +50,15 @@ class OpenAIController(Controller):
 
     @post("/chat/completions", status_code=HTTP_200_OK)
     async def chat_completions(
-        self, openai: OpenAIServing, principal: Principal, data: ChatCompletionRequest
+        self,
+        openai: OpenAIServing,
+        conversations: ConversationService,
+        principal: Principal,
+        data: ChatCompletionRequest,
     ) -> Response[Any]:
         """A RAG answer as OpenAI's ``chat.completion``, or ``chat.completion.chunk`` events."""
+        if data.conversation_id is not None:
+            await owned_conversation(conversations, principal, data.conversation_id)
         result = await openai.chat(data, principal)
         if isinstance(result, ChatCompletion):
             return Response(result)

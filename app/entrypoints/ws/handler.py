@@ -3,12 +3,18 @@
 Turns run in the process's ``TurnRunner``, not in the socket: when the socket
 goes away they keep running for a grace period, so a client can ``resume`` them
 (see ``resume.py`` beside this file and ``docs/websocket-protocol.md``).
+
+The credential of ``connection_init`` is checked again before every ``chat`` and
+``resume``: a revoked key, a disabled user or an expired token closes the socket
+with 4401, a credential that lost the ``chat`` scope with 4403; a JWT's socket
+closes (4401) when the token expires, even while idle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +23,12 @@ from litestar import WebSocket, websocket
 from pydantic import ValidationError
 
 from app.auth.authenticator import Authenticator
+from app.auth.guards import CHAT_SCOPE, allows
+from app.auth.ownership import may_access, owned_conversation
 from app.auth.principal import Principal
 from app.chat.events import EventKind, error_payload
 from app.chat.resume import TokenBuffer
+from app.chat.resume.base import not_found
 from app.chat.runner import Sink, TurnRunner
 from app.core.errors import ApiError, RateLimitedError, UnavailableError
 from app.core.metrics import ERRORS
@@ -39,12 +48,20 @@ from app.entrypoints.ws.protocol import (
 from app.entrypoints.ws.resume import open_replay, replay
 from app.ratelimit import RateLimiter
 from app.routing.catalog import ModelCatalog
+from conversation import ConversationService, NotFoundError
 
 log = structlog.get_logger(__name__)
 
 
 class _Closed(Exception):
     """The peer went away."""
+
+
+def _left(principal: Principal) -> float | None:
+    """Seconds until the principal's credential expires; ``None`` for one that never does."""
+    if principal.expires_at is None:
+        return None
+    return max(0.0, principal.expires_at - time.time())
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +83,7 @@ class SocketParts:
     token_buffer: TokenBuffer
     turns: TurnRunner | None
     rate_limiter: RateLimiter | None
+    conversations: ConversationService
 
 
 class ChatSocket:
@@ -77,6 +95,7 @@ class ChatSocket:
         self._settings = parts.settings
         self._send_lock = asyncio.Lock()
         self._turns: dict[str, _SocketTurn] = {}
+        self._token = ""
 
     async def serve(self) -> None:
         await self._socket.accept()
@@ -127,22 +146,53 @@ class ChatSocket:
         except (ProtocolViolation, ValidationError) as exc:
             await self._close(CloseCode.BAD_MESSAGE, validation_reason(exc))
             return None
+        self._token = init.token
+        principal = await self._authenticate()
+        if principal is not None:
+            await self._send(ServerType.CONNECTION_ACK, None, {})
+        return principal
+
+    async def _authenticate(self) -> Principal | None:
+        """The caller of the socket's token, checked now; ``None`` once closed."""
+        limiter = self._parts.rate_limiter
+        client = self._socket.client
+        address = client.host if client is not None else None
         try:
-            principal = await self._parts.authenticator.authenticate(init.token)
+            if limiter is not None:
+                await limiter.admit_address(address)
+        except RateLimitedError as exc:
+            await self._close(CloseCode.RATE_LIMITED, exc.message)
+            return None
+        try:
+            principal = await self._parts.authenticator.authenticate(self._token)
         except ApiError as exc:
+            if limiter is not None:
+                await limiter.on_auth_failure(address)
             await self._close(CloseCode.UNAUTHORIZED, exc.message)
             return None
-        await self._send(ServerType.CONNECTION_ACK, None, {})
+        if not allows(principal, (CHAT_SCOPE,)):
+            await self._close(CloseCode.FORBIDDEN, f"The {CHAT_SCOPE!r} scope is needed.")
+            return None
         return principal
 
     async def _loop(self, principal: Principal) -> None:
         while True:
-            raw = await self._receive()
+            try:
+                raw = await asyncio.wait_for(self._receive(), timeout=_left(principal))
+            except TimeoutError:
+                await self._close(CloseCode.UNAUTHORIZED, "The token has expired.")
+                return
             try:
                 message = parse_client_message(raw, self._settings.ws_max_message_bytes)
             except ProtocolViolation as exc:
                 await self._close(CloseCode.BAD_MESSAGE, str(exc))
                 return
+            if message.type in (ClientType.CHAT, ClientType.RESUME):
+                # A revoked key, a disabled user or an expired token stops here.
+                checked = await self._authenticate()
+                if checked is None:
+                    return
+                principal = checked
             await self._dispatch(message, principal)
 
     async def _dispatch(self, message: ClientMessage, principal: Principal) -> None:
@@ -176,6 +226,11 @@ class ChatSocket:
             self._parts.catalog.require(chat.model, principal.tenant_id)
             if runner is None:
                 raise UnavailableError("Generation is not enabled on this node.")
+            if chat.conversation_id is not None:
+                await owned_conversation(self._parts.conversations, principal, chat.conversation_id)
+        except NotFoundError as exc:
+            await self._error(turn_id, "not_found", str(exc))
+            return
         except ApiError as exc:
             await self._error(turn_id, exc.code, exc.message)
             return
@@ -199,6 +254,7 @@ class ChatSocket:
         if not await self._has_room(turn_id):
             return
         try:
+            await self._check_resumable(payload, principal)
             message_id, events = await open_replay(
                 self._parts.token_buffer, principal.tenant_id, payload
             )
@@ -207,6 +263,25 @@ class ChatSocket:
             return
         task = asyncio.create_task(replay(events, self._sink(turn_id)))
         self._track(turn_id, _SocketTurn(message_id, task, started_here=False))
+
+    async def _check_resumable(self, payload: dict[str, Any], principal: Principal) -> None:
+        """Refuse a resume of a turn in someone else's conversation, as "not found".
+
+        NOTE: a turn whose answer is not stored yet cannot be looked up; its
+        message id, told only to the client that started it, is then what lets a
+        client in (the token buffer still checks the tenant).
+        """
+        message_id = payload.get("message_id")
+        if not isinstance(message_id, str):
+            return  # open_replay answers the malformed payload
+        conversations = self._parts.conversations
+        try:
+            message = await conversations.get_message(principal.tenant_id, message_id)
+            info = await conversations.get(principal.tenant_id, message.conversation_id)
+        except NotFoundError:
+            return
+        if not may_access(principal, info):
+            raise not_found(message_id)
 
     async def _cancel(self, turn_id: str, principal: Principal) -> None:
         entry = self._turns.get(turn_id)
@@ -271,7 +346,10 @@ async def chat_socket(
     token_buffer: TokenBuffer,
     turns: TurnRunner | None,
     rate_limiter: RateLimiter | None,
+    conversations: ConversationService,
 ) -> None:
     """Chat over WebSocket (``docs/websocket-protocol.md``; messages in ``protocol.py``)."""
-    parts = SocketParts(settings.server, authenticator, catalog, token_buffer, turns, rate_limiter)
+    parts = SocketParts(
+        settings.server, authenticator, catalog, token_buffer, turns, rate_limiter, conversations
+    )
     await ChatSocket(socket, parts).serve()

@@ -160,17 +160,24 @@ async def test_bad_token_is_refused_with_a_clear_message(
 async def test_good_token_maps_claims_to_the_principal(
     sessions: async_sessionmaker[AsyncSession], tenant: TenantInfo
 ) -> None:
-    settings = _settings()
+    settings = _settings(jwt_require_user=False)
     token = mint_token(
         settings, subject="alice", tenant_id=tenant.id, role="labeler", scopes=["chat", "x"]
     )
     principal = await _authenticator(sessions, settings).authenticate(token)
+    expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
     assert principal == Principal(
-        tenant_id=tenant.id, subject="user:alice", role="labeler", scopes=("chat", "x")
+        tenant_id=tenant.id,
+        subject="user:alice",
+        role="labeler",
+        scopes=("chat", "x"),
+        expires_at=float(expires_at),
     )
     # A little clock skew is tolerated, within the leeway.
     skewed = jwt.encode(_claims(tenant.id, exp=int(time.time()) - 2), SECRET, algorithm="HS256")
-    assert (await _authenticator(sessions, settings).authenticate(skewed)).role == "user"
+    # No scope claim: the configured default scopes (chat).
+    skewed_principal = await _authenticator(sessions, settings).authenticate(skewed)
+    assert (skewed_principal.role, skewed_principal.scopes) == ("user", ("chat",))
 
 
 async def test_stored_user_overrides_the_claim_and_can_be_disabled(
@@ -186,10 +193,11 @@ async def test_stored_user_overrides_the_claim_and_can_be_disabled(
         await authenticator.authenticate(token)
 
 
-async def test_require_user_refuses_unknown_subjects(
+async def test_require_user_refuses_unknown_subjects_by_default(
     sessions: async_sessionmaker[AsyncSession], tenant: TenantInfo
 ) -> None:
-    authenticator = _authenticator(sessions, _settings(jwt_require_user=True))
+    """Guards the default: a token for a person the tenant never recorded is refused."""
+    authenticator = _authenticator(sessions, _settings())
     token = jwt.encode(_claims(tenant.id, sub="bob"), SECRET, algorithm="HS256")
     with pytest.raises(UnauthorizedError, match="not a user"):
         await authenticator.authenticate(token)
@@ -242,7 +250,12 @@ async def test_public_key_deployment_refuses_the_hs256_confusion_attack(
 ) -> None:
     """Guards the classic forgery: an HS256 token whose HMAC key is the server's public key."""
     private, public_path = rsa_keys
-    settings = _settings(jwt_secret=None, jwt_public_key_file=public_path, jwt_algorithms="RS256")
+    settings = _settings(
+        jwt_secret=None,
+        jwt_public_key_file=public_path,
+        jwt_algorithms="RS256",
+        jwt_require_user=False,
+    )
     authenticator = _authenticator(sessions, settings)
     good = jwt.encode(_claims(tenant.id), private, algorithm="RS256")
     assert (await authenticator.authenticate(good)).subject == "user:alice"
@@ -281,3 +294,41 @@ def test_unsafe_jwt_configuration_is_refused_at_startup(
 def test_bearer_header_problems(header: str | None, message: str) -> None:
     with pytest.raises(UnauthorizedError, match=message):
         bearer_token(header)
+
+
+async def test_a_tokens_own_platform_scope_grants_nothing(
+    sessions: async_sessionmaker[AsyncSession], tenant: TenantInfo
+) -> None:
+    """Guards platform admin against self-issued claims: only the allow-list grants it."""
+    await UserService(sessions).create(tenant.id, "root", "admin")
+    token = mint_token(
+        _settings(), subject="root", tenant_id=tenant.id, role="admin", scopes=["platform:admin"]
+    )
+    plain = await _authenticator(sessions).authenticate(token)
+    assert (plain.platform_admin, plain.scopes) == (False, ())
+    listed = _settings(platform_admin_subjects="ops,root")
+    assert (await _authenticator(sessions, listed).authenticate(token)).platform_admin is True
+
+
+async def test_an_allow_listed_subject_needs_the_admin_role(
+    sessions: async_sessionmaker[AsyncSession], tenant: TenantInfo
+) -> None:
+    users = UserService(sessions)
+    stored = await users.create(tenant.id, "root", "admin")
+    settings = _settings(platform_admin_subjects="root")
+    token = mint_token(settings, subject="root", tenant_id=tenant.id, role="admin")
+    authenticator = _authenticator(sessions, settings)
+    assert (await authenticator.authenticate(token)).platform_admin is True
+    await users.update(tenant.id, stored.id, role="user")
+    assert (await authenticator.authenticate(token)).platform_admin is False
+
+
+async def test_platform_admin_comes_from_a_stored_admin_key_with_the_scope(
+    sessions: async_sessionmaker[AsyncSession], tenant: TenantInfo
+) -> None:
+    keys = ApiKeyService(sessions)
+    authenticator = _authenticator(sessions)
+    admin = await keys.create(tenant.id, "ops", ["chat", "platform:admin"], role="admin")
+    user = await keys.create(tenant.id, "odd", ["chat", "platform:admin"], role="user")
+    assert (await authenticator.authenticate(admin.secret)).platform_admin is True
+    assert (await authenticator.authenticate(user.secret)).platform_admin is False

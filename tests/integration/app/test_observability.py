@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from litestar.testing import TestClient
+from pydantic import SecretStr
 
 from app.core.settings import Settings
 from app.server.factory import create_app
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.model
 
 REPO = Path(__file__).resolve().parents[3]
+OPS_TOKEN = "ops-" + "o" * 40
 # Shaped like a real HS256 JWT, so the shape-based filter has something to catch.
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
@@ -42,6 +44,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]
     settings.generation.max_tokens = 4
     settings.safety.enabled = False
     settings.server.log_level = "info"
+    settings.auth.ops_token = SecretStr(OPS_TOKEN)
     upgrade(settings.database_url)
     with TestClient(create_app(settings), timeout=120) as test_client:
         yield test_client
@@ -80,7 +83,7 @@ def test_metrics_name_every_family_an_operator_needs(client: TestClient[Any], ke
     finally:
         limits.key_burst, limits.key_rate = saved
 
-    body = client.get("/metrics").text
+    body = client.get("/metrics", headers={"Authorization": f"Bearer {OPS_TOKEN}"}).text
     expected = [
         # Request latency by route template and status, and request counts by status.
         'ragserve:http_request_duration_seconds_bucket{le="0.005",method="GET",'

@@ -2,8 +2,10 @@
 
 Every route needs the admin role (403 otherwise). Users and keys live under their
 tenant's path; an admin reaches only its own tenant, and another tenant's id is a
-404 like a missing one. A platform admin (an admin holding the configured
-``platform_admin_scope``) reaches every tenant and alone may create tenants.
+404 like a missing one. A platform admin (an admin API key holding the configured
+``platform_admin_scope``, or an admin token whose subject is in
+``RAGSERVE_AUTH_PLATFORM_ADMIN_SUBJECTS``) reaches every tenant and alone may
+create tenants.
 """
 
 from __future__ import annotations
@@ -33,11 +35,11 @@ from conversation import ApiKeyService, TenantInfo, TenantService, UserService
 
 
 async def provide_tenant(
-    tenants: TenantService, settings: Settings, principal: Principal, tenant_id: str
+    tenants: TenantService, principal: Principal, tenant_id: str
 ) -> TenantInfo:
     """The path's tenant, when the caller may manage it; another tenant is a 404,
     exactly like a missing one."""
-    if tenant_id != principal.tenant_id and not is_platform_admin(principal, settings.auth):
+    if tenant_id != principal.tenant_id and not is_platform_admin(principal):
         raise ResourceNotFoundError("tenant not found")
     return await tenants.get(tenant_id)
 
@@ -49,11 +51,9 @@ class AdminController(Controller):
     dependencies = {"tenant": Provide(provide_tenant)}
 
     @get("/tenants")
-    async def list_tenants(
-        self, tenants: TenantService, settings: Settings, principal: Principal
-    ) -> TenantList:
+    async def list_tenants(self, tenants: TenantService, principal: Principal) -> TenantList:
         """The tenants the caller manages: its own, or every one for a platform admin."""
-        if is_platform_admin(principal, settings.auth):
+        if is_platform_admin(principal):
             found = await tenants.list()
         else:
             found = [await tenants.get(principal.tenant_id)]
@@ -64,10 +64,10 @@ class AdminController(Controller):
         self, tenants: TenantService, settings: Settings, principal: Principal, data: TenantCreate
     ) -> TenantOut:
         """Create a tenant (platform admins only; a taken name is a 409)."""
-        if not is_platform_admin(principal, settings.auth):
+        if not is_platform_admin(principal):
             raise ForbiddenError(
-                "Only a platform admin may create tenants "
-                f"(an admin with the {settings.auth.platform_admin_scope!r} scope)."
+                "Only a platform admin may create tenants (an admin key holding "
+                f"the {settings.auth.platform_admin_scope!r} scope, or an allow-listed subject)."
             )
         return TenantOut.of(await tenants.create(data.name))
 
@@ -142,7 +142,7 @@ class AdminController(Controller):
         """Create a key with a role, scopes and an optional rate limit; the secret is
         in this answer only."""
         platform_scope = settings.auth.platform_admin_scope
-        if platform_scope in data.scopes and not is_platform_admin(principal, settings.auth):
+        if platform_scope in data.scopes and not is_platform_admin(principal):
             raise ForbiddenError(f"Only a platform admin may grant the {platform_scope!r} scope.")
         created = await api_keys.create(
             tenant.id,

@@ -1,4 +1,9 @@
-"""REST: conversations, their messages, and chat turns (JSON or server-sent events)."""
+"""REST: conversations, their messages, and chat turns (JSON or server-sent events).
+
+Every route needs the ``chat`` scope. A conversation belongs to the principal that
+created it: a user or labeler lists, reads, continues and deletes its own only
+(someone else's is a 404), an admin all of its tenant's (``app/auth/ownership.py``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from litestar.params import Parameter
 from litestar.response import ServerSentEvent
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from app.auth.guards import chat_guard
+from app.auth.ownership import owned_conversation, owner_filter
 from app.auth.principal import Principal
 from app.chat.events import EventKind, TurnEvent, error_payload, final_message, to_wire
 from app.chat.pipeline import TurnPipeline
@@ -51,6 +58,7 @@ def _json(payload: dict[str, Any]) -> str:
 class ConversationController(Controller):
     path = "/v1/conversations"
     tags = ["conversations"]
+    guards = [chat_guard]
 
     @post("/", status_code=HTTP_201_CREATED)
     async def create(
@@ -59,9 +67,10 @@ class ConversationController(Controller):
         principal: Principal,
         data: ConversationCreate | None = None,
     ) -> ConversationOut:
-        """Start an empty conversation."""
+        """Start an empty conversation, owned by the caller."""
         title = data.title if data else None
-        return ConversationOut.of(await conversations.create(principal.tenant_id, title))
+        info = await conversations.create(principal.tenant_id, title, owner=principal.subject)
+        return ConversationOut.of(info)
 
     @get("/")
     async def list_conversations(
@@ -71,8 +80,11 @@ class ConversationController(Controller):
         limit: int = Parameter(default=20, ge=1, le=100),
         cursor: str | None = Parameter(default=None, max_length=512),
     ) -> ConversationPageOut:
-        """The tenant's conversations, most recently active first, a page at a time."""
-        page = await conversations.list(principal.tenant_id, limit=limit, cursor=cursor)
+        """The caller's conversations (an admin: all of the tenant's), most recently
+        active first, a page at a time."""
+        page = await conversations.list(
+            principal.tenant_id, limit=limit, cursor=cursor, owner=owner_filter(principal)
+        )
         return ConversationPageOut(
             data=[ConversationOut.of(c) for c in page.items], next_cursor=page.next_cursor
         )
@@ -82,7 +94,7 @@ class ConversationController(Controller):
         self, conversations: ConversationService, principal: Principal, conversation_id: str
     ) -> ConversationDetail:
         """A conversation with all its messages, oldest first."""
-        info = await conversations.get(principal.tenant_id, conversation_id)
+        info = await owned_conversation(conversations, principal, conversation_id)
         messages = await conversations.messages(principal.tenant_id, conversation_id)
         return ConversationDetail(
             **ConversationOut.of(info).model_dump(), messages=[MessageOut.of(m) for m in messages]
@@ -93,6 +105,7 @@ class ConversationController(Controller):
         self, conversations: ConversationService, principal: Principal, conversation_id: str
     ) -> None:
         """Delete a conversation, its messages and their feedback."""
+        await owned_conversation(conversations, principal, conversation_id)
         await conversations.delete(principal.tenant_id, conversation_id)
 
     @post("/{conversation_id:str}/messages", status_code=HTTP_200_OK)
@@ -100,11 +113,13 @@ class ConversationController(Controller):
         self,
         request: Request[Any, Any, Any],
         pipeline: TurnPipeline,
+        conversations: ConversationService,
         principal: Principal,
         conversation_id: str,
         data: ChatRequest,
     ) -> Response[Any]:
         """Ask a question: JSON when it is answered, or SSE with ``Accept: text/event-stream``."""
+        await owned_conversation(conversations, principal, conversation_id)
         turn = data.to_turn_request(principal.tenant_id, conversation_id, principal.subject)
         events = pipeline.run(turn)
         # Prime the turn so that "not found", "overloaded" and bad input are plain

@@ -1,4 +1,8 @@
-"""REST: ingest, list, read and delete documents (search is ``rest/search/``)."""
+"""REST: ingest, list, read and delete documents (search is ``rest/search/``).
+
+Reading takes the ``documents:read`` or ``chat`` scope; uploading and deleting the
+``documents:write`` scope or the admin role.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from litestar.status_codes import (
 )
 from pydantic import ValidationError
 
+from app.auth.guards import documents_read_guard, documents_write_guard
 from app.auth.principal import Principal
 from app.core.errors import BadRequestError, UnprocessableError
 from app.core.settings import Settings
@@ -34,7 +39,7 @@ class DocumentController(Controller):
     path = "/v1/documents"
     tags = ["documents"]
 
-    @post("/", status_code=HTTP_202_ACCEPTED)
+    @post("/", status_code=HTTP_202_ACCEPTED, guards=[documents_write_guard])
     async def ingest(
         self,
         request: Request[Any, Any, Any],
@@ -69,7 +74,7 @@ class DocumentController(Controller):
         )
         return Response(body, status_code=status)
 
-    @get("/")
+    @get("/", guards=[documents_read_guard])
     async def list_documents(
         self,
         retrieval: RetrievalService,
@@ -86,14 +91,14 @@ class DocumentController(Controller):
             data=[DocumentOut.of(d) for d in page.items], next_cursor=page.next_cursor
         )
 
-    @get("/{document_id:str}")
+    @get("/{document_id:str}", guards=[documents_read_guard])
     async def read(
         self, retrieval: RetrievalService, principal: Principal, document_id: str
     ) -> DocumentOut:
         """One document's record and status."""
         return DocumentOut.of(await retrieval.get_document(principal.tenant_id, document_id))
 
-    @delete("/{document_id:str}", status_code=HTTP_204_NO_CONTENT)
+    @delete("/{document_id:str}", status_code=HTTP_204_NO_CONTENT, guards=[documents_write_guard])
     async def remove(
         self, retrieval: RetrievalService, principal: Principal, document_id: str
     ) -> None:

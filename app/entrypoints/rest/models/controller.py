@@ -17,7 +17,6 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from app.auth.guards import admin_guard, is_platform_admin, platform_admin_guard
 from app.auth.principal import Principal
 from app.core.errors import ResourceNotFoundError, UnprocessableError
-from app.core.settings import Settings
 from app.entrypoints.rest.models.schemas import (
     ModelCreate,
     ModelOut,
@@ -157,14 +156,13 @@ class ModelsController(Controller):
     async def usage(
         self,
         ledger: UsageLedger,
-        settings: Settings,
         principal: Principal,
         tenant_id: str,
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> UsageReport:
         """Turns, tokens and cost of a tenant over ``[since, until)``, by model version."""
-        if tenant_id != principal.tenant_id and not is_platform_admin(principal, settings.auth):
+        if tenant_id != principal.tenant_id and not is_platform_admin(principal):
             raise ResourceNotFoundError("tenant not found")
         start, end = _window(since, until)
         return UsageReport(**await ledger.summary(tenant_id, start, end))

@@ -1,10 +1,14 @@
-"""REST: search the tenant's chunks (retrieval only, no generation)."""
+"""REST: search the tenant's chunks (retrieval only, no generation).
+
+Takes the ``documents:read`` or ``chat`` scope.
+"""
 
 from __future__ import annotations
 
 from litestar import Controller, post
 from litestar.status_codes import HTTP_200_OK
 
+from app.auth.guards import documents_read_guard
 from app.auth.principal import Principal
 from app.entrypoints.rest.search.schemas import ChunkOut, SearchRequest, SearchResponse
 from retrieval import RetrievalService
@@ -13,6 +17,7 @@ from retrieval import RetrievalService
 class SearchController(Controller):
     path = "/v1/search"
     tags = ["search"]
+    guards = [documents_read_guard]
 
     @post("/", status_code=HTTP_200_OK)
     async def search(
