@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from qdrant_client import QdrantClient, models
+from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -145,7 +146,7 @@ def perturb(vector: np.ndarray, distance: float, rng: np.random.Generator) -> np
 
 
 async def scroll_points(
-    client: QdrantClient, collection_name: str, tenant_id: str
+    client: QdrantClient | AsyncQdrantClient, collection_name: str, tenant_id: str
 ) -> list[models.Record]:
     """Every point of a tenant, with payload and vectors."""
     tenant = models.Filter(
@@ -154,7 +155,7 @@ async def scroll_points(
     out: list[models.Record] = []
     offset: Any = None
     while True:
-        page, offset = await asyncio.to_thread(
+        page, offset = await _call(
             client.scroll,
             collection_name,
             scroll_filter=tenant,
@@ -198,7 +199,7 @@ def _moved_vectors(
 
 
 async def add_distractors(
-    client: QdrantClient,
+    client: QdrantClient | AsyncQdrantClient,
     collection_name: str,
     tenant_id: str,
     sources: Sequence[models.Record],
@@ -245,6 +246,14 @@ async def add_distractors(
                     payload=payload,
                 )
             )
-        await asyncio.to_thread(client.upsert, collection_name, points=batch, wait=True)
+        await _call(client.upsert, collection_name, points=batch, wait=True)
         written += len(batch)
     return written
+
+
+async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A client method's result: awaited on an async client, on a thread on a sync one
+    (the store's own client is the sync one, whose local mode blocks)."""
+    if inspect.iscoroutinefunction(method):
+        return await method(*args, **kwargs)
+    return await asyncio.to_thread(method, *args, **kwargs)
