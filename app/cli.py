@@ -4,6 +4,7 @@ token, demo, models."""
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -39,11 +40,13 @@ def serve(host: str | None, port: int | None) -> None:
     """Serve the REST and WebSocket API."""
     import uvicorn
 
+    from app.server.drain import DrainingServer
     from app.server.factory import create_app
 
     settings = get_settings()
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=host or settings.server.host,
         port=port or settings.server.port,
         log_level=settings.server.log_level,
@@ -53,7 +56,11 @@ def serve(host: str | None, port: int | None) -> None:
         # The app logs each request itself, by route template: uvicorn's line has
         # the raw path, query string included.
         access_log=False,
+        # NOTE: the drain already waited for the turns (drain_grace_s); this
+        # bounds the rest: responses being written and sockets closing.
+        timeout_graceful_shutdown=max(math.ceil(settings.server.drain_grace_s), 1),
     )
+    DrainingServer(config, lambda: app.state.get("drain")).run()
 
 
 @main.command("inference")

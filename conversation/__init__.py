@@ -24,6 +24,7 @@ from conversation.hot_state import (
     RedisHotState,
 )
 from conversation.labeling import FlagVerdict, LabelingQueue
+from conversation.streaming import INTERRUPTED_REASON, AnswerStreams
 from conversation.tenants import TenantService
 from conversation.types import (
     PRINCIPAL_ROLES,
@@ -46,7 +47,9 @@ from kernel.errors import InvalidCursorError
 from kernel.ids import new_id
 
 __all__ = [
+    "INTERRUPTED_REASON",
     "PRINCIPAL_ROLES",
+    "AnswerStreams",
     "ApiKeyInfo",
     "ApiKeyService",
     "AuthenticationError",

@@ -262,6 +262,7 @@ class ConversationService:
         usage: Mapping[str, int],
         timings: Mapping[str, float],
         error: str | None = None,
+        heartbeat_at: datetime | None = None,
     ) -> MessageInfo:
         """Stores the assistant message of a turn that has ended, however it ended.
 
@@ -271,7 +272,8 @@ class ConversationService:
             message_id: The id chosen when the turn began (``conversation.new_id()``),
                 so that clients could be told it before generation.
             content: The text produced (so far, for a cancelled or failed turn).
-            status: ``complete``, ``cancelled``, ``failed`` or ``refused`` (safety).
+            status: ``complete``, ``cancelled``, ``failed``, ``refused`` (safety), or
+                ``streaming`` with a ``heartbeat_at`` (see ``conversation.streaming``).
             finish_reason: Why generation stopped (``stop``, ``length``, ``cancelled``...).
             model: The model name that answered.
             model_version: The version of that model that answered.
@@ -313,6 +315,7 @@ class ConversationService:
                     timings=dict(timings),
                     error=error,
                     created_at=created_at,
+                    heartbeat_at=heartbeat_at,
                 )
                 session.add(row)
                 conversation.updated_at = max(conversation.updated_at, created_at)

@@ -21,9 +21,10 @@ from app.chat.events import SourcesFound, TurnEvent, TurnFinished, TurnStarted
 from app.chat.outcome import Stopwatch, TurnOutcome
 from app.chat.prompt import Source, build_messages, fit_history, fit_sources
 from app.chat.sampling import turn_sampling, within_version
-from app.core.errors import classify
+from app.core.errors import UnavailableError, classify
 from app.core.metrics import observe_turn
 from app.routing.shadow import PrimaryResult
+from conversation import INTERRUPTED_REASON as INTERRUPTED
 from inference import (
     ChatMessage,
     FinishReason,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from app.chat.safety_gate import SafetyGate
     from app.chat.turn import PipelineConfig, TurnRequest
     from app.routing.gateway import ModelGateway, Route
-    from conversation import ConversationService, MessageInfo, MessageStatus
+    from conversation import AnswerStreams, ConversationService, MessageInfo, MessageStatus
     from retrieval import RetrievalService
 
 __all__ = ["TurnPipeline", "UsageHook"]
@@ -55,7 +56,9 @@ _STATUS_BY_FINISH: dict[str, MessageStatus] = {
     FinishReason.CANCELLED: "cancelled",
     FinishReason.ERROR: "failed",
     CONTENT_FILTER: "refused",
+    INTERRUPTED: "interrupted",
 }
+_DRAIN_RETRY_AFTER_S = 5.0
 
 
 class TurnPipeline:
@@ -69,6 +72,7 @@ class TurnPipeline:
         config: PipelineConfig,
         safety: SafetyGate | None = None,
         on_usage: UsageHook | None = None,
+        answers: AnswerStreams | None = None,
     ) -> None:
         """Compose the pipeline.
 
@@ -80,6 +84,8 @@ class TurnPipeline:
             safety: The input, retrieval and output filters; ``None`` turns them off.
             on_usage: Told the generated tokens of every finished turn (rate limits
                 count them); its errors are logged, never fail the turn.
+            answers: Stores each answer as ``streaming`` when its turn starts (so a
+                crash leaves an ``interrupted`` row); ``None`` stores it at the end only.
         """
         self._conversations = conversations
         self._retrieval = retrieval
@@ -88,6 +94,23 @@ class TurnPipeline:
         self._safety = safety
         self._on_usage = on_usage
         self._cancelled: set[str] = set()
+        self._answers = answers
+        self._running: dict[str, TurnOutcome] = {}
+        self._draining = False
+
+    def progress(self) -> dict[str, str]:
+        """The text produced so far by each turn running on this process."""
+        return {message_id: "".join(out.parts) for message_id, out in self._running.items()}
+
+    def drain(self) -> None:
+        """Refuse new turns (503, ``Retry-After``); running ones go on."""
+        self._draining = True
+
+    async def interrupt_all(self) -> None:
+        """End every running turn now, stored with finish reason ``interrupted``."""
+        for message_id, out in list(self._running.items()):
+            out.end(INTERRUPTED)
+            await self.cancel(message_id)
 
     async def cancel(self, message_id: str) -> None:
         """Stop a turn at whatever stage it is; it ends with ``finish_reason="cancelled"``."""
@@ -103,6 +126,10 @@ class TurnPipeline:
         stops iterating or calls ``cancel``, ``refused`` with finish reason
         ``content_filter`` when a safety filter refuses the question or the answer).
         """
+        if self._draining:
+            raise UnavailableError(
+                "This server is shutting down; retry the turn.", retry_after=_DRAIN_RETRY_AFTER_S
+            )
         sampling = turn_sampling(request, self._config)
         model = self._models.require(request.model, request.tenant_id)
         watch = Stopwatch()
@@ -132,12 +159,20 @@ class TurnPipeline:
         user_message = await self._conversations.add_user_message(
             tenant, conversation.id, request.content
         )
-        watch.lap("persist_user_message")
-        yield TurnStarted(conversation.id, message_id, user_message.id)
-
         out = TurnOutcome()
+        if self._answers is not None:
+            await self._answers.start(
+                tenant,
+                conversation.id,
+                message_id,
+                model=route.model.name,
+                model_version=route.version.version,
+            )
+        self._running[message_id] = out
+        watch.lap("persist_user_message")
         shadows: list[asyncio.Future[PrimaryResult]] = []
         try:
+            yield TurnStarted(conversation.id, message_id, user_message.id)
             refusal = await self._check_input(request, out)
             watch.lap("input_safety")
             if refusal is None:
@@ -178,9 +213,12 @@ class TurnPipeline:
             watch.mark("total", watch.start)
             # NOTE: shielded so that a client disconnect (which cancels or closes
             # this generator) still leaves the answer stored as cancelled.
-            answer = await asyncio.shield(
-                self._finish(request, route, conversation.id, out, watch, shadows)
-            )
+            try:
+                answer = await asyncio.shield(
+                    self._finish(request, route, conversation.id, out, watch, shadows)
+                )
+            finally:
+                self._running.pop(message_id, None)
         yield TurnFinished(answer)
 
     async def _check_input(self, request: TurnRequest, out: TurnOutcome) -> Category | None:
@@ -318,7 +356,12 @@ class TurnPipeline:
             "total_tokens": out.prompt_tokens + out.completion_tokens,
             "cost": round(cost, 8),
         }
-        stored = await self._conversations.record_assistant_message(
+        store = (
+            self._conversations.record_assistant_message
+            if self._answers is None
+            else self._answers.finish
+        )
+        stored = await store(
             tenant_id=request.tenant_id,
             conversation_id=conversation_id,
             message_id=request.message_id,

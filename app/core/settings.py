@@ -38,6 +38,15 @@ class ServerSettings(BaseSettings):
     """Largest WebSocket frame accepted; larger closes the socket with 4400."""
     log_level: str = "info"
     """Level of the structured logs."""
+    drain_grace_s: float = Field(default=20.0, ge=0)
+    """Seconds running turns may take to finish after SIGTERM (``/readyz`` fails and new
+    turns get 503 meanwhile); then they end with finish reason ``interrupted``."""
+    answer_heartbeat_s: float = Field(default=5.0, gt=0)
+    """Seconds between refreshes of the answers this process is streaming (their text
+    so far is stored each time: what a crash can lose)."""
+    answer_stale_s: float = Field(default=30.0, gt=0)
+    """A ``streaming`` answer nobody refreshed for this long belonged to a dead process
+    and is marked ``interrupted``; keep it several heartbeats long."""
 
 
 class DatabaseSettings(BaseSettings):

@@ -15,10 +15,12 @@ import structlog
 from litestar.datastructures import State
 
 from app.auth.authenticator import Authenticator
+from app.chat.keeper import AnswerKeeper
 from app.chat.pipeline import TurnPipeline
 from app.chat.runner import TurnRunner
 from app.core.readiness import Readiness
 from app.entrypoints.openai.serving import OpenAIServing
+from app.idempotency import IdempotencyStore
 from app.routing.catalog import ModelCatalog, default_model
 from app.routing.gateway import ModelGateway, check_serving
 from app.routing.registry import ModelRegistry
@@ -35,7 +37,9 @@ from app.server.components import (
     build_token_buffer,
     open_redis,
 )
+from app.server.drain import Drain
 from conversation import (
+    AnswerStreams,
     ApiKeyService,
     ConversationService,
     FeedbackService,
@@ -80,7 +84,8 @@ async def open_state(
         ``users``, ``api_keys``, ``authenticator``, ``conversations``, ``feedback``,
         ``retrieval``, ``safety``, ``engine``, ``pipeline``, ``turns``,
         ``token_buffer``, ``rate_limiter``, ``registry``, ``catalog``, ``router``,
-        ``ledger``, ``shadow_store``, ``gateway``, ``openai`` and ``readiness``.
+        ``ledger``, ``shadow_store``, ``gateway``, ``openai``, ``readiness``,
+        ``idempotency`` and ``drain``.
         ``redis``, ``safety``, ``engine``, ``gateway``, ``pipeline`` and ``turns``
         are ``None`` where not configured.
     """
@@ -98,9 +103,9 @@ async def open_state(
     state.api_keys = api_keys = ApiKeyService(sessions)
     state.authenticator = Authenticator(settings.auth, api_keys, users)
     state.feedback = FeedbackService(sessions)
-    state.conversations = conversations = ConversationService(
-        sessions, build_hot_state(settings, redis)
-    )
+    hot_state = build_hot_state(settings, redis)
+    state.conversations = conversations = ConversationService(sessions, hot_state)
+    state.idempotency = IdempotencyStore(sessions)
     state.token_buffer = token_buffer = build_token_buffer(settings, redis)
     embedder = await asyncio.to_thread(
         SentenceTransformerEmbedder,
@@ -157,9 +162,20 @@ async def open_state(
             build_pipeline_config(settings),
             safety,
             on_usage=rate_limiter.on_usage,
+            answers=(answers := AnswerStreams(sessions, hot_state)),
         )
         state.turns = turns = TurnRunner(pipeline, token_buffer, grace_s=settings.resume.grace_s)
         stack.push_async_callback(turns.close)
+        keeper = AnswerKeeper(
+            answers,
+            pipeline.progress,
+            token_buffer,
+            heartbeat_s=settings.server.answer_heartbeat_s,
+            stale_s=settings.server.answer_stale_s,
+        )
+        await keeper.start()
+        stack.push_async_callback(keeper.stop)
+    state.drain = Drain(settings.server.drain_grace_s, pipeline)
     state.openai = OpenAIServing(catalog, pipeline, retrieval, settings)
     state.readiness = Readiness(
         db, retrieval, engine, redis, generation=lambda: check_serving(catalog, router)

@@ -24,12 +24,14 @@ from app.core.errors import UnavailableError
 from app.core.readiness import Readiness
 from app.core.settings import Settings
 from app.entrypoints.openai.serving import OpenAIServing
+from app.idempotency import IdempotencyStore
 from app.ratelimit import RateLimiter
 from app.routing.catalog import ModelCatalog
 from app.routing.registry import ModelRegistry
 from app.routing.router import Router
 from app.routing.shadow import ShadowStore
 from app.routing.usage import UsageLedger
+from app.server.drain import Drain
 from conversation import (
     ApiKeyService,
     ConversationService,
@@ -127,6 +129,14 @@ def provide_openai(state: State) -> OpenAIServing:
     return cast(OpenAIServing, state.openai)
 
 
+def provide_idempotency(state: State) -> IdempotencyStore:
+    return cast(IdempotencyStore, state.idempotency)
+
+
+def provide_drain(state: State) -> Drain:
+    return cast(Drain, state.drain)
+
+
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     """The caller the authentication middleware found."""
     return cast(Principal, request.user)
@@ -155,6 +165,8 @@ def dependencies() -> dict[str, Provide]:
         "turns": provide_turns,
         "rate_limiter": provide_rate_limiter,
         "openai": provide_openai,
+        "idempotency": provide_idempotency,
+        "drain": provide_drain,
         "principal": provide_principal,
     }
     return {name: Provide(fn, sync_to_thread=False) for name, fn in providers.items()}

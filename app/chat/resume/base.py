@@ -80,6 +80,14 @@ class TokenBuffer(ABC):
     async def followed(self, message_id: str) -> bool:
         """Whether a client follows the turn now (its producer then keeps it running)."""
 
+    async def text(self, message_id: str) -> str | None:
+        """The text of a turn's buffered tokens, ``None`` when none are held here.
+
+        Read after the turn's process died, to keep what it streamed; an
+        in-process buffer died with it.
+        """
+        return None
+
     async def close(self) -> None:  # noqa: B027 (optional hook)
         """Release what the buffer holds."""
 

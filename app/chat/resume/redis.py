@@ -136,6 +136,14 @@ class RedisTokenBuffer(TokenBuffer):
             error = UnavailableError(f"Replay stopped: Redis did not answer ({exc}).")
             yield BufferedEvent(EventKind.ERROR, error.to_payload())
 
+    async def text(self, message_id: str) -> str | None:
+        stream, _, _ = self._keys(message_id)
+        entries: Any = await self._redis.xrange(stream)
+        if not entries:
+            return None
+        events = [_event(fields) for _, fields in entries]
+        return "".join(e.payload["text"] for e in events if e.type == EventKind.TOKEN)
+
     async def request_cancel(self, message_id: str, tenant_id: str) -> bool:
         _, meta, _ = self._keys(message_id)
         owner: Any = await self._redis.hget(meta, "tenant")

@@ -32,7 +32,10 @@ from app.entrypoints.rest.conversations.schemas import (
     ConversationPageOut,
     MessageOut,
 )
+from app.idempotency import IdempotencyStore, idempotency_key, request_hash
 from conversation import ConversationService
+
+_CHAT_ROUTE = "conversations.messages"
 
 
 async def _sse(first: TurnEvent, events: AsyncIterator[TurnEvent]) -> AsyncIterator[dict[str, Any]]:
@@ -117,14 +120,37 @@ class ConversationController(Controller):
         principal: Principal,
         conversation_id: str,
         data: ChatRequest,
+        idempotency: IdempotencyStore,
     ) -> Response[Any]:
-        """Ask a question: JSON when it is answered, or SSE with ``Accept: text/event-stream``."""
+        """Ask a question: JSON when it is answered, or SSE with ``Accept: text/event-stream``.
+
+        With an ``Idempotency-Key`` header, a retry of the same request answers
+        (JSON) with the first one's message as stored now, instead of a second turn.
+        """
         await owned_conversation(conversations, principal, conversation_id)
-        turn = data.to_turn_request(principal.tenant_id, conversation_id, principal.subject)
+        tenant, key = principal.tenant_id, idempotency_key(request)
+        if key is not None:
+            fingerprint = request_hash(conversation_id, await request.body())
+            claim = await idempotency.claim(tenant, _CHAT_ROUTE, key, fingerprint)
+            if claim.replay and claim.response is not None:
+                stored = await conversations.get_message(tenant, claim.response["message_id"])
+                return Response(
+                    ChatResponse(conversation_id=conversation_id, message=MessageOut.of(stored))
+                )
+        turn = data.to_turn_request(tenant, conversation_id, principal.subject)
         events = pipeline.run(turn)
         # Prime the turn so that "not found", "overloaded" and bad input are plain
         # HTTP errors rather than a stream that fails at once.
-        first = await anext(events)
+        try:
+            first = await anext(events)
+        except BaseException:
+            if key is not None:
+                await idempotency.release(tenant, _CHAT_ROUTE, key)
+            raise
+        if key is not None:
+            await idempotency.complete(
+                tenant, _CHAT_ROUTE, key, HTTP_200_OK, {"message_id": turn.message_id}
+            )
         if "text/event-stream" in request.headers.get("accept", ""):
             return ServerSentEvent(_sse(first, events))
         message = await final_message(events)

@@ -30,9 +30,11 @@ from app.entrypoints.rest.documents.schemas import (
     IngestResponse,
     TextDocumentIn,
 )
+from app.idempotency import IdempotencyStore, idempotency_key, request_hash
 from retrieval import DocumentStatus, IngestOutcome, RetrievalService, Upload
 
 _FINAL = (DocumentStatus.READY, DocumentStatus.FAILED)
+_INGEST_ROUTE = "documents"
 
 
 class DocumentController(Controller):
@@ -46,6 +48,7 @@ class DocumentController(Controller):
         retrieval: RetrievalService,
         settings: Settings,
         principal: Principal,
+        idempotency: IdempotencyStore,
         wait: bool = Parameter(default=False, description="Wait for the final status."),
     ) -> Response[IngestResponse]:
         """Queue documents for ingestion: multipart files (field ``file``, optional
@@ -57,9 +60,32 @@ class DocumentController(Controller):
         when something was indexed, 200 when nothing changed, still 202 on timeout.
         Text, Markdown, HTML and PDF are understood. Re-sending a document of the
         same name and collection replaces its chunks when its content changed.
+        With an ``Idempotency-Key`` header, a retry of the same upload gets the first
+        one's answer again (same ids and status code) instead of a second ingestion.
         """
+        tenant, key = principal.tenant_id, idempotency_key(request)
         uploads = await _uploads(request, settings.retrieval.max_upload_files)
-        results = await retrieval.submit_many(principal.tenant_id, uploads)
+        if key is not None:
+            # NOTE: the parsed uploads, not the body: a multipart boundary differs per send.
+            fingerprint = request_hash(
+                *(f"{u.name}\0{u.content_type}\0{u.collection}" for u in uploads),
+                *(u.data for u in uploads),
+            )
+            claim = await idempotency.claim(tenant, _INGEST_ROUTE, key, fingerprint)
+            if claim.replay and claim.status_code is not None:
+                first = IngestResponse.model_validate(claim.response)
+                return Response(first, status_code=claim.status_code)
+        try:
+            results = await retrieval.submit_many(principal.tenant_id, uploads)
+        except BaseException:
+            if key is not None:
+                await idempotency.release(tenant, _INGEST_ROUTE, key)
+            raise
+        if key is not None:
+            first = IngestResponse(documents=[IngestedOut.of(r, None) for r in results])
+            await idempotency.complete(
+                tenant, _INGEST_ROUTE, key, HTTP_202_ACCEPTED, first.model_dump(mode="json")
+            )
         final = {r.document.id: r.document for r in results}
         status = HTTP_202_ACCEPTED
         if wait:

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app.core.errors import UnauthorizedError
 from app.core.readiness import Readiness
 from app.core.settings import Settings
+from app.server.drain import Drain
 
 __all__ = ["HealthController", "metrics"]
 
@@ -34,12 +35,16 @@ class HealthController(Controller):
         request: Request[Any, Any, Any],
         readiness: Readiness,
         settings: Settings,
+        drain: Drain,
     ) -> Response[dict[str, Any]]:
         """Every dependency answers and the model is loaded; 503 otherwise.
 
         With the ops token, ``checks`` names each check's outcome (``ok``,
-        ``failed``, ``timeout``); the failure's detail is only in the log.
+        ``failed``, ``timeout``); the failure's detail is only in the log. A
+        draining process (SIGTERM) is not ready, whatever its dependencies say.
         """
+        if drain.draining:
+            return Response({"status": "draining"}, status_code=503)
         report = await readiness.check()
         body: dict[str, Any] = {"status": "ready" if report.ready else "unavailable"}
         if settings.auth.ops_allowed(request.headers.get("authorization")):
