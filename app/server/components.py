@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from app.routing.specs import EndpointSpec, VersionSpec
 
 
+_REDIS_CONNECT_TIMEOUT_S = 2.0
+_REDIS_SOCKET_TIMEOUT_S = 5.0
+
+
 def open_redis(settings: Settings) -> Redis | None:
     """A client of the configured Redis (it connects on first use), or ``None``."""
     if not settings.redis.url:
@@ -54,6 +58,11 @@ def open_redis(settings: Settings) -> Redis | None:
         max_connections=settings.redis.max_connections,
         timeout=settings.redis.pool_timeout_s,
         health_check_interval=30,
+        # NOTE: without these a stopped (not dead) Redis hangs every caller for
+        # as long as the kernel keeps the socket. The read timeout stays above the
+        # longest blocking read made on purpose (XREAD/XREADGROUP BLOCK, 1 s).
+        socket_connect_timeout=_REDIS_CONNECT_TIMEOUT_S,
+        socket_timeout=_REDIS_SOCKET_TIMEOUT_S,
     )
     return Redis(connection_pool=pool)
 
