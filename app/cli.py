@@ -393,7 +393,8 @@ async def _demo_key(settings: Settings, tenant: str) -> str:
             pass
         finally:
             await engine.dispose()
-    secret = await _create_key(settings, tenant, "demo")
+    # NOTE: the README's first steps upload a document with this key.
+    secret = await _create_key(settings, tenant, "demo", scopes=("chat", "documents:write"))
     key_file.write_text(secret + "\n")
     key_file.chmod(0o600)
     return secret
