@@ -17,16 +17,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 
 from app.chat.citations import cite
+from app.chat.context import ContextBuilder, previous_version, stored_history
 from app.chat.events import SourcesFound, TurnEvent, TurnFinished, TurnStarted
 from app.chat.outcome import Stopwatch, TurnOutcome
-from app.chat.prompt import Source, build_messages, fit_history, fit_sources
 from app.chat.sampling import turn_sampling, within_version
 from app.core.errors import UnavailableError, classify
 from app.core.metrics import observe_turn
 from app.routing.shadow import PrimaryResult
 from conversation import INTERRUPTED_REASON as INTERRUPTED
 from inference import (
-    ChatMessage,
     FinishReason,
     GenerationRequest,
     TokenEvent,
@@ -90,6 +89,7 @@ class TurnPipeline:
         self._conversations = conversations
         self._retrieval = retrieval
         self._models = models
+        self._context = ContextBuilder(retrieval, models, config, safety)
         self._config = config
         self._safety = safety
         self._on_usage = on_usage
@@ -147,14 +147,14 @@ class TurnPipeline:
             # NOTE: a new conversation has no id yet; its first message id is as
             # random, and its later turns keep the version that answered this one.
             conversation_key=request.conversation_id or message_id,
-            previous_version=_previous_version(stored, model.name),
+            previous_version=previous_version(stored, model.name),
         )
         sampling = within_version(route.version, request.options, sampling)
         # Refuse an overloaded turn before anything is stored (429, Retry-After).
         self._models.check_capacity(route)
         if request.conversation_id is None:
             conversation = await self._conversations.create(tenant, owner=request.subject)
-        earlier = list(request.history) if request.history is not None else _stored_history(stored)
+        earlier = list(request.history) if request.history is not None else stored_history(stored)
         watch.lap("load_conversation")
         user_message = await self._conversations.add_user_message(
             tenant, conversation.id, request.content
@@ -176,7 +176,7 @@ class TurnPipeline:
             refusal = await self._check_input(request, out)
             watch.lap("input_safety")
             if refusal is None:
-                out.sources = await self._retrieve(request, route, out)
+                out.sources = await self._context.sources(request, route, out)
             watch.lap("retrieve")
             yield SourcesFound(out.sources)
             if refusal is not None:
@@ -185,7 +185,7 @@ class TurnPipeline:
                     yield TokenEvent(index, piece)
                 out.end(CONTENT_FILTER)
             elif message_id not in self._cancelled:
-                messages = self._prompt(request, route, out.sources, earlier)
+                messages = self._context.messages(request, route, out.sources, earlier)
                 out.prompt_tokens = sum(
                     self._models.count_tokens(route, m.content) for m in messages
                 )
@@ -271,56 +271,6 @@ class TurnPipeline:
             out.end(out.engine_finish.reason, out.engine_finish.error)
             if out.engine_finish.prompt_tokens:
                 out.prompt_tokens = out.engine_finish.prompt_tokens
-
-    async def _retrieve(self, request: TurnRequest, route: Route, out: TurnOutcome) -> list[Source]:
-        k = (
-            self._config.top_k
-            if request.options.retrieval_k is None
-            else request.options.retrieval_k
-        )
-        if k == 0:
-            return []
-        floor = request.options.score_floor
-        hits = await self._retrieval.search(
-            request.tenant_id,
-            request.content,
-            k=k,
-            collection=request.options.collection,
-            score_floor=self._config.score_floor if floor is None else floor,
-        )
-        ranked = [
-            Source(i, h.chunk_id, h.document_id, h.document_name, h.collection, h.position,
-                   h.score, h.text)
-            for i, h in enumerate(hits, start=1)
-        ]  # fmt: skip
-        if self._safety is not None:
-            ranked, verdicts = await self._safety.filter_sources(request.tenant_id, ranked)
-            out.verdicts.extend(verdicts)
-        return fit_sources(
-            ranked,
-            self._config.context_token_budget,
-            lambda text: self._models.count_tokens(route, text),
-        )
-
-    def _prompt(
-        self,
-        request: TurnRequest,
-        route: Route,
-        sources: list[Source],
-        history: list[ChatMessage],
-    ) -> list[ChatMessage]:
-        kept = fit_history(
-            history,
-            self._config.history_token_budget,
-            lambda text: self._models.count_tokens(route, text),
-        )
-        messages = build_messages(request.content, sources, kept)
-        if request.instructions:
-            # NOTE: the caller's system prompt goes first, so ragserve's rules and the
-            # numbered sources stay next to the question, where a small model heeds them.
-            system = messages[0]
-            messages[0] = ChatMessage(system.role, f"{request.instructions}\n\n{system.content}")
-        return messages
 
     async def _finish(
         self,
@@ -410,23 +360,6 @@ class TurnPipeline:
         except Exception as exc:
             # NOTE: usage accounting (rate limits) must never cost the caller an answer.
             log.warning("usage_hook_failed", message_id=request.message_id, error=repr(exc))
-
-
-def _previous_version(earlier: list[MessageInfo], model: str) -> str | None:
-    """The version of ``model`` that answered the conversation's latest turn."""
-    for message in reversed(earlier):
-        if message.role == "assistant" and message.model == model and message.model_version:
-            return message.model_version
-    return None
-
-
-def _stored_history(earlier: list[MessageInfo]) -> list[ChatMessage]:
-    """The stored turns worth showing the model: whole, complete user and assistant messages."""
-    return [
-        ChatMessage(m.role, m.content)
-        for m in earlier
-        if m.role in ("user", "assistant") and m.status == "complete" and m.content
-    ]
 
 
 @asynccontextmanager

@@ -1,0 +1,106 @@
+"""What the model is shown for a turn: the tenant's sources and the conversation's
+history, each within its token budget, around the question."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from app.chat.prompt import Source, build_messages, fit_history, fit_sources
+from inference import ChatMessage
+
+if TYPE_CHECKING:
+    from app.chat.outcome import TurnOutcome
+    from app.chat.safety_gate import SafetyGate
+    from app.chat.turn import PipelineConfig, TurnRequest
+    from app.routing.gateway import ModelGateway, Route
+    from conversation import MessageInfo
+    from retrieval import RetrievalService
+
+__all__ = ["ContextBuilder", "previous_version", "stored_history"]
+
+
+class ContextBuilder:
+    """Builds a turn's sources and prompt messages."""
+
+    def __init__(
+        self,
+        retrieval: RetrievalService,
+        models: ModelGateway,
+        config: PipelineConfig,
+        safety: SafetyGate | None,
+    ) -> None:
+        self._retrieval = retrieval
+        self._models = models
+        self._config = config
+        self._safety = safety
+
+    async def sources(self, request: TurnRequest, route: Route, out: TurnOutcome) -> list[Source]:
+        """The tenant's chunks for the question, filtered by the retrieval safety
+        guard (its verdicts go to ``out``), numbered, within the context budget."""
+        k = (
+            self._config.top_k
+            if request.options.retrieval_k is None
+            else request.options.retrieval_k
+        )
+        if k == 0:
+            return []
+        floor = request.options.score_floor
+        hits = await self._retrieval.search(
+            request.tenant_id,
+            request.content,
+            k=k,
+            collection=request.options.collection,
+            score_floor=self._config.score_floor if floor is None else floor,
+        )
+        ranked = [
+            Source(i, h.chunk_id, h.document_id, h.document_name, h.collection, h.position,
+                   h.score, h.text)
+            for i, h in enumerate(hits, start=1)
+        ]  # fmt: skip
+        if self._safety is not None:
+            ranked, verdicts = await self._safety.filter_sources(request.tenant_id, ranked)
+            out.verdicts.extend(verdicts)
+        return fit_sources(
+            ranked,
+            self._config.context_token_budget,
+            lambda text: self._models.count_tokens(route, text),
+        )
+
+    def messages(
+        self,
+        request: TurnRequest,
+        route: Route,
+        sources: list[Source],
+        history: list[ChatMessage],
+    ) -> list[ChatMessage]:
+        """The chat to send: the system prompt with the numbered sources, the kept
+        history within its budget, the question."""
+        kept = fit_history(
+            history,
+            self._config.history_token_budget,
+            lambda text: self._models.count_tokens(route, text),
+        )
+        messages = build_messages(request.content, sources, kept)
+        if request.instructions:
+            # NOTE: the caller's system prompt goes first, so ragserve's rules and the
+            # numbered sources stay next to the question, where a small model heeds them.
+            system = messages[0]
+            messages[0] = ChatMessage(system.role, f"{request.instructions}\n\n{system.content}")
+        return messages
+
+
+def previous_version(earlier: list[MessageInfo], model: str) -> str | None:
+    """The version of ``model`` that answered the conversation's latest turn."""
+    for message in reversed(earlier):
+        if message.role == "assistant" and message.model == model and message.model_version:
+            return message.model_version
+    return None
+
+
+def stored_history(earlier: list[MessageInfo]) -> list[ChatMessage]:
+    """The stored turns worth showing the model: whole, complete user and assistant messages."""
+    return [
+        ChatMessage(m.role, m.content)
+        for m in earlier
+        if m.role in ("user", "assistant") and m.status == "complete" and m.content
+    ]
