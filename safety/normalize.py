@@ -51,7 +51,12 @@ LEET = str.maketrans(
 _WS = re.compile(r"\s+")
 # Runs of base64 long enough to hide a sentence (24 chars decode to 18 bytes).
 _BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/=_-])")
-_LEET_WORD = re.compile(r"\b(?=[a-z0-9@$!|+€]*[a-z])(?=[a-z0-9@$!|+€]*[0-9@$!|+€])[a-z0-9@$!|+€]+")
+# NOTE: a leet word is found in two linear steps, a run of these characters and then
+# a walk over it (``_fold_leet_run``). The one regex that said it all,
+# ``\b(?=[…]*[a-z])(?=[…]*[0-9…])[…]+``, rescanned the rest of the run from every
+# word boundary: quadratic, 0.37 s on 8k characters of "1@1@…".
+_LEET_RUN = re.compile(r"[a-z0-9@$!|+€]+")
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
 _SPACED = re.compile(r"\b(?:[a-z] ){3,}[a-z]\b")
 
 
@@ -100,9 +105,38 @@ def fold(text: str) -> tuple[str, int, int]:
     return _WS.sub(" ", text.lower()).strip(), invisible, confusable
 
 
+def _is_word(ch: str) -> bool:
+    """Whether ``re`` counts ``ch`` as a word character (``\\w``, str patterns)."""
+    return ch.isalnum() or ch == "_"
+
+
+def _fold_leet_run(match: re.Match[str]) -> str:
+    """A run of letters, digits and leet symbols, its leet word read as letters.
+
+    The leet word starts at the run's first word boundary from which the rest of
+    the run still holds a letter and a digit or symbol, and ends with the run.
+    """
+    run, start = match.group(0), match.start()
+    last_letter = last_leet = -1
+    for i, ch in enumerate(run):
+        if ch in _LETTERS:
+            last_letter = i
+        else:
+            last_leet = i
+    before = match.string[start - 1] if start else " "
+    for i in range(min(last_letter, last_leet) + 1):
+        if _is_word(before) != _is_word(run[i]):
+            return run[:i] + run[i:].translate(LEET)
+        before = run[i]
+    return run
+
+
 def fold_leet(folded: str) -> str:
-    """Read leetspeak words (letters mixed with digits or symbols) as letters."""
-    text = _LEET_WORD.sub(lambda m: m.group(0).translate(LEET), folded)
+    """Read leetspeak words (letters mixed with digits or symbols) as letters.
+
+    Linear in the length of ``folded`` (the input is a user's message).
+    """
+    text = _LEET_RUN.sub(_fold_leet_run, folded)
     return _SPACED.sub(lambda m: m.group(0).replace(" ", ""), text)
 
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import base64
+import re
+import time
 
-from safety.normalize import decoded_segments, fold_leet, normalize
+import hypothesis
+from hypothesis import strategies as st
+
+from safety.normalize import LEET, decoded_segments, fold_leet, normalize
 
 
 def test_zero_width_and_bidi_characters_are_removed_and_counted() -> None:
@@ -39,3 +44,40 @@ def test_base64_segments_that_decode_to_text_are_found() -> None:
 
 def test_random_base64_like_tokens_are_not_decoded() -> None:
     assert decoded_segments("sha AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/////") == ()
+
+
+# The regex fold_leet used before it was made linear: the reference for its output.
+_QUADRATIC_LEET_WORD = re.compile(
+    r"\b(?=[a-z0-9@$!|+€]*[a-z])(?=[a-z0-9@$!|+€]*[0-9@$!|+€])[a-z0-9@$!|+€]+"
+)
+
+
+@hypothesis.settings(max_examples=500, deadline=None, database=None, derandomize=True)
+@hypothesis.given(st.text(alphabet="ab19@$!|+€_é. -", max_size=40))
+def test_leet_folding_reads_the_same_words_as_the_regex_it_replaced(text: str) -> None:
+    """Guards the linear rewrite: same leet words folded, word boundaries included."""
+    expected = _QUADRATIC_LEET_WORD.sub(lambda m: m.group(0).translate(LEET), text)
+    assert fold_leet(text) == expected
+
+
+def _best_time(texts: list[str]) -> float:
+    """The fastest of five rounds of normalising ``texts``, in seconds."""
+    rounds = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for text in texts:
+            normalize(text)
+        rounds.append(time.perf_counter() - start)
+    return min(rounds)
+
+
+def test_adversarial_leetspeak_normalises_in_linear_time() -> None:
+    """Guards against the quadratic leet regex: on "1@1@…" it rescanned the rest of
+    the run from every word boundary (0.37 s at 8k characters, ~24 s at 64k).
+
+    One 64k message against eight 8k ones, the same number of characters: a linear
+    normaliser takes about as long for both, a quadratic one eight times as long.
+    """
+    eight_short, one_long = ["1@" * 4_000] * 8, ["1@" * 32_000]
+    ratio = _best_time(one_long) / _best_time(eight_short)
+    assert ratio < 3, f"one 64k message took {ratio:.1f}x as long as eight 8k ones"
