@@ -12,7 +12,9 @@ limits), registers ``bench-one`` (v1 on a; v2 on b, only ever a shadow) and
 - **The router's own latency**: in-process, the same requests streamed one at a
   time (a) with ``RemoteEngine`` straight at node a and (b) through a ``Router``
   built as ``app/server/components.py`` builds it, over node a alone; TTFT and total
-  p50/p95 of both and (b) minus (a), interleaved so both see the same machine.
+  p50/p95 of both, (b) minus (a) and the median paired difference, interleaved so
+  both see the same machine; and, inside the routed requests, the router's own time
+  before its engine is asked and per event (``bench/routing_inprocess.py``).
 - **The API node's whole overhead per turn**: ``/v1/chat/completions`` on the API
   node (retrieval off: conversation and messages stored, prompt built, routed,
   answer stored) against node a's own ``/v1/chat/completions`` with the very
@@ -29,7 +31,7 @@ prefill wherever it lands, and the paired sequential comparisons send the same
 prompt twice without the second being a cache hit.
 
 Run ``python -m bench.routing [--quick]`` from the repository root (a full run takes
-about 8 minutes, ``--quick`` about 3); JSON goes to
+about 9 minutes on an idle 2-core machine, ``--quick`` about 3); JSON goes to
 ``bench/results/routing-<UTC timestamp>.json`` (``routing-quick-...`` for quick).
 """
 
@@ -42,8 +44,6 @@ import os
 import platform
 import subprocess
 import tempfile
-import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,8 +54,7 @@ import openai
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.chat.prompt import build_messages
-from app.routing.router import Router
-from app.routing.specs import EndpointSpec, VersionSpec
+from bench.routing_inprocess import router_overhead
 from bench.routing_load import (
     MAX_TOKENS,
     Prompts,
@@ -69,8 +68,6 @@ from bench.routing_load import (
     stream_openai,
     summarise,
 )
-from inference import GenerationRequest, SamplingParams, TokenEvent
-from inference.remote_engine import RemoteEngine
 
 # NOTE: the end-to-end tests' process helpers start, probe and stop the real servers.
 from tests.e2e.server import Server
@@ -79,7 +76,6 @@ from tests.support.inference_node import InferenceNode
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from inference import Engine
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "smollm2-135m-instruct"
@@ -216,46 +212,6 @@ async def scale_out(
     return out
 
 
-async def router_overhead(node: InferenceNode, prompts: Prompts, rounds: int) -> Any:
-    """``RemoteEngine`` straight at ``node`` against a ``Router`` over it, in-process."""
-    version = VersionSpec("bench", "v1", "remote", (EndpointSpec(node.url),))
-
-    def remote(v: VersionSpec, endpoint: EndpointSpec) -> Engine:  # as build_router does
-        return RemoteEngine(endpoint.url, model_name=v.model, model_version=v.version)
-
-    router = Router(remote)
-    await router.sync([version])
-    await router.start()
-    direct = RemoteEngine(node.url)
-    await direct.start()
-
-    async def run(events_of: Callable[[GenerationRequest], Any], question: str) -> Sample:
-        messages = tuple(build_messages(question, [], []))
-        request = GenerationRequest(
-            str(uuid.uuid4()), sampling=SamplingParams(max_tokens=16), messages=messages
-        )
-        sample = Sample(time.perf_counter())
-        async for event in events_of(request):
-            if isinstance(event, TokenEvent):
-                sample.tokens += 1
-                sample.first = sample.first or time.perf_counter()
-        sample.end = time.perf_counter()
-        return sample
-
-    conversation = str(uuid.uuid4())
-    try:
-        a, b = await alternate(
-            lambda q: run(direct.generate, q),
-            lambda q: run(lambda r: router.generate(version, r, affinity_key=conversation), q),
-            prompts,
-            rounds,
-        )
-    finally:
-        await router.stop()
-        await direct.stop()
-    return difference("remote_engine", a, "router", b)
-
-
 async def api_overhead(deployment: Deployment, prompts: Prompts, rounds: int) -> Any:
     """A whole turn through the API node against the node answering the same messages."""
     node = deployment.node_client(deployment.nodes[0])
@@ -329,8 +285,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"CPU {env['cpu']}, {env['cores']} cores, flags {env['cpu_flags']}; dtype {args.dtype}")
     prompts = Prompts()
     points = [8] if args.quick else [8, 16]
-    per_client = 1 if args.quick else 3
-    rounds = 10 if args.quick else 40
+    per_client = 1 if args.quick else 2
+    rounds = 10 if args.quick else 30
     with tempfile.TemporaryDirectory(prefix="bench-routing-") as tmp:
         deployment = start(Path(tmp), args.dtype)
         try:
