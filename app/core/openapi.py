@@ -1,12 +1,19 @@
-"""The error answers of every operation, written into the OpenAPI schema in one place.
+"""The OpenAPI schema made to say what the server enforces, in one place.
 
 Litestar documents a ``400`` of its own shape (``{"status_code", "detail"}``) for
 every handler, but every error ragserve answers is ``{"error": {...}}`` (see
 ``app/errors.py``). ``document_errors`` replaces that answer and adds the others a
 route can give, so generated clients and schema fuzzers see what the API does.
+
+Litestar's own translation of the pydantic models loses what they enforce (unknown
+fields forbidden, a bound of ``0``, the bounds of a list's items, an optional body),
+so ``describe_models`` replaces each model's schema with pydantic's own JSON Schema
+(OpenAPI 3.1 speaks JSON Schema 2020-12) and marks optional bodies optional.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from litestar.openapi.spec import (
     OpenAPI,
@@ -18,8 +25,14 @@ from litestar.openapi.spec import (
     Reference,
     Schema,
 )
+from pydantic import BaseModel
 
-__all__ = ["document_errors"]
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from litestar import Litestar
+
+__all__ = ["describe_models", "document_errors"]
 
 ERROR_SCHEMA = "Error"
 _UNAUTHENTICATED = {"/healthz", "/readyz"}
@@ -107,4 +120,48 @@ def document_errors(openapi: OpenAPI) -> OpenAPI:
             for status, description in statuses.items():
                 responses[status] = _response(description, status)
             operation.responses = responses
+    return openapi
+
+
+def _models(cls: type[BaseModel]) -> Iterator[type[BaseModel]]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _models(sub)
+
+
+def _wire_models(names: set[str]) -> dict[str, type[BaseModel]]:
+    """The app's pydantic models named like schema components, where the name is unique."""
+    found: dict[str, list[type[BaseModel]]] = {}
+    for model in set(_models(BaseModel)):
+        if model.__module__.startswith("app.") and model.__name__ in names:
+            found.setdefault(model.__name__, []).append(model)
+    return {name: models[0] for name, models in found.items() if len(models) == 1}
+
+
+def describe_models(app: Litestar) -> OpenAPI:
+    """Give ``app``'s schema (in place) the models' own JSON Schema and optional bodies.
+
+    Every component named after one of the app's pydantic models becomes that
+    model's ``model_json_schema`` (validation mode: what a request must be, and
+    what an answer built by the model is); the models it refers to join the
+    components. A request body whose ``data`` parameter has a default is optional.
+    """
+    openapi = app.openapi_schema
+    components: dict[str, Any] = openapi.components.schemas or {}
+    for name, model in _wire_models(set(components)).items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for ref_name, ref_schema in schema.pop("$defs", {}).items():
+            components[ref_name] = ref_schema
+        components[name] = schema
+    openapi.components.schemas = components
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            data = handler.parsed_fn_signature.parameters.get("data")
+            if data is None or not data.has_default:
+                continue
+            item = (openapi.paths or {}).get(route.path_format)
+            for method in handler.http_methods:
+                operation = getattr(item, method.lower(), None)
+                if operation is not None and operation.request_body is not None:
+                    operation.request_body.required = False
     return openapi

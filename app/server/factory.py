@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from litestar import Litestar
+from litestar import Litestar, Request, Response
+from litestar.exceptions import MethodNotAllowedException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
 from app.auth.middleware import AuthMiddleware
 from app.core.errors import error_response
 from app.core.logs import configure_logging
-from app.core.openapi import document_errors
+from app.core.openapi import describe_models, document_errors
 from app.core.settings import Settings, get_settings
 from app.entrypoints.openai.controller import OpenAIController
 from app.entrypoints.rest.admin.controller import AdminController
@@ -32,6 +33,15 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from litestar.datastructures import State
+
+
+def _method_not_allowed(
+    request: Request[Any, Any, Any], exc: MethodNotAllowedException
+) -> Response[dict[str, Any]]:
+    """A 405 in ragserve's error shape that keeps the ``Allow`` header RFC 9110 asks for."""
+    response = error_response(request, exc)
+    response.headers.update(exc.headers or {})
+    return response
 
 
 def create_app(settings: Settings | None = None, state: State | None = None) -> Litestar:
@@ -74,11 +84,15 @@ def create_app(settings: Settings | None = None, state: State | None = None) -> 
             # After authentication: it limits by the caller the auth middleware found.
             RateLimitMiddleware,
         ],
-        exception_handlers={Exception: error_response},
+        exception_handlers={
+            MethodNotAllowedException: _method_not_allowed,
+            Exception: error_response,
+        },
         before_send=[echo_request_id],
         lifespan=[lifespan(settings) if state is None else given],
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(title="ragserve", version="0.1.0", path="/schema"),
     )
+    describe_models(app)
     document_errors(app.openapi_schema)
     return app

@@ -19,6 +19,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    ValidationError,
     field_validator,
 )
 
@@ -48,7 +49,25 @@ class WireModel(BaseModel):
         # NOTE: Litestar validates bodies with ``strict=False``, which would overrule
         # the ``Strict*`` fields and take ``"10"`` for ``max_tokens``; OpenAI says 400.
         kwargs.pop("strict", None)
-        return super().model_validate(obj, **kwargs)
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            # NOTE: raised here, not left to Litestar: Litestar takes an error on a
+            # body field named like one of the handler's dependencies (``retrieval``)
+            # for a failed dependency, and answers 500.
+            errors = exc.errors(include_url=False, include_input=False)
+            detail = "; ".join(f"{_param(e['loc'])}: {e['msg']}" for e in errors)
+            raise BadRequestError(
+                f"Invalid request body ({detail})", param=_param(errors[0]["loc"])
+            ) from exc
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as OpenAI's ``param`` (``messages[0].content``)."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
 
 
 class ContentPart(WireModel):
@@ -114,11 +133,13 @@ class ChatCompletionRequest(WireModel):
     top_p: StrictFloat | None = Field(default=None, gt=0.0, le=1.0)
     seed: StrictInt | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
     stop: StopStr | list[StopStr] | None = None
-    n: StrictInt = 1
+    n: StrictInt = Field(default=1, json_schema_extra={"const": 1})
+    """Choices to generate: only one is served (the schema says so)."""
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     user: StrictStr | None = Field(default=None, max_length=256)
-    logprobs: StrictBool | None = None
+    logprobs: StrictBool | None = Field(default=None, json_schema_extra={"enum": [False, None]})
+    """Not served: only ``false`` or ``null`` (the schema says so)."""
     conversation_id: StrictStr | None = Field(default=None, min_length=1, max_length=64)
     """ragserve extension: continue this stored conversation of the caller's tenant."""
     retrieval: RetrievalOptions | None = None

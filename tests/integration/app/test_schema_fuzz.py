@@ -157,3 +157,33 @@ def test_no_operation_answers_5xx_or_breaks_its_schema(
         failures += _fuzz(operation, GenerationMode.POSITIVE, POSITIVE_EXAMPLES, auth)
         failures += _fuzz(operation, GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES, auth)
     assert not failures, "\n\n".join(failures[:20])
+
+
+def test_the_schema_states_what_the_server_enforces(tmp_path: Any) -> None:
+    """Guards the mismatches schemathesis found (issue 16): extras allowed by the schema
+    but refused, an unstated cursor limit, a body required by the schema only."""
+    schema = create_app(Settings(data_dir=tmp_path), state={}).openapi_schema.to_schema()
+    components = schema["components"]["schemas"]
+    assert components["ConversationCreate"]["additionalProperties"] is False
+    assert components["SearchRequest"]["additionalProperties"] is False
+    create = schema["paths"]["/v1/conversations"]["post"]
+    assert create["requestBody"]["required"] is False
+    cursor = next(
+        p
+        for p in schema["paths"]["/v1/conversations"]["get"]["parameters"]
+        if p["name"] == "cursor"
+    )
+    assert cursor["schema"]["maxLength"] == 256
+    temperature = components["ChatOptions"]["properties"]["temperature"]
+    assert {"type": "number", "minimum": 0.0, "maximum": 2.0} in temperature["anyOf"]
+
+
+def test_an_unsupported_method_is_405_with_allow(tmp_path: Any) -> None:
+    """Guards RFC 9110's ``Allow`` on a 405 (``TRACE`` answered without it before)."""
+    from litestar.testing import TestClient
+
+    with TestClient(create_app(Settings(data_dir=tmp_path), state={})) as client:
+        response = client.request("TRACE", "/healthz")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "OPTIONS"}
+    assert response.json()["error"]["code"] == "method_not_allowed"

@@ -24,6 +24,7 @@ from app.chat.events import EventKind, TurnEvent, error_payload, final_message, 
 from app.chat.pipeline import TurnPipeline
 from app.core.errors import classify
 from app.entrypoints.rest.conversations.schemas import (
+    CURSOR_PATTERN,
     ChatRequest,
     ChatResponse,
     ConversationCreate,
@@ -34,6 +35,7 @@ from app.entrypoints.rest.conversations.schemas import (
 )
 from app.idempotency import IdempotencyStore, idempotency_key, request_hash
 from conversation import ConversationService
+from kernel.cursor import MAX_CURSOR_CHARS
 
 _CHAT_ROUTE = "conversations.messages"
 
@@ -81,7 +83,9 @@ class ConversationController(Controller):
         conversations: ConversationService,
         principal: Principal,
         limit: int = Parameter(default=20, ge=1, le=100),
-        cursor: str | None = Parameter(default=None, max_length=512),
+        cursor: str | None = Parameter(
+            default=None, min_length=1, max_length=MAX_CURSOR_CHARS, pattern=CURSOR_PATTERN
+        ),
     ) -> ConversationPageOut:
         """The caller's conversations (an admin: all of the tenant's), most recently
         active first, a page at a time."""

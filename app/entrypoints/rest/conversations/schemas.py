@@ -13,6 +13,10 @@ from app.entrypoints.schemas import Schema
 if TYPE_CHECKING:
     from conversation import ConversationInfo, MessageInfo
 
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+"""A page cursor is unpadded base64url (``kernel.cursor``); only a ``next_cursor``
+the server gave is valid, any other is a 400 ``invalid cursor``."""
+
 
 class ConversationCreate(Schema):
     title: str | None = Field(default=None, max_length=200)
