@@ -116,6 +116,9 @@ def document_errors(openapi: OpenAPI) -> OpenAPI:
             statuses = {} if path in _UNAUTHENTICATED else dict(_ALWAYS)
             if method in ("put", "post", "patch"):
                 statuses.update(_WRITES)
+            elif method == "delete":
+                # Deleting what something else still uses (a version in a rollout).
+                statuses["409"] = _WRITES["409"]
             responses = operation.responses if operation.responses is not None else {}
             for status, description in statuses.items():
                 responses[status] = _response(description, status)

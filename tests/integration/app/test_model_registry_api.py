@@ -107,6 +107,8 @@ def test_only_a_platform_admin_changes_the_registry_and_bad_input_is_a_clear_4xx
         (f"/v1/admin/models/{MODEL}/versions", {"version": "a", "backend": "embedded"}, 409),
         ("/v1/admin/models/nope/versions", {"version": "a", "backend": "embedded"}, 404),
         (f"/v1/admin/models/{MODEL}/versions", {"version": "c", "backend": "gpu"}, 400),
+        # A bad field named like a dependency (``tenants``) was once a 500.
+        ("/v1/admin/models", {"name": "x", "tenants": {}}, 400),
     ]
     for path, body, status in bad:
         response = client.post(path, json=body, headers=platform)
