@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
 # NOTE: imported for their side effect: each registers its tables on kernel.orm.Base.
-import app.idempotency  # noqa: F401
+import app.idempotency
 import app.routing.tables  # noqa: F401
 import conversation.models  # noqa: F401
 import retrieval.models  # noqa: F401

@@ -123,4 +123,5 @@ async def test_model_names_are_unique_and_checked(registry: ModelRegistry) -> No
     await registry.create_model("private", tenants=["t1"])
     await registry.add_version(_remote("v1", model="private"))
     private = await registry.get("private")
-    assert private.allows("t1") and not private.allows("t2")
+    assert private.allows("t1")
+    assert not private.allows("t2")

@@ -9,7 +9,6 @@ from prometheus_client import REGISTRY
 
 from app.auth.principal import Principal, RateLimitOverride
 from app.core.errors import RateLimitedError, TooManyTurnsError
-from app.ratelimit.settings import RateLimitSettings
 from app.ratelimit import (
     Bucket,
     BucketsUnavailableError,
@@ -18,6 +17,7 @@ from app.ratelimit import (
     RateLimiter,
     TokenBuckets,
 )
+from app.ratelimit.settings import RateLimitSettings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
