@@ -107,8 +107,8 @@ def test_only_a_platform_admin_changes_the_registry_and_bad_input_is_a_clear_4xx
         (f"/v1/admin/models/{MODEL}/versions", {"version": "a", "backend": "embedded"}, 409),
         ("/v1/admin/models/nope/versions", {"version": "a", "backend": "embedded"}, 404),
         (f"/v1/admin/models/{MODEL}/versions", {"version": "c", "backend": "gpu"}, 400),
-        # A bad field named like a dependency (``tenants``) was once a 500.
-        ("/v1/admin/models", {"name": "x", "tenants": {}}, 400),
+        # A bad list of tenants was once a 500 (a field named like a dependency).
+        ("/v1/admin/models", {"name": "x", "allowed_tenants": {}}, 400),
     ]
     for path, body, status in bad:
         response = client.post(path, json=body, headers=platform)
@@ -217,7 +217,7 @@ def test_models_lists_what_the_tenant_may_use(
     auth = {"Authorization": f"Bearer {key}"}
     created = client.post(
         "/v1/admin/models",
-        json={"name": "private-model", "tenants": ["someone-else"]},
+        json={"name": "private-model", "allowed_tenants": ["someone-else"]},
         headers=platform,
     )
     assert created.status_code == 201

@@ -67,7 +67,9 @@ class ModelsController(Controller):
     @post("/models", status_code=HTTP_201_CREATED, guards=[platform_admin_guard])
     async def create_model(self, registry: ModelRegistry, data: ModelCreate) -> ModelCreate:
         """Register a public model name; it serves once it has a version."""
-        await registry.create_model(data.name, description=data.description, tenants=data.tenants)
+        await registry.create_model(
+            data.name, description=data.description, tenants=data.allowed_tenants
+        )
         return data
 
     @get("/models/{name:str}")

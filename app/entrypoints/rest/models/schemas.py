@@ -25,8 +25,10 @@ class ModelCreate(Schema):
     name: ModelName
     """The public name clients send (lower case, digits, ``.``, ``_``, ``:``, ``-``)."""
     description: str = Field(default="", max_length=2000)
-    tenants: list[Annotated[str, StringConstraints(min_length=1, max_length=36)]] | None = Field(
-        default=None, max_length=1000
+    # NOTE: not ``tenants``: Litestar reports a bad body field named like one of the
+    # handler's dependencies (the ``tenants`` service) as a failed dependency, a 500.
+    allowed_tenants: list[Annotated[str, StringConstraints(min_length=1, max_length=36)]] | None = (
+        Field(default=None, max_length=1000)
     )
     """Tenant ids that may use the model; unset: every tenant."""
 
@@ -130,7 +132,7 @@ class VersionOut(Schema):
 class ModelOut(Schema):
     name: str
     description: str
-    tenants: list[str] | None
+    allowed_tenants: list[str] | None
     versions: list[VersionOut]
     rollout: RolloutUpdate
     registered: bool
@@ -142,7 +144,7 @@ class ModelOut(Schema):
         return cls(
             name=spec.name,
             description=spec.description,
-            tenants=None if spec.tenants is None else sorted(spec.tenants),
+            allowed_tenants=None if spec.tenants is None else sorted(spec.tenants),
             versions=[VersionOut.of(v) for _, v in sorted(spec.versions.items())],
             rollout=RolloutUpdate(
                 stable=r.stable,
