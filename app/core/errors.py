@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from litestar import Request, Response
@@ -33,6 +33,9 @@ from retrieval.errors import (
     UnsupportedDocumentError,
     VectorStoreUnavailableError,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 log = structlog.get_logger(__name__)
 
@@ -254,18 +257,23 @@ def _validation_param(exc: ValidationException) -> str | None:
     """
     for item in exc.extra if isinstance(exc.extra, list) else []:
         key = item.get("key") if isinstance(item, dict) else None
-        if not key:
-            continue
-        path = ""
-        for part in str(key).split("."):
-            if part.isdigit():
-                path += f"[{part}]"
-            elif _FIELD_NAME.fullmatch(part) and part not in _TYPE_NAMES:
-                path += f".{part}" if path else part
-            else:
-                break
-        return path or None
+        if key:
+            return field_param(str(key).split("."))
     return None
+
+
+def field_param(location: Sequence[object]) -> str | None:
+    """A pydantic error location as OpenAI's ``param`` (``messages[0].content``),
+    stopping before the name of a union member (``input.str``)."""
+    path = ""
+    for part in map(str, location):
+        if part.isdigit():
+            path += f"[{part}]"
+        elif _FIELD_NAME.fullmatch(part) and part not in _TYPE_NAMES:
+            path += f".{part}" if path else part
+        else:
+            break
+    return path or None
 
 
 _FIELD_NAME = re.compile(r"[A-Za-z_]\w*")

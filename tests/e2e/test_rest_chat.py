@@ -65,7 +65,8 @@ def test_json_answer_is_stored_with_usage_timings_and_sources(deployment: Deploy
         assert message["role"] == "assistant"
         assert message["status"] == "complete"
         assert message["content"]
-        assert message["model"] == "SmolLM2-135M-Instruct"
+        assert message["model"] == "smollm2-135m-instruct"  # the public model name
+        assert message["model_version"]
         assert message["usage"]["completion_tokens"] <= 24
         assert message["sources"][0]["document_id"] == deployment.document_id
         stored = client.get(f"/v1/conversations/{conversation['id']}").json()

@@ -218,7 +218,7 @@ def test_health_and_readiness(deployment: Deployment) -> None:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz").json()
         assert ready["status"] == "ready"
-        assert set(ready["checks"]) == {"database", "vector_store", "engine"}
+        assert set(ready["checks"]) == {"database", "vector_store", "engine", "generation_backends"}
 
 
 def test_metrics_are_exported_in_prometheus_format(deployment: Deployment) -> None:

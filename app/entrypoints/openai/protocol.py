@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from app.chat.turn import TurnOptions, TurnRequest
-from app.core.errors import BadRequestError
+from app.core.errors import BadRequestError, field_param
 from inference import ChatMessage
 
 if TYPE_CHECKING:
@@ -56,18 +56,10 @@ class WireModel(BaseModel):
             # body field named like one of the handler's dependencies (``retrieval``)
             # for a failed dependency, and answers 500.
             errors = exc.errors(include_url=False, include_input=False)
-            detail = "; ".join(f"{_param(e['loc'])}: {e['msg']}" for e in errors)
+            detail = "; ".join(f"{field_param(e['loc']) or 'body'}: {e['msg']}" for e in errors)
             raise BadRequestError(
-                f"Invalid request body ({detail})", param=_param(errors[0]["loc"])
+                f"Invalid request body ({detail})", param=field_param(errors[0]["loc"])
             ) from exc
-
-
-def _param(loc: tuple[int | str, ...]) -> str:
-    """A pydantic error location as OpenAI's ``param`` (``messages[0].content``)."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
-    return out
 
 
 class ContentPart(WireModel):
