@@ -68,8 +68,7 @@ class _Call:
 
     def cancel(self) -> None:
         """Close the upstream response now (its server frees the slot) and end the stream."""
-        if self.pump is not None:
-            self.pump.cancel()
+        _cancel_once(self.pump)
         self.items.put_nowait(FinishReason.CANCELLED)
 
 
@@ -214,7 +213,7 @@ class RemoteEngine(Engine):
         finally:
             if self._calls.get(request.request_id) is call:
                 del self._calls[request.request_id]
-            call.pump.cancel()
+            _cancel_once(call.pump)
             await asyncio.wait([call.pump])
 
     async def _pump(
@@ -294,6 +293,17 @@ class RemoteEngine(Engine):
     def _estimate_prompt(self, messages: Sequence[ChatMessage]) -> int:
         """Prompt tokens when the server reports no usage: an overestimate."""
         return sum(self.count_tokens(m.content) + _TOKENS_PER_MESSAGE for m in messages)
+
+
+def _cancel_once(pump: asyncio.Task[None] | None) -> None:
+    """Cancel the pump unless it is done or already being cancelled.
+
+    NOTE: a second cancel lands inside the first one's cleanup, ``client.stream``'s
+    exit closing the response, and interrupts it: the connection then stays open and
+    the server decodes on to ``max_tokens``. One cancel closes it, freeing the slot.
+    """
+    if pump is not None and not pump.done() and not pump.cancelling():
+        pump.cancel()
 
 
 def _time_left(deadline: float | None) -> float:

@@ -367,14 +367,6 @@ def test_a_shadow_version_gets_a_copy_of_every_turn_stored_and_never_shown(
     assert cluster.attempts(version="v2") - shadowed == Counter({b.url: turns})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "RemoteEngine cancels its pump task twice on abort (call.cancel(), then generate's "
-        "finally), which interrupts httpx's response close: the upstream connection stays "
-        "open and the node decodes on to max_tokens"
-    ),
-)
 async def test_cancelling_a_websocket_turn_frees_the_nodes_slot_at_once(cluster: Cluster) -> None:
     """Guards cancel through the router: a cancelled WebSocket turn closes the upstream
     stream, so the serving node's ``num_requests_running`` is back to 0 within 2 s
