@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -108,6 +109,22 @@ class SentenceTransformerEmbedder:
             raise ValueError(f"cannot tell the embedding dimension of {folder}")
         self._dimension = int(dimension)
         self._tokenizer = _backend_tokenizer(self._model, folder)
+        self._folder = folder
+        self._device = device
+        self._fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the model's files and the device: equal fingerprints embed alike."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256(f"{self._device}\n".encode())
+            for path in sorted(p for p in self._folder.rglob("*") if p.is_file()):
+                digest.update(str(path.relative_to(self._folder)).encode() + b"\0")
+                with path.open("rb") as data:
+                    while block := data.read(1 << 20):
+                        digest.update(block)
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     @property
     def dimension(self) -> int:

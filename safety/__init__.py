@@ -1,20 +1,73 @@
 """Safety filters: input checks, prompt-injection detection, stream redaction, audit.
 
 The app composes these; nothing here imports another domain package.
+
+NOTE: the names below are imported on first use (``kernel.lazy``), so that a
+caller of one light module does not load every heavy one.
 """
 
-from safety.audit import StoredVerdict, VerdictStore, audit_event
-from safety.injection import InjectionDetector, TextEmbedder
-from safety.input_guard import NEUTRALISED, InputGuard
-from safety.logs import redact_event, redact_value
-from safety.markup import sanitize_markup
-from safety.normalize import normalize
-from safety.output_guard import OutputGuard
-from safety.pii import find_pii, redact
-from safety.policy import BlockedTopic, Policy
-from safety.refusal import FINISH_REASON, refusal_pieces, refusal_text
-from safety.stream import StreamRedactor
-from safety.types import Action, Category, GuardResult, Stage, Verdict
+from typing import TYPE_CHECKING
+
+from kernel.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from safety.audit import StoredVerdict, VerdictStore, audit_event
+    from safety.injection import InjectionDetector
+    from safety.input_guard import NEUTRALISED, InputGuard
+    from safety.logs import redact_event, redact_value
+    from safety.markup import sanitize_markup
+    from safety.normalize import normalize
+    from safety.output_guard import OutputGuard
+    from safety.pii import find_pii, redact
+    from safety.policy import BlockedTopic, Policy
+    from safety.refusal import FINISH_REASON, refusal_pieces, refusal_text
+    from safety.stream import StreamRedactor
+    from safety.types import Action, Category, GuardResult, Stage, TextEmbedder, Verdict
+else:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "audit": (
+                "StoredVerdict",
+                "VerdictStore",
+                "audit_event",
+            ),
+            "injection": ("InjectionDetector",),
+            "input_guard": (
+                "NEUTRALISED",
+                "InputGuard",
+            ),
+            "logs": (
+                "redact_event",
+                "redact_value",
+            ),
+            "markup": ("sanitize_markup",),
+            "normalize": ("normalize",),
+            "output_guard": ("OutputGuard",),
+            "pii": (
+                "find_pii",
+                "redact",
+            ),
+            "policy": (
+                "BlockedTopic",
+                "Policy",
+            ),
+            "refusal": (
+                "FINISH_REASON",
+                "refusal_pieces",
+                "refusal_text",
+            ),
+            "stream": ("StreamRedactor",),
+            "types": (
+                "Action",
+                "Category",
+                "GuardResult",
+                "Stage",
+                "TextEmbedder",
+                "Verdict",
+            ),
+        },
+    )
 
 __all__ = [
     "FINISH_REASON",

@@ -23,20 +23,16 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from safety.exemplar_cache import cached_embeddings
 from safety.exemplars import ATTACK_EXEMPLARS, INJECTION_PATTERNS
 from safety.normalize import Normalized, normalize
 
-
-class TextEmbedder(Protocol):
-    """The part of the app's embedder this package uses (unit-length float32 rows)."""
-
-    def embed_documents(self, texts: list[str]) -> np.ndarray: ...
-
-    def embed_query(self, text: str) -> np.ndarray: ...
+if TYPE_CHECKING:
+    from safety.types import TextEmbedder
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +141,8 @@ class SimilarityDetector:
         threshold: For custom exemplars only (no weights): the cosine at which
             the score reaches 0.5; it rises linearly to 1 at ``threshold + 0.15``.
         benign: Benign sentences to go with custom ``exemplars``.
+        cache_dir: Where the exemplar vectors are kept between processes
+            (``safety.exemplar_cache``); ``None`` embeds them every time.
     """
 
     def __init__(
@@ -153,8 +151,10 @@ class SimilarityDetector:
         exemplars: tuple[str, ...] | None = None,
         threshold: float = 0.62,
         benign: tuple[str, ...] = (),
+        cache_dir: Path | None = None,
     ) -> None:
         self._embedder = embedder
+        self._cache_dir = cache_dir
         if exemplars is None:
             bank = load_bank()
             exemplars = tuple(bank["attack"])
@@ -170,7 +170,7 @@ class SimilarityDetector:
     def _embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        return np.asarray(self._embedder.embed_documents(texts), dtype=np.float32)
+        return cached_embeddings(self._embedder, texts, self._cache_dir)
 
     def cosines(self, texts: list[str]) -> tuple[float, float]:
         """The highest cosine of any of ``texts`` to an attack and to a benign exemplar."""

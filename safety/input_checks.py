@@ -11,8 +11,8 @@ import numpy as np
 from safety.normalize import fold
 
 if TYPE_CHECKING:
-    from safety.injection import TextEmbedder
     from safety.policy import BlockedTopic
+    from safety.types import TextEmbedder
 
 _ALLOWED_CONTROLS = {"\n", "\r", "\t"}
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from safety.injection import InjectionDetector, PatternDetector, SimilarityDetector, TextEmbedder
+from safety.injection import InjectionDetector, PatternDetector, SimilarityDetector
 from safety.input_checks import TopicMatcher, size_and_characters
-from safety.types import Action, Category, GuardResult, Stage, Verdict
+from safety.types import Action, Category, GuardResult, Stage, TextEmbedder, Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from safety.policy import Policy
 
@@ -28,12 +29,19 @@ class InputGuard:
         policy: The tenant's policy.
         embedder: The app's embedding model; ``None`` disables the similarity
             layers (patterns and keywords still run).
+        cache_dir: Where exemplar vectors are kept between processes.
     """
 
-    def __init__(self, policy: Policy, embedder: TextEmbedder | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        embedder: TextEmbedder | None = None,
+        *,
+        cache_dir: Path | None = None,
+    ) -> None:
         self.policy = policy
         similarity = (
-            SimilarityDetector(embedder, threshold=policy.similarity_threshold)
+            SimilarityDetector(embedder, threshold=policy.similarity_threshold, cache_dir=cache_dir)
             if embedder is not None
             else None
         )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    import numpy as np
 
 
 class Action(StrEnum):
@@ -105,3 +107,11 @@ class GuardResult:
 def strongest(actions: Iterable[Action]) -> Action:
     """The most severe of ``actions`` (``ALLOW`` for none)."""
     return max(actions, key=lambda a: a.severity, default=Action.ALLOW)
+
+
+class TextEmbedder(Protocol):
+    """The part of the app's embedder this package uses (unit-length float32 rows)."""
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...

@@ -61,8 +61,18 @@ class SafetyGate:
         embedder: TextEmbedder | None,
         verdicts: VerdictStore,
         labeling: LabelingQueue,
+        *,
+        cache_dir: Path | None = None,
     ) -> None:
+        """Args:
+        policies: Per-tenant policies, with a ``default``.
+        embedder: For the similarity layers; ``None`` switches them off.
+        verdicts: Where verdicts are stored.
+        labeling: Where flagged answers go for review.
+        cache_dir: Where exemplar vectors are kept between processes.
+        """
         self._policies = dict(policies)
+        self._cache_dir = cache_dir
         self._embedder = embedder
         self._verdicts = verdicts
         self._labeling = labeling
@@ -79,7 +89,9 @@ class SafetyGate:
     async def _input_guard(self, key: str) -> InputGuard:
         guard = self._input_guards.get(key)
         if guard is None:
-            guard = await asyncio.to_thread(InputGuard, self._policies[key], self._embedder)
+            guard = await asyncio.to_thread(
+                InputGuard, self._policies[key], self._embedder, cache_dir=self._cache_dir
+            )
             self._input_guards[key] = guard
         return guard
 
