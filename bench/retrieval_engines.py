@@ -1,5 +1,8 @@
 """The embedded vector engines side by side: Qdrant Edge against qdrant-client local mode.
 
+Edge runs twice: in a child process (the default engine) and in this process, so the
+child's round trip shows.
+
 Random 384-d unit vectors with eight random words each (so the sparse leg has work),
 spread over ten tenants; every query is tenant-filtered, as every served query is.
 Both stores are driven through the ``VectorStore`` interface (so the thread hop is
@@ -25,7 +28,13 @@ from typing import Any
 import numpy as np
 
 from retrieval.types import SearchMode
-from retrieval.vector_store import ChunkPoint, EdgeVectorStore, QdrantVectorStore, VectorStore
+from retrieval.vector_store import (
+    ChunkPoint,
+    EdgeVectorStore,
+    ProcessEdgeVectorStore,
+    QdrantVectorStore,
+    VectorStore,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DIM = 384
@@ -112,7 +121,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ]
         scale: dict[str, Any] = {}
         with tempfile.TemporaryDirectory() as tmp:
-            engines: dict[str, VectorStore] = {"edge": EdgeVectorStore(Path(tmp) / "edge")}
+            engines: dict[str, VectorStore] = {
+                # The default: the shard in a child process (a round trip per call).
+                "edge": ProcessEdgeVectorStore(Path(tmp) / "edge"),
+                "edge-inprocess": EdgeVectorStore(Path(tmp) / "edge-inprocess"),
+            }
             if n <= args.local_max:
                 engines["local"] = QdrantVectorStore(path=":memory:")
             for name, store in engines.items():
@@ -120,7 +133,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["dense"]["recall@10"] = recall(result["dense"]["ids"], truth)
                 scale[name] = result
                 print(
-                    f"{n:>8} {name:<5} build {result['build_s']:>6.1f}s  dense p50/p95 "
+                    f"{n:>8} {name:<14} build {result['build_s']:>6.1f}s  dense p50/p95 "
                     f"{result['dense']['p50_ms']}/{result['dense']['p95_ms']} ms recall@10 "
                     f"{result['dense']['recall@10']}  hybrid p50/p95 "
                     f"{result['hybrid']['p50_ms']}/{result['hybrid']['p95_ms']} ms",

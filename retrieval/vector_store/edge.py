@@ -163,7 +163,7 @@ class EdgeVectorStore:
     async def delete_document(
         self, tenant_id: str, document_id: str, keep_ids: Collection[str] = ()
     ) -> None:
-        where = _tenant_filter(tenant_id, document_id=document_id, keep_ids=keep_ids)
+        where = tenant_filter(tenant_id, document_id=document_id, keep_ids=keep_ids)
         await self._calls.write(self._update, qe.UpdateOperation.delete_points_by_filter(where))
 
     def _update(self, operation: qe.UpdateOperation) -> None:
@@ -197,7 +197,7 @@ class EdgeVectorStore:
         return apply_dense_floor(plan, found)
 
     async def count(self, tenant_id: str, document_id: str | None = None) -> int:
-        where = _tenant_filter(tenant_id, document_id=document_id)
+        where = tenant_filter(tenant_id, document_id=document_id)
         return await self._calls.read(self._count, where)
 
     def _count(self, where: qe.Filter) -> int:
@@ -207,7 +207,7 @@ class EdgeVectorStore:
     async def payloads(
         self, tenant_id: str, document_id: str | None = None
     ) -> dict[str, dict[str, Any]]:
-        where = _tenant_filter(tenant_id, document_id=document_id)
+        where = tenant_filter(tenant_id, document_id=document_id)
         return await self._calls.read(self._payloads, where)
 
     def _payloads(self, where: qe.Filter) -> dict[str, dict[str, Any]]:
@@ -247,11 +247,11 @@ class EdgeVectorStore:
 
 def edge_query(plan: SearchPlan) -> qe.QueryRequest:
     """The Edge query of a search plan (the benchmark runs the same one)."""
-    where = _tenant_filter(plan.tenant_id, collection=plan.collection)
+    where = tenant_filter(plan.tenant_id, collection=plan.collection)
     # NOTE: the sparse leg's IDF is measured over the tenant's own chunks (its whole
     # corpus, whatever the collection), so a score never depends on how many of
     # another tenant's chunks hold a word.
-    idf = qe.SearchParams(idf=qe.IdfParams(corpus=_tenant_filter(plan.tenant_id)))
+    idf = qe.SearchParams(idf=qe.IdfParams(corpus=tenant_filter(plan.tenant_id)))
     dense = qe.Query.Nearest(plan.dense.tolist(), using=DENSE)
     query: Any = dense
     legs: list[qe.Prefetch] | None = None
@@ -292,7 +292,7 @@ def _candidate(point: qe.ScoredPoint, query: np.ndarray) -> Candidate:
     return to_candidate(point.id, point.payload or {}, dense, point.score, query)
 
 
-def _tenant_filter(
+def tenant_filter(
     tenant_id: str,
     *,
     collection: str | None = None,

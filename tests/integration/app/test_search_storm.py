@@ -1,10 +1,13 @@
 """A storm of cache-bypassing searches over 100k chunks must not stall anything else.
 
-Guards the embedded vector store's calls staying off the event loop: qdrant-client's
-local mode used to scan 100k points in Python on the loop (about 4 s a hybrid query),
-during which no token, request or probe of the process moved. A real ``ragserve
-serve`` process over Qdrant Edge; its 100k chunks are random unit vectors written
-through ``EdgeVectorStore`` before the server starts (the embedder would take minutes).
+Guards the bound issue 16 states: while the storm runs, a streamed answer's tokens
+come with no gap over 250 ms and ``/healthz`` answers within 100 ms. qdrant-client's
+local mode used to scan 100k points in Python on the loop (about 4 s a hybrid query);
+Qdrant Edge in the server's own process holds the GIL for each query, so a sustained
+storm slowed generation (gaps of 0.24-0.59 s on loaded cores). A real ``ragserve
+serve`` process with its default store, Qdrant Edge in a child process; its 100k
+chunks are random unit vectors written through an in-process ``EdgeVectorStore``
+before the server starts (the embedder would take minutes; this takes ~7 s).
 """
 
 from __future__ import annotations
@@ -77,12 +80,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, s
     server.stop()
 
 
-@pytest.mark.xfail(
-    reason="qdrant-edge-py 0.9 holds the GIL while it searches: on two loaded cores the "
-    "storm's queries still slow generation to 0.24-0.59 s a token (docs/retrieval.md); "
-    "needs the shard in its own process",
-    strict=False,
-)
 def test_tokens_and_probes_keep_moving_during_a_search_storm(server: tuple[Server, str]) -> None:
     running, key = server
     auth = {"Authorization": f"Bearer {key}"}
@@ -116,6 +113,7 @@ def test_tokens_and_probes_keep_moving_during_a_search_storm(server: tuple[Serve
             assert time.monotonic() < deadline, "the storm never got going"
             time.sleep(0.05)
         before = dict(answered)
+        warm = time.monotonic() - deadline + 30
         probing.start()
         token_times = stream_turn(running.url, auth)
         during = answered.get(200, 0) - before.get(200, 0)
@@ -127,6 +125,12 @@ def test_tokens_and_probes_keep_moving_during_a_search_storm(server: tuple[Serve
             probing.join()
     assert len(token_times) >= 30, "the answer is too short to measure gaps"
     gaps = [b - a for a, b in itertools.pairwise(token_times)]
+    print(
+        f"storm: {len(token_times)} tokens in {token_times[-1] - token_times[0]:.1f}s, "
+        f"max gap {max(gaps):.3f}s, {during} searches, {answered}, "
+        f"healthz max {max(probes):.3f}s over {len(probes)} probes, "
+        f"warm-up {warm:.1f}s"
+    )
     assert during >= 10, f"the storm stalled during the turn: {answered}"
     assert max(gaps) < MAX_TOKEN_GAP_S, f"token gap {max(gaps):.3f}s during {during} searches"
     assert probes
@@ -140,7 +144,7 @@ def stream_turn(url: str, auth: dict[str, str]) -> list[float]:
         conversation = client.post("/v1/conversations", json={}).json()
         body = {
             "content": "Tell me a long story about a lighthouse keeper and the sea.",
-            "options": {"max_tokens": 300, "retrieval_k": 0},
+            "options": {"max_tokens": 120, "retrieval_k": 0},
         }
         with client.stream(
             "POST",

@@ -1,6 +1,7 @@
 """The ``VectorStore`` contract, one test body per behaviour, run on every embedded engine.
 
-Qdrant Edge and qdrant-client's local mode run here; a Qdrant server does not (none is
+Qdrant Edge (in a child process, the default, and in this one) and qdrant-client's
+local mode run here; a Qdrant server does not (none is
 available to the test run), so ``QdrantVectorStore(url=...)`` is covered only through
 the code it shares with local mode. Vectors are random unit vectors: the contract is
 about the store, not the embedder.
@@ -179,8 +180,11 @@ async def test_health_and_bad_calls(ready: VectorStore) -> None:
     assert [r[0].hit.position for r in results] == list(range(8))
 
 
-async def test_an_edge_store_not_opened_or_closed_is_unavailable(tmp_path: Path) -> None:
-    store = make_store("edge", tmp_path)
+@pytest.mark.parametrize("engine", ["edge-process", "edge"])
+async def test_an_edge_store_not_opened_or_closed_is_unavailable(
+    tmp_path: Path, engine: str
+) -> None:
+    store = make_store(engine, tmp_path)
     with pytest.raises(VectorStoreUnavailableError):
         await store.check_health()
     await store.ensure_ready(DIM)
