@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from conversation import TenantService
-    from retrieval import RetrievalService
+    from retrieval import IngestionQuota, RetrievalService
 
 SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf"}
 
@@ -232,6 +232,45 @@ def tenants_create(name: str) -> None:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"tenant {name!r} created; its id:")
     click.echo(tenant_id)
+
+
+@tenants.command("quota")
+@click.argument("name")
+@click.option("--max-bytes", type=click.IntRange(min=0), help="Stored document bytes.")
+@click.option("--max-documents", type=click.IntRange(min=0), help="Stored documents.")
+def tenants_quota(name: str, max_bytes: int | None, max_documents: int | None) -> None:
+    """Set a tenant's ingestion quota (an option left out: the configured default),
+    then print the quota and what the tenant stores now."""
+    from conversation import NotFoundError
+
+    try:
+        quota, documents, stored = asyncio.run(
+            _set_quota(get_settings(), name, max_bytes, max_documents)
+        )
+    except NotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"tenant {name!r}: {documents} of {quota.max_documents} documents, "
+        f"{stored} of {quota.max_bytes} bytes"
+    )
+
+
+async def _set_quota(
+    settings: Settings, name: str, max_bytes: int | None, max_documents: int | None
+) -> tuple[IngestionQuota, int, int]:
+    from kernel.db import create_engine, session_factory
+    from retrieval import IngestionQuota, QuotaStore
+
+    tenant_id = await _tenant_id(settings, name)
+    engine = create_engine(settings.database_url)
+    try:
+        quotas = QuotaStore(session_factory(engine))
+        await quotas.set_quota(tenant_id, max_bytes, max_documents)
+        default = IngestionQuota(settings.ingestion.quota_bytes, settings.ingestion.quota_documents)
+        documents, stored = await quotas.usage(tenant_id)
+        return await quotas.quota(tenant_id, default), documents, stored
+    finally:
+        await engine.dispose()
 
 
 @main.command()

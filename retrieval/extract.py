@@ -13,6 +13,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+import structlog
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString, Tag
 from pypdf import PdfReader
@@ -89,8 +90,33 @@ _BLOCK_TAGS = frozenset(
     }
 )
 
+_log = structlog.get_logger(__name__)
+
 _BLANK_LINES = re.compile(r"\n{3,}")
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractLimits:
+    """Caps on reading one document; passing one fails the document with its code.
+
+    Attributes:
+        max_pages: Most PDF pages (``too_many_pages``).
+        max_chars: Most characters of extracted text (``too_much_text``).
+        timeout_s: Wall time of the extraction process before it is killed
+            (``extraction_timeout``); its CPU time is capped likewise.
+        memory_mb: Address space of the extraction process (``extraction_out_of_memory``);
+            0 leaves it unbounded.
+    """
+
+    max_pages: int = 2000
+    max_chars: int = 10_000_000
+    timeout_s: float = 60.0
+    memory_mb: int = 2048
+
+
+NO_LIMITS = ExtractLimits(max_pages=1 << 30, max_chars=1 << 40, timeout_s=0.0, memory_mb=0)
+"""For callers that read trusted bytes in-process (tests, tools)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,32 +154,38 @@ def resolve_content_type(name: str, content_type: str | None) -> str:
     )
 
 
-def extract_text(data: bytes, name: str, content_type: str | None = None) -> ExtractedText:
-    """Extract the text of a document. Blocking: run it off the event loop.
+def extract_text(
+    data: bytes, name: str, content_type: str | None = None, limits: ExtractLimits = NO_LIMITS
+) -> ExtractedText:
+    """Extract the text of a document in this process. Blocking, and as slow or
+    hungry as the document makes it: uploads go through ``extract_process`` instead.
 
     Args:
         data: The file's bytes.
         name: The file name, used when the content type is missing or unknown.
         content_type: The client's content type, if any.
+        limits: Page and text caps (time and memory are the calling process's).
 
     Returns:
         The text (whitespace normalised, never empty) and the canonical content type.
 
     Raises:
         UnsupportedDocumentError: Not a type we can read.
-        InvalidDocumentError: The bytes are undecodable, corrupt, or hold no text.
+        InvalidDocumentError: The bytes are undecodable, corrupt, hold no text, or pass
+            a cap (``code`` ``too_many_pages`` or ``too_much_text``).
     """
     resolved = resolve_content_type(name, content_type)
     if not data:
         raise InvalidDocumentError(f"{name!r} is empty")
     if resolved == APPLICATION_PDF:
-        text = _pdf_text(data, name)
+        text = _pdf_text(data, name, limits)
     elif resolved == TEXT_HTML:
         text = _html_text(data, name)
     else:
         text = _decode(data, name, _charset(content_type))
     # Text and Markdown keep their indentation (code blocks, nested lists); markup
     # and PDF layout whitespace carries no meaning, so it is collapsed.
+    _check_chars(len(text), name, limits)
     text = _tidy(text, collapse_spaces=resolved in (TEXT_HTML, APPLICATION_PDF))
     if not text:
         raise InvalidDocumentError(f"{name!r} holds no text")
@@ -185,19 +217,40 @@ def _decode(data: bytes, name: str, charset: str | None) -> str:
     return text
 
 
-def _pdf_text(data: bytes, name: str) -> str:
+def _check_chars(chars: int, name: str, limits: ExtractLimits) -> None:
+    if chars > limits.max_chars:
+        raise InvalidDocumentError(
+            f"{name!r} holds more than {limits.max_chars} characters of text", "too_much_text"
+        )
+
+
+def _pdf_text(data: bytes, name: str, limits: ExtractLimits) -> str:
+    pages: list[str] = []
+    chars = 0
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise InvalidDocumentError(f"{name!r} is an encrypted PDF")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        if len(reader.pages) > limits.max_pages:
+            raise InvalidDocumentError(
+                f"{name!r} has {len(reader.pages)} pages; the limit is {limits.max_pages}",
+                "too_many_pages",
+            )
+        for page in reader.pages:
+            text = (page.extract_text() or "").strip()
+            chars += len(text)
+            _check_chars(chars, name, limits)  # early: the rest need not be read
+            if text:
+                pages.append(text)
     except InvalidDocumentError:
         raise
     # NOTE: pypdf raises a zoo of exceptions on damaged files (PdfReadError, but also
-    # ValueError, KeyError, struct errors...); all of them mean "corrupt upload".
+    # ValueError, KeyError, struct errors...); all of them mean "corrupt upload". Its
+    # text describes pypdf's internals: it goes to the log, not to the client.
     except (PdfReadError, ValueError, KeyError, TypeError, IndexError, OSError) as exc:
-        raise InvalidDocumentError(f"{name!r} is not a readable PDF: {exc}") from exc
-    return "\n\n".join(page.strip() for page in pages if page.strip())
+        _log.info("pdf_unreadable", document=name, error=repr(exc))
+        raise InvalidDocumentError(f"{name!r} is not a readable PDF") from exc
+    return "\n\n".join(pages)
 
 
 def _html_text(data: bytes, name: str) -> str:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from retrieval.errors import InvalidDocumentError
-from retrieval.extract import TEXT_HTML, TEXT_MARKDOWN, ExtractedText, extract_text
+from retrieval.extract import TEXT_HTML, TEXT_MARKDOWN, ExtractedText, ExtractLimits
+from retrieval.extract_process import extract_isolated
 from retrieval.types import OnChunksChanged, no_chunks_changed
 from retrieval.vector_store import ChunkPoint, VectorStore
 
@@ -45,6 +46,7 @@ class Indexer:
         on_chunks_changed: OnChunksChanged = no_chunks_changed,
         *,
         embed_round: int = EMBED_ROUND,
+        limits: ExtractLimits | None = None,
     ) -> None:
         """Wire the indexer.
 
@@ -54,6 +56,7 @@ class Indexer:
             chunker: Splits extracted text into chunks.
             on_chunks_changed: Told after a document's points were written or deleted.
             embed_round: Chunks embedded and upserted per round.
+            limits: Caps on extraction, which runs in a child process.
         """
         if embed_round < 1:
             raise ValueError(f"embed_round must be positive, got {embed_round}")
@@ -62,17 +65,19 @@ class Indexer:
         self._store = store
         self._chunker = chunker
         self._on_chunks_changed = on_chunks_changed
+        self._limits = limits or ExtractLimits()
 
     def prepare(
         self, data: bytes, name: str, content_type: str | None
     ) -> tuple[ExtractedText, list[Chunk]]:
-        """Extract and chunk (blocking; run it in a worker thread).
+        """Extract (in a child process, within the limits) and chunk. Blocking: run
+        it in a worker thread.
 
         Raises:
             UnsupportedDocumentError: Not a type we read.
-            InvalidDocumentError: Corrupt, or holds no text.
+            InvalidDocumentError: Corrupt, holds no text, or past a cap (its ``code``).
         """
-        extracted = extract_text(data, name, content_type)
+        extracted = extract_isolated(data, name, content_type, self._limits)
         # HTML is rendered to Markdown-style headings by extract, so it splits the same way.
         markdown = extracted.content_type in (TEXT_MARKDOWN, TEXT_HTML)
         chunks = self._chunker.split(extracted.text, markdown=markdown)

@@ -1,13 +1,17 @@
 """Ingestion workers: take jobs from the queue, index the stored upload, record the end.
 
 A job's life (docs/ingestion.md): ``submit`` stores the bytes and a ``queued`` row, then
-queues a reference. A worker marks the row ``indexing``, extracts, chunks, embeds
-and upserts (``Indexer``), marks it ``ready`` (or ``failed`` with the reason),
-drops the stored bytes and only then acks the entry. A worker that dies before the
-ack leaves the entry pending; after the queue's claim idle time another worker
-takes it and redoes the work, which yields the same points (their ids come from
-content). While a worker holds an entry it renews its lease, so a slow document is
-not taken from it.
+queues a reference. A worker marks the row ``indexing`` and counts the attempt in
+the same transaction (``UploadLeases.start_indexing``), extracts (in a child
+process, within caps), chunks, embeds and upserts (``Indexer``), marks it ``ready``
+(or ``failed`` with a code and a safe reason), drops the stored bytes and only then
+acks the entry. A worker that dies before the ack leaves the entry pending; after
+the queue's claim idle time another worker takes it and redoes the work, which
+yields the same points (their ids come from content). While a worker holds an
+entry it renews its lease, on the queue and on the SQL row, so a slow document is
+not taken from it, and a second entry for the same job (re-queued on a restart)
+is left alone while the row's lease is fresh. A document whose attempts pass
+``max_attempts`` (it killed its worker each time) ends ``failed``.
 
 Deletion wins: the worker checks between embedding rounds, and again at the end,
 that its document still exists with the bytes it is indexing; if it was deleted it
@@ -22,25 +26,29 @@ import contextlib
 import os
 import socket
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
 
 from retrieval.errors import (
+    FAILURES,
     DocumentNotFoundError,
     IngestQueueFullError,
     InvalidDocumentError,
     UnsupportedDocumentError,
 )
+from retrieval.leases import Taken
 from retrieval.types import DocumentStatus, IngestJob
 
 if TYPE_CHECKING:
     from retrieval.indexer import Indexer
     from retrieval.ingest_queue.base import Delivery, IngestQueue
+    from retrieval.leases import UploadLeases
     from retrieval.repository import DocumentRepository
 
 DEFAULT_POLL_S = 1.0
-_MAX_ERROR_CHARS = 2000
+DEFAULT_MAX_ATTEMPTS = 3
 _BACKOFF_S = 1.0
 
 _log = structlog.get_logger(__name__)
@@ -63,10 +71,12 @@ class IngestionWorkers:
         queue: IngestQueue,
         documents: DocumentRepository,
         indexer: Indexer,
+        leases: UploadLeases,
         *,
         workers: int = 1,
         claim_idle_s: float = 60.0,
         poll_s: float = DEFAULT_POLL_S,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         """Wire the workers; nothing runs until ``start``.
 
@@ -74,15 +84,24 @@ class IngestionWorkers:
             queue: The shared queue.
             documents: Rows and stored uploads.
             indexer: Extracts, chunks, embeds and upserts.
+            leases: Takes, renews and releases uploads in SQL (attempts counted).
             workers: Worker tasks to run (0: this process only submits).
             claim_idle_s: The queue's claim idle time; leases are renewed at a third of it.
             poll_s: Longest wait for an entry before a worker looks for stuck ones again.
+            max_attempts: Attempts at one upload (each counted in SQL as it starts)
+                after which its document ends ``failed`` (``too_many_attempts``).
         """
         self._queue = queue
         self._documents = documents
         self._indexer = indexer
+        self._leases = leases
         self._count = workers
         self._renew_s = max(claim_idle_s / 3, 0.01)
+        # NOTE: a live worker renews its row's lease every third of the idle time; a
+        # row not renewed for two thirds of it is a dead worker's. The queue hands the
+        # entry out again only after the whole idle time, so by then the row is stale.
+        self._stale_s = claim_idle_s * 2 / 3
+        self._max_attempts = max_attempts
         self._poll_s = min(poll_s, claim_idle_s)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -111,12 +130,26 @@ class IngestionWorkers:
                 await task
 
     async def recover(self) -> int:
-        """Queue every stored upload again (after a restart of an in-process queue).
+        """Queue again every stored upload the queue lacks (on start).
+
+        An in-process queue died with the last process: its ``indexing`` rows go
+        back to ``queued`` and all are queued. A Redis stream keeps its entries (a
+        dead worker's pending ones are claimed after the idle time), but may lack
+        some: the API process died between storing an upload and queueing it, or
+        Redis lost its data. Several processes starting at once may each queue a
+        job; ``start_indexing`` lets only one attempt run at a time.
 
         Returns:
             The number of jobs queued.
         """
-        jobs = await self._documents.pending_jobs()
+        if not self._queue.durable:
+            await self._leases.requeue_abandoned()
+        else:
+            forgotten = await self._queue.forget_idle_consumers()
+            if forgotten:
+                _log.info("ingest_idle_consumers_forgotten", count=forgotten)
+        present = await self._queue.jobs()
+        jobs = [job for job in await self._documents.pending_jobs() if job not in present]
         for queued, job in enumerate(jobs):
             try:
                 await self._queue.put(job)
@@ -169,6 +202,11 @@ class IngestionWorkers:
     ) -> None:
         while True:
             await asyncio.sleep(self._renew_s)
+            # The row first: its lease must never be older than the queue entry's.
+            try:
+                await self._leases.touch(delivery.job)
+            except Exception:
+                _log.warning("ingest_lease_renewal_failed", document_id=delivery.job.document_id)
             if not await self._queue.renew(consumer, delivery):
                 lost.set()
                 work.cancel()
@@ -177,9 +215,29 @@ class IngestionWorkers:
     async def _handle(self, delivery: Delivery) -> bool:
         """Index the job's upload; whether the entry is done (to be acked)."""
         job = delivery.job
-        upload = await self._documents.start_indexing(job)
-        if upload is None:
+        stale_before = datetime.now(UTC) - timedelta(seconds=self._stale_s)
+        take = await self._leases.start_indexing(
+            job, max_attempts=self._max_attempts, stale_before=stale_before
+        )
+        if take.taken is Taken.GONE:
             return True  # deleted, replaced by a newer upload, or already done
+        if take.taken is Taken.BUSY:
+            # Another worker holds it (a duplicate entry): leave this entry pending; it
+            # comes back after the idle time and is dropped once the document is done.
+            _log.info("ingest_job_busy", document_id=job.document_id, attempts=take.attempts)
+            return False
+        if take.taken is Taken.EXHAUSTED:
+            _log.error(
+                "ingest_gave_up_after_attempts",
+                document_id=job.document_id,
+                attempts=take.attempts - 1,
+                max_attempts=self._max_attempts,
+            )
+            await self._discard(job)
+            return True
+        upload = take.upload
+        if upload is None:  # pragma: no cover - STARTED always carries the upload
+            return True
         document = upload.document
         try:
             _extracted, chunks = await asyncio.to_thread(
@@ -188,9 +246,10 @@ class IngestionWorkers:
         except (InvalidDocumentError, UnsupportedDocumentError) as exc:
             # NOTE: the row now describes the bad version, so the previous version's
             # chunks go too: search never serves a document whose status is failed.
+            _log.info("ingest_document_unreadable", document_id=job.document_id, code=exc.code)
             await self._indexer.discard_quietly(job.tenant_id, document.collection, job.document_id)
             await self._documents.finish(
-                job, DocumentStatus.FAILED, chunk_count=0, error=_reason(exc)
+                job, DocumentStatus.FAILED, chunk_count=0, error=str(exc), error_code=exc.code
             )
             return True
 
@@ -213,17 +272,19 @@ class IngestionWorkers:
         except Exception as exc:
             # Transient (the vector store is down): leave the entry pending, so it is
             # delivered again after the claim idle time, until it is dead-lettered.
+            # The exception's text names hosts and library internals: log only.
             _log.warning(
                 "ingest_attempt_failed",
                 document_id=job.document_id,
-                attempt=delivery.deliveries,
-                error=str(exc),
+                attempt=take.attempts,
+                error=repr(exc),
             )
             await self._documents.finish(
                 job,
                 DocumentStatus.QUEUED,
                 chunk_count=0,
-                error=f"attempt {delivery.deliveries} failed, will retry: {_reason(exc)}",
+                error=FAILURES["index_retrying"],
+                error_code="index_retrying",
                 keep_upload=True,
             )
             return False
@@ -242,22 +303,40 @@ class IngestionWorkers:
             await self._indexer.discard_quietly(job.tenant_id, collection, job.document_id)
 
     async def _give_up(self, delivery: Delivery) -> None:
+        """The queue dead-lettered the entry: fail its document, unless it is done
+        or another worker holds it (the dead entry was a duplicate)."""
         job = delivery.job
         try:
             document = await self._documents.get(job.tenant_id, job.document_id)
         except DocumentNotFoundError:
             return
-        if document.content_hash != job.content_hash:
+        if document.content_hash != job.content_hash or document.status not in (
+            DocumentStatus.QUEUED,
+            DocumentStatus.INDEXING,
+        ):
             return
-        last = f"; last error: {document.error}" if document.error else ""
+        stale_before = datetime.now(UTC) - timedelta(seconds=self._stale_s)
+        if document.status is DocumentStatus.INDEXING and document.updated_at > stale_before:
+            return
+        _log.error(
+            "ingest_gave_up_after_deliveries",
+            document_id=job.document_id,
+            deliveries=delivery.deliveries - 1,
+            last_error_code=document.error_code,
+        )
         await self._indexer.discard_quietly(job.tenant_id, document.collection, job.document_id)
         await self._documents.finish(
             job,
             DocumentStatus.FAILED,
             chunk_count=0,
-            error=f"gave up after {delivery.deliveries - 1} attempts{last}"[:_MAX_ERROR_CHARS],
+            error=FAILURES["indexing_failed"],
+            error_code="indexing_failed",
         )
 
-
-def _reason(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
+    async def _discard(self, job: IngestJob) -> None:
+        """Remove what earlier attempts at the job wrote (the row is failed)."""
+        try:
+            document = await self._documents.get(job.tenant_id, job.document_id)
+        except DocumentNotFoundError:
+            return
+        await self._indexer.discard_quietly(job.tenant_id, document.collection, job.document_id)

@@ -4,7 +4,8 @@ The chunks themselves live in the vector store; ``documents`` is the record of w
 was ingested, its content hash (so re-ingesting an unchanged file is a no-op) and
 its status. ``document_uploads`` holds the bytes of a document waiting for an
 ingestion worker, where any worker node can read them; the row goes once the
-document is ``ready`` or ``failed``.
+document is ``ready`` or ``failed``. ``ingestion_quotas`` overrides one tenant's
+limits on stored documents and bytes (the defaults are configured).
 
 Every timestamp is UTC-aware, on SQLite too (``kernel.orm.UtcDateTime``).
 """
@@ -13,7 +14,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kernel.ids import new_id
@@ -41,6 +50,9 @@ class DocumentRow(Base):
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Why the document failed, in words safe to show a client (details are logged)."""
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """Why the document failed, as a code (``retrieval.errors.ErrorCode``)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -59,3 +71,14 @@ class DocumentUploadRow(Base):
     # Deliveries to a worker so far, counted before each one starts: a document
     # that kills its worker is not handed out again past the configured limit.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class IngestionQuotaRow(Base):
+    """One tenant's ingestion limits; ``NULL`` keeps the configured default."""
+
+    __tablename__ = "ingestion_quotas"
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    max_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_documents: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,8 +1,8 @@
 """SQL access to ``documents`` and ``document_uploads`` rows, returning domain types.
 
 Reads a caller can trigger are always scoped to one tenant; the worker-side methods
-(``start_indexing``, ``finish``, ``is_current``) take a document id and a content
-hash that came from a queue entry this service wrote.
+(``finish``, ``is_current``, and ``retrieval.leases`` for taking a job) take a
+document id and a content hash that came from a queue entry this service wrote.
 """
 
 from __future__ import annotations
@@ -15,9 +15,14 @@ from sqlalchemy.exc import IntegrityError
 
 from kernel.cursor import decode_cursor, encode_cursor
 from kernel.ids import new_id
-from retrieval.errors import DocumentNotFoundError, InvalidRequestError
+from retrieval.errors import (
+    DocumentNotFoundError,
+    InvalidRequestError,
+    QuotaExceededError,
+)
 from retrieval.models import DocumentRow, DocumentUploadRow
-from retrieval.types import DocumentInfo, DocumentPage, DocumentStatus, IngestJob
+from retrieval.quotas import check_quota_in, lock_tenant
+from retrieval.types import DocumentInfo, DocumentPage, DocumentStatus, IngestionQuota, IngestJob
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -68,15 +73,22 @@ class DocumentRepository:
         status: DocumentStatus = DocumentStatus.INDEXING,
         upload: bytes | None = None,
         upload_content_type: str | None = None,
+        quota: IngestionQuota | None = None,
     ) -> Claim:
         """Create or update the row for a new version, with ``status``.
 
         With ``upload``, the bytes are stored in ``document_uploads`` in the same
         transaction; any earlier pending upload of the document is dropped either
-        way (its queue entry is then stale and skipped).
+        way (its queue entry is then stale and skipped). With ``quota`` (the
+        default; a tenant's own row in ``ingestion_quotas`` overrides it), the
+        tenant's totals after the change are checked in the same transaction,
+        which is rolled back when they pass it.
 
         Returns:
             The document id, whether the row was created, and the row before.
+
+        Raises:
+            QuotaExceededError: The tenant would pass its quota; nothing was written.
         """
         fields = {
             "content_type": content_type,
@@ -84,9 +96,12 @@ class DocumentRepository:
             "size_bytes": size_bytes,
             "status": status.value,
             "error": None,
+            "error_code": None,
         }
         for _ in range(2):
             async with self._sessions() as session:
+                if quota is not None:
+                    await lock_tenant(session, tenant_id)
                 row = await session.scalar(_by_name(tenant_id, collection, name))
                 previous = to_info(row) if row is not None else None
                 if row is not None:
@@ -107,6 +122,8 @@ class DocumentRepository:
                     )
                 try:
                     await session.flush()  # the document row first (foreign key)
+                    if quota is not None:
+                        await check_quota_in(session, tenant_id, name, quota)
                     await session.execute(
                         delete(DocumentUploadRow).where(
                             DocumentUploadRow.document_id == document_id
@@ -122,6 +139,9 @@ class DocumentRepository:
                             )
                         )
                     await session.commit()
+                except QuotaExceededError:
+                    await session.rollback()
+                    raise
                 except IntegrityError:
                     # A concurrent ingest of the same name created the row first
                     # (unique constraint): go round again and update it instead.
@@ -151,30 +171,8 @@ class DocumentRepository:
                 row.chunk_count = before.chunk_count
                 row.status = before.status.value
                 row.error = before.error
+                row.error_code = before.error_code
             await session.commit()
-
-    async def start_indexing(self, job: IngestJob) -> StoredUpload | None:
-        """Mark the job's document INDEXING and read its upload.
-
-        Returns:
-            The upload, or ``None`` when the document was deleted, superseded by a
-            newer upload (another hash) or already finished for this hash.
-        """
-        async with self._sessions() as session:
-            row = await session.get(DocumentRow, job.document_id)
-            upload = await session.get(DocumentUploadRow, job.document_id)
-            if (
-                row is None
-                or row.tenant_id != job.tenant_id
-                or row.content_hash != job.content_hash
-                or upload is None
-                or upload.content_hash != job.content_hash
-            ):
-                return None
-            row.status = DocumentStatus.INDEXING.value
-            await session.commit()
-            await session.refresh(row)
-            return StoredUpload(to_info(row), upload.data, upload.content_type)
 
     async def is_current(self, job: IngestJob) -> bool:
         """Whether the job's document still exists with the job's content hash."""
@@ -194,6 +192,7 @@ class DocumentRepository:
         *,
         chunk_count: int,
         error: str | None,
+        error_code: str | None = None,
         keep_upload: bool = False,
     ) -> DocumentInfo | None:
         """Record the end (or a retryable failure) of the job and drop its upload.
@@ -209,6 +208,7 @@ class DocumentRepository:
             row.status = status.value
             row.chunk_count = chunk_count
             row.error = error
+            row.error_code = error_code
             if not keep_upload:
                 await session.execute(
                     delete(DocumentUploadRow).where(
@@ -245,7 +245,13 @@ class DocumentRepository:
             return [to_info(row) for row in rows]
 
     async def set_status(
-        self, document_id: str, status: DocumentStatus, *, chunk_count: int, error: str | None
+        self,
+        document_id: str,
+        status: DocumentStatus,
+        *,
+        chunk_count: int,
+        error: str | None,
+        error_code: str | None = None,
     ) -> DocumentInfo:
         """Record the end of an ingest.
 
@@ -259,6 +265,7 @@ class DocumentRepository:
             row.status = status.value
             row.chunk_count = chunk_count
             row.error = error
+            row.error_code = error_code
             await session.commit()
             await session.refresh(row)
             return to_info(row)
@@ -323,6 +330,7 @@ def to_info(row: DocumentRow) -> DocumentInfo:
         error=row.error,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        error_code=row.error_code,
     )
 
 

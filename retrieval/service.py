@@ -10,22 +10,27 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+import structlog
+
 from retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, Chunker
 from retrieval.errors import InvalidRequestError
 from retrieval.indexer import EMBED_ROUND, Indexer
 from retrieval.ingest_queue.memory import InProcessIngestQueue
-from retrieval.ingestion import IngestionWorkers
+from retrieval.ingestion import DEFAULT_MAX_ATTEMPTS, IngestionWorkers
+from retrieval.leases import UploadLeases
 from retrieval.query_embedder import QueryEmbedder
+from retrieval.quotas import QuotaStore
 from retrieval.repository import DocumentRepository
 from retrieval.search import CacheConfig, SearchPath
 from retrieval.sparse import Bm25Encoder
-from retrieval.submission import DocumentIntake
+from retrieval.submission import DEFAULT_QUOTA, DocumentIntake
 from retrieval.types import (
     CacheStats,
     ChunkHit,
     DocumentInfo,
     DocumentPage,
     Fusion,
+    IngestionQuota,
     IngestResult,
     OnChunksChanged,
     SearchMode,
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from retrieval.embedding import Embedder
+    from retrieval.extract import ExtractLimits
     from retrieval.ingest_queue.base import IngestQueue
     from retrieval.vector_store import VectorStore
 
@@ -48,6 +54,8 @@ MAX_PAGE_SIZE = 200
 MAX_QUERY_CHARS = 4096
 MAX_K = 100
 DEFAULT_MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
+
+_log = structlog.get_logger(__name__)
 
 
 class RetrievalService:
@@ -70,6 +78,9 @@ class RetrievalService:
         cache: CacheConfig | None = None,
         query_window_s: float = 0.003,
         query_max_batch: int = 32,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        extract_limits: ExtractLimits | None = None,
+        quota: IngestionQuota = DEFAULT_QUOTA,
     ) -> None:
         """Wire the service; nothing is contacted until ``start`` or first use.
 
@@ -90,6 +101,10 @@ class RetrievalService:
             query_window_s: How long a search waits to share its query's embedding
                 model call with concurrent searches.
             query_max_batch: Most queries embedded in one model call.
+            max_attempts: Attempts at indexing one upload before its document fails.
+            extract_limits: Caps on extraction (pages, text, time, memory).
+            quota: Each tenant's default ingestion quota (``ingestion_quotas``
+                rows override it per tenant).
         """
         self._documents = DocumentRepository(sessions)
         self._embedder = embedder
@@ -106,18 +121,27 @@ class RetrievalService:
         )
         self._on_chunks_changed = on_chunks_changed
         self._indexer = Indexer(
-            embedder, store, self._chunker, self.on_chunks_changed, embed_round=embed_round
+            embedder,
+            store,
+            self._chunker,
+            self.on_chunks_changed,
+            embed_round=embed_round,
+            limits=extract_limits,
         )
         self._queue = queue if queue is not None else InProcessIngestQueue(claim_idle_s)
         self._workers = IngestionWorkers(
             self._queue,
             self._documents,
             self._indexer,
+            UploadLeases(sessions),
             workers=ingest_workers,
             claim_idle_s=claim_idle_s,
+            max_attempts=max_attempts,
         )
+        self._quota = quota
+        self._quotas = QuotaStore(sessions)
         self._intake = DocumentIntake(
-            self._documents, self._indexer, self._queue, max_document_bytes
+            self._documents, self._indexer, self._queue, max_document_bytes, quota, self._quotas
         )
         self._ready = False
         self._ready_lock = asyncio.Lock()
@@ -133,9 +157,16 @@ class RetrievalService:
             if not self._ready:
                 await self._store.ensure_ready(self._embedder.dimension)
                 await self._queue.ensure_ready()
-                if not self._queue.durable:
-                    # An in-process queue died with the last process; the uploads did not.
+                # The uploads outlive the process, and a queue may have lost their
+                # entries: an in-process one always, a Redis one rarely.
+                try:
                     await self._workers.recover()
+                except Exception:
+                    if not self._queue.durable:
+                        raise
+                    # NOTE: a Redis stream keeps what it has; what it lacks is queued
+                    # by the next process that starts. Not a reason to refuse to serve.
+                    _log.warning("ingest_recovery_failed", exc_info=True)
                 self._ready = True
 
     async def start_workers(self) -> None:
@@ -193,6 +224,19 @@ class RetrievalService:
         """
         await self.start()
         return await self._intake.ingest(tenant_id, name, data, content_type, collection)
+
+    async def set_quota(
+        self, tenant_id: str, max_bytes: int | None, max_documents: int | None
+    ) -> None:
+        """Override a tenant's ingestion quota; ``None`` keeps the configured default."""
+        check_tenant(tenant_id)
+        await self._quotas.set_quota(tenant_id, max_bytes, max_documents)
+
+    async def quota(self, tenant_id: str) -> tuple[IngestionQuota, int, int]:
+        """A tenant's ingestion quota, and its stored documents and bytes now."""
+        check_tenant(tenant_id)
+        documents, stored = await self._quotas.usage(tenant_id)
+        return await self._quotas.quota(tenant_id, self._quota), documents, stored
 
     async def get_document(self, tenant_id: str, document_id: str) -> DocumentInfo:
         """One of the tenant's documents.

@@ -8,7 +8,7 @@ end as ``failed`` with the reason.
 
 from __future__ import annotations
 
-from retrieval.errors import InvalidDocumentError
+from retrieval.errors import DocumentTooLargeError, InvalidDocumentError
 from retrieval.extract import APPLICATION_PDF, resolve_content_type
 
 # Bytes looked at; enough for every signature below and a fair sample of text.
@@ -30,10 +30,11 @@ def sniff_upload(data: bytes, name: str, content_type: str | None, max_bytes: in
 
     Raises:
         UnsupportedDocumentError: Not a type we read.
-        InvalidDocumentError: Empty, too large, or its first bytes contradict its type.
+        DocumentTooLargeError: Larger than ``max_bytes``.
+        InvalidDocumentError: Empty, or its first bytes contradict its type.
     """
     if len(data) > max_bytes:
-        raise InvalidDocumentError(f"{name!r} is {len(data)} bytes; the limit is {max_bytes}")
+        raise DocumentTooLargeError(f"{name!r} is {len(data)} bytes; the limit is {max_bytes}")
     resolved = resolve_content_type(name, content_type)
     if not data.strip():
         raise InvalidDocumentError(f"{name!r} is empty")

@@ -17,11 +17,17 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from retrieval.errors import DocumentNotFoundError, IngestQueueFullError
+from retrieval.errors import (
+    FAILURES,
+    DocumentNotFoundError,
+    IngestQueueFullError,
+)
+from retrieval.quotas import QuotaStore, check_quota
 from retrieval.sniff import sniff_upload
 from retrieval.types import (
     DocumentInfo,
     DocumentStatus,
+    IngestionQuota,
     IngestJob,
     IngestOutcome,
     IngestResult,
@@ -36,7 +42,7 @@ if TYPE_CHECKING:
     from retrieval.ingest_queue.base import IngestQueue
     from retrieval.repository import DocumentRepository
 
-_MAX_ERROR_CHARS = 2000
+DEFAULT_QUOTA = IngestionQuota(max_bytes=5 * 1024**3, max_documents=100_000)
 _FINAL = (DocumentStatus.READY, DocumentStatus.FAILED)
 
 _log = structlog.get_logger(__name__)
@@ -51,11 +57,15 @@ class DocumentIntake:
         indexer: Indexer,
         queue: IngestQueue,
         max_document_bytes: int,
+        quota: IngestionQuota = DEFAULT_QUOTA,
+        quotas: QuotaStore | None = None,
     ) -> None:
         self._documents = documents
         self._indexer = indexer
         self._queue = queue
         self._max_document_bytes = max_document_bytes
+        self._quota = quota
+        self._quotas = quotas
 
     async def submit(self, tenant_id: str, uploads: Sequence[Upload]) -> list[IngestResult]:
         """Queue documents for ingestion and return at once (status ``queued``).
@@ -70,14 +80,34 @@ class DocumentIntake:
         Raises:
             InvalidRequestError: A bad tenant id, name or collection.
             UnsupportedDocumentError: Not a type we read; nothing is stored.
-            InvalidDocumentError: Too large, empty or not what its type says.
+            InvalidDocumentError: Empty or not what its type says; nothing is stored.
+            DocumentTooLargeError: One file is larger than a document may be; likewise.
+            QuotaExceededError: The request would take the tenant past its quota;
+                nothing is stored (checked for the whole request first, then again as
+                each is stored, against concurrent uploads).
             IngestQueueFullError: Too many documents are waiting; this one and the
                 ones after it are not stored (earlier ones stay queued).
             IngestQueueUnavailableError: The queue cannot be reached; likewise.
         """
         check_tenant(tenant_id)
         checked = [self._check(upload) for upload in uploads]
+        await self._check_quota(tenant_id, [upload for upload, _ in checked])
         return [await self._submit_one(tenant_id, *item) for item in checked]
+
+    async def _check_quota(self, tenant_id: str, uploads: Sequence[Upload]) -> None:
+        """Refuse a request that would, as a whole, take the tenant past its quota."""
+        if self._quotas is None:
+            return
+        quota = await self._quotas.quota(tenant_id, self._quota)
+        documents, stored = await self._quotas.usage(tenant_id)
+        for upload in uploads:
+            existing = await self._documents.find_by_name(tenant_id, upload.collection, upload.name)
+            if existing is None:
+                documents += 1
+            else:
+                stored -= existing.size_bytes
+            stored += len(upload.data)
+            check_quota(quota, documents, stored, upload.name)
 
     def _check(self, upload: Upload) -> tuple[Upload, str]:
         name = check_label("name", upload.name, MAX_NAME_LENGTH)
@@ -107,6 +137,7 @@ class DocumentIntake:
             status=DocumentStatus.QUEUED,
             upload=upload.data,
             upload_content_type=upload.content_type,
+            quota=self._quota if self._quotas is not None else None,
         )
         try:
             await self._queue.put(IngestJob(tenant_id, claim.document_id, content_hash))
@@ -187,6 +218,7 @@ class DocumentIntake:
             content_type=extracted.content_type,
             content_hash=content_hash,
             size_bytes=len(data),
+            quota=self._quota if self._quotas is not None else None,
         )
         try:
             await self._indexer.index(tenant_id, collection, name, claim.document_id, chunks)
@@ -194,7 +226,8 @@ class DocumentIntake:
                 claim.document_id, DocumentStatus.READY, chunk_count=len(chunks), error=None
             )
         except Exception as exc:
-            _log.warning("ingest_failed", document_id=claim.document_id, error=str(exc))
+            # The exception's text names hosts and library internals: log only.
+            _log.warning("ingest_failed", document_id=claim.document_id, error=repr(exc))
             await self._indexer.discard_quietly(tenant_id, collection, claim.document_id)
             # Deleted while we were indexing: the delete wins.
             with contextlib.suppress(DocumentNotFoundError):
@@ -202,7 +235,8 @@ class DocumentIntake:
                     claim.document_id,
                     DocumentStatus.FAILED,
                     chunk_count=0,
-                    error=f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS],
+                    error=FAILURES["indexing_failed"],
+                    error_code="indexing_failed",
                 )
             raise
         outcome = IngestOutcome.CREATED if claim.created else IngestOutcome.REPLACED

@@ -37,6 +37,16 @@ class DocumentInfo:
     error: str | None
     created_at: datetime
     updated_at: datetime
+    error_code: str | None = None
+    """Why the document failed, as a code (``retrieval.errors.FAILURES``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestionQuota:
+    """How much one tenant may store: documents and bytes (of the uploads as sent)."""
+
+    max_bytes: int
+    max_documents: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,9 +63,11 @@ class QdrantSettings(BaseSettings):
 
     url: str | None = None
     """Qdrant server URL; unset means an embedded engine in the data dir (one process owns it)."""
-    engine: Literal["edge", "local"] = "edge"
-    """Embedded engine when ``url`` is unset: ``edge`` (Qdrant Edge, in ``<data_dir>/qdrant_edge``)
-    or ``local`` (qdrant-client's local mode, a Python scan, in ``<data_dir>/qdrant``)."""
+    engine: Literal["edge", "edge-inprocess", "local"] = "edge"
+    """Embedded engine when ``url`` is unset: ``edge`` (Qdrant Edge in a child process, in
+    ``<data_dir>/qdrant_edge``), ``edge-inprocess`` (the same shard in this process: its
+    searches hold the GIL, so a storm slows tokens) or ``local`` (qdrant-client's local
+    mode, a Python scan, in ``<data_dir>/qdrant``)."""
     api_key: str | None = None
     """API key for a Qdrant server."""
     collection: str = "ragserve_chunks_v2"
@@ -137,7 +139,10 @@ class GenerationSettings(BaseSettings):
     prefix_cache_mb: int = 256
     """Memory for the KV state of shared prompt prefixes (0 turns the cache off)."""
     history_token_budget: int = 600
-    """Tokens of earlier turns put into the prompt."""
+    """Tokens of earlier turns put into the prompt (the oldest are left out first)."""
+    instructions_token_budget: int = 400
+    """Tokens of a caller's own system and developer messages (OpenAI API); more is a
+    400 ``context_length_exceeded``."""
     context_token_budget: int = 1200
     """Tokens of retrieved sources put into the prompt."""
     temperature: float = 0.0
@@ -263,6 +268,27 @@ class IngestionSettings(BaseSettings):
     """Documents waiting or being indexed; more uploads get 429 with Retry-After."""
     wait_timeout_s: float = 120.0
     """Longest ``POST /v1/documents?wait=true`` waits for the final status."""
+    max_attempts: int = Field(default=3, ge=1)
+    """Attempts at indexing one upload, each counted in SQL as it starts; a document
+    whose attempts all died (it killed its worker) then ends ``failed``
+    (``too_many_attempts``)."""
+    max_document_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    """Largest single document; a larger one is refused with 413 ``document_too_large``."""
+    max_pages: int = Field(default=2000, ge=1)
+    """Most pages of a PDF; more fails the document (``too_many_pages``)."""
+    max_extracted_chars: int = Field(default=10_000_000, ge=1)
+    """Most characters of text extracted from one document (``too_much_text``)."""
+    extract_timeout_s: float = Field(default=60.0, gt=0)
+    """Wall time of one document's extraction process before it is killed
+    (``extraction_timeout``); its CPU time is capped likewise."""
+    extract_memory_mb: int = Field(default=2048, ge=0)
+    """Address space of the extraction process in MiB (0: unbounded)
+    (``extraction_out_of_memory``)."""
+    quota_bytes: int = Field(default=5 * 1024**3, ge=0)
+    """Default per-tenant quota of stored document bytes (as uploaded); an upload past
+    it gets 409 ``quota_exceeded``. ``ragserve tenants quota`` overrides it per tenant."""
+    quota_documents: int = Field(default=100_000, ge=0)
+    """Default per-tenant quota of stored documents (409 ``quota_exceeded`` past it)."""
 
 
 class Settings(BaseSettings):

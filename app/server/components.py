@@ -25,8 +25,11 @@ from inference import BatchingEngine, Engine, LocalEngine, RemoteEngine
 from retrieval import (
     CacheConfig,
     EdgeVectorStore,
+    ExtractLimits,
+    IngestionQuota,
     IngestQueue,
     InProcessIngestQueue,
+    ProcessEdgeVectorStore,
     QdrantVectorStore,
     RedisStreamsIngestQueue,
     RetrievalService,
@@ -212,6 +215,7 @@ def build_pipeline_config(settings: Settings) -> PipelineConfig:
         top_k=settings.retrieval.top_k,
         score_floor=settings.retrieval.score_floor,
         history_token_budget=gen.history_token_budget,
+        instructions_token_budget=gen.instructions_token_budget,
         context_token_budget=gen.context_token_budget,
         default_max_tokens=gen.max_tokens,
         max_tokens_limit=gen.max_tokens_limit,
@@ -239,7 +243,12 @@ def build_retrieval(
             calls=calls,
         )
     else:
-        store = EdgeVectorStore(
+        engine = (
+            EdgeVectorStore
+            if settings.qdrant.engine == "edge-inprocess"
+            else ProcessEdgeVectorStore
+        )
+        store = engine(
             settings.data_dir.resolve() / "qdrant_edge",
             collection_name=settings.qdrant.collection,
             calls=calls,
@@ -253,6 +262,18 @@ def build_retrieval(
         queue=build_ingest_queue(settings, redis),
         ingest_workers=settings.ingestion.workers,
         claim_idle_s=settings.ingestion.claim_idle_s,
+        max_attempts=settings.ingestion.max_attempts,
+        max_document_bytes=settings.ingestion.max_document_bytes,
+        extract_limits=ExtractLimits(
+            max_pages=settings.ingestion.max_pages,
+            max_chars=settings.ingestion.max_extracted_chars,
+            timeout_s=settings.ingestion.extract_timeout_s,
+            memory_mb=settings.ingestion.extract_memory_mb,
+        ),
+        quota=IngestionQuota(
+            max_bytes=settings.ingestion.quota_bytes,
+            max_documents=settings.ingestion.quota_documents,
+        ),
         cache=build_cache_config(settings),
         query_window_s=settings.retrieval.query_batch_window_ms / 1000,
         query_max_batch=settings.retrieval.query_max_batch,
@@ -272,6 +293,7 @@ def build_safety_gate(
         embedder if settings.safety.similarity else None,
         VerdictStore(sessions),
         LabelingQueue(sessions),
+        cache_dir=settings.model_cache_dir / "exemplars",
     )
 
 

@@ -93,6 +93,18 @@ class IngestQueue(ABC):
         """Entries waiting or in progress (not yet acked)."""
 
     @abstractmethod
+    async def jobs(self) -> set[IngestJob]:
+        """The jobs of every entry waiting or in progress (to re-queue what is missing)."""
+
+    async def forget_idle_consumers(self) -> int:
+        """Drop consumers that hold nothing and were idle for long; how many.
+
+        Every worker process names its consumers afresh, so a queue that keeps
+        consumers (Redis) would otherwise list every dead process for ever.
+        """
+        return 0
+
+    @abstractmethod
     async def dead_letters(self) -> list[IngestJob]:
         """Jobs that were given up on, oldest first (bounded)."""
 

@@ -125,5 +125,8 @@ class InProcessIngestQueue(IngestQueue):
     async def length(self) -> int:
         return len(self._entries)
 
+    async def jobs(self) -> set[IngestJob]:
+        return {entry.job for entry in self._entries.values()}
+
     async def dead_letters(self) -> list[IngestJob]:
         return list(self._dead)

@@ -169,6 +169,35 @@ class RedisStreamsIngestQueue(IngestQueue):
     async def length(self) -> int:
         return int(await self._redis.xlen(self._stream))
 
+    async def jobs(self) -> set[IngestJob]:
+        # The stream holds only entries waiting or pending (acked ones are deleted)
+        # and is bounded by max_queued: a paged scan is cheap.
+        found: set[IngestJob] = set()
+        start = "-"
+        while True:
+            entries: Any = await self._redis.xrange(self._stream, min=start, count=500)
+            for _entry_id, fields in entries:
+                found.add(_decode(fields))
+            if len(entries) < 500:
+                return found
+            start = "(" + _text(entries[-1][0])
+
+    async def forget_idle_consumers(self) -> int:
+        await self.ensure_ready()
+        forgotten = 0
+        consumers: Any = await self._redis.xinfo_consumers(self._stream, self._group)
+        for consumer in consumers:
+            # NOTE: a consumer with no pending entry holds nothing to lose; one idle
+            # for many claim periods is a dead process's (a live one reads at least
+            # every poll interval). A live one dropped by mistake is re-created by
+            # its next read.
+            if int(consumer["pending"]) == 0 and int(consumer["idle"]) > 10 * self._claim_idle_ms:
+                await self._redis.xgroup_delconsumer(
+                    self._stream, self._group, _text(consumer["name"])
+                )
+                forgotten += 1
+        return forgotten
+
     async def dead_letters(self) -> list[IngestJob]:
         entries: Any = await self._redis.xrange(self._dead_stream)
         return [_decode(fields) for _entry_id, fields in entries]

@@ -6,7 +6,7 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 
 # NOTE: imported for their side effect: each registers its tables on kernel.orm.Base.
 import app.idempotency
@@ -14,6 +14,7 @@ import app.routing.tables  # noqa: F401
 import conversation.models  # noqa: F401
 import retrieval.models  # noqa: F401
 import safety.models  # noqa: F401
+from app.chat.events import GENERATION_FAILED
 from kernel.db import create_engine
 from kernel.migrations import downgrade_async, upgrade_async
 from kernel.orm import Base
@@ -35,6 +36,7 @@ TABLES = {
     "shadow_answers",
     "usage_records",
     "idempotency_keys",
+    "ingestion_quotas",
 }
 METADATA = Base.metadata
 
@@ -75,3 +77,91 @@ async def test_migrated_schema_matches_the_models(empty_database_url: str) -> No
     finally:
         await engine.dispose()
     assert differences == []
+
+
+async def test_0009_adds_error_codes_and_quotas_and_keeps_documents(
+    empty_database_url: str,
+) -> None:
+    """Guards migration 0009 on data: a document stored before it keeps its row both
+    ways; the error code and the quota table come and go with the revision."""
+    await upgrade_async(empty_database_url, "0008")
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO documents (id, tenant_id, collection, name, content_type,"
+                    " content_hash, size_bytes, chunk_count, status, error, created_at,"
+                    " updated_at) VALUES ('d1', 't1', 'default', 'a.txt', 'text/plain', 'h',"
+                    " 5, 0, 'failed', 'old text', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+        await upgrade_async(empty_database_url, "0009")
+        async with engine.begin() as connection:
+            row = (await connection.execute(text("SELECT error, error_code FROM documents"))).one()
+            assert tuple(row) == ("old text", None)
+            await connection.execute(
+                text("INSERT INTO ingestion_quotas VALUES ('t1', 10, 2, CURRENT_TIMESTAMP)")
+            )
+        await downgrade_async(empty_database_url, "0008")
+        assert "ingestion_quotas" not in await _tables(empty_database_url)
+        async with engine.connect() as connection:
+            names = await connection.run_sync(
+                lambda sync: [c["name"] for c in inspect(sync).get_columns("documents")]
+            )
+            assert "error_code" not in names
+            assert (await connection.execute(text("SELECT id FROM documents"))).scalar() == "d1"
+    finally:
+        await engine.dispose()
+
+
+async def test_0010_gives_failed_answers_a_code_and_a_safe_message(
+    empty_database_url: str,
+) -> None:
+    """Guards migration 0010 on data: a failed answer stored with the engine's own
+    text (an upstream's address) gets ``generation_failed`` and the fixed sentence;
+    other messages keep theirs, both ways."""
+    await upgrade_async(empty_database_url, "0009")
+    engine = create_engine(empty_database_url)
+    message = (
+        "INSERT INTO messages (id, conversation_id, tenant_id, role, content, status,"
+        " sources, citations, usage, timings, error, created_at) VALUES ('{id}', 'c1',"
+        " 't1', 'assistant', 'partial', '{status}', '[]', '[]', '{{}}', '{{}}', '{error}',"
+        " CURRENT_TIMESTAMP)"
+    )
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO tenants (id, name, created_at)"
+                    " VALUES ('t1', 't', CURRENT_TIMESTAMP)"
+                )
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO conversations (id, tenant_id, created_at, updated_at)"
+                    " VALUES ('c1', 't1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            for id_, status, error in (
+                ("m1", "failed", "ReadError: http://10.0.0.7:8001 went away"),
+                ("m2", "cancelled", "client went away"),
+            ):
+                await connection.execute(text(message.format(id=id_, status=status, error=error)))
+        await upgrade_async(empty_database_url, "0010")
+        async with engine.connect() as connection:
+            found = await connection.execute(text("SELECT id, error, error_code FROM messages"))
+            rows = {id_: (error, code) for id_, error, code in found.all()}
+        # The migration's sentence is the one the pipeline stores now.
+        assert rows == {
+            "m1": (GENERATION_FAILED, "generation_failed"),
+            "m2": ("client went away", None),
+        }
+        await downgrade_async(empty_database_url, "0009")
+        async with engine.connect() as connection:
+            names = await connection.run_sync(
+                lambda sync: [c["name"] for c in inspect(sync).get_columns("messages")]
+            )
+        assert "error_code" not in names
+    finally:
+        await engine.dispose()

@@ -1,6 +1,7 @@
 """Real parts for retrieval integration tests: MiniLM, a SQLite file, the vector store on
-every embedded engine (Qdrant Edge and qdrant-client's local mode; no Qdrant server runs
-here), and the ingestion queues, in-process and on the real Redis of ``redis_url``."""
+every embedded engine (Qdrant Edge in a child process and in this one, qdrant-client's
+local mode; no Qdrant server runs here), and the ingestion queues, in-process and on
+the real Redis of ``redis_url``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from kernel.orm import Base
 from retrieval.embedding import SentenceTransformerEmbedder
 from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue, RedisStreamsIngestQueue
 from retrieval.service import RetrievalService
-from retrieval.vector_store import EdgeVectorStore, QdrantVectorStore, VectorStore
+from retrieval.vector_store import (
+    EdgeVectorStore,
+    ProcessEdgeVectorStore,
+    QdrantVectorStore,
+    VectorStore,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,19 +37,25 @@ def embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(batch_size=32)
 
 
-ENGINES = ["edge", "local"]
+ENGINES = ["edge-process", "edge", "local"]
+# NOTE: the other retrieval tests run on the default engine and local mode only: the
+# in-process Edge store runs the very code the child runs, and the contract suite
+# (every engine) proves the two answer alike.
+STORE_ENGINES = ["edge-process", "local"]
 
 
 def make_store(engine: str, folder: Path, **options: Any) -> VectorStore:
     """A vector store of one embedded engine in ``folder``."""
+    if engine == "edge-process":
+        return ProcessEdgeVectorStore(folder / "edge", collection_name="test_chunks", **options)
     if engine == "edge":
         return EdgeVectorStore(folder / "edge", collection_name="test_chunks", **options)
     return QdrantVectorStore(path=str(folder / "qdrant"), collection_name="test_chunks", **options)
 
 
-@pytest.fixture(params=ENGINES)
+@pytest.fixture(params=STORE_ENGINES)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VectorStore]:
-    """The vector store, once on each embedded engine, so every test body runs on both."""
+    """The vector store on the default engine and on local mode: every test body runs on both."""
     vector_store = make_store(request.param, tmp_path)
     yield vector_store
     await vector_store.close()

@@ -155,3 +155,39 @@ async def test_an_unreachable_redis_is_a_clear_error() -> None:
     with pytest.raises(IngestQueueUnavailableError, match="unreachable"):
         await queue.put(_job(1))
     await client.aclose()
+
+
+async def test_jobs_lists_waiting_and_in_progress_entries_until_acked(queue: IngestQueue) -> None:
+    """Guards re-queueing on start: it puts only the stored uploads the queue lacks."""
+    await queue.ensure_ready()
+    assert await queue.jobs() == set()
+    for n in range(3):
+        await queue.put(_job(n))
+    taken = await queue.receive("a", 1.0)
+    assert taken is not None
+    assert await queue.jobs() == {_job(0), _job(1), _job(2)}
+    await queue.ack(taken)
+    assert await queue.jobs() == {_job(1), _job(2)}
+
+
+async def test_idle_consumers_holding_nothing_are_forgotten(make_queue: MakeQueue) -> None:
+    """Guards the consumer group against growing by one consumer per dead process."""
+    queue = make_queue(claim_idle_s=0.01, max_deliveries=MAX_DELIVERIES, max_queued=MAX_QUEUED)
+    await queue.ensure_ready()
+    await queue.put(_job(1))
+    await queue.put(_job(2))
+    held = await queue.receive("dead-with-work", 1.0)
+    done = await queue.receive("dead-idle", 1.0)
+    assert held is not None
+    assert done is not None
+    await queue.ack(done)
+    await asyncio.sleep(0.2)
+    forgotten = await queue.forget_idle_consumers()
+    if isinstance(queue, RedisStreamsIngestQueue):
+        assert forgotten == 1  # "dead-idle"; the holder keeps its pending entry
+    else:
+        assert forgotten == 0  # the in-process queue keeps no consumers
+    # The held entry is still claimable by another consumer.
+    again = await queue.receive("alive", 1.0)
+    assert again is not None
+    assert again.job == _job(1)

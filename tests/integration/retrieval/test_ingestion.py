@@ -8,23 +8,31 @@ a reason, the exact chunks in Qdrant, and nothing stored for refused uploads.
 from __future__ import annotations
 
 import asyncio
+import io
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import structlog
+from pypdf import PdfWriter
+from sqlalchemy import select
 
+from retrieval import ingestion
 from retrieval.chunking import Chunker
 from retrieval.errors import (
+    FAILURES,
     DocumentNotFoundError,
     IngestQueueFullError,
     InvalidDocumentError,
     InvalidRequestError,
     UnsupportedDocumentError,
 )
-from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue
+from retrieval.extract import ExtractLimits
+from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue, RedisStreamsIngestQueue
+from retrieval.models import DocumentUploadRow
 from retrieval.service import RetrievalService
-from retrieval.types import DocumentStatus, IngestOutcome, Upload
+from retrieval.types import DocumentStatus, IngestJob, IngestOutcome, Upload
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -70,6 +78,19 @@ async def drained(queue_length: Callable[[], Awaitable[int]]) -> None:
         return await queue_length() == 0
 
     await eventually(empty, within_s=10)
+
+
+@pytest.fixture
+def ingestion_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """The events the ingestion workers log during the test.
+
+    NOTE: a fresh module logger: once another test has configured the app's logging
+    (``cache_logger_on_first_use``), the module's own logger is bound for good and
+    ``capture_logs`` alone would see nothing.
+    """
+    with structlog.testing.capture_logs() as logs:
+        monkeypatch.setattr(ingestion, "_log", structlog.get_logger(ingestion.__name__))
+        yield logs
 
 
 @pytest.fixture
@@ -283,7 +304,9 @@ async def test_a_full_queue_refuses_clearly_and_stores_nothing(
 
 
 async def test_a_failing_store_is_retried_then_given_up_with_the_reason(
-    make_service: Callable[..., Awaitable[RetrievalService]], store: VectorStore
+    make_service: Callable[..., Awaitable[RetrievalService]],
+    store: VectorStore,
+    ingestion_logs: list[dict[str, Any]],
 ) -> None:
     """Guards retries of transient failures and dead-lettering after max deliveries."""
     queue = InProcessIngestQueue(claim_idle_s=0.3, max_deliveries=2, max_queued=10)
@@ -305,8 +328,12 @@ async def test_a_failing_store_is_retried_then_given_up_with_the_reason(
         store.upsert = original  # type: ignore[method-assign]
     assert failures == 2
     assert done.status is DocumentStatus.FAILED
-    assert "gave up after 2 attempts" in (done.error or "")
-    assert "disk full" in (done.error or "")
+    # A code and a safe sentence for the client; the exception's text only in the log.
+    assert done.error_code == "indexing_failed"
+    assert done.error == FAILURES["indexing_failed"]
+    assert "disk full" not in (done.error or "")
+    failures_logged = [e for e in ingestion_logs if e["event"] == "ingest_attempt_failed"]
+    assert "disk full" in str(failures_logged)
     assert [job.document_id for job in await queue.dead_letters()] == [done.id]
     # Sending it again retries it, and this time the store works.
     retry = await service.submit(TENANT, "doc.txt", b"Pumps need new filters yearly.")
@@ -329,3 +356,136 @@ async def test_stored_uploads_survive_a_restart_of_the_in_process_queue(
     done = await after.wait_for(TENANT, ids, timeout_s=60)
     assert [doc.status for doc in done] == [DocumentStatus.READY] * 3
     assert await store.count(TENANT) == 3
+
+
+def blank_pdf(pages: int) -> bytes:
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=200, height=200)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+async def uploads_stored(sessions: async_sessionmaker) -> dict[str, int]:
+    """Stored uploads and their attempts, by document id."""
+    async with sessions() as session:
+        rows = await session.execute(
+            select(DocumentUploadRow.document_id, DocumentUploadRow.attempts)
+        )
+        return dict(rows.tuples().all())
+
+
+@pytest.mark.parametrize("store", ["edge"], indirect=True)
+async def test_extraction_caps_fail_the_document_with_their_code(
+    make_service: Callable[..., Awaitable[RetrievalService]], store: VectorStore
+) -> None:
+    """Guards the caps of extraction (pages, text, wall time), which runs in a child
+    process: each breach ends the document failed with its own code and a safe reason."""
+    limits = ExtractLimits(max_pages=2, max_chars=5000, timeout_s=0.5)
+    service = await make_service(extract_limits=limits)
+    await service.start_workers()
+    slow_html = b"<html><body>" + b"<div><p>word <b>word</b></p>" * 150_000 + b"</body></html>"
+    uploads = [
+        Upload("three-pages.pdf", blank_pdf(3)),
+        Upload("long.txt", b"words " * 2000),
+        Upload("slow.html", slow_html),
+        Upload("fine.md", b"# Fine\n\nA short note."),
+    ]
+    results = await service.submit_many(TENANT, uploads)
+    done = await service.wait_for(TENANT, [r.document.id for r in results], timeout_s=60)
+    assert [(doc.status, doc.error_code) for doc in done] == [
+        (DocumentStatus.FAILED, "too_many_pages"),
+        (DocumentStatus.FAILED, "too_much_text"),
+        (DocumentStatus.FAILED, "extraction_timeout"),
+        (DocumentStatus.READY, None),
+    ]
+    assert "the limit is 2" in (done[0].error or "")
+    assert done[2].error == f"'slow.html': {FAILURES['extraction_timeout']}"
+    assert await store.count(TENANT) == 1
+
+
+@pytest.mark.parametrize("store", ["edge"], indirect=True)
+async def test_attempts_survive_a_restart_and_end_the_document_past_the_max(
+    make_service: Callable[..., Awaitable[RetrievalService]],
+    sessions: async_sessionmaker,
+    store: VectorStore,
+) -> None:
+    """Guards against a crash loop with the in-process queue: the attempt of a process
+    that died mid-document is counted in SQL; the restarted process re-queues the
+    upload left ``indexing`` at once, and past the max fails it, dropping its points."""
+    before = await make_service(InProcessIngestQueue(CLAIM_IDLE_S), max_attempts=1)
+    await before.start_workers()
+    document_id = (await before.submit(TENANT, "big.txt", manual(60))).document.id
+
+    async def partly_indexed() -> bool:
+        return await store.count(TENANT, document_id) >= EMBED_ROUND
+
+    await eventually(partly_indexed)
+    await before.stop_workers()  # the process dies mid-document
+    assert await uploads_stored(sessions) == {document_id: 1}
+
+    after = await make_service(InProcessIngestQueue(CLAIM_IDLE_S), max_attempts=1)
+    await after.start_workers()
+    [done] = await after.wait_for(TENANT, [document_id], timeout_s=30)
+    assert (done.status, done.error_code) == (DocumentStatus.FAILED, "too_many_attempts")
+    assert await store.count(TENANT, document_id) == 0
+    assert await uploads_stored(sessions) == {}
+
+
+@pytest.mark.parametrize("store", ["edge"], indirect=True)
+async def test_a_job_queued_twice_is_indexed_once(
+    make_service: Callable[..., Awaitable[RetrievalService]],
+    make_queue: MakeQueue,
+    store: VectorStore,
+    embedder: SentenceTransformerEmbedder,
+    ingestion_logs: list[dict[str, Any]],
+) -> None:
+    """Guards against double indexing when two processes queue the same upload (each
+    re-queues what it finds missing on start): the SQL attempt counter lets one worker
+    start it; the other's entry waits and is dropped once the document is done."""
+    queue = make_queue(claim_idle_s=CLAIM_IDLE_S, max_deliveries=5, max_queued=100)
+    submitter = await make_service(queue, ingest_workers=0)
+    data = manual(60)
+    result = await submitter.submit(TENANT, "big.txt", data)
+    document_id = result.document.id
+    await queue.put(IngestJob(TENANT, document_id, result.document.content_hash))
+    workers = await make_service(queue, ingest_workers=2)
+    await workers.start_workers()
+    [done] = await workers.wait_for(TENANT, [document_id], timeout_s=120)
+    await drained(queue.length)
+    assert done.status is DocumentStatus.READY
+    assert done.chunk_count == expected_chunks(embedder, data)
+    assert await store.count(TENANT, document_id) == done.chunk_count
+    events = [e["event"] for e in ingestion_logs]
+    assert "ingest_job_busy" in events  # the second entry met the first's attempt
+    assert "ingest_attempt_failed" not in events
+
+
+@pytest.mark.parametrize("make_queue", ["redis"], indirect=True)
+@pytest.mark.parametrize("store", ["edge"], indirect=True)
+async def test_uploads_missing_from_the_redis_stream_are_requeued_on_start(
+    make_service: Callable[..., Awaitable[RetrievalService]],
+    make_queue: MakeQueue,
+    store: VectorStore,
+) -> None:
+    """Guards uploads stored in SQL but lost from Redis (the API process died between
+    storing and queueing, or Redis lost its data): a starting process queues them
+    again, once each, and leaves the entries Redis still holds alone."""
+    queue = make_queue(claim_idle_s=CLAIM_IDLE_S, max_deliveries=3, max_queued=100)
+    assert isinstance(queue, RedisStreamsIngestQueue)
+    api = await make_service(queue, ingest_workers=0)
+    uploads = [Upload(f"note-{i}.txt", f"Note {i} about the pumps.".encode()) for i in range(3)]
+    ids = [r.document.id for r in await api.submit_many(TENANT, uploads)]
+    lost = await queue._redis.xrange(queue._stream, count=1)
+    await queue._redis.xdel(queue._stream, lost[0][0])
+    assert await queue.length() == 2
+
+    restarted = await make_service(queue, ingest_workers=0)  # a process starting
+    assert await restarted.queue_length() == 3
+    again = await make_service(queue)  # another one: nothing is missing now
+    assert await again.queue_length() == 3
+    await again.start_workers()
+    done = await again.wait_for(TENANT, ids, timeout_s=60)
+    assert [doc.status for doc in done] == [DocumentStatus.READY] * 3
+    await drained(queue.length)

@@ -247,12 +247,15 @@ async def test_failed_store_marks_the_document_failed(
         await service.ingest(TENANT_A, "refunds.md", REFUNDS)
     page = await service.list_documents(TENANT_A)
     assert page.items[0].status is DocumentStatus.FAILED
-    assert "disk full" in (page.items[0].error or "")
+    # A code and a safe sentence; the exception's text is only logged.
+    assert page.items[0].error_code == "indexing_failed"
+    assert "disk full" not in (page.items[0].error or "")
     store.upsert = original  # type: ignore[method-assign]
     retry = await service.ingest(TENANT_A, "refunds.md", REFUNDS)
     assert retry.outcome is IngestOutcome.REPLACED
     assert retry.document.status is DocumentStatus.READY
     assert retry.document.error is None
+    assert retry.document.error_code is None
 
 
 async def test_point_ids_are_deterministic(service: RetrievalService, store: VectorStore) -> None:

@@ -29,7 +29,9 @@ from app.entrypoints.rest.documents.schemas import (
     IngestedOut,
     IngestResponse,
     TextDocumentIn,
+    UploadOperation,
 )
+from app.entrypoints.schemas import LABEL_PATTERN
 from app.idempotency import IdempotencyStore, idempotency_key, request_hash
 from retrieval import DocumentStatus, IngestOutcome, RetrievalService, Upload
 
@@ -41,7 +43,12 @@ class DocumentController(Controller):
     path = "/v1/documents"
     tags = ["documents"]
 
-    @post("/", status_code=HTTP_202_ACCEPTED, guards=[documents_write_guard])
+    @post(
+        "/",
+        status_code=HTTP_202_ACCEPTED,
+        guards=[documents_write_guard],
+        operation_class=UploadOperation,
+    )
     async def ingest(
         self,
         request: Request[Any, Any, Any],
@@ -105,7 +112,9 @@ class DocumentController(Controller):
         self,
         retrieval: RetrievalService,
         principal: Principal,
-        collection: str | None = Parameter(default=None, max_length=128),
+        collection: str | None = Parameter(
+            default=None, min_length=1, max_length=128, pattern=LABEL_PATTERN
+        ),
         limit: int = Parameter(default=50, ge=1, le=200),
         cursor: str | None = Parameter(default=None, max_length=512),
     ) -> DocumentPageOut:
