@@ -13,13 +13,15 @@ fails before it produced a result releases its key, so the retry can run.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import JSON, Index, Integer, String, delete, select
+from sqlalchemy import JSON, Index, Integer, String, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -45,6 +47,7 @@ log = structlog.get_logger(__name__)
 HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 255
 DEFAULT_TTL_S = 24 * 3600.0
+DEFAULT_PURGE_EVERY_S = 3600.0
 
 
 class IdempotencyKeyRow(Base):
@@ -106,14 +109,37 @@ class IdempotencyStore:
     """Claims keys, stores their results and forgets them once expired."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, ttl_s: float = DEFAULT_TTL_S
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        ttl_s: float = DEFAULT_TTL_S,
+        purge_every_s: float = DEFAULT_PURGE_EVERY_S,
     ) -> None:
         """Args:
         sessions: Sessions on the database of record.
         ttl_s: How long a key is remembered after its first use.
+        purge_every_s: Seconds between purges of expired keys once started.
         """
         self._sessions = sessions
         self._ttl = timedelta(seconds=ttl_s)
+        self._purge_every_s = purge_every_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Purge expired keys now and every ``purge_every_s`` in the background.
+
+        Every process purges; the deletes are idempotent, so several API
+        processes on one database only repeat each other's work.
+        """
+        await self._purge_logged()
+        self._task = asyncio.create_task(self._purge_loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
     async def claim(self, tenant_id: str, route: str, key: str, fingerprint: str) -> Claim:
         """Claim ``key`` for a request, or find the result of its first use.
@@ -190,11 +216,22 @@ class IdempotencyStore:
     async def purge(self) -> int:
         """Delete every expired key; returns how many went."""
         async with self._sessions() as session, session.begin():
-            expired = await session.scalars(
-                select(IdempotencyKeyRow.key).where(IdempotencyKeyRow.expires_at <= utcnow())
-            )
-            count = len(expired.all())
-            await session.execute(
+            result = await session.execute(
                 delete(IdempotencyKeyRow).where(IdempotencyKeyRow.expires_at <= utcnow())
             )
-        return count
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def _purge_logged(self) -> None:
+        try:
+            count = await self.purge()
+        except Exception as exc:
+            # NOTE: the database may be away; expired keys only wait for the next purge.
+            log.warning("idempotency_purge_failed", error=repr(exc))
+            return
+        if count:
+            log.info("idempotency_keys_purged", count=count)
+
+    async def _purge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._purge_every_s)
+            await self._purge_logged()

@@ -105,7 +105,9 @@ async def open_state(
     state.feedback = FeedbackService(sessions)
     hot_state = build_hot_state(settings, redis)
     state.conversations = conversations = ConversationService(sessions, hot_state)
-    state.idempotency = IdempotencyStore(sessions)
+    state.idempotency = idempotency = IdempotencyStore(sessions)
+    await idempotency.start()
+    stack.push_async_callback(idempotency.stop)
     state.token_buffer = token_buffer = build_token_buffer(settings, redis)
     embedder = await asyncio.to_thread(
         SentenceTransformerEmbedder,
