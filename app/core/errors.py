@@ -23,13 +23,16 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.core.metrics import ERRORS
 from conversation.errors import AuthenticationError
 from inference.errors import EngineUnavailableError, ModelLoadError
 from kernel import errors as domain
 from retrieval.errors import (
+    DocumentTooLargeError,
     IngestQueueUnavailableError,
+    QuotaExceededError,
     UnsupportedDocumentError,
     VectorStoreUnavailableError,
 )
@@ -80,6 +83,12 @@ class BadRequestError(ApiError):
     status_code, code = 400, "bad_request"
 
 
+class ContextLengthError(BadRequestError):
+    """The prompt a caller sent does not fit its token budget (OpenAI's code)."""
+
+    code = "context_length_exceeded"
+
+
 class UnauthorizedError(ApiError):
     status_code, code = 401, "unauthorized"
 
@@ -109,6 +118,16 @@ class ResourceConflictError(ApiError):
 
 class PayloadTooLargeError(ApiError):
     status_code, code = 413, "payload_too_large"
+
+
+class DocumentTooLargeApiError(PayloadTooLargeError):
+    code = "document_too_large"
+
+
+class QuotaExceededApiError(ResourceConflictError):
+    """The upload would take the tenant past its ingestion quota (not a rate: 409)."""
+
+    code = "quota_exceeded"
 
 
 class UnsupportedMediaError(ApiError):
@@ -150,8 +169,12 @@ class InternalError(ApiError):
 
 
 # NOTE: by the kernel's shared kinds (``kernel/errors.py``), which every domain error
-# derives from; only the two errors without a shared kind are named here.
+# derives from; only the errors without a shared kind, or with a status or code of
+# their own, are named here.
 _DOMAIN_ERRORS: dict[type[Exception], type[ApiError]] = {
+    # First: more specific than the shared kinds they derive from.
+    DocumentTooLargeError: DocumentTooLargeApiError,
+    QuotaExceededError: QuotaExceededApiError,
     domain.NotFoundError: ResourceNotFoundError,
     AuthenticationError: UnauthorizedError,
     domain.ConflictError: ResourceConflictError,
@@ -202,12 +225,25 @@ def _unavailable(exc: domain.UnavailableError) -> ApiError:
     raise AssertionError("domain.UnavailableError is the last row")  # pragma: no cover
 
 
+def _is_database_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` is a lost or refused database connection, not a bad query."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 def classify(exc: BaseException) -> ApiError:
     """The ``ApiError`` a client should see for ``exc``."""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, domain.UnavailableError):
         return _unavailable(exc)
+    if _is_database_outage(exc):
+        # NOTE: a restarting database surfaces mid-request as the driver's own
+        # error; the client gets the safe 503 rather than a 500.
+        error = _unavailable(domain.DatabaseUnavailableError(type(exc).__name__))
+        error.retry_after = 1.0
+        return error
     for domain_type, api_type in _DOMAIN_ERRORS.items():
         if isinstance(exc, domain_type):
             return api_type(str(exc), retry_after=getattr(exc, "retry_after", None))
