@@ -6,7 +6,7 @@ values of ``conversation.types``; ORM rows stay inside the package.
 """
 
 from conversation.api_keys import ApiKeyService
-from conversation.conversations import ConversationService
+from conversation.conversations import MAX_MESSAGE_PAGE_SIZE, ConversationService
 from conversation.errors import (
     AuthenticationError,
     ConflictError,
@@ -35,6 +35,7 @@ from conversation.types import (
     FeedbackInfo,
     LabelingTask,
     MessageInfo,
+    MessagePage,
     MessageStatus,
     PrincipalRole,
     RateLimit,
@@ -48,6 +49,7 @@ from kernel.ids import new_id
 
 __all__ = [
     "INTERRUPTED_REASON",
+    "MAX_MESSAGE_PAGE_SIZE",
     "PRINCIPAL_ROLES",
     "AnswerStreams",
     "ApiKeyInfo",
@@ -70,6 +72,7 @@ __all__ = [
     "LabelingTask",
     "MemoryHotState",
     "MessageInfo",
+    "MessagePage",
     "MessageStatus",
     "NoHotState",
     "NotFoundError",

@@ -7,30 +7,42 @@ state's ``writing`` so the cached entry is updated after the commit or dropped.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, get_args
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from conversation.errors import ConflictError, InvalidInputError, NotFoundError
 from conversation.hot_state.base import CachedConversation, HotState, NoHotState
 from conversation.models import ConversationRow, MessageRow, TenantRow
-from conversation.types import ConversationInfo, ConversationPage, MessageInfo, MessageStatus
-from kernel.cursor import decode_cursor, encode_cursor
+from conversation.queries import (
+    conversation_page,
+    conversation_row,
+    newest_messages,
+    next_timestamp,
+    older_cursor,
+)
+from conversation.types import (
+    ConversationInfo,
+    ConversationPage,
+    MessageInfo,
+    MessagePage,
+    MessageStatus,
+)
 from kernel.ids import is_canonical_id
 from kernel.orm import utcnow
 
 if TYPE_CHECKING:
     import builtins
     from collections.abc import Mapping, Sequence
+    from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 MAX_PAGE_SIZE = 100
+MAX_MESSAGE_PAGE_SIZE = 200
 MAX_TITLE_CHARS = 80
 """A title made from the first user message is cut to this length."""
-_TICK = timedelta(microseconds=1)
 
 
 def title_from(content: str) -> str:
@@ -99,7 +111,7 @@ class ConversationService:
         if cached is not None:
             return cached.info
         async with self._sessions() as session:
-            return (await self._conversation(session, tenant_id, conversation_id)).to_info()
+            return (await conversation_row(session, tenant_id, conversation_id)).to_info()
 
     async def list(
         self,
@@ -126,24 +138,8 @@ class ConversationService:
         """
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidInputError(f"limit is 1 to {MAX_PAGE_SIZE}")
-        query = select(ConversationRow).where(ConversationRow.tenant_id == tenant_id)
-        if owner is not None:
-            query = query.where(ConversationRow.owner == owner)
-        if cursor is not None:
-            updated_at, row_id = decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    ConversationRow.updated_at < updated_at,
-                    and_(ConversationRow.updated_at == updated_at, ConversationRow.id < row_id),
-                )
-            )
-        query = query.order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc())
         async with self._sessions() as session:
-            rows = (await session.scalars(query.limit(limit + 1))).all()
-        items = [row.to_info() for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            next_cursor = encode_cursor(items[-1].updated_at, items[-1].id)
+            items, next_cursor = await conversation_page(session, tenant_id, limit, cursor, owner)
         return ConversationPage(items=items, next_cursor=next_cursor)
 
     async def delete(self, tenant_id: str, conversation_id: str) -> None:
@@ -178,13 +174,47 @@ class ConversationService:
         if cached is not None and cached.complete:
             return list(cached.messages)
         async with self._sessions() as session:
-            await self._conversation(session, tenant_id, conversation_id)
+            await conversation_row(session, tenant_id, conversation_id)
             rows = await session.scalars(
                 select(MessageRow)
                 .where(MessageRow.conversation_id == conversation_id)
                 .order_by(MessageRow.created_at, MessageRow.id)
             )
             return [row.to_info() for row in rows]
+
+    async def message_page(
+        self, tenant_id: str, conversation_id: str, limit: int = 50, cursor: str | None = None
+    ) -> MessagePage:
+        """Returns a page of a conversation's messages, oldest first within the page.
+
+        The first page holds the newest ``limit`` messages (what a client shows first,
+        and where a WebSocket ``resume`` continues); each ``next_cursor`` pages back
+        to older ones. Pages are keyset-paginated over (created_at, id): messages
+        added while a client pages back are newer than its first page and never
+        shift the older pages.
+
+        Args:
+            tenant_id: The tenant.
+            conversation_id: The conversation.
+            limit: Page size, 1 to ``MAX_MESSAGE_PAGE_SIZE``.
+            cursor: The ``next_cursor`` of the previous page; None for the newest.
+
+        Raises:
+            NotFoundError: No such conversation for this tenant.
+            InvalidInputError: The limit is out of range.
+            InvalidCursorError: The cursor was not issued by this method.
+        """
+        if not 1 <= limit <= MAX_MESSAGE_PAGE_SIZE:
+            raise InvalidInputError(f"limit is 1 to {MAX_MESSAGE_PAGE_SIZE}")
+        if cursor is None:
+            newest = await self.recent_messages(tenant_id, conversation_id, limit + 1)
+        else:
+            async with self._sessions() as session:
+                await conversation_row(session, tenant_id, conversation_id)
+                newest = await newest_messages(session, conversation_id, limit + 1, cursor)
+        items = newest[-limit:]
+        next_cursor = older_cursor(items[0]) if len(newest) > limit else None
+        return MessagePage(items=items, next_cursor=next_cursor)
 
     async def recent_messages(
         self, tenant_id: str, conversation_id: str, limit: int
@@ -202,8 +232,8 @@ class ConversationService:
             if cached is not None and (cached.complete or len(cached.messages) >= limit):
                 return list(cached.messages[len(cached.messages) - limit :])
         async with self._sessions() as session:
-            await self._conversation(session, tenant_id, conversation_id)
-            return await self._newest(session, conversation_id, limit)
+            await conversation_row(session, tenant_id, conversation_id)
+            return await newest_messages(session, conversation_id, limit)
 
     async def add_user_message(
         self, tenant_id: str, conversation_id: str, content: str
@@ -224,8 +254,8 @@ class ConversationService:
             self._sessions() as session,
             session.begin(),
         ):
-            conversation = await self._conversation(session, tenant_id, conversation_id)
-            created_at = await self._next_timestamp(session, conversation_id)
+            conversation = await conversation_row(session, tenant_id, conversation_id)
+            created_at = await next_timestamp(session, conversation_id)
             row = MessageRow(
                 conversation_id=conversation_id,
                 tenant_id=tenant_id,
@@ -262,6 +292,7 @@ class ConversationService:
         usage: Mapping[str, int],
         timings: Mapping[str, float],
         error: str | None = None,
+        error_code: str | None = None,
         heartbeat_at: datetime | None = None,
     ) -> MessageInfo:
         """Stores the assistant message of a turn that has ended, however it ended.
@@ -281,7 +312,8 @@ class ConversationService:
             citations: The citations found in the answer, as JSON objects.
             usage: ``prompt_tokens`` and ``completion_tokens``.
             timings: Milliseconds per pipeline stage.
-            error: What went wrong, for a failed turn.
+            error: What went wrong, for a failed turn: a sentence safe to show.
+            error_code: Its code (``generation_failed``...).
 
         Raises:
             NotFoundError: No such conversation for this tenant.
@@ -297,8 +329,8 @@ class ConversationService:
                 self._sessions() as session,
                 session.begin(),
             ):
-                conversation = await self._conversation(session, tenant_id, conversation_id)
-                created_at = await self._next_timestamp(session, conversation_id)
+                conversation = await conversation_row(session, tenant_id, conversation_id)
+                created_at = await next_timestamp(session, conversation_id)
                 row = MessageRow(
                     id=message_id,
                     conversation_id=conversation_id,
@@ -314,6 +346,7 @@ class ConversationService:
                     usage=dict(usage),
                     timings=dict(timings),
                     error=error,
+                    error_code=error_code,
                     created_at=created_at,
                     heartbeat_at=heartbeat_at,
                 )
@@ -355,49 +388,8 @@ class ConversationService:
             return found.entry
         keep = self._hot.max_messages
         async with self._sessions() as session:
-            row = await self._conversation(session, tenant_id, conversation_id)
-            newest = await self._newest(session, conversation_id, keep + 1)
+            row = await conversation_row(session, tenant_id, conversation_id)
+            newest = await newest_messages(session, conversation_id, keep + 1)
         entry = CachedConversation(row.to_info(), tuple(newest[-keep:]), len(newest) <= keep)
         await self._hot.fill(tenant_id, conversation_id, found.version, entry)
         return entry
-
-    @staticmethod
-    async def _newest(
-        session: AsyncSession, conversation_id: str, limit: int
-    ) -> builtins.list[MessageInfo]:
-        """The last ``limit`` messages of a conversation, oldest first."""
-        if limit <= 0:
-            return []
-        rows = await session.scalars(
-            select(MessageRow)
-            .where(MessageRow.conversation_id == conversation_id)
-            .order_by(MessageRow.created_at.desc(), MessageRow.id.desc())
-            .limit(limit)
-        )
-        return [row.to_info() for row in reversed(rows.all())]
-
-    @staticmethod
-    async def _conversation(
-        session: AsyncSession, tenant_id: str, conversation_id: str
-    ) -> ConversationRow:
-        row = await session.scalar(
-            select(ConversationRow).where(
-                ConversationRow.id == conversation_id, ConversationRow.tenant_id == tenant_id
-            )
-        )
-        if row is None:
-            raise NotFoundError("conversation not found")
-        return row
-
-    @staticmethod
-    async def _next_timestamp(session: AsyncSession, conversation_id: str) -> datetime:
-        # NOTE: messages are ordered by created_at; two inserted within one clock
-        # tick (or after a clock step back) would otherwise tie and fall back to
-        # random-id order. A strictly increasing stamp keeps turns in order.
-        last = await session.scalar(
-            select(func.max(MessageRow.created_at)).where(
-                MessageRow.conversation_id == conversation_id
-            )
-        )
-        now = utcnow()
-        return now if last is None or now > last else last + _TICK

@@ -194,6 +194,7 @@ class MessageRow(Base):
     usage: Mapped[dict[str, int]] = mapped_column(JSON)
     timings: Mapped[dict[str, float]] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Refreshed by the process writing a ``streaming`` row; a stale one marks a
     # dead writer (``conversation.conversations.interrupt_stale_streams``).
@@ -218,6 +219,7 @@ class MessageRow(Base):
             timings=dict(self.timings),
             error=self.error,
             created_at=self.created_at,
+            error_code=self.error_code,
         )
 
 

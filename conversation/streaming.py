@@ -115,6 +115,7 @@ class AnswerStreams:
         usage: Mapping[str, int],
         timings: Mapping[str, float],
         error: str | None = None,
+        error_code: str | None = None,
     ) -> MessageInfo:
         """Write the end of a turn over its ``streaming`` row (inserted if it has none).
 
@@ -133,6 +134,7 @@ class AnswerStreams:
             "usage": dict(usage),
             "timings": dict(timings),
             "error": error,
+            "error_code": error_code,
             "heartbeat_at": None,
         }
         # NOTE: no ``record``: the hot entry is dropped and refilled from SQL,

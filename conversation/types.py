@@ -123,6 +123,21 @@ class MessageInfo:
     timings: dict[str, float]
     error: str | None
     created_at: datetime
+    error_code: str | None = None
+    """Why a ``failed`` answer failed (``generation_failed``...); ``error`` is a
+    sentence about it safe to show anyone."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """One page of a conversation's messages, oldest first.
+
+    The first page holds the newest messages; ``next_cursor`` (None on the page with
+    the oldest) asks for the ones just before this page's first.
+    """
+
+    items: list[MessageInfo]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)

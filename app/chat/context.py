@@ -3,9 +3,11 @@ history, each within its token budget, around the question."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from app.chat.prompt import Source, build_messages, fit_history, fit_sources
+from app.core.errors import ContextLengthError
 from inference import ChatMessage
 
 if TYPE_CHECKING:
@@ -66,15 +68,43 @@ class ContextBuilder:
             lambda text: self._models.count_tokens(route, text),
         )
 
-    def messages(
+    async def check_instructions(self, request: TurnRequest, route: Route) -> None:
+        """Refuse a caller's system prompt over its budget, before the turn is stored.
+
+        Raises:
+            ContextLengthError: The instructions take more than their budget of tokens.
+        """
+        if not request.instructions:
+            return
+        budget = self._config.instructions_token_budget
+        # NOTE: a tokenizer takes milliseconds per thousand words: off the event loop.
+        tokens = await asyncio.to_thread(self._models.count_tokens, route, request.instructions)
+        if tokens > budget:
+            raise ContextLengthError(
+                f"The system and developer messages take {tokens} tokens; the limit is {budget}.",
+                param="messages",
+            )
+
+    async def messages(
         self,
         request: TurnRequest,
         route: Route,
         sources: list[Source],
         history: list[ChatMessage],
-    ) -> list[ChatMessage]:
-        """The chat to send: the system prompt with the numbered sources, the kept
-        history within its budget, the question."""
+    ) -> tuple[list[ChatMessage], int]:
+        """The chat to send and its tokens: the system prompt with the numbered
+        sources, the most recent history within its budget (the oldest turns are
+        left out first, the caller's as the stored ones), the question. Tokenised
+        off the event loop."""
+        return await asyncio.to_thread(self._messages, request, route, sources, history)
+
+    def _messages(
+        self,
+        request: TurnRequest,
+        route: Route,
+        sources: list[Source],
+        history: list[ChatMessage],
+    ) -> tuple[list[ChatMessage], int]:
         kept = fit_history(
             history,
             self._config.history_token_budget,
@@ -86,7 +116,7 @@ class ContextBuilder:
             # numbered sources stay next to the question, where a small model heeds them.
             system = messages[0]
             messages[0] = ChatMessage(system.role, f"{request.instructions}\n\n{system.content}")
-        return messages
+        return messages, sum(self._models.count_tokens(route, m.content) for m in messages)
 
 
 def previous_version(earlier: list[MessageInfo], model: str) -> str | None:

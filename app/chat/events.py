@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "GENERATION_FAILED",
+    "GENERATION_FAILED_CODE",
     "TERMINAL",
     "EventKind",
     "SourcesFound",
@@ -46,6 +48,10 @@ class EventKind(StrEnum):
 
 TERMINAL = frozenset({EventKind.DONE, EventKind.ERROR})
 """The kinds that end a turn's stream."""
+
+GENERATION_FAILED_CODE = "generation_failed"
+GENERATION_FAILED = "The model failed while generating the answer; retry the turn."
+"""What a failed generation stores and shows; the engine's own error is only logged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +93,8 @@ def to_wire(event: TurnEvent) -> tuple[EventKind, dict[str, Any]]:
     message = event.message
     if message.status == "failed":
         return EventKind.ERROR, {
-            "code": "generation_failed",
-            "message": message.error or "Generation failed.",
+            "code": message.error_code or GENERATION_FAILED_CODE,
+            "message": message.error or GENERATION_FAILED,
             "message_id": message.id,
         }
     return EventKind.DONE, {
@@ -107,10 +113,10 @@ def error_payload(error: ApiError) -> dict[str, Any]:
     return payload
 
 
-def generation_failed(detail: str | None) -> ApiError:
+def generation_failed(message: MessageInfo) -> ApiError:
     """The error of a turn whose generation failed (its answer is stored as failed)."""
-    error = InternalError(detail or "Generation failed.")
-    error.code = "generation_failed"
+    error = InternalError(message.error or GENERATION_FAILED)
+    error.code = message.error_code or GENERATION_FAILED_CODE
     return error
 
 
@@ -128,5 +134,5 @@ async def final_message(events: AsyncIterator[TurnEvent]) -> MessageInfo:
     if finished is None:
         raise InternalError("The turn ended without an answer.")
     if finished.message.status == "failed":
-        raise generation_failed(finished.message.error)
+        raise generation_failed(finished.message)
     return finished.message

@@ -38,10 +38,12 @@ class TurnOutcome:
     engine_finish: FinishEvent | None = None
     finish_reason: str | None = None
     error: str | None = None
+    """A sentence about a failure, safe to show a client."""
+    error_code: str | None = None
 
-    def end(self, reason: str, error: str | None = None) -> None:
+    def end(self, reason: str, error: str | None = None, code: str | None = None) -> None:
         if self.finish_reason is None:
-            self.finish_reason, self.error = reason, error
+            self.finish_reason, self.error, self.error_code = reason, error, code
 
     @property
     def completion_tokens(self) -> int:

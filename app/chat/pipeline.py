@@ -18,7 +18,14 @@ import structlog
 
 from app.chat.citations import cite
 from app.chat.context import ContextBuilder, previous_version, stored_history
-from app.chat.events import SourcesFound, TurnEvent, TurnFinished, TurnStarted
+from app.chat.events import (
+    GENERATION_FAILED,
+    GENERATION_FAILED_CODE,
+    SourcesFound,
+    TurnEvent,
+    TurnFinished,
+    TurnStarted,
+)
 from app.chat.outcome import Stopwatch, TurnOutcome
 from app.chat.sampling import turn_sampling, within_version
 from app.core.errors import UnavailableError, classify
@@ -150,6 +157,7 @@ class TurnPipeline:
             previous_version=previous_version(stored, model.name),
         )
         sampling = within_version(route.version, request.options, sampling)
+        await self._context.check_instructions(request, route)
         # Refuse an overloaded turn before anything is stored (429, Retry-After).
         self._models.check_capacity(route)
         if request.conversation_id is None:
@@ -185,9 +193,8 @@ class TurnPipeline:
                     yield TokenEvent(index, piece)
                 out.end(CONTENT_FILTER)
             elif message_id not in self._cancelled:
-                messages = self._context.messages(request, route, out.sources, earlier)
-                out.prompt_tokens = sum(
-                    self._models.count_tokens(route, m.content) for m in messages
+                messages, out.prompt_tokens = await self._context.messages(
+                    request, route, out.sources, earlier
                 )
                 watch.lap("build_prompt")
                 generation = GenerationRequest(
@@ -205,7 +212,8 @@ class TurnPipeline:
         except Exception as exc:
             log.warning("turn_failed", message_id=message_id, error=repr(exc))
             # The stored (and shown) error is the client-safe one; the detail is logged.
-            out.end(FinishReason.ERROR, classify(exc).message)
+            error = classify(exc)
+            out.end(FinishReason.ERROR, error.message, error.code)
             raise
         finally:
             out.end(FinishReason.CANCELLED)
@@ -267,10 +275,18 @@ class TurnPipeline:
             out.verdicts.extend(guard.result.verdicts)
             if guard.refused is not None:
                 out.end(CONTENT_FILTER)
-        if out.engine_finish is not None:
-            out.end(out.engine_finish.reason, out.engine_finish.error)
-            if out.engine_finish.prompt_tokens:
-                out.prompt_tokens = out.engine_finish.prompt_tokens
+        finish = out.engine_finish
+        if finish is not None:
+            if finish.reason == FinishReason.ERROR:
+                # NOTE: the engine's text is for operators (an exception, an upstream
+                # server's body); the answer stores and shows a safe message only.
+                log.warning("generation_failed", message_id=generation.request_id,
+                            error=finish.error)  # fmt: skip
+                out.end(finish.reason, GENERATION_FAILED, GENERATION_FAILED_CODE)
+            else:
+                out.end(finish.reason)
+            if finish.prompt_tokens:
+                out.prompt_tokens = finish.prompt_tokens
 
     async def _finish(
         self,
@@ -325,6 +341,7 @@ class TurnPipeline:
             usage=usage,
             timings=watch.timings,
             error=out.error,
+            error_code=out.error_code,
         )
         if self._safety is not None and out.verdicts:
             await self._safety.record(

@@ -13,6 +13,7 @@ class PipelineConfig:
     top_k: int = 4
     score_floor: float = 0.2
     history_token_budget: int = 600
+    instructions_token_budget: int = 400
     context_token_budget: int = 1200
     default_max_tokens: int = 256
     max_tokens_limit: int = 1024

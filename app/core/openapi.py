@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
     from litestar import Litestar
 
-__all__ = ["describe_models", "document_errors"]
+    from app.core.settings import Settings
+
+__all__ = ["describe_models", "document_errors", "state_limits"]
 
 ERROR_SCHEMA = "Error"
 _UNAUTHENTICATED = {"/healthz", "/readyz"}
@@ -167,4 +169,29 @@ def describe_models(app: Litestar) -> OpenAPI:
                 operation = getattr(item, method.lower(), None)
                 if operation is not None and operation.request_body is not None:
                     operation.request_body.required = False
+    return openapi
+
+
+def state_limits(openapi: OpenAPI, settings: Settings) -> OpenAPI:
+    """State (in place) the bounds the settings set, which the models cannot know: a
+    question's length on ``POST .../messages``, the answer's ``max_tokens`` there and
+    on ``POST /v1/chat/completions``.
+
+    A model version's own, lower ``max_tokens_limit`` (the registry's) stays a 422.
+    """
+    components: dict[str, Any] = openapi.components.schemas or {}
+    chat = components.get("ChatRequest")
+    if isinstance(chat, dict):
+        chat["properties"]["content"]["maxLength"] = settings.server.max_message_chars
+    for model, field in (
+        ("ChatOptions", "max_tokens"),
+        ("ChatCompletionRequest", "max_tokens"),
+        ("ChatCompletionRequest", "max_completion_tokens"),
+    ):
+        schema = components.get(model)
+        if not isinstance(schema, dict):
+            continue
+        for branch in schema["properties"][field].get("anyOf", []):
+            if branch.get("type") == "integer":
+                branch["maximum"] = settings.generation.max_tokens_limit
     return openapi

@@ -9,11 +9,12 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import MethodNotAllowedException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.routes import HTTPRoute
 
 from app.auth.middleware import AuthMiddleware
 from app.core.errors import error_response
 from app.core.logs import configure_logging
-from app.core.openapi import describe_models, document_errors
+from app.core.openapi import describe_models, document_errors, state_limits
 from app.core.settings import Settings, get_settings
 from app.entrypoints.openai.controller import OpenAIController
 from app.entrypoints.rest.admin.controller import AdminController
@@ -42,6 +43,23 @@ def _method_not_allowed(
     response = error_response(request, exc)
     response.headers.update(exc.headers or {})
     return response
+
+
+def _allow_every_method(app: Litestar) -> None:
+    """Make each path's ``OPTIONS`` answer list all of the path's methods in ``Allow``.
+
+    NOTE: Litestar makes a path's ``OPTIONS`` handler with the route of the path's
+    first handler; when a controller's next handler on that path joins (GET and POST
+    of ``/v1/documents``), a new route is built and the handler keeps the old one's
+    methods. Its one closure cell is pointed at the route that serves the path.
+    """
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            fn = handler.fn
+            if handler.http_methods == {"OPTIONS"} and fn.__code__.co_freevars == ("self",):
+                fn.__closure__[0].cell_contents = route  # type: ignore[index]
 
 
 def create_app(settings: Settings | None = None, state: State | None = None) -> Litestar:
@@ -93,6 +111,8 @@ def create_app(settings: Settings | None = None, state: State | None = None) -> 
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(title="ragserve", version="0.1.0", path="/schema"),
     )
+    _allow_every_method(app)
     describe_models(app)
     document_errors(app.openapi_schema)
+    state_limits(app.openapi_schema, settings)
     return app

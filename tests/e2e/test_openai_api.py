@@ -181,6 +181,8 @@ def test_embeddings_as_floats_and_base64(deployment: Deployment) -> None:
 
 HI = [{"role": "user", "content": "hi"}]
 IMAGE = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]
+# About 1,800 tokens of instructions: over RAGSERVE_GENERATION_INSTRUCTIONS_TOKEN_BUDGET.
+LONG_SYSTEM = [{"role": "system", "content": "Speak like a pirate captain. " * 300}, *HI]
 
 
 @pytest.mark.parametrize(
@@ -190,6 +192,7 @@ IMAGE = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url":
         ("chat", {"messages": HI, "n": 2}, openai.BadRequestError, "n"),
         ("chat", {"messages": HI, "max_tokens": 100_000}, openai.BadRequestError, "max_tokens"),
         ("chat", {"messages": IMAGE}, openai.BadRequestError, "messages[0].content[0].type"),
+        ("chat", {"messages": LONG_SYSTEM}, openai.BadRequestError, "messages"),
         ("chat", {"messages": HI, "extra_body": {"temperature": "hot"}},
          openai.BadRequestError, "temperature"),
         ("embeddings", {"input": ""}, openai.BadRequestError, "input"),
@@ -215,6 +218,8 @@ def test_bad_requests_raise_the_sdks_own_errors(
     assert body["param"] == param
     assert body["type"] == "invalid_request_error"
     assert body["message"]
+    if request_body.get("messages") is LONG_SYSTEM:
+        assert body["code"] == "context_length_exceeded"
 
 
 def test_a_bad_key_is_an_authentication_error(deployment: Deployment) -> None:

@@ -186,6 +186,9 @@ def test_bad_requests_get_clear_errors_and_change_nothing(deployment: Deployment
             ),
             (client.post(url, json={"content": "hi", "surprise": True}), 400),
             (client.post(url, json={"content": ""}), 400),
+            (client.post(url, json={"content": " \n\u3000"}), 400),
+            (client.get(f"/v1/conversations/{conversation['id']}", params={"limit": 201}), 400),
+            (client.get(f"/v1/conversations/{conversation['id']}", params={"cursor": "x"}), 400),
             (client.post(url, json={"content": "x" * 9000}), 422),
             (client.post(url, json={"content": "hi", "options": {"max_tokens": 100000}}), 422),
             (
@@ -204,7 +207,8 @@ def test_bad_requests_get_clear_errors_and_change_nothing(deployment: Deployment
             assert set(body) == {"error"}
             assert set(body["error"]) == {"code", "message"}
             assert body["error"]["message"]
-        assert client.get(f"/v1/conversations/{conversation['id']}").json()["messages"] == []
+        read = client.get(f"/v1/conversations/{conversation['id']}").json()
+        assert (read["messages"], read["next_cursor"]) == ([], None)
         assert client.get("/v1/documents").json()["data"] == []
     unauthenticated = deployment.client("rsk_not_a_key")
     with unauthenticated:
@@ -235,3 +239,29 @@ def test_metrics_are_exported_in_prometheus_format(deployment: Deployment) -> No
     assert 'route="/v1/conversations/{conversation_id}"' in body
     assert 'stage="retrieve",version="' in body
     assert 'ragserve:turns_total{finish_reason="length",model="' in body
+
+
+def test_a_failed_document_shows_a_code_and_a_safe_message_and_quotas_are_409(
+    deployment: Deployment,
+) -> None:
+    """Guards two things a client sees of ingestion: a failed document carries an
+    ``error_code`` and a sentence without a parser's internals (those are logged),
+    and a tenant's quota (set with ``ragserve tenants quota``) refuses the upload past
+    it with 409 ``quota_exceeded``, storing nothing of it."""
+    key = deployment.server.create_key("quota-co")
+    deployment.server.cli("tenants", "quota", "quota-co", "--max-documents", "1")
+    with deployment.client(key) as client:
+        queued = client.post(
+            "/v1/documents",
+            files={"file": ("scan.pdf", b"%PDF-1.7 no body at all", "application/pdf")},
+        )
+        assert queued.status_code == 202, queued.text
+        document = _wait_until_settled(client, queued.json()["documents"][0]["document"]["id"])
+        assert (document["status"], document["error_code"]) == ("failed", "invalid_document")
+        assert document["error"] == "'scan.pdf' is not a readable PDF"
+        refused = client.post(
+            "/v1/documents", files={"file": ("more.txt", b"Owls hunt at night.", "text/plain")}
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "quota_exceeded"
+        assert [d["name"] for d in client.get("/v1/documents").json()["data"]] == ["scan.pdf"]

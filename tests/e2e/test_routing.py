@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from app.chat.events import GENERATION_FAILED
 from tests.e2e.routing_support import (
     NODE_ENV,
     ROUTING_ENV,
@@ -210,7 +211,11 @@ def test_a_node_killed_mid_stream_ends_the_stream_cleanly_and_the_turn_is_stored
         assert stored["status"] == "failed", stored
         assert stored["finish_reason"] == "error"
         assert stored["content"] == "".join(deltas) != ""
-        assert stored["error"]
+        # The engine's own error (the lost node's address) is logged, never shown.
+        assert errors[0]["code"] == "generation_failed", errors
+        assert stored["error"] == errors[0]["message"] == GENERATION_FAILED
+        assert stored["error_code"] == "generation_failed"
+        assert victim.url.removeprefix("http://") not in json.dumps(stored)
     finally:
         if victim is not None:
             victim.start()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from app.entrypoints.openai.protocol import WireModel
 
@@ -18,23 +18,19 @@ MAX_EMBEDDING_CHARS = 16_384
 """Characters per embedded text (the model reads at most its window of tokens)."""
 
 EmbeddingText = Annotated[StrictStr, Field(min_length=1, max_length=MAX_EMBEDDING_CHARS)]
+EmbeddingTexts = Annotated[
+    list[EmbeddingText], Field(min_length=1, max_length=MAX_EMBEDDING_INPUTS)
+]
 
 
 class EmbeddingRequest(WireModel):
     """``POST /v1/embeddings``."""
 
     model: StrictStr = Field(min_length=1, max_length=256)
-    input: EmbeddingText | list[EmbeddingText] = Field(...)
+    input: EmbeddingText | EmbeddingTexts = Field(...)
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: StrictInt | None = Field(default=None, ge=1)
     user: StrictStr | None = Field(default=None, max_length=256)
-
-    @field_validator("input")
-    @classmethod
-    def _bounded(cls, value: str | list[str]) -> str | list[str]:
-        if isinstance(value, list) and not 1 <= len(value) <= MAX_EMBEDDING_INPUTS:
-            raise ValueError(f"send between 1 and {MAX_EMBEDDING_INPUTS} texts")
-        return value
 
     @property
     def texts(self) -> list[str]:

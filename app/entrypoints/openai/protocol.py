@@ -20,11 +20,13 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
 from app.chat.turn import TurnOptions, TurnRequest
 from app.core.errors import BadRequestError, field_param
+from app.entrypoints.schemas import LABEL_PATTERN, integral
 from inference import ChatMessage
 
 if TYPE_CHECKING:
@@ -43,6 +45,13 @@ class WireModel(BaseModel):
     """A request body part: unknown fields are ignored, known ones are type-checked."""
 
     model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _integral(cls, value: Any, info: ValidationInfo) -> Any:
+        """``42.0`` is ``42`` for an integer field, as OpenAI and JSON Schema take it."""
+        field = cls.model_fields.get(info.field_name or "")
+        return value if field is None else integral(field.annotation, value)
 
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
@@ -105,7 +114,9 @@ class RetrievalOptions(WireModel):
     """``false`` answers without retrieval (no sources)."""
     k: StrictInt | None = Field(default=None, ge=1, le=20)
     """Chunks to retrieve; default the server's ``RAGSERVE_RETRIEVAL_TOP_K``."""
-    collection: StrictStr | None = Field(default=None, min_length=1, max_length=128)
+    collection: StrictStr | None = Field(
+        default=None, min_length=1, max_length=128, pattern=LABEL_PATTERN
+    )
     """Search only this collection of the tenant's documents."""
     score_floor: StrictFloat | None = Field(default=None, ge=-1.0, le=1.0)
     """Drop chunks whose cosine similarity is below this."""
@@ -124,7 +135,7 @@ class ChatCompletionRequest(WireModel):
     temperature: StrictFloat | None = Field(default=None, ge=0.0, le=2.0)
     top_p: StrictFloat | None = Field(default=None, gt=0.0, le=1.0)
     seed: StrictInt | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
-    stop: StopStr | list[StopStr] | None = None
+    stop: StopStr | Annotated[list[StopStr], Field(max_length=MAX_STOP)] | None = None
     n: StrictInt = Field(default=1, json_schema_extra={"const": 1})
     """Choices to generate: only one is served (the schema says so)."""
     stream: StrictBool = False
@@ -150,13 +161,6 @@ class ChatCompletionRequest(WireModel):
         if logprobs:
             raise ValueError("logprobs are not supported")
         return logprobs
-
-    @field_validator("stop")
-    @classmethod
-    def _few_stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(stop, list) and len(stop) > MAX_STOP:
-            raise ValueError(f"at most {MAX_STOP} stop sequences are allowed")
-        return stop
 
     @property
     def include_usage(self) -> bool:

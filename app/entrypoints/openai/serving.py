@@ -194,7 +194,7 @@ async def _stream(
                 elif isinstance(event, TurnFinished):
                     message = event.message
                     if message.status == "failed":
-                        yield _error_event(generation_failed(message.error))
+                        yield _error_event(generation_failed(message))
                         break
                     reason = to_openai_finish(message.finish_reason)
                     done = ChunkChoice(delta=Delta(), finish_reason=reason)

@@ -12,6 +12,7 @@ import pytest
 from app.chat.events import TurnFinished
 from app.chat.pipeline import TurnPipeline, UsageHook
 from app.chat.turn import PipelineConfig, TurnOptions, TurnRequest
+from app.core.errors import ContextLengthError
 from app.core.settings import Settings
 from app.server.lifespan import open_state
 from inference import ChatMessage
@@ -37,13 +38,15 @@ async def services(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[St
         yield await open_state(settings, stack)
 
 
-def _pipeline(services: State, on_usage: UsageHook | None = None) -> TurnPipeline:
+def _pipeline(
+    services: State, on_usage: UsageHook | None = None, config: PipelineConfig | None = None
+) -> TurnPipeline:
     assert services.gateway is not None
     return TurnPipeline(
         services.conversations,
         services.retrieval,
         services.gateway,
-        PipelineConfig(),
+        config or PipelineConfig(),
         on_usage=on_usage,
     )
 
@@ -95,3 +98,45 @@ async def test_the_usage_hook_hears_every_turn_and_cannot_fail_one(services: Sta
     assert 0 < heard[0][2] <= 3
     survived = await _answer(_pipeline(services, broken), TurnRequest(tenant, None, "Hi", options))
     assert survived.message.status == "complete"
+
+
+async def test_instructions_over_their_budget_are_refused_before_anything_is_stored(
+    services: State,
+) -> None:
+    """Guards issue 16's bound: a caller's system prompt counts against a token budget
+    (a 400 ``context_length_exceeded`` on ``messages``), not an unbounded prompt."""
+    tenant = (await services.tenants.ensure("openai-instructions")).id
+    pipeline = _pipeline(services, config=PipelineConfig(instructions_token_budget=50))
+    options = TurnOptions(max_tokens=2, retrieval_k=0)
+    long = "Always answer in the voice of a pirate captain. " * 20
+    with pytest.raises(ContextLengthError) as refused:
+        await anext(pipeline.run(TurnRequest(tenant, None, "Hi", options, instructions=long)))
+    assert refused.value.code == "context_length_exceeded"
+    assert refused.value.param == "messages"
+    assert (await services.conversations.list(tenant)).items == []
+    # Within the budget the same instructions are taken.
+    fits = await _answer(
+        pipeline, TurnRequest(tenant, None, "Hi", options, instructions="Be a pirate.")
+    )
+    assert fits.message.status == "complete"
+
+
+async def test_a_long_history_from_the_request_keeps_its_newest_turns(services: State) -> None:
+    """Guards issue 16's bound: a caller's history is trimmed oldest first to the
+    history budget, as a stored conversation's is."""
+    tenant = (await services.tenants.ensure("openai-long-history")).id
+    budget = 60
+    pipeline = _pipeline(services, config=PipelineConfig(history_token_budget=budget))
+    options = TurnOptions(max_tokens=2, retrieval_k=0)
+    history = tuple(
+        ChatMessage(role, f"Turn {i}: the owls of the northern forest hoot at night.")
+        for i in range(40)
+        for role in ("user", "assistant")
+    )
+    bare = await _answer(pipeline, TurnRequest(tenant, None, "And then?", options))
+    long = await _answer(pipeline, TurnRequest(tenant, None, "And then?", options, history=history))
+    assert services.engine is not None
+    whole = sum(services.engine.count_tokens(m.content) for m in history)
+    grown = long.message.usage["prompt_tokens"] - bare.message.usage["prompt_tokens"]
+    # The newest turns fill the budget (template tokens aside); the other 70-odd are left out.
+    assert 0 < grown <= budget * 2 < whole

@@ -9,7 +9,9 @@ import pytest
 from conversation import (
     ConflictError,
     ConversationService,
+    InvalidCursorError,
     InvalidInputError,
+    MemoryHotState,
     NotFoundError,
     TenantInfo,
     new_id,
@@ -106,6 +108,7 @@ async def test_assistant_message_stores_every_field(
         usage=USAGE,
         timings=TIMINGS,
         error="client went away",
+        error_code="cancelled_by_client",
     )
 
     stored = await conversations.get_message(tenant.id, message_id)
@@ -119,7 +122,7 @@ async def test_assistant_message_stores_every_field(
     assert stored.citations == CITATIONS
     assert stored.usage == USAGE
     assert stored.timings == TIMINGS
-    assert stored.error == "client went away"
+    assert (stored.error, stored.error_code) == ("client went away", "cancelled_by_client")
     assert stored.created_at.tzinfo is not None
 
 
@@ -167,3 +170,43 @@ async def test_empty_user_message_is_refused(
     conversation = await conversations.create(tenant.id)
     with pytest.raises(InvalidInputError):
         await conversations.add_user_message(tenant.id, conversation.id, "  \n")
+
+
+@pytest.mark.parametrize("hot", [False, True], ids=["sql", "hot"])
+async def test_messages_page_back_from_the_newest_without_gaps_or_duplicates(
+    sessions: Any, tenant: TenantInfo, hot: bool
+) -> None:
+    """Guards issue 16's bound: a conversation is read a page at a time (newest page
+    first, each oldest first, ``next_cursor`` to the older ones), from SQL or with
+    the newest messages hot; messages added while paging do not shift older pages."""
+    conversations = ConversationService(sessions, MemoryHotState(max_messages=4) if hot else None)
+    conversation = await conversations.create(tenant.id)
+    ids = [
+        (await conversations.add_user_message(tenant.id, conversation.id, f"m{i}")).id
+        for i in range(7)
+    ]
+    first = await conversations.message_page(tenant.id, conversation.id, limit=3)
+    assert [m.id for m in first.items] == ids[4:]
+    assert first.next_cursor is not None
+    # A message added now is newer than every page a client pages back to.
+    await conversations.add_user_message(tenant.id, conversation.id, "late")
+    second = await conversations.message_page(
+        tenant.id, conversation.id, limit=3, cursor=first.next_cursor
+    )
+    assert [m.id for m in second.items] == ids[1:4]
+    assert second.next_cursor is not None
+    last = await conversations.message_page(
+        tenant.id, conversation.id, limit=3, cursor=second.next_cursor
+    )
+    assert [m.id for m in last.items] == ids[:1]
+    assert last.next_cursor is None
+    whole = await conversations.message_page(tenant.id, conversation.id, limit=200)
+    assert [m.content for m in whole.items] == [f"m{i}" for i in range(7)] + ["late"]
+    assert whole.next_cursor is None
+    for limit in (0, 201):
+        with pytest.raises(InvalidInputError):
+            await conversations.message_page(tenant.id, conversation.id, limit=limit)
+    with pytest.raises(InvalidCursorError):
+        await conversations.message_page(tenant.id, conversation.id, cursor="garbage")
+    with pytest.raises(NotFoundError):
+        await conversations.message_page("other-tenant", conversation.id, cursor=first.next_cursor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from app.entrypoints.schemas import Schema
 from conversation import ApiKeyInfo, CreatedApiKey, RateLimit, TenantInfo, UserInfo
@@ -41,6 +41,16 @@ class UserCreate(Schema):
 
 class UserUpdate(Schema):
     """Fields to change; at least one."""
+
+    model_config = ConfigDict(
+        **Schema.model_config,
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                for name in ("role", "name", "disabled")
+            ]
+        },
+    )
 
     role: RoleName | None = None
     name: str | None = Field(default=None, max_length=200)

@@ -34,7 +34,7 @@ from app.entrypoints.rest.conversations.schemas import (
     MessageOut,
 )
 from app.idempotency import IdempotencyStore, idempotency_key, request_hash
-from conversation import ConversationService
+from conversation import MAX_MESSAGE_PAGE_SIZE, ConversationService
 from kernel.cursor import MAX_CURSOR_CHARS
 
 _CHAT_ROUTE = "conversations.messages"
@@ -98,13 +98,28 @@ class ConversationController(Controller):
 
     @get("/{conversation_id:str}")
     async def read(
-        self, conversations: ConversationService, principal: Principal, conversation_id: str
+        self,
+        conversations: ConversationService,
+        principal: Principal,
+        conversation_id: str,
+        limit: int = Parameter(default=50, ge=1, le=MAX_MESSAGE_PAGE_SIZE),
+        cursor: str | None = Parameter(
+            default=None, min_length=1, max_length=MAX_CURSOR_CHARS, pattern=CURSOR_PATTERN
+        ),
     ) -> ConversationDetail:
-        """A conversation with all its messages, oldest first."""
+        """A conversation with a page of its messages, oldest first within the page.
+
+        The first page is the newest ``limit`` messages; ``next_cursor``, passed back
+        as ``cursor``, gives the ones before them (``null`` once the oldest is shown).
+        """
         info = await owned_conversation(conversations, principal, conversation_id)
-        messages = await conversations.messages(principal.tenant_id, conversation_id)
+        page = await conversations.message_page(
+            principal.tenant_id, conversation_id, limit=limit, cursor=cursor
+        )
         return ConversationDetail(
-            **ConversationOut.of(info).model_dump(), messages=[MessageOut.of(m) for m in messages]
+            **ConversationOut.of(info).model_dump(),
+            messages=[MessageOut.of(m) for m in page.items],
+            next_cursor=page.next_cursor,
         )
 
     @delete("/{conversation_id:str}", status_code=HTTP_204_NO_CONTENT)

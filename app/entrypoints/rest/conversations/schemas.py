@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field
 
 from app.chat.turn import TurnOptions, TurnRequest
-from app.entrypoints.schemas import Schema
+from app.entrypoints.schemas import LABEL_PATTERN, NOT_BLANK, Schema
 
 if TYPE_CHECKING:
     from conversation import ConversationInfo, MessageInfo
@@ -54,6 +54,9 @@ class MessageOut(Schema):
     usage: dict[str, Any]
     timings: dict[str, Any]
     error: str | None
+    """For a ``failed`` answer, a sentence about what went wrong, safe to show."""
+    error_code: str | None
+    """Its code: ``generation_failed`` when the model failed mid-answer."""
     created_at: datetime
 
     @classmethod
@@ -72,12 +75,16 @@ class MessageOut(Schema):
             usage=dict(info.usage or {}),
             timings=dict(info.timings or {}),
             error=info.error,
+            error_code=info.error_code,
             created_at=info.created_at,
         )
 
 
 class ConversationDetail(ConversationOut):
     messages: list[MessageOut]
+    """A page of the messages, oldest first: the newest ones, or those before ``cursor``."""
+    next_cursor: str | None
+    """The ``cursor`` of the messages before this page; ``null`` when it holds the oldest."""
 
 
 class ChatOptions(Schema):
@@ -92,11 +99,14 @@ class ChatOptions(Schema):
     )
     repetition_penalty: float | None = Field(default=None, ge=1.0, le=2.0)
     retrieval_k: int | None = Field(default=None, ge=0, le=20)
-    collection: str | None = Field(default=None, min_length=1, max_length=128)
+    collection: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=LABEL_PATTERN
+    )
 
 
 class ChatRequest(Schema):
-    content: str = Field(min_length=1)
+    content: str = Field(min_length=1, pattern=NOT_BLANK)
+    """The question: not only spaces (the server's ``max_message_chars`` bounds it)."""
     options: ChatOptions | None = None
     model: str | None = Field(default=None, min_length=1, max_length=128)
     """The public model name (``GET /v1/models``); unset takes the default model."""

@@ -8,15 +8,18 @@ an admin reads its own tenant's, a platform admin any tenant's.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from litestar import Controller, delete, get, post, put
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from app.auth.guards import admin_guard, is_platform_admin, platform_admin_guard
 from app.auth.principal import Principal
-from app.core.errors import ResourceNotFoundError, UnprocessableError
+from app.core.errors import BadRequestError, ResourceNotFoundError, UnprocessableError
 from app.entrypoints.rest.models.schemas import (
     ModelCreate,
     ModelOut,
@@ -36,17 +39,42 @@ from app.routing.usage import UsageLedger
 _DAY = timedelta(days=1)
 
 
-def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _moment(name: str) -> Any:
+    """A ``since``/``until`` query parameter: an RFC 3339 date-time, as the schema says.
+
+    NOTE: a string, not a ``datetime``: Litestar would take ``0.5`` for a Unix time.
+    """
+    return Parameter(
+        query=name,
+        default=None,
+        min_length=20,
+        max_length=64,
+        schema_extra={"format": "date-time"},
+        description="An RFC 3339 date-time with its offset.",
+    )
+
+
+def _window(since: str | None, until: str | None) -> tuple[datetime, datetime]:
     """``[since, until)`` in UTC; the last day by default."""
-    end = _utc(until) if until is not None else datetime.now(UTC)
-    start = _utc(since) if since is not None else end - _DAY
+    end = _utc("until", until) if until is not None else datetime.now(UTC)
+    start = _utc("since", since) if since is not None else end - _DAY
     if start >= end:
         raise UnprocessableError("since must be before until.")
     return start, end
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def _utc(name: str, value: str) -> datetime:
+    try:
+        if not _RFC3339.match(value):
+            raise ValueError(value)
+        return datetime.fromisoformat(value.upper()).astimezone(UTC)
+    except ValueError:
+        raise BadRequestError(
+            f"{name} is not an RFC 3339 date-time (2026-01-31T12:00:00Z)."
+        ) from None
 
 
 class ModelsController(Controller):
@@ -136,8 +164,8 @@ class ModelsController(Controller):
         shadow_store: ShadowStore,
         name: str,
         version: str,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: str | None = _moment("since"),
+        until: str | None = _moment("until"),
     ) -> ShadowSummary:
         """A shadow version against the answers users were shown, over ``[since, until)``."""
         start, end = _window(since, until)
@@ -160,8 +188,8 @@ class ModelsController(Controller):
         ledger: UsageLedger,
         principal: Principal,
         tenant_id: str,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: str | None = _moment("since"),
+        until: str | None = _moment("until"),
     ) -> UsageReport:
         """Turns, tokens and cost of a tenant over ``[since, until)``, by model version."""
         if tenant_id != principal.tenant_id and not is_platform_admin(principal):

@@ -17,12 +17,17 @@ from app.routing.specs import (
     VersionSpec,
 )
 
+# NOTE: the registry's rules for the name of a model or version it registers
+# (``app.routing.registry``), stated on those requests only: a node's own default
+# version, which answers lists and rollouts, may be named otherwise.
+MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9._:-]{0,127}$"
+VERSION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 VersionName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class ModelCreate(Schema):
-    name: ModelName
+    name: ModelName = Field(pattern=MODEL_NAME_PATTERN)
     """The public name clients send (lower case, digits, ``.``, ``_``, ``:``, ``-``)."""
     description: str = Field(default="", max_length=2000)
     # NOTE: not ``tenants``: Litestar reports a bad body field named like one of the
@@ -46,11 +51,13 @@ class Sampling(Schema):
 
 
 class VersionCreate(Schema):
-    version: VersionName
+    version: VersionName = Field(pattern=VERSION_NAME_PATTERN)
     backend: Literal["embedded", "remote"]
     endpoints: list[Endpoint] = Field(default_factory=list, max_length=64)
     upstream_model: str | None = Field(default=None, min_length=1, max_length=256)
-    api_key_name: str | None = Field(default=None, min_length=1, max_length=128)
+    api_key_name: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]{1,128}$"
+    )
     """The entry of ``RAGSERVE_ROUTING_API_KEYS`` that holds the servers' key."""
     sampling: Sampling = Field(default_factory=Sampling)
     price_prompt_per_1k: float = Field(default=0.0, ge=0, le=1e6)

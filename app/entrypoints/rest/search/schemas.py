@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from app.entrypoints.schemas import Schema
+from app.entrypoints.schemas import LABEL_PATTERN, Schema
 
 if TYPE_CHECKING:
     from retrieval import ChunkHit
@@ -18,7 +18,9 @@ class SearchRequest(Schema):
     query: str = Field(min_length=1, max_length=2000)
     k: int = Field(default=5, ge=1, le=50)
     """Chunks wanted."""
-    collection: str | None = Field(default=None, min_length=1, max_length=128)
+    collection: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=LABEL_PATTERN
+    )
     """Only this collection of the tenant's; all of them when absent."""
     mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
     """``dense`` (meaning), ``sparse`` (BM25 over words) or ``hybrid`` (both, fused)."""
