@@ -194,6 +194,10 @@ class RedisSettings(BaseSettings):
     """Connections this process opens to Redis at most; more requests wait for one."""
     pool_timeout_s: float = 5.0
     """Seconds a request waits for a free Redis connection before failing."""
+    failure_cooldown_s: float = Field(default=5.0, ge=0)
+    """After a Redis call times out or loses its connection, Redis is not tried for
+    this long: every caller degrades at once (rate limits per process, hot state from
+    SQL, no resume) instead of waiting out a timeout per call (0: always try)."""
 
 
 class HotStateSettings(BaseSettings):
