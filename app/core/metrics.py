@@ -40,7 +40,7 @@ RATE_LIMIT_REJECTIONS = Counter(
 )
 RATE_LIMIT_BACKEND_ERRORS = Counter(
     "ragserve:rate_limit_backend_errors_total",
-    "Rate-limit checks let through because the shared bucket store did not answer.",
+    "Rate-limit checks the shared bucket store did not answer (decided in-process).",
 )
 
 

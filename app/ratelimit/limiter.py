@@ -65,13 +65,22 @@ class Quota:
 class RateLimiter:
     """The rate-limit policy over a ``TokenBuckets`` store.
 
-    NOTE: when the shared store (Redis) does not answer, requests are let through
-    (and counted in ``ragserve:rate_limit_backend_errors_total``): a rate limiter
-    that turns a Redis outage into a full API outage protects nothing.
+    NOTE: when the shared store (Redis) does not answer, this process's own
+    ``fallback`` buckets decide (each process then enforces the limits alone, so N
+    processes let up to N times the rate through), and without a fallback requests are
+    let through; either way it is counted in
+    ``ragserve:rate_limit_backend_errors_total``. A rate limiter that turns a Redis
+    outage into a full API outage protects nothing.
     """
 
-    def __init__(self, buckets: TokenBuckets, settings: RateLimitSettings) -> None:
+    def __init__(
+        self,
+        buckets: TokenBuckets,
+        settings: RateLimitSettings,
+        fallback: TokenBuckets | None = None,
+    ) -> None:
         self._buckets = buckets
+        self._fallback = fallback
         self._settings = settings
         self._turns: dict[str, int] = {}
 
@@ -236,7 +245,9 @@ class RateLimiter:
         except BucketsUnavailableError as exc:
             RATE_LIMIT_BACKEND_ERRORS.inc()
             log.warning("rate_limit_store_unavailable", error=str(exc))
-            return None
+            if self._fallback is None:
+                return None
+            return await self._fallback.acquire(buckets)
 
 
 _MESSAGES = {

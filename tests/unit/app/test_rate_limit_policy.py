@@ -153,3 +153,10 @@ async def test_an_unreachable_store_lets_requests_through_and_counts_it() -> Non
     await rl.on_usage("acme", ALICE.subject, 5)
     after = REGISTRY.get_sample_value("ragserve:rate_limit_backend_errors_total")
     assert after == before + 2
+
+
+async def test_an_unreachable_store_hands_the_decision_to_the_fallback_buckets() -> None:
+    rl = RateLimiter(_Down(), RateLimitSettings(key_burst=1), fallback=InProcessTokenBuckets())
+    assert await rl.admit(ALICE) is not None
+    with pytest.raises(RateLimitedError):
+        await rl.admit(ALICE)
