@@ -41,6 +41,10 @@ class _Turn:
     task: asyncio.Task[None] | None = None
     grace: asyncio.Task[None] | None = None
     cancel_sent: bool = False
+    buffered: bool = False
+    """Whether the turn's events go to the buffer: from the buffer's ``open`` until
+    a buffer call fails (then the replay has a gap: it stops, and a hung buffer
+    costs this turn one timeout, not one a token)."""
 
 
 class TurnRunner:
@@ -106,7 +110,6 @@ class TurnRunner:
     async def _run(self, turn: _Turn, slot: AbstractAsyncContextManager[None] | None) -> None:
         request = turn.request
         message_id = request.message_id
-        opened = False
         try:
             turn_events = cast("AsyncGenerator[TurnEvent, None]", self._pipeline.run(request))
             async with AsyncExitStack() as stack:
@@ -116,17 +119,17 @@ class TurnRunner:
                 async for event in events:
                     kind, payload = to_wire(event)
                     if kind is EventKind.CONVERSATION:
-                        opened = await self._open(message_id, request.tenant_id)
-                    elif kind is EventKind.TOKEN and opened:
+                        turn.buffered = await self._open(message_id, request.tenant_id)
+                    elif kind is EventKind.TOKEN and turn.buffered:
                         await self._buffer_token(turn, payload)
-                    elif kind in TERMINAL and opened:
+                    elif kind in TERMINAL and turn.buffered:
                         await self._safely(self._buffer.finish(message_id, kind, payload))
                     await self._deliver(turn, kind, payload)
         except Exception as exc:
             error = classify(exc)
             ERRORS.labels(error.code).inc()
             payload = error_payload(error)
-            if opened:
+            if turn.buffered:
                 await self._safely(self._buffer.finish(message_id, EventKind.ERROR, payload))
             await self._deliver(turn, EventKind.ERROR, payload)
         finally:
@@ -147,7 +150,9 @@ class TurnRunner:
         cancel = await self._safely(
             self._buffer.append(message_id, payload["index"], payload["text"])
         )
-        if cancel and not turn.cancel_sent:
+        if cancel is None:
+            turn.buffered = False
+        elif cancel and not turn.cancel_sent:
             turn.cancel_sent = True
             await self._pipeline.cancel(message_id)
 

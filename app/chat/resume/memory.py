@@ -47,6 +47,10 @@ class MemoryTokenBuffer(TokenBuffer):
             return None
         return turn
 
+    def holds(self, message_id: str) -> bool:
+        """Whether a live turn ``message_id`` is buffered here."""
+        return self._live(message_id) is not None
+
     def _sweep(self) -> None:
         now = time.monotonic()
         for message_id in [m for m, t in self._turns.items() if t.expires_at <= now]:

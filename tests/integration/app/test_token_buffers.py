@@ -1,5 +1,6 @@
-"""Contract tests of the token buffer behind ``resume``, in-process and in Redis: one
-body per behaviour, run against both implementations."""
+"""Contract tests of the token buffer behind ``resume``, in-process, in Redis, and in
+Redis with the in-process fallback: one body per behaviour, run against each; then the
+fallback with Redis unreachable."""
 
 from __future__ import annotations
 
@@ -10,15 +11,23 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from app.chat.resume import BufferedEvent, MemoryTokenBuffer, RedisTokenBuffer, TokenBuffer
-from app.core.errors import ResourceNotFoundError
+from app.chat.resume import (
+    BufferedEvent,
+    FallbackTokenBuffer,
+    MemoryTokenBuffer,
+    RedisTokenBuffer,
+    TokenBuffer,
+)
+from app.core.errors import ResourceNotFoundError, UnavailableError
 from conversation import new_id
+from kernel.redis_breaker import open_redis
+from tests.e2e.server import free_port
 
 MakeBuffer = Callable[..., tuple[TokenBuffer, TokenBuffer]]
 DONE = {"message_id": "m", "finish_reason": "stop", "usage": {"completion_tokens": 3}}
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "fallback"])
 async def make_buffers(
     request: pytest.FixtureRequest, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[MakeBuffer]:
@@ -34,7 +43,10 @@ async def make_buffers(
         for _ in range(2):
             client = Redis.from_url(redis_url)
             clients.append(client)
-            views.append(RedisTokenBuffer(client, key_prefix=redis_prefix, **options))
+            view: TokenBuffer = RedisTokenBuffer(client, key_prefix=redis_prefix, **options)
+            if request.param == "fallback":
+                view = FallbackTokenBuffer(view, MemoryTokenBuffer(**options))
+            views.append(view)
         return views[0], views[1]
 
     yield make
@@ -162,3 +174,36 @@ async def test_a_turn_keeps_only_its_newest_events(make_buffers: MakeBuffer) -> 
     assert events[-1].type == "done"
     with pytest.raises(ResourceNotFoundError, match="no longer buffered"):
         await other.subscribe(message_id, "acme", 5)
+
+
+async def test_a_turn_redis_cannot_take_is_buffered_in_the_process() -> None:
+    """Redis refusing connections: the turn is buffered here and resumes here (another
+    tenant: not found); another process, which cannot see this one's memory, asks Redis
+    and says it is unavailable; a cancel asked here reaches the producer."""
+    client, _ = open_redis(
+        f"redis://127.0.0.1:{free_port()}/0",
+        max_connections=2,
+        pool_timeout_s=1.0,
+        connect_timeout_s=0.5,
+        read_timeout_s=0.5,
+        cooldown_s=30.0,
+    )
+    try:
+        here = FallbackTokenBuffer(RedisTokenBuffer(client, key_prefix="x:"), MemoryTokenBuffer())
+        elsewhere = FallbackTokenBuffer(
+            RedisTokenBuffer(client, key_prefix="x:"), MemoryTokenBuffer()
+        )
+        message_id = new_id()
+        await here.open(message_id, "acme")
+        await here.append(message_id, 0, "Still")
+        assert await here.request_cancel(message_id, "acme")
+        assert await here.append(message_id, 1, " here")
+        await here.finish(message_id, "done", DONE)
+        events = await _drain(await here.subscribe(message_id, "acme", -1))
+        assert _tokens(events) == [(0, "Still"), (1, " here")]
+        with pytest.raises(ResourceNotFoundError):
+            await here.subscribe(message_id, "other-tenant", -1)
+        with pytest.raises(UnavailableError, match="Redis did not answer"):
+            await elsewhere.subscribe(message_id, "acme", -1)
+    finally:
+        await client.aclose()
