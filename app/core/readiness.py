@@ -33,14 +33,25 @@ class ReadinessReport:
     """
 
     checks: dict[str, str]
+    optional: frozenset[str] = frozenset()
+    """Checks whose failure degrades the node but does not unready it."""
 
     @property
     def ready(self) -> bool:
-        return all(v == "ok" for v in self.checks.values())
+        return all(v == "ok" for k, v in self.checks.items() if k not in self.optional)
+
+    @property
+    def degraded(self) -> bool:
+        return any(self.checks[k] != "ok" for k in self.optional if k in self.checks)
 
 
 class Readiness:
-    """Probes the database, the vector store, the engine and Redis (those configured)."""
+    """Probes the database, the vector store, the engine and Redis (those configured).
+
+    NOTE: Redis is optional: every API node shares one, and every Redis path has a
+    fallback (``docs/reliability.md``), so a Redis outage degrades each node rather
+    than taking every node out of the load balancer at once.
+    """
 
     def __init__(
         self,
@@ -78,4 +89,4 @@ class Readiness:
             except Exception as exc:
                 checks[name] = "failed"
                 log.warning("readiness_check_failed", check=name, error=repr(exc))
-        return ReadinessReport(checks)
+        return ReadinessReport(checks, frozenset({"redis"}))

@@ -42,11 +42,13 @@ class HealthController(Controller):
         With the ops token, ``checks`` names each check's outcome (``ok``,
         ``failed``, ``timeout``); the failure's detail is only in the log. A
         draining process (SIGTERM) is not ready, whatever its dependencies say.
+        Redis not answering leaves the node ready, with status ``degraded``.
         """
         if drain.draining:
             return Response({"status": "draining"}, status_code=503)
         report = await readiness.check()
-        body: dict[str, Any] = {"status": "ready" if report.ready else "unavailable"}
+        status = "degraded" if report.degraded else "ready"
+        body: dict[str, Any] = {"status": status if report.ready else "unavailable"}
         if settings.auth.ops_allowed(request.headers.get("authorization")):
             body["checks"] = report.checks
         return Response(body, status_code=200 if report.ready else 503)
