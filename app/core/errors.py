@@ -214,12 +214,19 @@ _UNAVAILABLE: tuple[tuple[type[Exception], str, str], ...] = (
 )
 
 
+_UNAVAILABLE_RETRY_AFTER_S = 5.0
+"""Retry-After of a 503 whose cause names no time of its own (a Redis outage is not
+retried for the breaker's cooldown, 5 s by default)."""
+
+
 def _unavailable(exc: domain.UnavailableError) -> ApiError:
-    """The safe 503 of an unavailable part; its detail is logged, never sent."""
+    """The safe 503 of an unavailable part, with a Retry-After; its detail is logged,
+    never sent."""
     for kind, code, message in _UNAVAILABLE:
         if isinstance(exc, kind):
             log.warning("backend_unavailable", code=code, error=repr(exc))
-            error = UnavailableError(message, retry_after=getattr(exc, "retry_after", None))
+            retry_after = getattr(exc, "retry_after", None) or _UNAVAILABLE_RETRY_AFTER_S
+            error = UnavailableError(message, retry_after=retry_after)
             error.code = code
             return error
     raise AssertionError("domain.UnavailableError is the last row")  # pragma: no cover
@@ -241,9 +248,7 @@ def classify(exc: BaseException) -> ApiError:
     if _is_database_outage(exc):
         # NOTE: a restarting database surfaces mid-request as the driver's own
         # error; the client gets the safe 503 rather than a 500.
-        error = _unavailable(domain.DatabaseUnavailableError(type(exc).__name__))
-        error.retry_after = 1.0
-        return error
+        return _unavailable(domain.DatabaseUnavailableError(type(exc).__name__))
     for domain_type, api_type in _DOMAIN_ERRORS.items():
         if isinstance(exc, domain_type):
             return api_type(str(exc), retry_after=getattr(exc, "retry_after", None))

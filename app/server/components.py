@@ -9,19 +9,23 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from redis.asyncio import BlockingConnectionPool, Redis
-
-from app.chat.resume import MemoryTokenBuffer, RedisTokenBuffer, TokenBuffer
+from app.chat.resume import (
+    FallbackTokenBuffer,
+    MemoryTokenBuffer,
+    RedisTokenBuffer,
+    TokenBuffer,
+)
 from app.chat.safety_gate import SafetyGate, load_policies
 from app.chat.turn import PipelineConfig
 from app.core.settings import Settings
-from app.ratelimit import InProcessTokenBuckets, RateLimiter, RedisTokenBuckets, TokenBuckets
+from app.ratelimit import InProcessTokenBuckets, RateLimiter, RedisTokenBuckets
 from app.routing.catalog import ModelCatalog, default_model
 from app.routing.gateway import ModelGateway
 from app.routing.router import Router
 from app.routing.usage import UsageLedger
 from conversation import HotState, LabelingQueue, MemoryHotState, NoHotState, RedisHotState
 from inference import BatchingEngine, Engine, LocalEngine, RemoteEngine
+from kernel import redis_breaker
 from retrieval import (
     CacheConfig,
     EdgeVectorStore,
@@ -40,6 +44,7 @@ from retrieval import (
 from safety import VerdictStore
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from app.routing.specs import EndpointSpec, VersionSpec
@@ -50,24 +55,22 @@ _REDIS_SOCKET_TIMEOUT_S = 5.0
 
 
 def open_redis(settings: Settings) -> Redis | None:
-    """A client of the configured Redis (it connects on first use), or ``None``."""
+    """A client of the configured Redis (it connects on first use), or ``None``.
+
+    Behind a circuit breaker (``kernel/redis_breaker.py``): after a timeout or a lost
+    connection, calls fail at once for ``RAGSERVE_REDIS_FAILURE_COOLDOWN_S``.
+    """
     if not settings.redis.url:
         return None
-    # NOTE: a blocking pool makes a burst of requests wait for a connection rather
-    # than fail (redis-py's default pool raises past its size, which would let rate
-    # limit checks fail open under exactly the flood they exist for).
-    pool = BlockingConnectionPool.from_url(
+    client, _ = redis_breaker.open_redis(
         settings.redis.url,
         max_connections=settings.redis.max_connections,
-        timeout=settings.redis.pool_timeout_s,
-        health_check_interval=30,
-        # NOTE: without these a stopped (not dead) Redis hangs every caller for
-        # as long as the kernel keeps the socket. The read timeout stays above the
-        # longest blocking read made on purpose (XREAD/XREADGROUP BLOCK, 1 s).
-        socket_connect_timeout=_REDIS_CONNECT_TIMEOUT_S,
-        socket_timeout=_REDIS_SOCKET_TIMEOUT_S,
+        pool_timeout_s=settings.redis.pool_timeout_s,
+        connect_timeout_s=_REDIS_CONNECT_TIMEOUT_S,
+        read_timeout_s=_REDIS_SOCKET_TIMEOUT_S,
+        cooldown_s=settings.redis.failure_cooldown_s,
     )
-    return Redis(connection_pool=pool)
+    return client
 
 
 def build_hot_state(settings: Settings, redis: Redis | None) -> HotState:
@@ -93,16 +96,19 @@ def build_hot_state(settings: Settings, redis: Redis | None) -> HotState:
 
 
 def build_token_buffer(settings: Settings, redis: Redis | None) -> TokenBuffer:
-    """The buffer of running turns' tokens: Redis (any process resumes) or in-process."""
+    """The buffer of running turns' tokens: Redis (any process resumes; a turn Redis
+    cannot take stays in this process) or in-process."""
     resume = settings.resume
+    local = MemoryTokenBuffer(ttl_s=resume.ttl_s, max_events=resume.max_events)
     if redis is None:
-        return MemoryTokenBuffer(ttl_s=resume.ttl_s, max_events=resume.max_events)
-    return RedisTokenBuffer(
+        return local
+    shared = RedisTokenBuffer(
         redis,
         key_prefix=settings.redis.key_prefix,
         ttl_s=resume.ttl_s,
         max_events=resume.max_events,
     )
+    return FallbackTokenBuffer(shared, local)
 
 
 def build_ingest_queue(settings: Settings, redis: Redis | None) -> IngestQueue:
@@ -199,13 +205,13 @@ def build_router(settings: Settings, embedded: Engine | None) -> Router:
 
 
 def build_rate_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
-    """The limiter of this node: buckets in the shared Redis when there is one."""
-    buckets: TokenBuckets = (
-        InProcessTokenBuckets()
-        if redis is None
-        else RedisTokenBuckets(redis, f"{settings.redis.key_prefix}rl:")
-    )
-    return RateLimiter(buckets, settings.rate_limit)
+    """The limiter of this node: buckets in the shared Redis when there is one, this
+    process's own while Redis does not answer."""
+    if redis is None:
+        return RateLimiter(InProcessTokenBuckets(), settings.rate_limit)
+    # While Redis does not answer, this process's own buckets decide.
+    shared = RedisTokenBuckets(redis, f"{settings.redis.key_prefix}rl:")
+    return RateLimiter(shared, settings.rate_limit, fallback=InProcessTokenBuckets())
 
 
 def build_pipeline_config(settings: Settings) -> PipelineConfig:
