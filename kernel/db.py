@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for the write lock before failing."""
 
+PG_CONNECT_TIMEOUT_S = 5.0
+"""How long one PostgreSQL connection attempt may take (asyncpg's default is 60 s)."""
+
+PG_CONNECT_DELAYS_S = (0.25, 0.5, 1.0, 1.5)
+"""Waits between attempts at a new PostgreSQL connection: a restarting server (refused
+connections, then "the database system is starting up") is bridged for about 3 s
+before a request gets its 503."""
+
 
 def async_url(url: str) -> str:
     """Returns ``url`` with the async driver the services use.
@@ -82,6 +90,27 @@ def _on_sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoo
         cursor.close()
 
 
+async def _connect_pg(*args: Any, **kwargs: Any) -> Any:
+    """``asyncpg.connect`` again after a refused or not-yet-ready server, a few times."""
+    import asyncpg
+
+    kwargs.setdefault("timeout", PG_CONNECT_TIMEOUT_S)
+    for delay in (*PG_CONNECT_DELAYS_S, None):
+        try:
+            return await asyncpg.connect(*args, **kwargs)
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.CannotConnectNowError,
+            asyncpg.TooManyConnectionsError,
+        ) as exc:
+            if delay is None:
+                # A domain error (503 database_unavailable), not the socket's own.
+                raise DatabaseUnavailableError(f"cannot connect: {exc!r}") from exc
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def create_engine(url: str, echo: bool = False) -> AsyncEngine:
     """Creates the async engine for ``url`` (SQLite or PostgreSQL).
 
@@ -107,7 +136,10 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
             # shared connection keeps the data visible to every session.
             kwargs["poolclass"] = StaticPool
     else:
+        # A connection the server dropped (a restart) is replaced at checkout; a new
+        # one is retried while the server comes back (``_connect_pg``).
         kwargs["pool_pre_ping"] = True
+        kwargs["connect_args"] = {"async_creator_fn": _connect_pg}
     engine = _create_async_engine(url, **kwargs)
     if is_sqlite:
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)

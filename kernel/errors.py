@@ -50,4 +50,8 @@ class InvalidCursorError(DomainError):
 
 
 class DatabaseUnavailableError(UnavailableError):
-    """The SQL database did not answer a health check."""
+    """The SQL database did not answer (a health check, or a connection refused after
+    its retries)."""
+
+    retry_after = 1.0
+    """A restart is bridged by the connect retries; a client may try again soon."""

@@ -10,7 +10,7 @@
   runs on one server) never see each other's keys.
 
 PostgreSQL is the server at 127.0.0.1:5432 when it answers, otherwise a throwaway
-one started by pytest-postgresql from the system binaries. Tests never skip for
+one started from the system binaries (``tests/support/postgres.py``). Tests never skip for
 want of a server: they fail.
 
 NOTE: each PostgreSQL test gets its own database, created from a template that was
@@ -21,51 +21,31 @@ stays correct when tests run in parallel or leave connections open.
 
 from __future__ import annotations
 
-import glob
-import os
-import re
 import shutil
 import socket
-import subprocess
-import tempfile
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 from psycopg import sql
-from pytest_postgresql import factories
 from pytest_redis import factories as redis_factories
 
 from kernel.db import create_engine, session_factory
 from kernel.migrations import upgrade
+from tests.support.postgres import PgCluster
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
+    from pathlib import Path
 
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_PORT = 5432
 LOCAL_USER = "postgres"
-
-
-def _newest_pg_ctl() -> str | None:
-    """Returns the pg_ctl of the newest PostgreSQL installed from system packages."""
-
-    def version(path: str) -> int:
-        match = re.search(r"/postgresql/(\d+)/", path)
-        return int(match.group(1)) if match else 0
-
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=version)
-    return found[-1] if found else shutil.which("pg_ctl")
-
-
-# Started only when the local server does not answer (see _pg_server).
-postgresql_fallback_proc = factories.postgresql_proc(executable=_newest_pg_ctl(), port=None)
 
 
 @dataclass(frozen=True)
@@ -112,51 +92,24 @@ def _unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOCAL_HOST, 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
-def _throwaway_server_as_root(tmp: Path) -> Iterator[PgServer]:
-    """A throwaway cluster run by the ``postgres`` system user.
-
-    NOTE: pg_ctl refuses to run as root, so pytest-postgresql cannot start one
-    for a root test run; ``runuser`` runs the same system binaries as ``postgres``.
-    """
-    pg_ctl = _newest_pg_ctl()
-    if pg_ctl is None:
-        raise RuntimeError("no PostgreSQL server answers and no pg_ctl is installed")
-    bindir = Path(pg_ctl).parent
-    tmp.mkdir(parents=True, exist_ok=True)
-    shutil.chown(tmp, user="postgres")
-    datadir, port = tmp / "data", _free_port()
-
-    def as_postgres(*args: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True)
-
-    as_postgres(str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust")
-    options = f"-p {port} -k {tmp} -c listen_addresses={LOCAL_HOST}"
-    as_postgres(pg_ctl, "-D", str(datadir), "-o", options, "-l", str(tmp / "log"), "-w", "start")
+def _throwaway_server() -> Iterator[PgServer]:
+    """A throwaway cluster from the system binaries (run as ``postgres`` when root)."""
+    cluster = PgCluster()
+    cluster.start()
     try:
-        yield PgServer(LOCAL_HOST, port, "postgres", "")
+        yield PgServer(LOCAL_HOST, cluster.port, cluster.user, "")
     finally:
-        as_postgres(pg_ctl, "-D", str(datadir), "-m", "immediate", "stop")
+        cluster.destroy()
 
 
 @pytest.fixture(scope="session")
-def _pg_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[PgServer]:
+def _pg_server() -> Iterator[PgServer]:
     if _local_server_answers():
         yield PgServer(LOCAL_HOST, LOCAL_PORT, LOCAL_USER, "")
-    elif os.geteuid() == 0:
-        with _throwaway_server_as_root(Path(tempfile.mkdtemp(prefix="ragserve-pg-"))) as server:
-            yield server
     else:
-        proc = request.getfixturevalue("postgresql_fallback_proc")
-        yield PgServer(proc.host, int(proc.port), proc.user, proc.password or "")
+        with _throwaway_server() as server:
+            yield server
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import pytest
@@ -9,6 +10,7 @@ from sqlalchemy import text
 
 from kernel.db import async_url, check_health, create_engine
 from kernel.errors import DatabaseUnavailableError
+from tests.support.postgres import PgCluster
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -57,3 +59,24 @@ async def test_sqlite_connections_enforce_foreign_keys_in_wal_mode(tmp_path: Pat
 )
 def test_async_url(given: str, expected: str) -> None:
     assert async_url(given) == expected
+
+
+async def test_a_new_connection_waits_for_a_postgres_that_is_starting() -> None:
+    """A restart refuses connections for a moment: the engine retries the connect
+    (``PG_CONNECT_DELAYS_S``) instead of failing the request at once."""
+    cluster = PgCluster()
+    engine = create_engine(f"postgresql://{cluster.user}@127.0.0.1:{cluster.port}/postgres")
+    try:
+
+        async def query() -> int:
+            async with engine.connect() as connection:
+                return int((await connection.execute(text("SELECT 1"))).scalar_one())
+
+        pending = asyncio.create_task(query())
+        await asyncio.sleep(0.3)  # the first attempts are refused
+        assert not pending.done()
+        await asyncio.to_thread(cluster.start)
+        assert await asyncio.wait_for(pending, 10) == 1
+    finally:
+        await engine.dispose()
+        cluster.destroy()
