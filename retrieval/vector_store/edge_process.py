@@ -341,6 +341,10 @@ def _watch_parent(parent: int) -> None:
     os._exit(0)
 
 
+CHILD_NICENESS = 5
+"""How much lower than the API process's the child's CPU priority is."""
+
+
 def serve(fd: int) -> None:
     """The child's loop: answer requests from the parent until ``close`` or end of file.
 
@@ -353,6 +357,10 @@ def serve(fd: int) -> None:
     watchdog = threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True)
     watchdog.start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's Ctrl-C is the parent's to handle
+    # NOTE: on a busy machine the scheduler gives the API process (its tokens and
+    # probes) the CPU before a search: a storm of searches then slows searches, not
+    # streams.
+    os.nice(CHILD_NICENESS)
     connection = Connection(fd)
     send_lock = threading.Lock()
     reads = ThreadPoolExecutor(2, thread_name_prefix="edge-read")
