@@ -29,7 +29,7 @@ from conversation import (
     new_id,
 )
 from conversation.hot_state import CachedConversation
-from tests.conftest import _free_port
+from tests.e2e.server import free_port
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -294,7 +294,7 @@ class _ThrowawayRedis:
     """A ``redis-server`` of this test's own, to flush, stop and start at will."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
