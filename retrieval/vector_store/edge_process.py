@@ -16,6 +16,8 @@ requests and answers over a socket pair:
   and a watchdog thread ends it if its parent is gone while a request runs;
 - a child that dies fails the calls it held with ``VectorStoreUnavailableError`` (a
   503) at once, and the next call starts a new one, which reopens the shard;
+- a child that hangs (a read unanswered for ``read_timeout_s``, a write for
+  ``write_timeout_s``) is killed, which fails the calls it held likewise;
 - ``close`` asks the child to flush and close the shard and waits for it to exit.
 """
 
@@ -32,6 +34,7 @@ import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +79,8 @@ class ProcessEdgeVectorStore:
         collection_name: str = DEFAULT_COLLECTION_NAME,
         sparse_encoder: Bm25Encoder | None = None,
         calls: StoreCalls | None = None,
+        read_timeout_s: float = 30.0,
+        write_timeout_s: float = 300.0,
     ) -> None:
         """Configure the store; the child starts at ``ensure_ready``.
 
@@ -85,8 +90,12 @@ class ProcessEdgeVectorStore:
             sparse_encoder: Makes the ``sparse`` vectors; default BM25 with k1=1.2, b=0.75.
             calls: The threads that wait on the child; their count is the searches in
                 flight at once. Default two, eight more waiting.
+            read_timeout_s: Longest wait for a search, count or payloads; past it the
+                child is taken as hung and killed (503 to the calls it held).
+            write_timeout_s: Likewise for an open, upsert or delete.
         """
         self._folder = Path(path)
+        self._timeouts = (read_timeout_s, write_timeout_s)
         self._collection = collection_name
         self._sparse = sparse_encoder or Bm25Encoder()
         self._calls = calls or StoreCalls(name="qdrant-edge-process")
@@ -200,9 +209,17 @@ class ProcessEdgeVectorStore:
     def _call(self, op: str, *args: Any) -> Any:
         """Run one op in the child (starting one if none runs) and wait for its answer.
 
-        Runs on a ``StoreCalls`` thread: the wait releases the GIL.
+        Runs on a ``StoreCalls`` thread: the wait releases the GIL. A child that does
+        not answer in time is hung: it is killed, and every call it held gets a 503.
         """
-        return self._running().submit(op, *args).result()
+        child = self._running()
+        timeout_s = self._timeouts[op in _WRITE_OPS]
+        try:
+            return child.submit(op, *args).result(timeout_s)
+        except FutureTimeoutError:
+            reason = f"the Qdrant Edge process did not answer {op!r} in {timeout_s:g} s"
+            child.kill(reason)
+            raise VectorStoreUnavailableError(reason) from None
 
     def _running(self) -> _Child:
         with self._lock:
@@ -310,6 +327,12 @@ class _Child:
         for future in pending.values():
             if not future.done():
                 future.set_exception(VectorStoreUnavailableError(reason))
+
+    def kill(self, reason: str) -> None:
+        """End a hung child at once; the calls it held fail with ``reason``."""
+        self._fail(reason)  # first: the reader's end of file must not name another reason
+        with contextlib.suppress(OSError):
+            self._process.kill()
 
     def stop(self) -> None:
         """Close the shard and end the child; kill it if it does not end in time."""

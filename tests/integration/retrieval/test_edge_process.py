@@ -88,6 +88,23 @@ async def test_a_crashed_child_is_restarted_with_the_shard_reopened(tmp_path: Pa
         await store.count(TENANT)
 
 
+async def test_a_hung_child_is_killed_and_replaced(tmp_path: Path) -> None:
+    """A stopped (not dead) child: the search waits its timeout, then the child is
+    killed and the search gets a 503; the next call starts a new child."""
+    store = ProcessEdgeVectorStore(tmp_path, collection_name="test_chunks", read_timeout_s=0.5)
+    await store.ensure_ready(DIM)
+    await store.upsert([ChunkPoint(TENANT, "c", "d", "d.txt", 0, "t", unit(0))])
+    first = store.pid
+    assert first is not None
+    os.kill(first, signal.SIGSTOP)
+    with pytest.raises(VectorStoreUnavailableError, match=r"did not answer 'search' in 0\.5 s"):
+        await asyncio.wait_for(store.search(TENANT, unit(0), 1), 10)
+    assert wait_gone(first)
+    assert await store.count(TENANT) == 1
+    assert store.pid not in (None, first)
+    await store.close()
+
+
 def test_the_child_dies_with_its_parent(tmp_path: Path) -> None:
     script = (
         "import asyncio, sys, time\n"
