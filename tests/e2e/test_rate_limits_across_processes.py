@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,11 +90,18 @@ def test_a_served_process_logs_json_access_lines_without_the_key(servers: list[S
             headers={"Authorization": f"Bearer {key}"},
         )
     assert answer.status_code == 200, answer.text
-    log = servers[0].log_path.read_text()
+    # The access line is written once the response is sent: the client may read the
+    # answer before the server wrote it.
+    deadline = time.monotonic() + 10
+    while True:
+        log = servers[0].log_path.read_text()
+        lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        access = [line for line in lines if line.get("event") == "http_request"]
+        mine = [line for line in access if line["request_id"] == answer.headers["x-request-id"]]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert key not in log
-    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    access = [line for line in lines if line.get("event") == "http_request"]
-    mine = [line for line in access if line["request_id"] == answer.headers["x-request-id"]]
     assert len(mine) == 1
     assert mine[0]["route"] == "/v1/conversations"
     assert mine[0]["status"] == 200
