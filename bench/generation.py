@@ -58,6 +58,7 @@ import transformers
 from bench.generation_stats import HEADER, Record, format_row, percentile, ratios, summarise
 from bench.generation_systems import CBServer, EngineServer, HFServer, System
 from bench.generation_workload import BenchRequest, build_requests, load_corpus, poisson_offsets
+from bench.machine import describe, machine
 from inference import Engine, LocalEngine
 from inference.loader import LoadedModel, load_model
 
@@ -255,6 +256,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         ours,
     ]
     systems = [s for s in systems if not args.systems or s.name in args.systems.split(",")]
+    print(describe())
     print(
         f"{len(corpus)} passages; engine {engine_class}; dtype {loaded.dtype}; "
         f"{torch.get_num_threads()} torch threads; points {[p.name for p in points]}"
@@ -300,6 +302,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "benchmark": "generation",
         "quick": quick,
         "environment": environment(loaded, engine_class),
+        "machine": machine(),
         "workload": {
             "max_tokens": list(max_new),
             "prompt_tokens": list(prompt_range),

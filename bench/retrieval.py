@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from app.core.settings import Settings
+from bench.machine import describe, machine
 from bench.retrieval_corpus import LabelledQuery, build_sections, label_queries, load_topics
 from bench.retrieval_phases import (
     COLLECTION,
@@ -127,6 +128,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     vectors = EmbeddingCache(CACHE_DIR / "embeddings-all-MiniLM-L6-v2.npz")
     embedder = CachingEmbedder(inner, vectors, lookup=False)
     out: dict[str, Any] = {"benchmark": "retrieval", "quick": args.quick, "mode": args.mode}
+    out["machine"] = machine()
+    print(describe(out["machine"]))
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/bench.db"
         await upgrade_async(url)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.machine import describe, machine
 from retrieval.types import SearchMode
 from retrieval.vector_store import (
     ChunkPoint,
@@ -41,16 +41,6 @@ DIM = 384
 TENANTS = 10
 K = 10
 WORDS = [f"w{i}" for i in range(3000)]
-
-
-def cpu_flags() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor()
-    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    wanted = ("avx2", "avx512f", "fma", "neon")
-    return " ".join(f for f in flags.split() if f in wanted) or "none of avx2/avx512f/fma"
 
 
 def corpus(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[ChunkPoint]]:
@@ -105,7 +95,7 @@ def recall(found: list[list[str]], truth: list[list[str]]) -> float:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     scales = [10_000, 100_000] + ([1_000_000] if args.million else [])
-    out: dict[str, Any] = {"benchmark": "retrieval_engines", "cpu_flags": cpu_flags(), "k": K}
+    out: dict[str, Any] = {"benchmark": "retrieval_engines", "machine": machine(), "k": K}
     out["scales"] = {}
     for n in scales:
         vectors, tenants, points = corpus(n, args.seed)
@@ -159,7 +149,7 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(f"cpu flags: {cpu_flags()}")
+    print(describe())
     began = time.perf_counter()
     out = asyncio.run(run(args))
     out["seconds"] = round(time.perf_counter() - began, 1)

@@ -40,9 +40,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +51,7 @@ import openai
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.chat.prompt import build_messages
+from bench.machine import describe, machine
 from bench.routing_inprocess import router_overhead
 from bench.routing_load import (
     MAX_TOKENS,
@@ -79,7 +77,6 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "smollm2-135m-instruct"
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
 
 
 @dataclass
@@ -259,30 +256,12 @@ OUTCOMES = ("completed", "failed", "dropped")
 
 
 def environment(dtype: str) -> dict[str, Any]:
-    cpu, flags = platform.processor(), set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-        elif line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "cpu_flags": {f: f in flags for f in CPU_FLAGS},
-        "node_threads": 1,
-        "dtype": dtype,
-        "max_tokens": MAX_TOKENS,
-        "python": platform.python_version(),
-        "git_commit": commit,
-    }
+    return {**machine(), "node_threads": 1, "dtype": dtype, "max_tokens": MAX_TOKENS}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     env = environment(args.dtype)
-    print(f"CPU {env['cpu']}, {env['cores']} cores, flags {env['cpu_flags']}; dtype {args.dtype}")
+    print(f"{describe(env)}; dtype {args.dtype}")
     prompts = Prompts()
     points = [8] if args.quick else [8, 16]
     per_client = 1 if args.quick else 2

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from faker import Faker
 
+from bench.machine import describe, machine
 from bench.safety_data import (
     DEV_FRACTION,
     SEED,
@@ -383,7 +384,9 @@ def main() -> None:
         print(f"wrote {BANK_PATH.relative_to(REPO)}")
         return
     t0 = time.perf_counter()
+    print(describe())
     report: dict[str, Any] = {
+        "machine": machine(),
         "pii": pii_eval(),
         "stream": stream_eval(),
         "injection": injection_eval(use_model=not args.no_model),

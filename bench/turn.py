@@ -26,6 +26,7 @@ from app.chat.prompt import Source, build_messages
 from app.chat.turn import TurnOptions, TurnRequest
 from app.core.settings import Settings
 from app.server.lifespan import open_state
+from bench.machine import describe, machine
 from inference import TokenEvent
 from kernel.migrations import upgrade_async
 
@@ -125,6 +126,7 @@ async def run(quick: bool) -> dict[str, object]:
     ratios = [float(r["ratio"]) for r in rows]
     summary = {
         "benchmark": "turn",
+        "machine": machine(),
         "quick": quick,
         "dtype": str(loaded.dtype),
         "turns": rows,
@@ -140,6 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 questions, 32 tokens")
     args = parser.parse_args()
+    print(describe())
     summary = asyncio.run(run(args.quick))
     out = REPO / "bench" / "results" / "turn.json"
     out.write_text(json.dumps(summary, indent=2))
