@@ -58,6 +58,15 @@ class Policy:
         injection_threshold: Injection score at or above which the category fires.
         similarity_threshold: Cosine to an attack exemplar that counts as an attack.
         leak_ngram: Words in a row of the system prompt that count as leaking it.
+        retrieval_action: What the retrieval filter does with a chunk it judges an
+            indirect injection: ``redact`` (the model sees a placeholder), ``refuse``
+            (left out of the prompt) or ``flag`` (kept; the verdict is recorded).
+            The answer's sources name the chunk and the verdict either way. Unset:
+            the ``prompt_injection`` action of ``actions`` if given, else redact.
+        chunk_similarity: Also judge chunks by their sentences' similarity to attack
+            exemplars, not by the patterns alone. Off by default: on real
+            documentation it neutralised 37-47 % of the chunks (imperative technical
+            prose resembles instructions) and costs ~200 ms a chunk (``bench/quality.py``).
     """
 
     input_filters: tuple[str, ...] = INPUT_FILTERS
@@ -69,6 +78,8 @@ class Policy:
     injection_threshold: float = 0.5
     similarity_threshold: float = 0.62
     leak_ngram: int = 8
+    retrieval_action: Action | None = None
+    chunk_similarity: bool = False
 
     def action_for(self, category: Category) -> Action:
         """The action this tenant takes for ``category``."""
@@ -113,4 +124,13 @@ class Policy:
         for key in ("injection_threshold", "similarity_threshold"):
             if key in data:
                 kwargs[key] = float(data[key])
+        if "retrieval_action" in data:
+            action = Action(str(data["retrieval_action"]))
+            if action is Action.ALLOW:
+                raise ValueError("retrieval_action: leave out 'chunk_injection' to allow all")
+            kwargs["retrieval_action"] = action
+        if "chunk_similarity" in data:
+            if not isinstance(data["chunk_similarity"], bool):
+                raise ValueError("chunk_similarity must be true or false")
+            kwargs["chunk_similarity"] = data["chunk_similarity"]
         return cls(**kwargs)

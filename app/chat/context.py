@@ -60,8 +60,9 @@ class ContextBuilder:
             for i, h in enumerate(hits, start=1)
         ]  # fmt: skip
         if self._safety is not None:
-            ranked, verdicts = await self._safety.filter_sources(request.tenant_id, ranked)
+            ranked, refused, verdicts = await self._safety.filter_sources(request.tenant_id, ranked)
             out.verdicts.extend(verdicts)
+            out.withheld = refused
         return fit_sources(
             ranked,
             self._config.context_token_budget,

@@ -33,6 +33,8 @@ class TurnOutcome:
 
     parts: list[str] = field(default_factory=list)
     sources: list[Source] = field(default_factory=list)
+    withheld: list[Source] = field(default_factory=list)
+    """Chunks the retrieval filter refused: not in the prompt, named in the answer."""
     verdicts: list[Verdict] = field(default_factory=list)
     prompt_tokens: int = 0
     engine_finish: FinishEvent | None = None

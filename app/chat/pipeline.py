@@ -186,7 +186,7 @@ class TurnPipeline:
             if refusal is None:
                 out.sources = await self._context.sources(request, route, out)
             watch.lap("retrieve")
-            yield SourcesFound(out.sources)
+            yield SourcesFound([*out.sources, *out.withheld])
             if refusal is not None:
                 for index, piece in enumerate(refusal_pieces(refusal)):
                     out.parts.append(piece)
@@ -336,7 +336,7 @@ class TurnPipeline:
             finish_reason=str(reason),
             model=route.model.name,
             model_version=route.version.version,
-            sources=[s.to_dict() for s in out.sources],
+            sources=[s.to_dict() for s in [*out.sources, *out.withheld]],
             citations=cite(content, out.sources),
             usage=usage,
             timings=watch.timings,

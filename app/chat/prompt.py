@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from inference import ChatMessage
@@ -34,10 +35,14 @@ class Source:
     position: int
     score: float
     text: str
+    verdict: Mapping[str, object] | None = None
+    """The retrieval filter's judgement of the chunk when it fired (``filter``,
+    ``action``, ``rules``, ``score``): a redacted chunk's ``text`` is the placeholder
+    the model saw; a refused one has ``n`` 0 (it was not in the prompt)."""
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "n": self.n,
+        shown: dict[str, object] = {
+            "n": self.n or None,
             "chunk_id": self.chunk_id,
             "document_id": self.document_id,
             "document_name": self.document_name,
@@ -46,6 +51,9 @@ class Source:
             "score": round(self.score, 4),
             "text": self.text,
         }
+        if self.verdict is not None:
+            shown["verdict"] = dict(self.verdict)
+        return shown
 
 
 def fit_sources(
@@ -60,12 +68,7 @@ def fit_sources(
             break
         used += cost
         kept.append(source)
-    return [
-        Source(
-            i, s.chunk_id, s.document_id, s.document_name, s.collection, s.position, s.score, s.text
-        )
-        for i, s in enumerate(kept, start=1)
-    ]
+    return [replace(s, n=i) for i, s in enumerate(kept, start=1)]
 
 
 def fit_history(

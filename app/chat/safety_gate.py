@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import structlog
@@ -102,31 +103,42 @@ class SafetyGate:
 
     async def filter_sources(
         self, tenant_id: str, sources: Sequence[Source]
-    ) -> tuple[list[Source], list[Verdict]]:
-        """Drop or neutralise chunks that carry indirect injections."""
+    ) -> tuple[list[Source], list[Source], list[Verdict]]:
+        """Judge chunks for indirect injections, by the tenant's ``retrieval_action``.
+
+        Returns:
+            The sources for the prompt (a redacted one with the placeholder as its
+            text, a flagged one unchanged, each carrying its ``verdict``), the
+            refused ones (left out of the prompt, with their verdict, so the answer
+            still names them), and the verdicts to record.
+        """
         if not sources:
-            return [], []
+            return [], [], []
         guard = await self._input_guard(self._policy_key(tenant_id))
         results = await asyncio.to_thread(guard.check_chunks, [s.text for s in sources])
         kept: list[Source] = []
+        refused: list[Source] = []
         verdicts: list[Verdict] = []
         for source, result in zip(sources, results, strict=True):
             verdicts.extend(result.verdicts)
-            if result.refused:
-                continue
-            if result.text != source.text:
-                source = Source(
-                    source.n,
-                    source.chunk_id,
-                    source.document_id,
-                    source.document_name,
-                    source.collection,
-                    source.position,
-                    source.score,
-                    result.text,
+            fired = [v for v in result.verdicts if v.fired]
+            if fired:
+                verdict = fired[0]
+                source = replace(
+                    source,
+                    text=result.text,
+                    verdict={
+                        "filter": verdict.filter,
+                        "action": str(verdict.action),
+                        "rules": [r for r in verdict.reason.split(",") if r],
+                        "score": round(verdict.score, 4),
+                    },
                 )
-            kept.append(source)
-        return kept, verdicts
+            if result.refused:
+                refused.append(replace(source, n=0))
+            else:
+                kept.append(source)
+        return kept, refused, verdicts
 
     def output_guard(self, tenant_id: str) -> OutputGuard:
         """A fresh stream filter for one answer."""

