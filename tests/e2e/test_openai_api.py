@@ -143,7 +143,8 @@ def test_closing_a_stream_early_stores_the_turn_as_cancelled(deployment: Deploym
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             messages = rest.get(f"/v1/conversations/{ids['conversation_id']}").json()["messages"]
-            if len(messages) == 2:
+            # The answer is stored as ``streaming`` from its first token: wait for its end.
+            if len(messages) == 2 and messages[1]["status"] != "streaming":
                 break
             time.sleep(0.2)
     assert messages[1]["id"] == ids["message_id"]

@@ -109,7 +109,8 @@ def test_closing_the_sse_stream_cancels_and_stores_the_turn(deployment: Deployme
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             messages = client.get(f"/v1/conversations/{conversation['id']}").json()["messages"]
-            if len(messages) == 2:
+            # The answer is stored as ``streaming`` from its first token: wait for its end.
+            if len(messages) == 2 and messages[1]["status"] != "streaming":
                 break
             time.sleep(0.2)
     assert [m["role"] for m in messages] == ["user", "assistant"]
