@@ -32,7 +32,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import IO, Any, cast
 
 import structlog
@@ -45,19 +44,6 @@ _log = structlog.get_logger(__name__)
 _HEADER = struct.Struct("!Q")
 _SERVER_MARGIN_S = 10.0
 """Beyond a job's own time limit, how long the caller waits for the server's reply."""
-
-# NOTE: the server runs ``retrieval.extract`` without ``retrieval/__init__``, which
-# imports the embedder and the vector stores: a bare package module stands in for
-# it, so the server starts in a fraction of a second and its children stay small.
-_BOOT = """
-import sys, types
-sys.path[:0] = {paths!r}
-package = types.ModuleType("retrieval")
-package.__path__ = [{package!r}]
-sys.modules["retrieval"] = package
-from retrieval.extract_process import serve
-serve()
-"""
 
 
 class _Server:
@@ -89,10 +75,15 @@ class _Server:
     def _started(self) -> subprocess.Popen[bytes]:
         if self._process is not None and self._process.poll() is None:
             return self._process
-        package = str(Path(__file__).resolve().parent)
-        boot = _BOOT.format(paths=[p for p in sys.path if p], package=package)
+        env = dict(os.environ)
+        # The child finds this package as the parent did (a checkout, not an install);
+        # ``retrieval/__init__`` loads nothing until asked, so it starts small and fast.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self._process = subprocess.Popen(  # noqa: S603 - our interpreter, our code
-            [sys.executable, "-c", boot], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
         )
         return self._process
 
@@ -250,3 +241,7 @@ def _read_exactly(source: IO[bytes], size: int, deadline: float | None) -> bytes
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
+
+
+if __name__ == "__main__":
+    serve()
