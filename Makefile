@@ -60,6 +60,7 @@ bench: setup
 	$(BIN)/python -m bench.generation
 	$(BIN)/python -m bench.safety
 	$(BIN)/python -m bench.retrieval
+	$(BIN)/python -m bench.quality --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
