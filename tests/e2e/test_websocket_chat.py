@@ -53,6 +53,13 @@ async def test_chat_streams_tokens_and_cites_the_ingested_document(deployment: D
     assert done["finish_reason"] in ("stop", "length")
     assert done["citations"], f"no citation in {''.join(t['text'] for t in tokens)!r}"
     assert {c["document_id"] for c in done["citations"]} == {deployment.document_id}
+    # Each citation points at the sentence of its chunk that holds the claim's words.
+    texts = {c["n"]: c["text"] for c in sources}
+    spans = [(texts[c["n"]], c["support"]) for c in done["citations"] if c["support"]]
+    assert spans, done["citations"]
+    for text, span in spans:
+        assert 0 <= span["start"] < span["end"] <= len(text)
+        assert 0 < span["score"] <= 1
     assert done["usage"]["completion_tokens"] >= len(tokens)
     assert {"retrieve", "first_token", "total"} <= set(done["timings"])
 

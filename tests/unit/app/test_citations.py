@@ -42,3 +42,31 @@ def test_an_unrelated_answer_cites_nothing() -> None:
     assert cite("I do not know.", SOURCES) == []
     assert cite("Bananas are yellow fruit.", SOURCES) == []
     assert cite("anything [1]", []) == []
+
+
+def test_a_citation_points_at_the_chunk_sentence_that_supports_its_claim() -> None:
+    chunk = (
+        "Glaciers form over centuries. They carve deep valleys as they move downhill. "
+        "Old ice looks blue."
+    )
+    sources = [_source(1, chunk), *SOURCES[1:]]
+    answer = "Glaciers carve deep valleys [1]. Inspections happen every ninety days. [2]"
+    first, second = cite(answer, sources)
+    span = first["support"]
+    assert isinstance(span, dict)
+    assert chunk[span["start"] : span["end"]] == "They carve deep valleys as they move downhill."
+    assert span["score"] == 0.75  # carve, deep, valleys of glaciers, carve, deep, valleys
+    # A marker opening a sentence belongs to the sentence before it.
+    assert second["support"] == {"start": 0, "end": 37, "score": 1.0}
+
+
+def test_a_claim_the_chunk_does_not_hold_has_no_support() -> None:
+    (cited,) = cite("Bananas are yellow [1].", SOURCES)
+    assert cited["support"] is None
+    (partly,) = cite("The reactor needs cooling water [1].", SOURCES)
+    assert partly["support"] == {"start": 0, "end": 35, "score": 0.25}  # reactor of 4
+
+
+def test_overlap_citations_carry_the_span_of_the_whole_answer() -> None:
+    (cited,) = cite("The reactor runs on helium pellets.", SOURCES)
+    assert cited["support"] == {"start": 0, "end": 35, "score": 1.0}
