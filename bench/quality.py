@@ -1,7 +1,8 @@
 """Grounded answers, measured on real data: one run, one JSON (issue 11).
 
 So far: the retrieval filter's precision on real documents and its catch rate on
-planted indirect injections, per source (``bench/quality_safety.py``), and the
+planted indirect injections, and the input filter's refusals of benign questions and
+catch of attacks, per source (``bench/quality_safety.py``), and the
 citations of the default model's answers about real documentation
 (``bench/quality_citations.py``). Retrieval recall is measured by
 ``bench/retrieval.py`` for now.
@@ -20,7 +21,12 @@ from pathlib import Path
 
 from bench import quality_citations
 from bench.machine import describe, machine
-from bench.quality_safety import print_report, retrieval_filter_eval
+from bench.quality_safety import (
+    input_filter_eval,
+    print_input_report,
+    print_report,
+    retrieval_filter_eval,
+)
 from retrieval.embedding import SentenceTransformerEmbedder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,10 +44,12 @@ def main() -> None:
         "machine": machine(),
         "quick": args.quick,
         "retrieval_filter": retrieval_filter_eval(embedder, args.quick),
+        "input_filter": input_filter_eval(embedder, args.quick),
         "citations": asyncio.run(quality_citations.citation_eval(args.quick)),
     }
     report["seconds"] = round(time.perf_counter() - began, 1)
     print_report(report["retrieval_filter"])
+    print_input_report(report["input_filter"])
     quality_citations.print_report(report["citations"])
     out = REPO / "bench" / "results" / "quality.json"
     out.parent.mkdir(parents=True, exist_ok=True)
