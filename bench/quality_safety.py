@@ -194,17 +194,14 @@ def input_filter_eval(embedder: SentenceTransformerEmbedder, quick: bool) -> dic
     source, on the held-out half (its weights were fitted on the dev half).
 
     Benign: questions made from the titles of the Python Language Reference sections
-    (``bench/retrieval_corpus.py``: how a user asks about documentation), the
-    Do-Not-Answer questions and bastioncorpus's benign traps.
+    (how a user asks about documentation), the Do-Not-Answer questions and
+    bastioncorpus's benign traps (``bench/safety_data.py``).
     """
-    from bench.retrieval_corpus import build_sections, label_queries, load_topics
-
     _, test = split(injection_samples())
     benign: dict[str, list[str]] = defaultdict(list)
     attacks: dict[str, list[str]] = defaultdict(list)
     for sample in test:
         (attacks if sample.attack else benign)[sample.source].append(sample.text)
-    benign["pydoc questions"] = [q.query for q in label_queries(build_sections(load_topics()))]
     limit = 100 if quick else 10_000
     guard = InputGuard(Policy(), embedder, cache_dir=EXEMPLARS)
     guard.check_input("warm up the embedder")

