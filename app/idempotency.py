@@ -14,7 +14,6 @@ fails before it produced a result releases its key, so the retry can run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.errors import ResourceConflictError, UnprocessableError
 from kernel.orm import Base, utcnow
+from kernel.tasks import stop_task
 
 if TYPE_CHECKING:
     from litestar import Request
@@ -135,11 +135,8 @@ class IdempotencyStore:
         self._task = asyncio.create_task(self._purge_loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
 
     async def claim(self, tenant_id: str, route: str, key: str, fingerprint: str) -> Claim:
         """Claim ``key`` for a request, or find the result of its first use.

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from kernel.tasks import stop_task
 from retrieval.metrics import PREFETCHES
-from retrieval.tasks import stop_task
 from retrieval.types import SearchRequest
 
 Warm = Callable[[SearchRequest], Awaitable[bool]]

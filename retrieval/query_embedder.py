@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from kernel.tasks import stop_task
 from retrieval.metrics import QUERY_EMBED_BATCH
-from retrieval.tasks import stop_task
 
 EmbedBatch = Callable[[Sequence[str]], np.ndarray]
 """Blocking: texts to a ``(len(texts), dimension)`` array of unit rows."""

@@ -10,10 +10,11 @@ and become ``interrupted`` (``conversation.streaming``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING
 
 import structlog
+
+from kernel.tasks import stop_task
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -59,11 +60,8 @@ class AnswerKeeper:
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
 
     async def tick(self) -> None:
         """One heartbeat and one sweep; failures are logged (the database may be away)."""

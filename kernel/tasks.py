@@ -1,4 +1,4 @@
-"""Background-task helpers shared by retrieval's workers."""
+"""Background-task helpers shared by every package."""
 
 from __future__ import annotations
 
