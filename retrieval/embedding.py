@@ -70,6 +70,22 @@ def load_tokenizer(model_path: str | Path | None = None) -> Tokenizer:
     return Tokenizer.from_file(str(folder / "tokenizer.json"))
 
 
+def embed_passages(embedder: Embedder, texts: Sequence[str]) -> tuple[list[list[float]], list[int]]:
+    """Embed texts as passages, with each text's length in the embedder's tokens.
+
+    Args:
+        embedder: The model (blocking: call from a thread).
+        texts: The texts; the model reads at most its window of each.
+
+    Returns:
+        One unit-length vector per text, and each text's length in tokens (special
+        tokens excluded).
+    """
+    vectors = embedder.embed_documents(list(texts))
+    encodings = embedder.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    return vectors.tolist(), [len(encoding.ids) for encoding in encodings]
+
+
 class SentenceTransformerEmbedder:
     """An ``Embedder`` backed by a local sentence-transformers model folder.
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, Chunker
+from retrieval.embedding import embed_passages
 from retrieval.errors import InvalidRequestError
 from retrieval.indexer import EMBED_ROUND, Indexer
 from retrieval.ingest_queue.memory import InProcessIngestQueue
@@ -34,11 +35,16 @@ from retrieval.types import (
     IngestResult,
     OnChunksChanged,
     SearchMode,
-    SearchRequest,
     Upload,
     no_chunks_changed,
 )
-from retrieval.validation import MAX_COLLECTION_LENGTH, check_label, check_tenant
+from retrieval.validation import (
+    MAX_COLLECTION_LENGTH,
+    MAX_QUERY_CHARS,
+    check_label,
+    check_tenant,
+    search_request,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -51,8 +57,6 @@ if TYPE_CHECKING:
     from retrieval.vector_store import VectorStore
 
 MAX_PAGE_SIZE = 200
-MAX_QUERY_CHARS = 4096
-MAX_K = 100
 DEFAULT_MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
 
 _log = structlog.get_logger(__name__)
@@ -319,34 +323,9 @@ class RetrievalService:
             VectorStoreUnavailableError: The store cannot answer.
         """
         check_tenant(tenant_id)
-        request = self._search_request(tenant_id, query, k, collection, score_floor, mode, fusion)
+        request = search_request(tenant_id, query, k, collection, score_floor, mode, fusion)
         await self.start()
         return await self._search.search(request, use_cache=use_cache)
-
-    def _search_request(
-        self,
-        tenant_id: str,
-        query: str,
-        k: int,
-        collection: str | None,
-        score_floor: float | None,
-        mode: SearchMode | str,
-        fusion: Fusion | str,
-    ) -> SearchRequest:
-        if not query.strip():
-            raise InvalidRequestError("query must not be empty")
-        if len(query) > MAX_QUERY_CHARS:
-            raise InvalidRequestError(f"query is longer than {MAX_QUERY_CHARS} characters")
-        if not 1 <= k <= MAX_K:
-            raise InvalidRequestError(f"k must be between 1 and {MAX_K}")
-        if collection is not None:
-            collection = check_label("collection", collection, MAX_COLLECTION_LENGTH)
-        if mode not in SearchMode.__members__.values():
-            raise InvalidRequestError(f"mode must be one of {', '.join(SearchMode)}, not {mode!r}")
-        if fusion not in Fusion.__members__.values():
-            raise InvalidRequestError(f"fusion must be one of {', '.join(Fusion)}, not {fusion!r}")
-        mode, fusion = SearchMode(mode), Fusion(fusion)
-        return SearchRequest(tenant_id, query, k, collection, score_floor, mode, fusion)
 
     async def prefetch(
         self,
@@ -370,9 +349,7 @@ class RetrievalService:
         check_tenant(tenant_id)
         if not text.strip():
             return False
-        if collection is not None:
-            collection = check_label("collection", collection, MAX_COLLECTION_LENGTH)
-        request = self._search_request(
+        request = search_request(
             tenant_id, text[-MAX_QUERY_CHARS:], k, collection, None, mode, Fusion.RRF
         )
         return self._search.prefetch(request)
@@ -404,22 +381,8 @@ class RetrievalService:
         await self._on_chunks_changed(tenant_id, collection, document_id)
 
     async def embed(self, texts: Sequence[str]) -> tuple[list[list[float]], list[int]]:
-        """Embed texts as passages (the OpenAI-compatible ``/v1/embeddings``).
-
-        Args:
-            texts: The texts; the model reads at most its window of each.
-
-        Returns:
-            One unit-length vector per text, and each text's length in the
-            embedder's tokens (special tokens excluded).
-        """
-
-        def run() -> tuple[list[list[float]], list[int]]:
-            vectors = self._embedder.embed_documents(list(texts))
-            encodings = self._embedder.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-            return vectors.tolist(), [len(encoding.ids) for encoding in encodings]
-
-        return await asyncio.to_thread(run)
+        """Embed texts as passages (``/v1/embeddings``); see ``embed_passages``."""
+        return await asyncio.to_thread(embed_passages, self._embedder, texts)
 
     async def check_health(self) -> None:
         """Raise ``VectorStoreUnavailableError`` when the vector store cannot answer."""
