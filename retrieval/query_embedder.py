@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,6 +28,9 @@ from retrieval.metrics import QUERY_EMBED_BATCH
 EmbedBatch = Callable[[Sequence[str]], np.ndarray]
 """Blocking: texts to a ``(len(texts), dimension)`` array of unit rows."""
 
+
+RECENT = 256
+"""Queries whose vectors are remembered."""
 
 NICENESS = 5
 """How much lower than the process's the embedding thread's CPU priority is."""
@@ -63,11 +67,20 @@ class QueryEmbedder:
         self._full: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
         self.calls = 0
         """Model calls made so far (a batch is one call)."""
 
     async def embed(self, text: str) -> np.ndarray:
-        """The query's unit vector, embedded together with whatever arrives alongside it."""
+        """The query's unit vector, embedded together with whatever arrives alongside it.
+
+        The last ``RECENT`` queries' vectors are kept: a turn's search and its response
+        cache lookup embed the same question once.
+        """
+        known = self._recent.get(text)
+        if known is not None:
+            self._recent.move_to_end(text)
+            return known
         wakeup, full = self._ensure_worker()
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self._pending.append((text, future))
@@ -133,6 +146,9 @@ class QueryEmbedder:
                     future.set_exception(exc)
             return
         row = {text: vectors[i] for i, text in enumerate(texts)}
+        self._recent.update(row)
+        while len(self._recent) > RECENT:
+            self._recent.popitem(last=False)
         for text, future in live:
             if not future.done():
                 future.set_result(row[text])

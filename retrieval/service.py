@@ -49,6 +49,7 @@ from retrieval.validation import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import numpy as np
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from retrieval.embedding import Embedder
@@ -115,9 +116,10 @@ class RetrievalService:
         self._store = store
         self._chunker = Chunker(embedder.tokenizer, chunk_tokens, chunk_overlap)
         self._max_document_bytes = max_document_bytes
+        self._queries = QueryEmbedder(embedder.embed_queries, query_window_s, query_max_batch)
         self._search = SearchPath.build(
             store,
-            QueryEmbedder(embedder.embed_queries, query_window_s, query_max_batch),
+            self._queries,
             getattr(store, "sparse_encoder", None) or Bm25Encoder(),
             embedder.tokenizer,
             embedder.dimension,
@@ -151,10 +153,7 @@ class RetrievalService:
         self._ready_lock = asyncio.Lock()
 
     async def start(self) -> None:
-        """Prepare the vector store and the queue (re-filling an in-process one).
-
-        Called lazily if not called.
-        """
+        """Prepare the vector store and the queue (re-filling an in-process one); lazy."""
         if self._ready:
             return
         async with self._ready_lock:
@@ -383,6 +382,10 @@ class RetrievalService:
     async def embed(self, texts: Sequence[str]) -> tuple[list[list[float]], list[int]]:
         """Embed texts as passages (``/v1/embeddings``); see ``embed_passages``."""
         return await asyncio.to_thread(embed_passages, self._embedder, texts)
+
+    async def embed_query(self, text: str) -> np.ndarray:
+        """A question's unit vector, as searches embed it (the response cache's)."""
+        return await self._queries.embed(text)
 
     async def check_health(self) -> None:
         """Raise ``VectorStoreUnavailableError`` when the vector store cannot answer."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+import structlog
+
 from app.chat.prompt import Source, build_messages, fit_history, fit_sources
 from app.core.errors import ContextLengthError
 from inference import ChatMessage
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from retrieval import RetrievalService
 
 __all__ = ["ContextBuilder", "previous_version", "stored_history"]
+
+log = structlog.get_logger(__name__)
 
 
 class ContextBuilder:
@@ -68,6 +72,22 @@ class ContextBuilder:
             self._config.context_token_budget,
             lambda text: self._models.count_tokens(route, text),
         )
+
+    async def prefetch_next(self, request: TurnRequest, answer: str) -> None:
+        """Warm the node's chunk cache for the conversation's likely next question.
+
+        NOTE: a follow-up usually asks about what the question and its answer talked
+        about, so their text is the prefetch query; it only schedules the search.
+        """
+        try:
+            await self._retrieval.prefetch(
+                request.tenant_id,
+                request.options.collection,
+                f"{request.content}\n{answer}",
+                k=request.options.retrieval_k or self._config.top_k,
+            )
+        except Exception as exc:
+            log.warning("prefetch_failed", message_id=request.message_id, error=repr(exc))
 
     async def check_instructions(self, request: TurnRequest, route: Route) -> None:
         """Refuse a caller's system prompt over its budget, before the turn is stored.

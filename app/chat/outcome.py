@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from app.chat.prompt import Source
+from app.chat.response_cache.turns import CacheProbe
 from inference import FinishEvent
 from safety import Verdict
 
@@ -42,6 +43,8 @@ class TurnOutcome:
     error: str | None = None
     """A sentence about a failure, safe to show a client."""
     error_code: str | None = None
+    cache: CacheProbe | None = None
+    """The response cache's key and hit for this turn; ``None``: not cacheable."""
 
     def end(self, reason: str, error: str | None = None, code: str | None = None) -> None:
         if self.finish_reason is None:
@@ -49,4 +52,6 @@ class TurnOutcome:
 
     @property
     def completion_tokens(self) -> int:
+        if self.cache is not None and self.cache.hit is not None:
+            return 0  # replayed, not generated
         return self.engine_finish.completion_tokens if self.engine_finish else len(self.parts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
@@ -27,24 +27,24 @@ from app.chat.events import (
     TurnStarted,
 )
 from app.chat.outcome import Stopwatch, TurnOutcome
+from app.chat.response_cache.turns import cached_sources
 from app.chat.sampling import turn_sampling, within_version
+from app.chat.streams import closing, replay
 from app.core.errors import UnavailableError, classify
 from app.core.metrics import observe_turn
 from app.routing.shadow import PrimaryResult
 from conversation import INTERRUPTED_REASON as INTERRUPTED
-from inference import (
-    FinishReason,
-    GenerationRequest,
-    TokenEvent,
-)
+from inference import FinishReason, GenerationRequest, SamplingParams, TokenEvent
 from safety import FINISH_REASON as CONTENT_FILTER
-from safety import Category, refusal_pieces
+from safety import refusal_pieces
 
 if TYPE_CHECKING:
+    from app.chat.response_cache import TurnCache
     from app.chat.safety_gate import SafetyGate
     from app.chat.turn import PipelineConfig, TurnRequest
     from app.routing.gateway import ModelGateway, Route
     from conversation import AnswerStreams, ConversationService, MessageInfo, MessageStatus
+    from inference import ChatMessage
     from retrieval import RetrievalService
 
 __all__ = ["TurnPipeline", "UsageHook"]
@@ -79,6 +79,7 @@ class TurnPipeline:
         safety: SafetyGate | None = None,
         on_usage: UsageHook | None = None,
         answers: AnswerStreams | None = None,
+        cache: TurnCache | None = None,
     ) -> None:
         """Compose the pipeline.
 
@@ -92,6 +93,7 @@ class TurnPipeline:
                 count them); its errors are logged, never fail the turn.
             answers: Stores each answer as ``streaming`` when its turn starts (so a
                 crash leaves an ``interrupted`` row); ``None`` stores it at the end only.
+            cache: The response cache; ``None`` generates every answer.
         """
         self._conversations = conversations
         self._retrieval = retrieval
@@ -104,6 +106,7 @@ class TurnPipeline:
         self._answers = answers
         self._running: dict[str, TurnOutcome] = {}
         self._draining = False
+        self._cache = cache
 
     def progress(self) -> dict[str, str]:
         """The text produced so far by each turn running on this process."""
@@ -181,11 +184,21 @@ class TurnPipeline:
         shadows: list[asyncio.Future[PrimaryResult]] = []
         try:
             yield TurnStarted(conversation.id, message_id, user_message.id)
-            refusal = await self._check_input(request, out)
+            refusal = (
+                await self._safety.refusal(tenant, request.content, out.verdicts)
+                if self._safety
+                else None
+            )
             watch.lap("input_safety")
+            messages: list[ChatMessage] = []
             if refusal is None:
                 out.sources = await self._context.sources(request, route, out)
-            watch.lap("retrieve")
+                watch.lap("retrieve")
+                messages, out.prompt_tokens = await self._context.messages(
+                    request, route, out.sources, earlier
+                )
+                watch.lap("build_prompt")
+                await self._lookup_cache(request, route, sampling, messages, out)
             yield SourcesFound([*out.sources, *out.withheld])
             if refusal is not None:
                 for index, piece in enumerate(refusal_pieces(refusal)):
@@ -193,16 +206,13 @@ class TurnPipeline:
                     yield TokenEvent(index, piece)
                 out.end(CONTENT_FILTER)
             elif message_id not in self._cancelled:
-                messages, out.prompt_tokens = await self._context.messages(
-                    request, route, out.sources, earlier
-                )
-                watch.lap("build_prompt")
                 generation = GenerationRequest(
                     message_id, [], sampling, tenant, messages=tuple(messages)
                 )
-                shadows = self._models.start_shadows(
-                    route, generation, conversation_id=conversation.id, sources=out.sources
-                )
+                if out.cache is None or out.cache.hit is None:
+                    shadows = self._models.start_shadows(
+                        route, generation, conversation_id=conversation.id, sources=out.sources
+                    )
                 async for event in self._generate(route, generation, out, watch, conversation.id):
                     yield event
         except (GeneratorExit, asyncio.CancelledError):
@@ -229,14 +239,20 @@ class TurnPipeline:
                 self._running.pop(message_id, None)
         yield TurnFinished(answer)
 
-    async def _check_input(self, request: TurnRequest, out: TurnOutcome) -> Category | None:
-        """The category of a refused question, ``None`` when it may be answered."""
-        if self._safety is None:
-            return None
-        checked = await self._safety.check_input(request.tenant_id, request.content)
-        out.verdicts.extend(checked.verdicts)
-        decisive = checked.decisive
-        return decisive.category if checked.refused and decisive is not None else None
+    async def _lookup_cache(
+        self,
+        request: TurnRequest,
+        route: Route,
+        sampling: SamplingParams,
+        messages: list[ChatMessage],
+        out: TurnOutcome,
+    ) -> None:
+        """Look the turn up in the response cache; a hit answers with its own sources."""
+        if self._cache is None:
+            return
+        out.cache = await self._cache.lookup(request, route, sampling, messages, out.sources)
+        if out.cache is not None and out.cache.hit is not None:
+            out.sources, out.prompt_tokens = cached_sources(out.cache.hit), 0
 
     async def _generate(
         self,
@@ -246,7 +262,8 @@ class TurnPipeline:
         watch: Stopwatch,
         conversation_id: str,
     ) -> AsyncIterator[TokenEvent]:
-        """The engine's stream through the output filters, renumbered from 0."""
+        """The engine's stream (or a cached answer's pieces) through the output filters,
+        renumbered from 0."""
         start = time.perf_counter()
         guard = self._safety.output_guard(generation.tenant_id) if self._safety else None
 
@@ -257,14 +274,18 @@ class TurnPipeline:
                 else:
                     out.engine_finish = event
 
+        hit = out.cache.hit if out.cache is not None else None
         async with AsyncExitStack() as stack:
             # Closing these (a refusal, a disconnect) aborts the engine request.
-            events = await stack.enter_async_context(
-                _closing(self._models.generate(route, generation, affinity_key=conversation_id))
-            )
-            pieces = await stack.enter_async_context(_closing(texts(events)))
+            if hit is None:
+                events = await stack.enter_async_context(
+                    closing(self._models.generate(route, generation, affinity_key=conversation_id))
+                )
+                pieces = await stack.enter_async_context(closing(texts(events)))
+            else:
+                pieces = await stack.enter_async_context(closing(replay(hit.answer.pieces)))
             if guard is not None:
-                pieces = await stack.enter_async_context(_closing(guard.stream(pieces)))
+                pieces = await stack.enter_async_context(closing(guard.stream(pieces)))
             async for piece in pieces:
                 if not out.parts:
                     watch.mark("first_token", start)
@@ -275,6 +296,8 @@ class TurnPipeline:
             out.verdicts.extend(guard.result.verdicts)
             if guard.refused is not None:
                 out.end(CONTENT_FILTER)
+        if hit is not None:
+            out.end(hit.answer.finish_reason)
         finish = out.engine_finish
         if finish is not None:
             if finish.reason == FinishReason.ERROR:
@@ -321,6 +344,7 @@ class TurnPipeline:
             "completion_tokens": out.completion_tokens,
             "total_tokens": out.prompt_tokens + out.completion_tokens,
             "cost": round(cost, 8),
+            **(out.cache.usage() if out.cache is not None else {}),
         }
         store = (
             self._conversations.record_assistant_message
@@ -347,27 +371,13 @@ class TurnPipeline:
             await self._safety.record(
                 request.tenant_id, conversation_id, request.message_id, out.verdicts
             )
+        if self._cache is not None and stored.status == "complete":
+            await self._cache.remember(request, out)
         observe_turn(stored.finish_reason, stored.timings, route.model.name, route.version.version)
         await self._report_usage(request, out.completion_tokens)
         if stored.status == "complete" and out.sources:
-            await self._prefetch(request, content)
+            await self._context.prefetch_next(request, content)
         return stored
-
-    async def _prefetch(self, request: TurnRequest, answer: str) -> None:
-        """Warm the node's chunk cache for the conversation's likely next question.
-
-        NOTE: a follow-up usually asks about what the question and its answer talked
-        about, so their text is the prefetch query; it only schedules the search.
-        """
-        try:
-            await self._retrieval.prefetch(
-                request.tenant_id,
-                request.options.collection,
-                f"{request.content}\n{answer}",
-                k=request.options.retrieval_k or self._config.top_k,
-            )
-        except Exception as exc:
-            log.warning("prefetch_failed", message_id=request.message_id, error=repr(exc))
 
     async def _report_usage(self, request: TurnRequest, completion_tokens: int) -> None:
         if self._on_usage is None:
@@ -377,14 +387,3 @@ class TurnPipeline:
         except Exception as exc:
             # NOTE: usage accounting (rate limits) must never cost the caller an answer.
             log.warning("usage_hook_failed", message_id=request.message_id, error=repr(exc))
-
-
-@asynccontextmanager
-async def _closing(stream: AsyncIterator[_T]) -> AsyncIterator[AsyncIterator[_T]]:
-    """Close an async generator however the block ends (``aclose`` aborts the engine)."""
-    try:
-        yield stream
-    finally:
-        close = getattr(stream, "aclose", None)
-        if close is not None:
-            await close()

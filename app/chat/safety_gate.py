@@ -17,6 +17,7 @@ import structlog
 
 from app.chat.prompt import SYSTEM_PROMPT, Source
 from safety import (
+    Category,
     GuardResult,
     InputGuard,
     OutputGuard,
@@ -100,6 +101,14 @@ class SafetyGate:
         """Judge a question (off the event loop: the similarity layer embeds it)."""
         guard = await self._input_guard(self._policy_key(tenant_id))
         return await asyncio.to_thread(guard.check_input, text)
+
+    async def refusal(self, tenant_id: str, text: str, verdicts: list[Verdict]) -> Category | None:
+        """The category of a refused question (its verdicts added to ``verdicts``),
+        ``None`` when it may be answered."""
+        checked = await self.check_input(tenant_id, text)
+        verdicts.extend(checked.verdicts)
+        decisive = checked.decisive
+        return decisive.category if checked.refused and decisive is not None else None
 
     async def filter_sources(
         self, tenant_id: str, sources: Sequence[Source]

@@ -255,6 +255,33 @@ class ChunkCacheSettings(BaseSettings):
     words go to the vector store, whose BM25 would rank them differently."""
 
 
+class ResponseCacheSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSERVE_RESPONSE_CACHE_", extra="ignore")
+
+    enabled: bool = False
+    """Answer a repeated question from the cache instead of generating it again (only
+    deterministic turns: greedy, or with a seed)."""
+    semantic: bool = True
+    """Also answer a paraphrase: same sources, context, model and settings, and a
+    question at least ``threshold`` similar."""
+    threshold: float = Field(default=0.95, ge=0.0, le=1.0)
+    """Least cosine similarity of two questions for a semantic hit (see
+    docs/benchmarks.md for the hit and wrong-hit rates behind the default)."""
+    max_mb: int = Field(default=64, ge=1)
+    """Memory budget of the in-process cache in MiB (Redis: its own maxmemory)."""
+    ttl_s: float = Field(default=3600.0, gt=0)
+    """Seconds an answer is served from the cache after it was generated."""
+    max_per_scope: int = Field(default=64, ge=1)
+    """Questions kept per semantic scope (same sources, context, model, settings)."""
+    sampled_tenants: str = ""
+    """Comma-separated tenant ids whose sampled answers (temperature > 0, no seed) are
+    cached too."""
+
+    @property
+    def sampled_tenant_ids(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.sampled_tenants.split(",") if t.strip())
+
+
 class IngestionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAGSERVE_INGESTION_", extra="ignore")
 
@@ -315,6 +342,7 @@ class Settings(BaseSettings):
     hot_state: HotStateSettings = Field(default_factory=HotStateSettings)
     resume: ResumeSettings = Field(default_factory=ResumeSettings)
     chunk_cache: ChunkCacheSettings = Field(default_factory=ChunkCacheSettings)
+    response_cache: ResponseCacheSettings = Field(default_factory=ResponseCacheSettings)
     ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
 

@@ -9,6 +9,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from app.chat.response_cache import (
+    MemoryResponseCache,
+    RedisResponseCache,
+    ResponseCache,
+    ResponseCacheConfig,
+    TurnCache,
+)
+from app.chat.response_cache.turns import document_invalidator
 from app.chat.resume import (
     FallbackTokenBuffer,
     MemoryTokenBuffer,
@@ -41,6 +49,7 @@ from retrieval import (
     StoreCalls,
     VectorStore,
 )
+from retrieval.types import no_chunks_changed
 from safety import VerdictStore
 
 if TYPE_CHECKING:
@@ -124,6 +133,31 @@ def build_ingest_queue(settings: Settings, redis: Redis | None) -> IngestQueue:
         max_deliveries=ing.max_deliveries,
         max_queued=ing.max_queued,
     )
+
+
+def build_response_cache(settings: Settings, redis: Redis | None) -> ResponseCache | None:
+    """Where answers are cached (Redis when configured, else in-process), or ``None``."""
+    rc = settings.response_cache
+    if not rc.enabled:
+        return None
+    if redis is None:
+        return MemoryResponseCache(
+            rc.max_mb * 1024 * 1024, rc.ttl_s, max_per_scope=rc.max_per_scope
+        )
+    return RedisResponseCache(
+        redis, key_prefix=settings.redis.key_prefix, ttl_s=rc.ttl_s, max_per_scope=rc.max_per_scope
+    )
+
+
+def build_turn_cache(
+    settings: Settings, cache: ResponseCache | None, retrieval: RetrievalService
+) -> TurnCache | None:
+    """The response cache as turns use it (questions embedded as searches embed them)."""
+    if cache is None:
+        return None
+    rc = settings.response_cache
+    config = ResponseCacheConfig(rc.semantic, rc.threshold, rc.sampled_tenant_ids)
+    return TurnCache(cache, config, retrieval.embed_query)
 
 
 def build_cache_config(settings: Settings) -> CacheConfig | None:
@@ -236,8 +270,10 @@ def build_retrieval(
     sessions: async_sessionmaker[AsyncSession],
     redis: Redis | None,
     embedder: SentenceTransformerEmbedder,
+    response_cache: ResponseCache | None = None,
 ) -> RetrievalService:
-    """The retrieval service over the configured vector store (not yet started)."""
+    """The retrieval service over the configured vector store (not yet started); a
+    document it changes drops the answers ``response_cache`` holds from it."""
     calls = StoreCalls(settings.retrieval.store_threads, settings.retrieval.store_max_waiting)
     store: VectorStore
     if settings.qdrant.url or settings.qdrant.engine == "local":
@@ -283,6 +319,9 @@ def build_retrieval(
         cache=build_cache_config(settings),
         query_window_s=settings.retrieval.query_batch_window_ms / 1000,
         query_max_batch=settings.retrieval.query_max_batch,
+        on_chunks_changed=(
+            no_chunks_changed if response_cache is None else document_invalidator(response_cache)
+        ),
     )
 
 

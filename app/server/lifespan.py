@@ -31,10 +31,12 @@ from app.server.components import (
     build_hot_state,
     build_pipeline_config,
     build_rate_limiter,
+    build_response_cache,
     build_retrieval,
     build_router,
     build_safety_gate,
     build_token_buffer,
+    build_turn_cache,
     open_redis,
 )
 from app.server.drain import Drain
@@ -115,7 +117,10 @@ async def open_state(
         settings.embedding.device,
         settings.embedding.batch_size,
     )
-    state.retrieval = retrieval = build_retrieval(settings, sessions, redis, embedder)
+    response_cache = build_response_cache(settings, redis)
+    state.retrieval = retrieval = build_retrieval(
+        settings, sessions, redis, embedder, response_cache
+    )
     await retrieval.start()
     stack.push_async_callback(retrieval.close)
     if with_ingest_workers:
@@ -141,6 +146,9 @@ async def open_state(
         default_name=settings.routing.default_model,
     )
     catalog.on_change(lambda models: router.sync(_versions(models)))
+    state.response_cache = turn_cache = build_turn_cache(settings, response_cache, retrieval)
+    if turn_cache is not None:
+        catalog.on_change(turn_cache.on_models)
     await catalog.start()
     stack.push_async_callback(catalog.stop)
     await router.start()
@@ -165,6 +173,7 @@ async def open_state(
             safety,
             on_usage=rate_limiter.on_usage,
             answers=(answers := AnswerStreams(sessions, hot_state)),
+            cache=turn_cache,
         )
         state.turns = turns = TurnRunner(pipeline, token_buffer, grace_s=settings.resume.grace_s)
         stack.push_async_callback(turns.close)

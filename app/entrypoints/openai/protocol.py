@@ -260,6 +260,26 @@ class Usage(BaseModel):
         )
 
 
+class CacheInfo(BaseModel):
+    """ragserve's extension: the answer came from the response cache, not the model."""
+
+    kind: Literal["exact", "semantic"]
+    similarity: float
+    """1.0 for an exact hit; the cosine of the two questions for a semantic one."""
+    cached_from: str
+    """The message id of the answer it copies."""
+
+    @classmethod
+    def of(cls, usage: dict[str, Any]) -> CacheInfo | None:
+        if not usage.get("cached"):
+            return None
+        return cls(
+            kind=usage["cache_kind"],
+            similarity=usage["cache_similarity"],
+            cached_from=usage["cached_from"],
+        )
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
@@ -286,6 +306,7 @@ class ChatCompletion(BaseModel):
     message_id: str
     sources: list[dict[str, Any]]
     citations: list[dict[str, Any]]
+    cached: CacheInfo | None = None
 
     @classmethod
     def of(cls, message: MessageInfo, model: str, created: int) -> ChatCompletion:
@@ -305,6 +326,7 @@ class ChatCompletion(BaseModel):
             message_id=message.id,
             sources=list(message.sources),
             citations=list(message.citations),
+            cached=CacheInfo.of(message.usage),
         )
 
 
@@ -320,14 +342,15 @@ class ChunkChoice(BaseModel):
     logprobs: None = None
 
 
-_OPTIONAL_CHUNK_FIELDS = ("usage", "sources", "citations")
+_OPTIONAL_CHUNK_FIELDS = ("usage", "sources", "citations", "cached")
 
 
 class ChatCompletionChunk(BaseModel):
     """One server-sent event of a streamed answer.
 
     ``conversation_id`` and ``message_id`` ride on every chunk, ``sources`` on the
-    first (the one with the role) and ``citations`` on the one with the finish reason.
+    first (the one with the role), ``citations`` (and ``cached``, for an answer from
+    the response cache) on the one with the finish reason.
     """
 
     id: str
@@ -340,6 +363,7 @@ class ChatCompletionChunk(BaseModel):
     message_id: str
     sources: list[dict[str, Any]] | None = None
     citations: list[dict[str, Any]] | None = None
+    cached: CacheInfo | None = None
 
     def to_sse(self) -> bytes:
         """The chunk as one ``data:`` event; absent extras are left out, not ``null``."""

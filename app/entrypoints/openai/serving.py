@@ -35,6 +35,7 @@ from app.entrypoints.openai.embeddings import (
 )
 from app.entrypoints.openai.protocol import (
     SSE_DONE,
+    CacheInfo,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
@@ -198,7 +199,9 @@ async def _stream(
                         break
                     reason = to_openai_finish(message.finish_reason)
                     done = ChunkChoice(delta=Delta(), finish_reason=reason)
-                    yield chunk([done], citations=list(message.citations))
+                    cached = CacheInfo.of(message.usage)
+                    extra = {} if cached is None else {"cached": cached}
+                    yield chunk([done], citations=list(message.citations), **extra)
                     if include_usage:
                         yield chunk([], usage=Usage.of(message.usage))
         except Exception as exc:

@@ -1,0 +1,18 @@
+"""The response cache: exact and semantic, per tenant, in front of generation."""
+
+from app.chat.response_cache.base import CachedAnswer, CacheHit, CacheKey, ResponseCache
+from app.chat.response_cache.memory import MemoryResponseCache
+from app.chat.response_cache.redis import RedisResponseCache
+from app.chat.response_cache.turns import CacheProbe, ResponseCacheConfig, TurnCache
+
+__all__ = [
+    "CacheHit",
+    "CacheKey",
+    "CacheProbe",
+    "CachedAnswer",
+    "MemoryResponseCache",
+    "RedisResponseCache",
+    "ResponseCache",
+    "ResponseCacheConfig",
+    "TurnCache",
+]
