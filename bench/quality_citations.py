@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import random
 import statistics
-import tempfile
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 from app.chat.events import TurnFinished
 from app.chat.turn import TurnOptions, TurnRequest
-from app.core.settings import Settings
-from app.server.lifespan import open_state
 from bench.retrieval_corpus import build_sections, label_queries, load_topics
-from kernel.migrations import upgrade_async
+from bench.services import bench_services
 
 REPO = Path(__file__).resolve().parents[1]
 SUPPORTED = 0.5
@@ -46,38 +42,32 @@ async def citation_eval(quick: bool, seed: int = 0) -> dict[str, Any]:
     rng.shuffle(others)
     corpus = [s for s in sections if s.name in wanted] + others[: len(wanted) * (2 if quick else 6)]
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as data_dir:
-        settings = Settings(data_dir=Path(data_dir))
-        settings.generation.cache_dir = REPO / ".cache" / "models"
-        await upgrade_async(settings.database_url)
-        async with AsyncExitStack() as stack:
-            services = await open_state(settings, stack)
-            assert services.pipeline is not None
-            tenant = await services.tenants.ensure("quality")
-            for section in corpus:
-                await services.retrieval.ingest(tenant.id, section.name, section.text.encode())
-            for query in queries:
-                options = TurnOptions(max_tokens=64, repetition_penalty=1.0)
-                answer = None
-                async for event in services.pipeline.run(
-                    TurnRequest(tenant.id, None, query.query, options)
-                ):
-                    if isinstance(event, TurnFinished):
-                        answer = event.message
-                assert answer is not None
-                citations = answer.citations
-                markers = [c for c in citations if c["kind"] == "marker"]
-                scores = [float(c["support"]["score"]) for c in citations if c["support"]]
-                rows.append(
-                    {
-                        "question": query.query,
-                        "answer": answer.content,
-                        "marker": bool(markers),
-                        "supported": any(s >= SUPPORTED for s in scores),
-                        "cites_gold": any(c["document_name"] in query.relevant for c in citations),
-                        "support_scores": scores,
-                    }
-                )
+    async with bench_services() as services:
+        tenant = await services.tenants.ensure("quality")
+        for section in corpus:
+            await services.retrieval.ingest(tenant.id, section.name, section.text.encode())
+        for query in queries:
+            options = TurnOptions(max_tokens=64, repetition_penalty=1.0)
+            answer = None
+            async for event in services.pipeline.run(
+                TurnRequest(tenant.id, None, query.query, options)
+            ):
+                if isinstance(event, TurnFinished):
+                    answer = event.message
+            assert answer is not None
+            citations = answer.citations
+            markers = [c for c in citations if c["kind"] == "marker"]
+            scores = [float(c["support"]["score"]) for c in citations if c["support"]]
+            rows.append(
+                {
+                    "question": query.query,
+                    "answer": answer.content,
+                    "marker": bool(markers),
+                    "supported": any(s >= SUPPORTED for s in scores),
+                    "cites_gold": any(c["document_name"] in query.relevant for c in citations),
+                    "support_scores": scores,
+                }
+            )
 
     def share(key: str) -> float:
         return round(sum(1 for r in rows if r[key]) / len(rows), 3)

@@ -14,9 +14,7 @@ import argparse
 import asyncio
 import json
 import statistics
-import tempfile
 import time
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import torch
@@ -24,11 +22,9 @@ import torch
 from app.chat.events import TurnFinished
 from app.chat.prompt import Source, build_messages
 from app.chat.turn import TurnOptions, TurnRequest
-from app.core.settings import Settings
-from app.server.lifespan import open_state
 from bench.machine import describe, machine
+from bench.services import bench_services
 from inference import TokenEvent
-from kernel.migrations import upgrade_async
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = [
@@ -49,80 +45,62 @@ def _p(values: list[float], q: float) -> float:
 async def run(quick: bool) -> dict[str, object]:
     questions = QUESTIONS[:3] if quick else QUESTIONS
     max_tokens = 32 if quick else 64
-    with tempfile.TemporaryDirectory() as data_dir:
-        settings = Settings(data_dir=Path(data_dir))
-        settings.generation.cache_dir = REPO / ".cache" / "models"
-        await upgrade_async(settings.database_url)
-        async with AsyncExitStack() as stack:
-            services = await open_state(settings, stack)
-            assert services.pipeline is not None
-            assert services.engine is not None
-            tenant = await services.tenants.ensure("bench")
-            for doc in sorted((REPO / "docs").glob("*.md")):
-                await services.retrieval.ingest(tenant.id, doc.name, doc.read_bytes())
-            loaded = services.engine.loaded  # type: ignore[attr-defined]
-            rows: list[dict[str, float | int | str]] = []
-            for question in questions:
-                options = TurnOptions(max_tokens=max_tokens, repetition_penalty=1.0)
+    async with bench_services() as services:
+        assert services.engine is not None
+        tenant = await services.tenants.ensure("bench")
+        for doc in sorted((REPO / "docs").glob("*.md")):
+            await services.retrieval.ingest(tenant.id, doc.name, doc.read_bytes())
+        loaded = services.engine.loaded
+        rows: list[dict[str, float | int | str]] = []
+        for question in questions:
+            options = TurnOptions(max_tokens=max_tokens, repetition_penalty=1.0)
+            start = time.perf_counter()
+            first: float | None = None
+            answer = None
+            async for event in services.pipeline.run(
+                TurnRequest(tenant.id, None, question, options)
+            ):
+                if isinstance(event, TokenEvent) and first is None:
+                    first = time.perf_counter() - start
+                if isinstance(event, TurnFinished):
+                    answer = event.message
+            turn_s = time.perf_counter() - start
+            assert answer is not None
+            completion = int(answer.usage["completion_tokens"])
+            prompt_ids_len = int(answer.usage["prompt_tokens"])
+            # The baseline gets the very prompt the turn used, rebuilt from the
+            # sources stored with the answer (a new conversation has no history).
+            sources = [Source.from_dict(s) for s in answer.sources]
+            prompt_ids = services.engine.render_chat(build_messages(question, sources, []))
+            assert len(prompt_ids) == prompt_ids_len
+            with torch.inference_mode():
+                ids = torch.tensor([prompt_ids])
                 start = time.perf_counter()
-                first: float | None = None
-                answer = None
-                async for event in services.pipeline.run(
-                    TurnRequest(tenant.id, None, question, options)
-                ):
-                    if isinstance(event, TokenEvent) and first is None:
-                        first = time.perf_counter() - start
-                    if isinstance(event, TurnFinished):
-                        answer = event.message
-                turn_s = time.perf_counter() - start
-                assert answer is not None
-                completion = int(answer.usage["completion_tokens"])
-                prompt_ids_len = int(answer.usage["prompt_tokens"])
-                # The baseline gets the very prompt the turn used, rebuilt from the
-                # sources stored with the answer (a new conversation has no history).
-                sources = [
-                    Source(
-                        s["n"],
-                        s["chunk_id"],
-                        s["document_id"],
-                        s["document_name"],
-                        s["collection"],
-                        s["position"],
-                        s["score"],
-                        s["text"],
-                    )
-                    for s in answer.sources
-                ]
-                prompt_ids = services.engine.render_chat(build_messages(question, sources, []))
-                assert len(prompt_ids) == prompt_ids_len
-                with torch.inference_mode():
-                    ids = torch.tensor([prompt_ids])
-                    start = time.perf_counter()
-                    out = loaded.model.generate(
-                        ids,
-                        attention_mask=torch.ones_like(ids),
-                        max_new_tokens=completion,
-                        min_new_tokens=completion,
-                        do_sample=False,
-                    )
-                    base_s = time.perf_counter() - start
-                assert out.shape[1] - ids.shape[1] == completion
-                rows.append(
-                    {
-                        "question": question,
-                        "prompt_tokens": prompt_ids_len,
-                        "completion_tokens": completion,
-                        "turn_s": round(turn_s, 3),
-                        "turn_first_token_s": round(first or turn_s, 3),
-                        "generate_s": round(base_s, 3),
-                        "ratio": round(turn_s / base_s, 3),
-                    }
+                out = loaded.model.generate(
+                    ids,
+                    attention_mask=torch.ones_like(ids),
+                    max_new_tokens=completion,
+                    min_new_tokens=completion,
+                    do_sample=False,
                 )
-                print(
-                    f"{question[:40]:40s} prompt {prompt_ids_len:4d} out {completion:3d}  "
-                    f"turn {turn_s:6.2f}s (first token {first or 0:5.2f}s)  "
-                    f"generate {base_s:6.2f}s  ratio {turn_s / base_s:5.2f}"
-                )
+                base_s = time.perf_counter() - start
+            assert out.shape[1] - ids.shape[1] == completion
+            rows.append(
+                {
+                    "question": question,
+                    "prompt_tokens": prompt_ids_len,
+                    "completion_tokens": completion,
+                    "turn_s": round(turn_s, 3),
+                    "turn_first_token_s": round(first or turn_s, 3),
+                    "generate_s": round(base_s, 3),
+                    "ratio": round(turn_s / base_s, 3),
+                }
+            )
+            print(
+                f"{question[:40]:40s} prompt {prompt_ids_len:4d} out {completion:3d}  "
+                f"turn {turn_s:6.2f}s (first token {first or 0:5.2f}s)  "
+                f"generate {base_s:6.2f}s  ratio {turn_s / base_s:5.2f}"
+            )
     ratios = [float(r["ratio"]) for r in rows]
     summary = {
         "benchmark": "turn",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from inference import ChatMessage
 
@@ -39,6 +39,22 @@ class Source:
     """The retrieval filter's judgement of the chunk when it fired (``filter``,
     ``action``, ``rules``, ``score``): a redacted chunk's ``text`` is the placeholder
     the model saw; a refused one has ``n`` 0 (it was not in the prompt)."""
+
+    @classmethod
+    def from_dict(cls, shown: Mapping[str, Any]) -> Source:
+        """The source ``to_dict`` showed (as stored with an answer)."""
+        verdict = shown.get("verdict")
+        return cls(
+            n=int(shown.get("n") or 0),
+            chunk_id=str(shown["chunk_id"]),
+            document_id=str(shown["document_id"]),
+            document_name=str(shown["document_name"]),
+            collection=str(shown["collection"]),
+            position=int(shown["position"]),
+            score=float(shown["score"]),
+            text=str(shown["text"]),
+            verdict=dict(verdict) if isinstance(verdict, Mapping) else None,
+        )
 
     def to_dict(self) -> dict[str, object]:
         shown: dict[str, object] = {

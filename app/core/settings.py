@@ -264,7 +264,7 @@ class ResponseCacheSettings(BaseSettings):
     semantic: bool = True
     """Also answer a paraphrase: same sources, context, model and settings, and a
     question at least ``threshold`` similar."""
-    threshold: float = Field(default=0.95, ge=0.0, le=1.0)
+    threshold: float = Field(default=0.94, ge=0.0, le=1.0)
     """Least cosine similarity of two questions for a semantic hit (see
     docs/benchmarks.md for the hit and wrong-hit rates behind the default)."""
     max_mb: int = Field(default=64, ge=1)

@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
+
+    Admits = Callable[["CachedAnswer"], bool]
 
 FORMAT = 1
 """Bumped when a record's shape or a key's recipe changes: older entries stop hitting."""
@@ -112,10 +114,14 @@ class ResponseCache(ABC):
 
     @abstractmethod
     async def get_similar(
-        self, key: CacheKey, embedding: Sequence[float], threshold: float
+        self,
+        key: CacheKey,
+        embedding: Sequence[float],
+        threshold: float,
+        admits: Admits | None = None,
     ) -> CacheHit | None:
         """The answer in ``key.scope`` whose question is most similar to ``embedding``,
-        if that similarity is at least ``threshold``."""
+        if that similarity is at least ``threshold``, among those ``admits`` accepts."""
 
     @abstractmethod
     async def put(self, key: CacheKey, answer: CachedAnswer) -> None:

@@ -18,6 +18,8 @@ from app.chat.response_cache.base import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
+    from app.chat.response_cache.base import Admits
+
 
 class MemoryResponseCache(ResponseCache):
     """``ResponseCache`` in one process: entries by exact key, least recently used
@@ -58,7 +60,11 @@ class MemoryResponseCache(ResponseCache):
         return found[1]
 
     async def get_similar(
-        self, key: CacheKey, embedding: Sequence[float], threshold: float
+        self,
+        key: CacheKey,
+        embedding: Sequence[float],
+        threshold: float,
+        admits: Admits | None = None,
     ) -> CacheHit | None:
         members = self._scopes.get(key.scope)
         if not members:
@@ -66,7 +72,9 @@ class MemoryResponseCache(ResponseCache):
         candidates: list[tuple[str, Sequence[float]]] = []
         for exact in list(members):
             found = self._live(exact)
-            if found is not None and found[0].tenant_id == key.tenant_id and found[1].embedding:
+            if found is None or found[0].tenant_id != key.tenant_id or not found[1].embedding:
+                continue
+            if admits is None or admits(found[1]):
                 candidates.append((exact, found[1].embedding))
         match = best_match(embedding, candidates)
         if match is None or match[1] < threshold:

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
     from redis.asyncio import Redis
 
+    from app.chat.response_cache.base import Admits
+
 _SEP = "\x1f"
 
 
@@ -72,7 +74,11 @@ class RedisResponseCache(ResponseCache):
         return answer if stored_key.tenant_id == key.tenant_id else None
 
     async def get_similar(
-        self, key: CacheKey, embedding: Sequence[float], threshold: float
+        self,
+        key: CacheKey,
+        embedding: Sequence[float],
+        threshold: float,
+        admits: Admits | None = None,
     ) -> CacheHit | None:
         scope = f"{self._p}s:{key.scope}"
         members = [_str(m) for m in await self._redis.zrange(scope, 0, -1)]
@@ -86,7 +92,9 @@ class RedisResponseCache(ResponseCache):
                 gone.append(exact)
                 continue
             stored_key, answer = _decode(raw)
-            if stored_key.tenant_id == key.tenant_id and answer.embedding is not None:
+            if stored_key.tenant_id != key.tenant_id or answer.embedding is None:
+                continue
+            if admits is None or admits(answer):
                 answers[exact] = answer
         if gone:
             await self._redis.zrem(scope, *gone)

@@ -24,6 +24,7 @@ from app.chat.response_cache.base import (
     ResponseCache,
     normalize_question,
 )
+from app.chat.response_cache.guard import compatible
 from inference import FinishReason
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ _CACHEABLE_FINISH = frozenset({FinishReason.STOP, FinishReason.LENGTH})
 class ResponseCacheConfig:
     semantic: bool = True
     """Also answer a paraphrase from the cache (same scope, similar question)."""
-    threshold: float = 0.95
+    threshold: float = 0.94
     """Least cosine similarity of two questions for a semantic hit."""
     sampled_tenants: frozenset[str] = frozenset()
     """Tenants whose sampled (temperature > 0, no seed) answers are cached too."""
@@ -162,7 +163,10 @@ class TurnCache:
             elif self._embed_query is not None:
                 probe.embedding = tuple(float(x) for x in await self._embed_query(request.content))
                 probe.hit = await self._cache.get_similar(
-                    key, probe.embedding, self._config.threshold
+                    key,
+                    probe.embedding,
+                    self._config.threshold,
+                    lambda cached: compatible(cached.question, request.content),
                 )
         except Exception as exc:
             log.warning("response_cache_lookup_failed", error=repr(exc))
@@ -234,20 +238,7 @@ def document_invalidator(
 
 def cached_sources(hit: CacheHit) -> list[Source]:
     """The sources a cached answer was generated from, as ``Source`` objects."""
-    return [
-        Source(
-            n=int(s.get("n") or 0),
-            chunk_id=str(s["chunk_id"]),
-            document_id=str(s["document_id"]),
-            document_name=str(s["document_name"]),
-            collection=str(s["collection"]),
-            position=int(s["position"]),
-            score=float(s["score"]),
-            text=str(s["text"]),
-            verdict=s.get("verdict"),
-        )
-        for s in hit.answer.sources
-    ]
+    return [Source.from_dict(shown) for shown in hit.answer.sources]
 
 
 def _digest(text: str) -> str:

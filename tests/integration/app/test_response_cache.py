@@ -185,3 +185,17 @@ def test_questions_are_compared_without_case_spacing_or_final_punctuation() -> N
     assert normalize_question("  How do I   cancel a turn?? ") == "how do i cancel a turn"
     assert normalize_question("ＣＡＮＣＥＬ") == "cancel"
     assert normalize_question("enable it") != normalize_question("disable it")
+
+
+async def test_a_similar_question_the_guard_refuses_gives_way_to_the_next(
+    make_caches: Any,
+) -> None:
+    here, there = make_caches()
+    await here.put(_key("e1"), _answer("refused", _vector(1.0, 0.0)))
+    await here.put(_key("e2"), _answer("admitted", _vector(1.0, 0.3)))
+    hit = await there.get_similar(
+        _key("new"), _vector(1.0, 0.05), 0.9, lambda a: a.pieces != ("refused",)
+    )
+    assert hit is not None
+    assert hit.answer.pieces == ("admitted",)
+    assert await there.get_similar(_key("new"), _vector(1.0, 0.05), 0.9, lambda a: False) is None

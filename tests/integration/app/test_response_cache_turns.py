@@ -108,6 +108,9 @@ async def test_a_paraphrase_hits_and_a_different_question_does_not(
     assert 0.85 <= paraphrase.usage["cache_similarity"] < 1.0
     _, other = await _ask(pipeline, tenant, "Where do bees sleep at night?")
     assert "cached" not in other.usage
+    # Similar enough, but it negates the question: the guard refuses the hit.
+    _, negated = await _ask(pipeline, tenant, "Why do honey bees not dance?")
+    assert "cached" not in negated.usage
 
 
 async def test_a_follow_up_in_another_conversation_does_not_hit(
