@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/python -m bench.safety
 	$(BIN)/python -m bench.retrieval
 	$(BIN)/python -m bench.quality --quick
+	$(BIN)/python -m bench.response_cache --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
