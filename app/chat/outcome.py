@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from app.chat.prompt import Source
-from app.chat.response_cache.turns import CacheProbe
+from app.chat.response_cache.base import CacheProbe
 from inference import FinishEvent
 from safety import Verdict
 

@@ -97,6 +97,9 @@ class RetrievalSettings(BaseSettings):
     """Chunk size in embedder tokens."""
     chunk_overlap: int = 40
     """Tokens shared by neighbouring chunks."""
+    heading_context: bool = True
+    """Embed each chunk with the headings above it (its heading path); documents
+    ingested before a change keep their vectors until re-ingested."""
     max_upload_files: int = 20
     """Files accepted in one upload."""
     query_batch_window_ms: float = 3.0

@@ -301,6 +301,7 @@ def build_retrieval(
         store,
         chunk_tokens=settings.retrieval.chunk_tokens,
         chunk_overlap=settings.retrieval.chunk_overlap,
+        heading_context=settings.retrieval.heading_context,
         queue=build_ingest_queue(settings, redis),
         ingest_workers=settings.ingestion.workers,
         claim_idle_s=settings.ingestion.claim_idle_s,

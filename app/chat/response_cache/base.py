@@ -96,6 +96,26 @@ class CacheHit:
 
 
 @dataclass(slots=True)
+class CacheProbe:
+    """A turn's dealings with the cache: its key, its question's vector, its hit."""
+
+    key: CacheKey
+    embedding: tuple[float, ...] | None = None
+    hit: CacheHit | None = None
+
+    def usage(self) -> dict[str, Any]:
+        """What the stored answer's ``usage`` says about the cache (nothing on a miss)."""
+        if self.hit is None:
+            return {}
+        return {
+            "cached": True,
+            "cache_kind": self.hit.kind,
+            "cache_similarity": round(self.hit.similarity, 4),
+            "cached_from": self.hit.answer.message_id,
+        }
+
+
+@dataclass(slots=True)
 class CacheCounters:
     exact_hits: int = 0
     semantic_hits: int = 0

@@ -10,7 +10,7 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from prometheus_client import Counter
@@ -21,6 +21,7 @@ from app.chat.response_cache.base import (
     CachedAnswer,
     CacheHit,
     CacheKey,
+    CacheProbe,
     ResponseCache,
     normalize_question,
 )
@@ -54,26 +55,6 @@ class ResponseCacheConfig:
     """Least cosine similarity of two questions for a semantic hit."""
     sampled_tenants: frozenset[str] = frozenset()
     """Tenants whose sampled (temperature > 0, no seed) answers are cached too."""
-
-
-@dataclass(slots=True)
-class CacheProbe:
-    """A turn's dealings with the cache: its key, its question's vector, its hit."""
-
-    key: CacheKey
-    embedding: tuple[float, ...] | None = None
-    hit: CacheHit | None = None
-
-    def usage(self) -> dict[str, Any]:
-        """What the stored answer's ``usage`` says about the cache (nothing on a miss)."""
-        if self.hit is None:
-            return {}
-        return {
-            "cached": True,
-            "cache_kind": self.hit.kind,
-            "cache_similarity": round(self.hit.similarity, 4),
-            "cached_from": self.hit.answer.message_id,
-        }
 
 
 def cache_key(
