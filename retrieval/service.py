@@ -86,6 +86,7 @@ class RetrievalService:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         extract_limits: ExtractLimits | None = None,
         quota: IngestionQuota = DEFAULT_QUOTA,
+        heading_context: bool = True,
     ) -> None:
         """Wire the service; nothing is contacted until ``start`` or first use.
 
@@ -93,8 +94,8 @@ class RetrievalService:
             sessions: Session factory of the database holding ``documents``.
             embedder: Embeds chunks and queries (blocking; run in threads here).
             store: Where chunk vectors live.
-            chunk_tokens: Chunk capacity in the embedder's tokens.
-            chunk_overlap: Tokens shared by neighbouring chunks.
+            chunk_tokens, chunk_overlap: Chunk capacity and overlap, in embedder tokens.
+            heading_context: Embed each chunk with the headings above it.
             max_document_bytes: Largest upload accepted.
             queue: The ingestion queue; default an in-process one.
             ingest_workers: Ingestion workers ``start_workers`` runs in this process.
@@ -103,8 +104,7 @@ class RetrievalService:
             on_chunks_changed: Told after a document's points were written or deleted
                 (after this service's own chunk cache has dropped them).
             cache: The node-local chunk cache's configuration; ``None`` turns it off.
-            query_window_s: How long a search waits to share its query's embedding
-                model call with concurrent searches.
+            query_window_s: How long a search waits to share a model call with others.
             query_max_batch: Most queries embedded in one model call.
             max_attempts: Attempts at indexing one upload before its document fails.
             extract_limits: Caps on extraction (pages, text, time, memory).
@@ -114,7 +114,9 @@ class RetrievalService:
         self._documents = DocumentRepository(sessions)
         self._embedder = embedder
         self._store = store
-        self._chunker = Chunker(embedder.tokenizer, chunk_tokens, chunk_overlap)
+        self._chunker = Chunker(
+            embedder.tokenizer, chunk_tokens, chunk_overlap, heading_context=heading_context
+        )
         self._max_document_bytes = max_document_bytes
         self._queries = QueryEmbedder(embedder.embed_queries, query_window_s, query_max_batch)
         self._search = SearchPath.build(

@@ -7,7 +7,7 @@ import itertools
 import pytest
 from tokenizers import Tokenizer
 
-from retrieval.chunking import Chunker
+from retrieval.chunking import Chunker, headings
 from retrieval.embedding import load_tokenizer
 
 _SENTENCES = [
@@ -96,3 +96,56 @@ def test_splitting_does_not_mutate_the_tokenizer(tokenizer: Tokenizer) -> None:
 def test_bad_sizes_are_refused(tokenizer: Tokenizer, max_tokens: int, overlap: int) -> None:
     with pytest.raises(ValueError, match="must"):
         Chunker(tokenizer, max_tokens=max_tokens, overlap=overlap)
+
+
+GUIDE = """Operations guide
+================
+
+Intro to operating it.
+
+Backups
+-------
+
+{body}
+
+# Appendix
+
+## Ports
+
+The API listens on 8000.
+"""
+
+
+def test_each_chunk_carries_the_headings_above_it(tokenizer: Tokenizer) -> None:
+    body = "Copy the data directory while the server is stopped, then check it. " * 12
+    text = GUIDE.format(body=body)
+    chunks = Chunker(tokenizer, max_tokens=60, overlap=0).split(text, markdown=True)
+    by_text = {chunk.text.split("\n")[0]: chunk for chunk in chunks}
+    backups = [c for c in chunks if c.text.startswith("Copy the data")]
+    assert backups, [c.text for c in chunks]
+    for chunk in backups:
+        assert chunk.heading == "Operations guide > Backups"
+        assert chunk.embedded_text == f"Operations guide > Backups\n\n{chunk.text}"
+    ports = next(c for c in chunks if "8000" in c.text)
+    assert ports.heading in ("Appendix", "Appendix > Ports")
+    # A chunk that opens with its own heading does not repeat it.
+    assert by_text["Operations guide"].heading == ""
+
+
+def test_heading_paths_can_be_switched_off(tokenizer: Tokenizer) -> None:
+    text = GUIDE.format(body="Copy the data directory. " * 40)
+    chunks = Chunker(tokenizer, max_tokens=60, overlap=0, heading_context=False).split(text)
+    assert all(chunk.heading == "" for chunk in chunks)
+    assert all(chunk.embedded_text == chunk.text for chunk in chunks)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "A line of prose\n---\nmore prose",  # a short rule under a long line
+        "- a list item\n-----------\n",
+        "| a | table |\n=============\n",
+    ],
+)
+def test_dividers_lists_and_tables_are_not_headings(text: str) -> None:
+    assert headings(text) == []
