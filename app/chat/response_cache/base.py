@@ -17,7 +17,6 @@ be served for a document that changed since: the new retrieval names other hashe
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from abc import ABC, abstractmethod
@@ -64,18 +63,21 @@ class CachedAnswer:
     embedding: tuple[float, ...] | None = None
     """The question's unit vector, for the semantic cache; ``None``: exact only."""
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+    def to_dict(self) -> dict[str, Any]:
+        """The answer as JSON-ready values (how the Redis cache stores it)."""
+        return asdict(self)
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> CachedAnswer:
-        data = json.loads(raw)
-        embedding = data.pop("embedding")
+    def from_dict(cls, data: dict[str, Any]) -> CachedAnswer:
+        embedding = data.get("embedding")
         return cls(
-            pieces=tuple(data.pop("pieces")),
-            sources=tuple(data.pop("sources")),
+            pieces=tuple(data["pieces"]),
+            finish_reason=data["finish_reason"],
+            sources=tuple(data["sources"]),
+            question=data["question"],
+            message_id=data["message_id"],
+            created_at=data["created_at"],
             embedding=None if embedding is None else tuple(embedding),
-            **data,
         )
 
     @property

@@ -116,7 +116,7 @@ class RedisResponseCache(ResponseCache):
                     "version": key.version,
                     "document_ids": sorted(key.document_ids),
                 },
-                "answer": json.loads(answer.to_json()),
+                "answer": answer.to_dict(),
             },
             separators=(",", ":"),
         )
@@ -188,5 +188,5 @@ def _decode(raw: bytes | str) -> tuple[CacheKey, CachedAnswer]:
             version=key["version"],
             document_ids=frozenset(key["document_ids"]),
         ),
-        CachedAnswer.from_json(json.dumps(data["answer"])),
+        CachedAnswer.from_dict(data["answer"]),
     )
