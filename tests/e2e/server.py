@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 RAGSERVE = str(Path(sys.executable).parent / "ragserve")
@@ -105,3 +112,32 @@ class Server:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+@contextlib.contextmanager
+def shared_nodes(
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_url: str,
+    redis_url: str,
+    extra_env: dict[str, str] | None = None,
+    count: int = 2,
+) -> Iterator[list[Server]]:
+    """``count`` started ``ragserve serve`` processes sharing one PostgreSQL database
+    and one Redis (under a key prefix of their own), each with its own data dir."""
+    # A module-wide prefix: the redis_prefix fixture is per test.
+    prefix = f"ragserve-test:{tmp_path_factory.mktemp('prefix').name}:"
+    env = {
+        "RAGSERVE_DATABASE_URL": postgres_url,
+        "RAGSERVE_REDIS_URL": redis_url,
+        "RAGSERVE_REDIS_KEY_PREFIX": prefix,
+        **(extra_env or {}),
+    }
+    nodes = [Server(Path(tmp_path_factory.mktemp(f"node{i}")), env) for i in range(count)]
+    nodes[0].cli("migrate")
+    try:
+        for node in nodes:
+            node.start()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from tests.e2e.server import Server
+from tests.e2e.server import Server, shared_nodes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -19,29 +18,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 BURST = 5
 
+ENV = {"RAGSERVE_SAFETY_ENABLED": "false", "RAGSERVE_LOG_LEVEL": "info"}
+
 
 @pytest.fixture(scope="module")
 def servers(
     tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redis_url: str
 ) -> Iterator[list[Server]]:
-    # A module-wide prefix: the redis_prefix fixture is per test.
-    prefix = f"ragserve-test:{tmp_path_factory.mktemp('prefix').name}:"
-    env = {
-        "RAGSERVE_DATABASE_URL": postgres_url,
-        "RAGSERVE_REDIS_URL": redis_url,
-        "RAGSERVE_REDIS_KEY_PREFIX": prefix,
-        "RAGSERVE_SAFETY_ENABLED": "false",
-        "RAGSERVE_LOG_LEVEL": "info",
-    }
-    nodes = [Server(Path(tmp_path_factory.mktemp(f"node{i}")), env) for i in range(2)]
-    nodes[0].cli("migrate")
-    try:
-        for node in nodes:
-            node.start()
+    with shared_nodes(tmp_path_factory, postgres_url, redis_url, ENV) as nodes:
         yield nodes
-    finally:
-        for node in nodes:
-            node.stop()
 
 
 def test_two_processes_share_one_budget_per_key(servers: list[Server]) -> None:

@@ -9,14 +9,13 @@ tests/integration/app/test_response_cache*.py (Redis: two clients, as two nodes)
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import openai
 import pytest
 
-from tests.e2e.server import Server
+from tests.e2e.server import Server, shared_nodes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -27,28 +26,15 @@ MODEL = "smollm2-135m-instruct"
 QUESTION = "What is the capital of France?"
 NO_RETRIEVAL = {"retrieval": {"enabled": False}}
 
+ENV = {"RAGSERVE_RESPONSE_CACHE_ENABLED": "true", "RAGSERVE_SAFETY_ENABLED": "false"}
+
 
 @pytest.fixture(scope="module")
 def servers(
     tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redis_url: str
 ) -> Iterator[list[Server]]:
-    prefix = f"ragserve-test:{tmp_path_factory.mktemp('prefix').name}:"
-    env = {
-        "RAGSERVE_DATABASE_URL": postgres_url,
-        "RAGSERVE_REDIS_URL": redis_url,
-        "RAGSERVE_REDIS_KEY_PREFIX": prefix,
-        "RAGSERVE_RESPONSE_CACHE_ENABLED": "true",
-        "RAGSERVE_SAFETY_ENABLED": "false",
-    }
-    nodes = [Server(Path(tmp_path_factory.mktemp(f"node{i}")), env) for i in range(2)]
-    nodes[0].cli("migrate")
-    try:
-        for node in nodes:
-            node.start()
+    with shared_nodes(tmp_path_factory, postgres_url, redis_url, ENV) as nodes:
         yield nodes
-    finally:
-        for node in nodes:
-            node.stop()
 
 
 def _stream(server: Server, key: str) -> tuple[str, dict[str, Any], Any]:
