@@ -43,7 +43,7 @@ from retrieval.types import DocumentStatus, IngestJob
 
 if TYPE_CHECKING:
     from retrieval.indexer import Indexer
-    from retrieval.ingest_queue.base import Delivery, IngestQueue
+    from retrieval.ingest_queue import Delivery, IngestQueue
     from retrieval.leases import UploadLeases
     from retrieval.repository import DocumentRepository
 
@@ -175,7 +175,7 @@ class IngestionWorkers:
                 _log.exception("ingest_worker_failed_retrying", consumer=consumer)
                 await asyncio.sleep(_BACKOFF_S)
 
-    async def process(self, consumer: str, delivery: Delivery) -> None:
+    async def process(self, consumer: str, delivery: Delivery[IngestJob]) -> None:
         """Handle one delivery; ack it unless the lease was lost or a retry is due."""
         if delivery.dead:
             await self._give_up(delivery)
@@ -198,7 +198,11 @@ class IngestionWorkers:
             await self._queue.ack(delivery)
 
     async def _keep_lease(
-        self, consumer: str, delivery: Delivery, work: asyncio.Task[bool], lost: asyncio.Event
+        self,
+        consumer: str,
+        delivery: Delivery[IngestJob],
+        work: asyncio.Task[bool],
+        lost: asyncio.Event,
     ) -> None:
         while True:
             await asyncio.sleep(self._renew_s)
@@ -212,7 +216,7 @@ class IngestionWorkers:
                 work.cancel()
                 return
 
-    async def _handle(self, delivery: Delivery) -> bool:
+    async def _handle(self, delivery: Delivery[IngestJob]) -> bool:
         """Index the job's upload; whether the entry is done (to be acked)."""
         job = delivery.job
         stale_before = datetime.now(UTC) - timedelta(seconds=self._stale_s)
@@ -302,7 +306,7 @@ class IngestionWorkers:
         except DocumentNotFoundError:
             await self._indexer.discard_quietly(job.tenant_id, collection, job.document_id)
 
-    async def _give_up(self, delivery: Delivery) -> None:
+    async def _give_up(self, delivery: Delivery[IngestJob]) -> None:
         """The queue dead-lettered the entry: fail its document, unless it is done
         or another worker holds it (the dead entry was a duplicate)."""
         job = delivery.job

@@ -16,7 +16,7 @@ from retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, Chun
 from retrieval.embedding import embed_passages
 from retrieval.errors import InvalidRequestError
 from retrieval.indexer import EMBED_ROUND, Indexer
-from retrieval.ingest_queue.memory import InProcessIngestQueue
+from retrieval.ingest_queue import InProcessIngestQueue
 from retrieval.ingestion import DEFAULT_MAX_ATTEMPTS, IngestionWorkers
 from retrieval.leases import UploadLeases
 from retrieval.query_embedder import QueryEmbedder
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
     from retrieval.embedding import Embedder
     from retrieval.extract import ExtractLimits
-    from retrieval.ingest_queue.base import IngestQueue
+    from retrieval.ingest_queue import IngestQueue
     from retrieval.vector_store import VectorStore
 
 MAX_PAGE_SIZE = 200
@@ -136,7 +136,7 @@ class RetrievalService:
             embed_round=embed_round,
             limits=extract_limits,
         )
-        self._queue = queue if queue is not None else InProcessIngestQueue(claim_idle_s)
+        self._queue = queue or InProcessIngestQueue(claim_idle_s=claim_idle_s)
         self._workers = IngestionWorkers(
             self._queue,
             self._documents,

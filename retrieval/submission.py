@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from retrieval.indexer import Indexer
-    from retrieval.ingest_queue.base import IngestQueue
+    from retrieval.ingest_queue import IngestQueue
     from retrieval.repository import DocumentRepository
 
 DEFAULT_QUOTA = IngestionQuota(max_bytes=5 * 1024**3, max_documents=100_000)

@@ -124,7 +124,11 @@ def build_ingest_queue(settings: Settings, redis: Redis | None) -> IngestQueue:
     """The ingestion queue: a Redis stream when Redis is configured, else in-process."""
     ing = settings.ingestion
     if redis is None:
-        return InProcessIngestQueue(ing.claim_idle_s, ing.max_deliveries, ing.max_queued)
+        return InProcessIngestQueue(
+            claim_idle_s=ing.claim_idle_s,
+            max_deliveries=ing.max_deliveries,
+            max_queued=ing.max_queued,
+        )
     return RedisStreamsIngestQueue(
         redis,
         f"{settings.redis.key_prefix}{ing.stream}",

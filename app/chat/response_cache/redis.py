@@ -28,6 +28,7 @@ from app.chat.response_cache.base import (
     ResponseCache,
     best_match,
 )
+from kernel.redis_text import text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -81,7 +82,7 @@ class RedisResponseCache(ResponseCache):
         admits: Admits | None = None,
     ) -> CacheHit | None:
         scope = f"{self._p}s:{key.scope}"
-        members = [_str(m) for m in await self._redis.zrange(scope, 0, -1)]
+        members = [text(m) for m in await self._redis.zrange(scope, 0, -1)]
         if not members:
             return None
         raws = await self._redis.mget([f"{self._p}e:{m}" for m in members])
@@ -148,7 +149,7 @@ class RedisResponseCache(ResponseCache):
         keep = {f"{model}{_SEP}{version}" for model, version in serving}
         dropped = 0
         for raw in await self._redis.smembers(f"{self._p}versions"):
-            version = _str(raw)
+            version = text(raw)
             if version not in keep:
                 dropped += await self._drop_index(f"{self._p}v:{version}")
                 await self._redis.srem(f"{self._p}versions", version)
@@ -164,16 +165,12 @@ class RedisResponseCache(ResponseCache):
 
     async def _drop_index(self, index: str) -> int:
         """Delete the entries an index set names, then the set; returns entries deleted."""
-        members = [_str(m) for m in await self._redis.smembers(index)]
+        members = [text(m) for m in await self._redis.smembers(index)]
         dropped = 0
         if members:
             dropped = int(await self._redis.delete(*(f"{self._p}e:{m}" for m in members)))
         await self._redis.delete(index)
         return dropped
-
-
-def _str(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _decode(raw: bytes | str) -> tuple[CacheKey, CachedAnswer]:

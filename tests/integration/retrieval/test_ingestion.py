@@ -290,7 +290,9 @@ async def test_cheap_checks_fail_before_anything_is_stored_or_queued(
 async def test_a_full_queue_refuses_clearly_and_stores_nothing(
     make_service: Callable[..., Awaitable[RetrievalService]],
 ) -> None:
-    service = await make_service(InProcessIngestQueue(CLAIM_IDLE_S, 3, max_queued=1))
+    service = await make_service(
+        InProcessIngestQueue(claim_idle_s=CLAIM_IDLE_S, max_deliveries=3, max_queued=1)
+    )
     first = await service.submit(TENANT, "one.txt", b"The first document.")
     with pytest.raises(IngestQueueFullError, match="full") as refused:
         await service.submit(TENANT, "two.txt", b"The second document.")
@@ -414,7 +416,7 @@ async def test_attempts_survive_a_restart_and_end_the_document_past_the_max(
     """Guards against a crash loop with the in-process queue: the attempt of a process
     that died mid-document is counted in SQL; the restarted process re-queues the
     upload left ``indexing`` at once, and past the max fails it, dropping its points."""
-    before = await make_service(InProcessIngestQueue(CLAIM_IDLE_S), max_attempts=1)
+    before = await make_service(InProcessIngestQueue(claim_idle_s=CLAIM_IDLE_S), max_attempts=1)
     await before.start_workers()
     document_id = (await before.submit(TENANT, "big.txt", manual(60))).document.id
 
@@ -425,7 +427,7 @@ async def test_attempts_survive_a_restart_and_end_the_document_past_the_max(
     await before.stop_workers()  # the process dies mid-document
     assert await uploads_stored(sessions) == {document_id: 1}
 
-    after = await make_service(InProcessIngestQueue(CLAIM_IDLE_S), max_attempts=1)
+    after = await make_service(InProcessIngestQueue(claim_idle_s=CLAIM_IDLE_S), max_attempts=1)
     await after.start_workers()
     [done] = await after.wait_for(TENANT, [document_id], timeout_s=30)
     assert (done.status, done.error_code) == (DocumentStatus.FAILED, "too_many_attempts")

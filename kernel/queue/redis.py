@@ -1,26 +1,25 @@
-"""The ingestion queue on a Redis stream, shared by every worker node (scaled deployment)."""
+"""The work queue on a Redis stream, shared by every worker node (scaled deployment)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from retrieval.errors import IngestQueueUnavailableError
-from retrieval.ingest_queue.base import (
+from kernel.queue.base import (
     DEAD_LETTERS_KEPT,
     DEFAULT_CLAIM_IDLE_S,
     DEFAULT_MAX_DELIVERIES,
     DEFAULT_MAX_QUEUED,
     Delivery,
-    IngestQueue,
-    queue_full,
+    J,
+    JobKind,
+    WorkQueue,
 )
-from retrieval.types import IngestJob
+from kernel.redis_text import text
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -35,8 +34,8 @@ return redis.call('XADD', KEYS[1], '*', 'job', ARGV[2])
 """
 
 
-class RedisStreamsIngestQueue(IngestQueue):
-    """An ``IngestQueue`` on a Redis stream read by one consumer group (scaled deployment).
+class RedisStreamsQueue(WorkQueue[J]):
+    """A ``WorkQueue`` on a Redis stream read by one consumer group (scaled deployment).
 
     Acked entries are deleted from the stream (XACK and XDEL together), so its
     length is the number of entries waiting or in progress, which bounds it.
@@ -46,8 +45,9 @@ class RedisStreamsIngestQueue(IngestQueue):
     def __init__(
         self,
         redis: Redis,
+        kind: JobKind[J],
         stream: str,
-        group: str = "ingest",
+        group: str,
         *,
         claim_idle_s: float = DEFAULT_CLAIM_IDLE_S,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
@@ -57,6 +57,7 @@ class RedisStreamsIngestQueue(IngestQueue):
 
         Args:
             redis: A client (``decode_responses`` either way).
+            kind: What the queue carries.
             stream: The stream's key, deployment prefix included.
             group: The consumer group every worker of the deployment joins.
             claim_idle_s: Idle time after which another consumer may claim an entry.
@@ -64,6 +65,7 @@ class RedisStreamsIngestQueue(IngestQueue):
             max_queued: Entries waiting or in progress before ``put`` refuses.
         """
         self._redis = redis
+        self.kind = kind
         self._stream = stream
         self._dead_stream = f"{stream}:dead"
         self._group = group
@@ -88,19 +90,21 @@ class RedisStreamsIngestQueue(IngestQueue):
                 raise
         self._ready = True
 
-    async def put(self, job: IngestJob) -> str:
-        async with _unavailable_on_error():
+    async def put(self, job: J) -> str:
+        async with self._unavailable_on_error():
             await self.ensure_ready()
-            entry_id = await self._add(keys=[self._stream], args=[self.max_queued, _encode(job)])
+            entry_id = await self._add(
+                keys=[self._stream], args=[self.max_queued, self.kind.encode(job)]
+            )
         if entry_id is None:
-            raise queue_full(self.max_queued)
-        return _text(entry_id)
+            raise self.kind.full(self.max_queued)
+        return text(entry_id)
 
     async def has_room(self) -> bool:
-        async with _unavailable_on_error():
+        async with self._unavailable_on_error():
             return await self.length() < self.max_queued
 
-    async def receive(self, consumer: str, timeout_s: float) -> Delivery | None:
+    async def receive(self, consumer: str, timeout_s: float) -> Delivery[J] | None:
         await self.ensure_ready()
         claimed = await self._claim_stuck(consumer)
         if claimed is not None:
@@ -111,10 +115,10 @@ class RedisStreamsIngestQueue(IngestQueue):
         )
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
-                return Delivery(_text(entry_id), _decode(fields), deliveries=1)
+                return Delivery(text(entry_id), self._decode(fields), deliveries=1)
         return None
 
-    async def _claim_stuck(self, consumer: str) -> Delivery | None:
+    async def _claim_stuck(self, consumer: str) -> Delivery[J] | None:
         # XAUTOCLAIM bumps the delivery count of what it claims; XPENDING reads it.
         reply = await self._redis.xautoclaim(
             self._stream, self._group, consumer, self._claim_idle_ms, start_id="0-0", count=1
@@ -124,8 +128,8 @@ class RedisStreamsIngestQueue(IngestQueue):
             if fields is None:  # deleted from the stream while pending
                 await self._redis.xack(self._stream, self._group, entry_id)
                 continue
-            job = _decode(fields)
-            entry = _text(entry_id)
+            job = self._decode(fields)
+            entry = text(entry_id)
             pending = await self._redis.xpending_range(
                 self._stream, self._group, min=entry, max=entry, count=1
             )
@@ -136,11 +140,11 @@ class RedisStreamsIngestQueue(IngestQueue):
             return Delivery(entry, job, deliveries)
         return None
 
-    async def _dead_letter(self, entry_id: str, job: IngestJob) -> None:
+    async def _dead_letter(self, entry_id: str, job: J) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xadd(
                 self._dead_stream,
-                {"job": _encode(job), "entry_id": entry_id},
+                {"job": self.kind.encode(job), "entry_id": entry_id},
                 maxlen=DEAD_LETTERS_KEPT,
                 approximate=True,
             )
@@ -148,11 +152,11 @@ class RedisStreamsIngestQueue(IngestQueue):
             pipe.xdel(self._stream, entry_id)
             await pipe.execute()
 
-    async def renew(self, consumer: str, delivery: Delivery) -> bool:
+    async def renew(self, consumer: str, delivery: Delivery[J]) -> bool:
         pending = await self._redis.xpending_range(
             self._stream, self._group, min=delivery.entry_id, max=delivery.entry_id, count=1
         )
-        if not pending or _text(pending[0]["consumer"]) != consumer:
+        if not pending or text(pending[0]["consumer"]) != consumer:
             return False
         # NOTE: XCLAIM with JUSTID resets the idle time without counting a delivery.
         await self._redis.xclaim(
@@ -160,7 +164,7 @@ class RedisStreamsIngestQueue(IngestQueue):
         )
         return True
 
-    async def ack(self, delivery: Delivery) -> None:
+    async def ack(self, delivery: Delivery[J]) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xack(self._stream, self._group, delivery.entry_id)
             pipe.xdel(self._stream, delivery.entry_id)
@@ -169,18 +173,18 @@ class RedisStreamsIngestQueue(IngestQueue):
     async def length(self) -> int:
         return int(await self._redis.xlen(self._stream))
 
-    async def jobs(self) -> set[IngestJob]:
+    async def jobs(self) -> set[J]:
         # The stream holds only entries waiting or pending (acked ones are deleted)
         # and is bounded by max_queued: a paged scan is cheap.
-        found: set[IngestJob] = set()
+        found: set[J] = set()
         start = "-"
         while True:
             entries: Any = await self._redis.xrange(self._stream, min=start, count=500)
             for _entry_id, fields in entries:
-                found.add(_decode(fields))
+                found.add(self._decode(fields))
             if len(entries) < 500:
                 return found
-            start = "(" + _text(entries[-1][0])
+            start = "(" + text(entries[-1][0])
 
     async def forget_idle_consumers(self) -> int:
         await self.ensure_ready()
@@ -193,36 +197,22 @@ class RedisStreamsIngestQueue(IngestQueue):
             # its next read.
             if int(consumer["pending"]) == 0 and int(consumer["idle"]) > 10 * self._claim_idle_ms:
                 await self._redis.xgroup_delconsumer(
-                    self._stream, self._group, _text(consumer["name"])
+                    self._stream, self._group, text(consumer["name"])
                 )
                 forgotten += 1
         return forgotten
 
-    async def dead_letters(self) -> list[IngestJob]:
+    def _decode(self, fields: dict[Any, Any]) -> J:
+        return self.kind.decode(text(fields.get(b"job", fields.get("job"))))
+
+    @contextlib.asynccontextmanager
+    async def _unavailable_on_error(self) -> AsyncIterator[None]:
+        """Redis transport failures on the API path as the kind's ``unavailable`` error."""
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise self.kind.unavailable(str(exc)) from exc
+
+    async def dead_letters(self) -> list[J]:
         entries: Any = await self._redis.xrange(self._dead_stream)
-        return [_decode(fields) for _entry_id, fields in entries]
-
-
-@contextlib.asynccontextmanager
-async def _unavailable_on_error() -> AsyncIterator[None]:
-    """Redis transport failures on the API path as ``IngestQueueUnavailableError`` (503)."""
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        raise IngestQueueUnavailableError(f"the ingestion queue is unreachable: {exc}") from exc
-
-
-def _encode(job: IngestJob) -> str:
-    return json.dumps(
-        {"tenant_id": job.tenant_id, "document_id": job.document_id, "hash": job.content_hash}
-    )
-
-
-def _decode(fields: dict[Any, Any]) -> IngestJob:
-    raw = fields.get(b"job", fields.get("job"))
-    data = json.loads(_text(raw))
-    return IngestJob(data["tenant_id"], data["document_id"], data["hash"])
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+        return [self._decode(fields) for _entry_id, fields in entries]

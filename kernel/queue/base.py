@@ -1,24 +1,26 @@
-"""The ingestion queue's interface and the values it hands out.
+"""The work queue's interface, the values it hands out and what a queue carries.
 
-Every implementation gives at-least-once delivery (see docs/ingestion.md). A
-consumer ``receive``s an entry, works on it and ``ack``s it when the document's
-status is final; an entry that is not acked within ``claim_idle_s`` of its last
-delivery or lease renewal (the worker died, was cancelled or its node crashed)
-goes to the next consumer that asks. After ``max_deliveries`` deliveries an entry
-is dead-lettered instead: it is moved aside and handed out once more marked
-``dead``, so a worker can record why the document failed. Handlers must therefore
-be idempotent (ingestion is: point ids are derived from content).
+Every implementation gives at-least-once delivery. A consumer ``receive``s an
+entry, works on it and ``ack``s it when the work is final; an entry that is not
+acked within ``claim_idle_s`` of its last delivery or lease renewal (the worker
+died, was cancelled or its node crashed) goes to the next consumer that asks.
+After ``max_deliveries`` deliveries an entry is dead-lettered instead: it is moved
+aside and handed out once more marked ``dead``, so a worker can record why the job
+failed. Handlers must therefore be idempotent.
 
-Entries carry an ``IngestJob`` (ids and a content hash), never the document's bytes.
+Entries carry small jobs (ids and hashes), never the work's bytes; a ``JobKind``
+says how one is written into an entry and read back, and which errors a full or
+unreachable queue raises for its callers.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from retrieval.errors import IngestQueueFullError
-from retrieval.types import IngestJob
+J = TypeVar("J", bound=Hashable)
 
 DEFAULT_CLAIM_IDLE_S = 60.0
 DEFAULT_MAX_DELIVERIES = 5
@@ -28,7 +30,24 @@ DEAD_LETTERS_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
+class JobKind(Generic[J]):
+    """What one queue carries.
+
+    Attributes:
+        encode: A job as an entry's text (a Redis stream field).
+        decode: The job back from that text.
+        full: The error ``put`` raises when ``max_queued`` entries wait (the argument).
+        unavailable: The error raised when the queue cannot be reached (the detail).
+    """
+
+    encode: Callable[[J], str]
+    decode: Callable[[str], J]
+    full: Callable[[int], Exception]
+    unavailable: Callable[[str], Exception]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery(Generic[J]):
     """One entry handed to a consumer.
 
     Attributes:
@@ -40,13 +59,13 @@ class Delivery:
     """
 
     entry_id: str
-    job: IngestJob
+    job: J
     deliveries: int
     dead: bool = False
 
 
-class IngestQueue(ABC):
-    """A bounded, at-least-once queue of ingestion jobs shared by the workers."""
+class WorkQueue(ABC, Generic[J]):
+    """A bounded, at-least-once queue of jobs shared by the workers."""
 
     @property
     @abstractmethod
@@ -58,11 +77,12 @@ class IngestQueue(ABC):
         """Create what the queue needs (a consumer group); idempotent."""
 
     @abstractmethod
-    async def put(self, job: IngestJob) -> str:
+    async def put(self, job: J) -> str:
         """Append a job; returns its entry id.
 
         Raises:
-            IngestQueueFullError: ``max_queued`` entries are waiting or in progress.
+            Exception: the kind's ``full`` error when ``max_queued`` entries are
+                waiting or in progress, its ``unavailable`` one when unreachable.
         """
 
     @abstractmethod
@@ -70,14 +90,14 @@ class IngestQueue(ABC):
         """Whether ``put`` would be accepted now (a hint; ``put`` decides)."""
 
     @abstractmethod
-    async def receive(self, consumer: str, timeout_s: float) -> Delivery | None:
+    async def receive(self, consumer: str, timeout_s: float) -> Delivery[J] | None:
         """The next entry for ``consumer``: a stuck one first, else a new one.
 
         Waits up to ``timeout_s`` for one; ``None`` when none came.
         """
 
     @abstractmethod
-    async def renew(self, consumer: str, delivery: Delivery) -> bool:
+    async def renew(self, consumer: str, delivery: Delivery[J]) -> bool:
         """Reset the entry's idle time so nobody claims it while it is worked on.
 
         Returns:
@@ -85,7 +105,7 @@ class IngestQueue(ABC):
         """
 
     @abstractmethod
-    async def ack(self, delivery: Delivery) -> None:
+    async def ack(self, delivery: Delivery[J]) -> None:
         """The entry is done: remove it for good."""
 
     @abstractmethod
@@ -93,7 +113,7 @@ class IngestQueue(ABC):
         """Entries waiting or in progress (not yet acked)."""
 
     @abstractmethod
-    async def jobs(self) -> set[IngestJob]:
+    async def jobs(self) -> set[J]:
         """The jobs of every entry waiting or in progress (to re-queue what is missing)."""
 
     async def forget_idle_consumers(self) -> int:
@@ -105,12 +125,5 @@ class IngestQueue(ABC):
         return 0
 
     @abstractmethod
-    async def dead_letters(self) -> list[IngestJob]:
+    async def dead_letters(self) -> list[J]:
         """Jobs that were given up on, oldest first (bounded)."""
-
-
-def queue_full(max_queued: int) -> IngestQueueFullError:
-    """The error ``put`` raises when ``max_queued`` entries are waiting or in progress."""
-    return IngestQueueFullError(
-        f"the ingestion queue is full ({max_queued} documents waiting); retry later"
-    )
