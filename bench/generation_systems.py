@@ -36,7 +36,14 @@ from transformers import (
 
 from bench.generation_stats import Record
 from bench.generation_workload import BenchRequest
-from inference import Engine, FinishEvent, FinishReason, GenerationRequest, SamplingParams
+from inference import (
+    Engine,
+    FinishEvent,
+    FinishReason,
+    GenerationRequest,
+    Priority,
+    SamplingParams,
+)
 
 
 class System(Protocol):
@@ -235,11 +242,23 @@ class CBServer:
 
 
 class EngineServer:
-    """ragserve's engine: one streaming ``Engine.generate`` per request."""
+    """ragserve's engine: one streaming ``Engine.generate`` per request.
 
-    def __init__(self, name: str, engine: Engine) -> None:
+    Several servers may share one engine (one per priority class or tenant); only
+    one of them should ``start`` and ``stop`` it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        engine: Engine,
+        priority: Priority = Priority.ONLINE,
+        tenant: str = "",
+    ) -> None:
         self.name = name
         self.engine = engine
+        self.priority = priority
+        self.tenant = tenant
 
     async def start(self) -> None:
         await self.engine.start()
@@ -252,7 +271,15 @@ class EngineServer:
         sampling = SamplingParams(
             max_tokens=request.max_tokens, temperature=0.0, repetition_penalty=1.0
         )
-        stream = self.engine.generate(GenerationRequest(request.rid, request.prompt_ids, sampling))
+        stream = self.engine.generate(
+            GenerationRequest(
+                request.rid,
+                request.prompt_ids,
+                sampling,
+                tenant_id=self.tenant,
+                priority=self.priority,
+            )
+        )
         async with contextlib.aclosing(stream):
             async for event in stream:
                 now = time.perf_counter()

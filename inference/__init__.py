@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         FinishReason,
         GenerationEvent,
         GenerationRequest,
+        Priority,
         SamplingParams,
         TokenEvent,
     )
@@ -53,6 +54,7 @@ else:
                 "FinishReason",
                 "GenerationEvent",
                 "GenerationRequest",
+                "Priority",
                 "SamplingParams",
                 "TokenEvent",
             ),
@@ -74,6 +76,7 @@ __all__ = [
     "LoadedModel",
     "LocalEngine",
     "ModelLoadError",
+    "Priority",
     "RemoteEngine",
     "SamplingParams",
     "TokenEvent",

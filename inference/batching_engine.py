@@ -1,9 +1,11 @@
 """The continuous-batching engine (docs/engine.md): many requests share every forward pass.
 
-Each step of the worker thread admits waiting requests (round-robin over tenants,
-within the slot and KV-cache budgets), computes a bounded chunk of new prompts,
-runs one decode token for every running sequence in the same forward pass,
-streams each new token to its request and retires finished sequences at once.
+Each step of the worker thread admits waiting requests (online before batch,
+round-robin over tenants within each class, within the slot and KV-cache budgets,
+preempting batch sequences an online request needs room from), computes a bounded
+chunk of new prompts, runs one decode token for every running sequence in the same
+forward pass, streams each new token to its request and retires finished sequences
+at once.
 """
 
 from __future__ import annotations
@@ -14,25 +16,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
-import torch
 
-from inference.batch_forward import LlamaBatchForward, StepBatch
+from inference.batch_forward import LlamaBatchForward
 from inference.detokenizer import OutputStream
-from inference.engine_support import (
-    check_request,
-)
+from inference.engine_support import check_request
 from inference.errors import EngineOverloadedError, EngineUnavailableError, InvalidRequestError
 from inference.kv_cache import KVCache
 from inference.metrics import engine_metrics
 from inference.prefix_cache import PrefixCache
 from inference.request_slot import RequestSlot
+from inference.running_batch import RunningBatch
 from inference.sampling import make_generator, sample_next
-from inference.scheduler import Scheduler, Ticket, plan_prefill
+from inference.scheduler import Scheduler
 from inference.sequence import Sequence as Seq
 from inference.threaded_engine import Loader, ThreadedEngine
-from inference.types import FinishReason, GenerationRequest
+from inference.types import FinishReason, GenerationRequest, Priority
 
 if TYPE_CHECKING:
+    import torch
     from prometheus_client import CollectorRegistry
 
     from inference.loader import LoadedModel
@@ -52,8 +53,16 @@ class BatchingEngine(ThreadedEngine):
         device: See ``load_model``.
         threads: Intra-op threads for the worker; ``None`` keeps torch's default.
         max_running: Most sequences in the running batch (KV-cache slots).
-        max_waiting: Most requests waiting to start; more get ``EngineOverloadedError``.
-        max_waiting_tokens: Most prompt tokens waiting, all requests together.
+        max_waiting: Most online requests waiting to start; more get
+            ``EngineOverloadedError``.
+        max_waiting_tokens: Most online prompt tokens waiting, all requests together.
+        max_batch_share: The share of ``max_running`` that batch-priority sequences
+            may hold at once (at least one slot), so online requests mostly find a
+            free slot without preempting any.
+        max_waiting_batch: Most batch requests waiting, counted apart from online
+            ones; ``None`` is ``max_waiting``.
+        max_waiting_batch_tokens: Most batch prompt tokens waiting; ``None`` is
+            ``max_waiting_tokens``.
         prefill_chunk_tokens: Prompt tokens computed per step, all new sequences
             together: the longest a prompt can stall the others' decoding.
         max_seq_len: Most tokens (prompt plus ``max_tokens``) per sequence; sizes
@@ -81,6 +90,9 @@ class BatchingEngine(ThreadedEngine):
         max_running: int = 32,
         max_waiting: int = 256,
         max_waiting_tokens: int = 262_144,
+        max_batch_share: float = 0.5,
+        max_waiting_batch: int | None = None,
+        max_waiting_batch_tokens: int | None = None,
         prefill_chunk_tokens: int = 256,
         max_seq_len: int = 2048,
         kv_cache_tokens: int | None = None,
@@ -91,6 +103,8 @@ class BatchingEngine(ThreadedEngine):
     ) -> None:
         if max_running < 1 or prefill_chunk_tokens < 1 or max_seq_len < 2:
             raise ValueError("max_running, prefill_chunk_tokens and max_seq_len must be positive")
+        if not 0.0 < max_batch_share <= 1.0:
+            raise ValueError("max_batch_share must be in (0, 1]")
         super().__init__(
             loader,
             model_path=model_path,
@@ -101,18 +115,19 @@ class BatchingEngine(ThreadedEngine):
             max_context_tokens=max_context_tokens,
         )
         self._max_running = max_running
+        self._max_batch_running = max(1, int(max_running * max_batch_share))
         self._chunk = prefill_chunk_tokens
         self._max_seq_len = max_seq_len
         if kv_cache_tokens is None:
             kv_cache_tokens = max_running * max_seq_len
         self._kv_budget = kv_cache_tokens
-        self._scheduler: Scheduler[Seq] = Scheduler(max_waiting, max_waiting_tokens)
+        self._scheduler: Scheduler[Seq] = Scheduler(
+            max_waiting, max_waiting_tokens, max_waiting_batch, max_waiting_batch_tokens
+        )
         self._prefix = PrefixCache(prefix_block_tokens, prefix_cache_bytes)
         self._metrics = engine_metrics(registry)
         self._forward: LlamaBatchForward | None = None
-        self._cache: KVCache | None = None
-        self._running: list[Seq] = []
-        self._kv_reserved = 0
+        self._running_batch: RunningBatch | None = None
         self._avg_e2e = 1.0
         self._max_batch_seen = 0
 
@@ -125,7 +140,12 @@ class BatchingEngine(ThreadedEngine):
 
     @property
     def num_running(self) -> int:
-        return len(self._running)
+        return len(self._running_batch) if self._running_batch is not None else 0
+
+    @property
+    def max_batch_running(self) -> int:
+        """The most batch-priority sequences that may run at once."""
+        return self._max_batch_running
 
     @property
     def max_batch_seen(self) -> int:
@@ -144,7 +164,7 @@ class BatchingEngine(ThreadedEngine):
             layers, self._max_running, kv_heads, limit, head_dim, loaded.dtype, loaded.device
         )
         self._forward = LlamaBatchForward(loaded.model, cache)
-        self._cache = cache
+        self._running_batch = RunningBatch(cache, self._prefix, self._kv_budget)
         self._context_limit = min(limit, self._kv_budget)
 
     async def stop(self) -> None:
@@ -159,9 +179,10 @@ class BatchingEngine(ThreadedEngine):
         await self._join_worker()
         self._prefix.clear()
 
-    def check_capacity(self) -> None:
+    def check_capacity(self, priority: Priority = Priority.ONLINE) -> None:
+        """Raise ``EngineOverloadedError`` when a request of ``priority`` would be refused now."""
         with self._cond:
-            self._scheduler.check_room(retry_after=self._retry_after())
+            self._scheduler.check_room(retry_after=self._retry_after(priority), priority=priority)
 
     def _submit(self, request: GenerationRequest) -> RequestSlot:
         loaded = self.loaded
@@ -174,14 +195,7 @@ class BatchingEngine(ThreadedEngine):
             generator=None if params.greedy else make_generator(params, loaded.device),
             kv_tokens=len(request.prompt_token_ids) + params.max_tokens,
         )
-        ticket = Ticket(
-            key=request.request_id,
-            tenant=request.tenant_id,
-            prompt_tokens=len(request.prompt_token_ids),
-            kv_tokens=seq.kv_tokens,
-            deadline=request.deadline,
-            item=seq,
-        )
+        ticket = seq.ticket()
         labels = self._metrics_labels()
         with self._cond:
             if self._stopping or self._worker is None or not self._worker.is_alive():
@@ -189,18 +203,20 @@ class BatchingEngine(ThreadedEngine):
             if request.request_id in self._slots:
                 raise InvalidRequestError(f"request id {request.request_id!r} is already active")
             try:
-                self._scheduler.submit(ticket, retry_after=self._retry_after())
+                self._scheduler.submit(ticket, retry_after=self._retry_after(request.priority))
             except EngineOverloadedError:
                 self._metrics.requests_rejected.labels(*labels).inc()
                 raise
             self._slots[request.request_id] = slot
-            self._metrics.num_requests_waiting.labels(*labels).set(self._scheduler.num_waiting)
+            self._set_waiting_gauges()
             self._cond.notify()
         return slot
 
-    def _retry_after(self) -> float:
-        """A guess at when the queue will have room: queued batches times the mean latency."""
-        batches = self._scheduler.num_waiting / self._max_running + 1.0
+    def _retry_after(self, priority: Priority) -> float:
+        """A guess at when the class's queue will have room: its queued rounds times
+        the mean latency."""
+        slots = self._max_batch_running if priority is Priority.BATCH else self._max_running
+        batches = self._scheduler.waiting(priority) / slots + 1.0
         return round(min(max(self._avg_e2e * batches, 1.0), 60.0), 1)
 
     def _cancel(self, slot: RequestSlot) -> None:
@@ -216,7 +232,31 @@ class BatchingEngine(ThreadedEngine):
     def _metrics_labels(self) -> tuple[str]:
         return (self.model_name,)
 
+    def _set_gauges(self) -> None:
+        """The running and waiting gauges, from the worker thread."""
+        labels = self._metrics_labels()
+        self._metrics.num_requests_running.labels(*labels).set(len(self._running))
+        self._metrics.num_batch_requests_running.labels(*labels).set(
+            sum(1 for s in self._running if s.batch)
+        )
+        with self._cond:
+            self._set_waiting_gauges()
+
+    def _set_waiting_gauges(self) -> None:
+        """The waiting gauges; hold ``_cond``."""
+        labels = self._metrics_labels()
+        self._metrics.num_requests_waiting.labels(*labels).set(self._scheduler.num_waiting)
+        self._metrics.num_batch_requests_waiting.labels(*labels).set(
+            self._scheduler.waiting(Priority.BATCH)
+        )
+
     # -- worker thread ---------------------------------------------------------
+
+    @property
+    def _running(self) -> RunningBatch:
+        if self._running_batch is None:
+            raise RuntimeError("the engine is not started")
+        return self._running_batch
 
     def _work(self) -> None:
         try:
@@ -226,73 +266,73 @@ class BatchingEngine(ThreadedEngine):
                         self._cond.wait()
                     if self._stopping:
                         return
+                # Cancelled sequences leave before admission, so their slots count as free.
+                for seq in self._running:
+                    if seq.slot.should_cancel():
+                        self._retire(seq, FinishReason.CANCELLED)
+                with self._cond:
                     expired = self._scheduler.pop_expired(time.monotonic())
-                    admitted = self._scheduler.admit(
-                        self._max_running - len(self._running),
-                        self._kv_budget - self._kv_reserved,
-                    )
+                    admitted = self._schedule()
                 for seq in expired:
                     self._release(seq.slot)
                     seq.slot.finish(FinishReason.CANCELLED)
                 for seq in admitted:
                     self._admit(seq)
+                self._set_gauges()
                 self._step()
+                self._set_gauges()
         finally:
-            for seq in list(self._running):
+            for seq in self._running:
                 self._retire(seq, FinishReason.CANCELLED)
 
+    def _schedule(self) -> list[Seq]:
+        """Take the requests to start now; preempt batch sequences an online one needs
+        room from (``Scheduler.schedule``). Hold ``_cond``."""
+        running_batch = [s.ticket() for s in self._running if s.batch]
+        decided = self._scheduler.schedule(
+            self._running.free_slots,
+            self._running.free_kv_tokens,
+            self._max_batch_running - len(running_batch),
+            running_batch,
+        )
+        for seq in decided.preempted:
+            self._preempt(seq)
+        return decided.admitted
+
+    def _preempt(self, seq: Seq) -> None:
+        """Free the slot and KV room of ``seq``, which the scheduler has requeued.
+
+        It resumes by recomputing its prompt and generated tokens
+        (``Sequence.preempt``), so its caller sees only a pause.
+        """
+        self._running.remove(seq)
+        seq.preempt()
+        self._metrics.num_preemptions.labels(*self._metrics_labels()).inc()
+        logger.debug(
+            "sequence_preempted",
+            request_id=seq.slot.request.request_id,
+            generated=len(seq.generated),
+            preemptions=seq.preemptions,
+        )
+
     def _admit(self, seq: Seq) -> None:
-        """Give ``seq`` a KV slot and copy in whatever prefix of its prompt is cached."""
-        if self._cache is None:
-            raise RuntimeError("the engine is not started")
-        seq.kv_slot = self._cache.allocate()
-        self._kv_reserved += seq.kv_tokens
-        self._running.append(seq)
-        prompt = seq.prompt
-        # At least the last prompt token must be computed: its logits give the first token.
-        hashes = self._prefix.block_hashes(prompt, (len(prompt) - 1) // self._prefix.block_size)
-        blocks = self._prefix.match(prompt, hashes)
-        if blocks:
-            self._cache.write(seq.kv_slot, 0, torch.cat(blocks, dim=3))
-            seq.computed = len(blocks) * self._prefix.block_size
+        """Start ``seq`` in the running batch (from its cached prefix, if any)."""
+        self._running.add(seq)
         labels = self._metrics_labels()
-        self._metrics.prompt_tokens.labels(*labels).inc(len(prompt))
-        self._metrics.prefix_cache_queries.labels(*labels).inc(len(prompt))
+        if seq.preemptions == 0:
+            self._metrics.prompt_tokens.labels(*labels).inc(len(seq.prompt))
+        self._metrics.prefix_cache_queries.labels(*labels).inc(len(seq.context))
         self._metrics.prefix_cache_hits.labels(*labels).inc(seq.computed)
 
     def _step(self) -> None:
-        """One iteration: drop cancelled sequences, one forward pass, sample, retire."""
+        """One iteration: one forward pass, sample, retire."""
         if self._forward is None:
             raise RuntimeError("the engine is not started")
-        for seq in list(self._running):
-            if seq.slot.should_cancel():
-                self._retire(seq, FinishReason.CANCELLED)
-        labels = self._metrics_labels()
-        self._metrics.num_requests_running.labels(*labels).set(len(self._running))
-        self._metrics.num_requests_waiting.labels(*labels).set(self._scheduler.num_waiting)
         if not self._running:
             return
-        batch = StepBatch()
-        sampled: list[Seq] = []
-        for seq in self._running:
-            if not seq.prefilling:
-                batch.logit_rows.append(
-                    batch.add_decode(seq.kv_slot, seq.generated[-1], seq.next_position)
-                )
-                sampled.append(seq)
-        prefilling = [seq for seq in self._running if seq.prefilling]
-        plan = plan_prefill([len(s.prompt) - s.computed for s in prefilling], self._chunk)
-        completed: list[Seq] = []
-        for seq, take in zip(prefilling, plan, strict=True):
-            if take == 0:
-                continue
-            start = seq.computed
-            row = batch.add_prefill(seq.kv_slot, seq.prompt[start : start + take], start)
-            seq.computed += take
-            if not seq.prefilling:
-                batch.logit_rows.append(row)
-                sampled.append(seq)
-                completed.append(seq)
+        labels = self._metrics_labels()
+        step = self._running.next_step(self._chunk)
+        batch = step.batch
         in_step = len(batch.decode_slots) + len(batch.prefills)
         self._max_batch_seen = max(self._max_batch_seen, in_step)
         self._metrics.batch_size.labels(*labels).observe(in_step)
@@ -301,13 +341,13 @@ class BatchingEngine(ThreadedEngine):
         except Exception as exc:  # the worker must survive a failing step
             logger.exception("engine_step_failed")
             error = f"{type(exc).__name__}: {exc}"
-            for seq in list(self._running):
+            for seq in self._running:
                 self._retire(seq, FinishReason.ERROR, error)
             return
-        for seq in completed:
-            self._remember_prefix(seq)
+        for seq in step.prefilled:
+            self._running.remember_prefix(seq)
         now = time.monotonic()
-        for seq, row in zip(sampled, logits, strict=True):
+        for seq, row in zip(step.sampled, logits, strict=True):
             try:
                 reason = self._accept(seq, row, now)
             except Exception as exc:
@@ -347,27 +387,9 @@ class BatchingEngine(ThreadedEngine):
             return FinishReason.LENGTH
         return None
 
-    def _remember_prefix(self, seq: Seq) -> None:
-        """Put the full prompt blocks of a freshly prefilled ``seq`` into the prefix cache."""
-        if self._cache is None:
-            raise RuntimeError("the engine is not started")
-        if self._prefix.capacity_bytes == 0:
-            return
-        size = self._prefix.block_size
-        for i, key in enumerate(self._prefix.block_hashes(seq.prompt)):
-            if key not in self._prefix:
-                start = i * size
-                block = self._cache.read(seq.kv_slot, start, start + size)
-                self._prefix.insert(key, seq.prompt[start : start + size], block)
-
     def _retire(self, seq: Seq, reason: FinishReason, error: str | None = None) -> None:
         """Free ``seq``'s slot and end its stream."""
-        if self._cache is None:
-            raise RuntimeError("the engine is not started")
-        if seq in self._running:
-            self._running.remove(seq)
-            self._cache.release(seq.kv_slot)
-            self._kv_reserved -= seq.kv_tokens
+        self._running.remove(seq)
         elapsed = time.monotonic() - seq.submitted
         self._avg_e2e = 0.8 * self._avg_e2e + 0.2 * elapsed
         self._metrics.e2e_request_latency.labels(*self._metrics_labels()).observe(elapsed)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
+from inference.types import Priority
+
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Sequence
 
@@ -44,8 +46,11 @@ class Engine(ABC):
         Unknown ids are ignored.
         """
 
-    def check_capacity(self) -> None:  # noqa: B027 (optional hook: no queue, no refusal)
-        """Raise ``EngineOverloadedError`` when a new request would be refused now.
+    def check_capacity(  # noqa: B027 (optional hook: no queue, no refusal)
+        self, priority: Priority = Priority.ONLINE
+    ) -> None:
+        """Raise ``EngineOverloadedError`` when a new request of ``priority`` would be
+        refused now.
 
         Lets a caller refuse a turn before it stores anything; ``generate`` still
         makes the final decision. Engines without a bounded queue never refuse.

@@ -1,4 +1,5 @@
-"""An in-process engine: one worker thread serving requests one at a time, in FIFO order.
+"""An in-process engine: one worker thread serving requests one at a time, in FIFO order
+(online requests before batch ones).
 
 This is the first engine; the continuous-batching engine (docs/engine.md) implements
 the same ``Engine`` interface and replaces it by configuration.
@@ -28,6 +29,7 @@ from inference.threaded_engine import Loader, ThreadedEngine
 from inference.types import (
     FinishReason,
     GenerationRequest,
+    Priority,
 )
 
 logger = structlog.get_logger(__name__)
@@ -46,8 +48,9 @@ class LocalEngine(ThreadedEngine):
         cache_dir: See ``load_model``.
         dtype: See ``load_model``.
         device: See ``load_model``.
-        max_waiting: How many requests may wait behind the running one; more are
-            refused with ``EngineOverloadedError``.
+        max_waiting: How many requests of each priority class may wait behind the
+            running one; more are refused with ``EngineOverloadedError``. Batch
+            requests start only when no online one waits, and are never preempted.
         max_context_tokens: Upper bound on prompt plus ``max_tokens``; the model's
             ``max_position_embeddings`` applies too.
         threads: Intra-op threads for the worker; ``None`` keeps torch's default.
@@ -119,22 +122,23 @@ class LocalEngine(ThreadedEngine):
                 raise EngineUnavailableError("the engine is not running")
             if request.request_id in self._slots:
                 raise InvalidRequestError(f"request id {request.request_id!r} is already active")
-            self._check_room()
+            self._check_room(request.priority)
             self._waiting.append(slot)
             self._slots[request.request_id] = slot
             self._cond.notify()
         return slot
 
-    def check_capacity(self) -> None:
+    def check_capacity(self, priority: Priority = Priority.ONLINE) -> None:
+        """Raise ``EngineOverloadedError`` when a request of ``priority`` would be refused now."""
         with self._cond:
-            self._check_room()
+            self._check_room(priority)
 
-    def _check_room(self) -> None:
-        """Raise ``EngineOverloadedError`` when the queue is full; hold ``_cond``."""
-        if len(self._waiting) >= self._max_waiting:
-            raise EngineOverloadedError(
-                f"{len(self._waiting)} requests are already waiting", retry_after=1.0
-            )
+    def _check_room(self, priority: Priority) -> None:
+        """Raise ``EngineOverloadedError`` when ``priority``'s share of the queue is full;
+        hold ``_cond``."""
+        waiting = sum(1 for s in self._waiting if s.request.priority is priority)
+        if waiting >= self._max_waiting:
+            raise EngineOverloadedError(f"{waiting} requests are already waiting", retry_after=1.0)
 
     def _cancel(self, slot: RequestSlot) -> None:
         """Abort ``slot``: a waiting one ends now, a running one at the worker's next step."""
@@ -156,7 +160,11 @@ class LocalEngine(ThreadedEngine):
                     self._cond.wait()
                 if self._stopping:
                     return
-                slot = self._waiting.popleft()
+                slot = next(
+                    (s for s in self._waiting if s.request.priority is Priority.ONLINE),
+                    self._waiting[0],
+                )
+                self._waiting.remove(slot)
                 self._running = slot
             try:
                 self._serve(slot)

@@ -16,10 +16,17 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 
 @dataclass(frozen=True, slots=True)
 class EngineMetrics:
-    """The metric families, labelled by ``model_name``; see ``engine_metrics``."""
+    """The metric families, labelled by ``model_name``; see ``engine_metrics``.
+
+    The ``num_requests_*`` gauges count both priority classes; the
+    ``num_batch_requests_*`` ones the batch part of them.
+    """
 
     num_requests_waiting: Gauge
     num_requests_running: Gauge
+    num_batch_requests_waiting: Gauge
+    num_batch_requests_running: Gauge
+    num_preemptions: Counter
     batch_size: Histogram
     time_to_first_token: Histogram
     inter_token_latency: Histogram
@@ -61,15 +68,25 @@ def _create(registry: CollectorRegistry) -> EngineMetrics:
     def counter(name: str, doc: str) -> Counter:
         return Counter(name, doc, labels, registry=registry)
 
+    def gauge(name: str, doc: str) -> Gauge:
+        return Gauge(name, doc, labels, registry=registry)
+
     return EngineMetrics(
-        num_requests_waiting=Gauge(
-            "ragserve:num_requests_waiting", "Requests waiting to start.", labels, registry=registry
+        num_requests_waiting=gauge("ragserve:num_requests_waiting", "Requests waiting to start."),
+        num_requests_running=gauge(
+            "ragserve:num_requests_running", "Requests in the running batch."
         ),
-        num_requests_running=Gauge(
-            "ragserve:num_requests_running",
-            "Requests in the running batch.",
-            labels,
-            registry=registry,
+        num_batch_requests_waiting=gauge(
+            "ragserve:num_batch_requests_waiting",
+            "Batch-priority requests waiting to start (preempted ones included).",
+        ),
+        num_batch_requests_running=gauge(
+            "ragserve:num_batch_requests_running",
+            "Batch-priority requests in the running batch.",
+        ),
+        num_preemptions=counter(
+            "ragserve:num_preemptions",
+            "Batch sequences that gave their slot back to an online request.",
         ),
         batch_size=histogram("ragserve:batch_size", "Sequences per engine step.", _BATCH_BUCKETS),
         time_to_first_token=histogram(

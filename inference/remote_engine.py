@@ -87,6 +87,11 @@ class RemoteEngine(Engine):
         max_connections: Connections open at once, one per streaming request.
         model_name: The name callers see; default ``model`` (or the discovered one).
         model_version: The version callers see.
+        ragserve_node: The server is a ``ragserve inference`` node, so batch requests
+            carry ``priority: "batch"`` and yield to its online traffic. ``None`` (the
+            default) decides from ``GET /v1/models``: a node whose every model is
+            ``owned_by: "ragserve"`` is one. Anything else gets no ``priority``: vLLM
+            refuses that value of its own ``priority`` field.
     """
 
     def __init__(
@@ -101,11 +106,13 @@ class RemoteEngine(Engine):
         max_connections: int = 256,
         model_name: str = "",
         model_version: str = "",
+        ragserve_node: bool | None = None,
     ) -> None:
         self.base_url = api_root(base_url)
         self.model_name = model_name or model or ""
         self.model_version = model_version
         self._model = model
+        self._ragserve_node = ragserve_node
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
         self._health_timeout = health_timeout
@@ -186,7 +193,7 @@ class RemoteEngine(Engine):
         if _time_left(request.deadline) <= 0:
             yield FinishEvent(FinishReason.CANCELLED, prompt, 0)
             return
-        body = chat_body(request, await self._model_id())
+        body = chat_body(request, await self._model_id(), ragserve_node=bool(self._ragserve_node))
         call = _Call()
         self._calls[request.request_id] = call
         call.pump = asyncio.create_task(self._pump(self._client, body, request.request_id, call))
@@ -284,6 +291,8 @@ class RemoteEngine(Engine):
             response = await self._client.get("/v1/models", timeout=wait_s)
             response.raise_for_status()
             data = response.json()["data"]
+            if self._ragserve_node is None and data:
+                self._ragserve_node = all(card.get("owned_by") == "ragserve" for card in data)
             return [str(card["id"]) for card in data]
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             raise EngineUnavailableError(

@@ -20,7 +20,7 @@ from inference.errors import (
     InferenceError,
     InvalidRequestError,
 )
-from inference.types import FinishReason
+from inference.types import FinishReason, Priority
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -46,12 +46,18 @@ def api_root(base_url: str) -> str:
     return url.removesuffix("/v1")
 
 
-def chat_body(request: GenerationRequest, model: str) -> dict[str, Any]:
+def chat_body(
+    request: GenerationRequest, model: str, *, ragserve_node: bool = False
+) -> dict[str, Any]:
     """The streamed ``POST /v1/chat/completions`` body for ``request``.
 
     ``top_k`` and ``repetition_penalty`` go only when they change something: vLLM
     and llama.cpp take both under these names, and a server that does not know
     them never sees them in a request that does not need them.
+
+    ``priority: "batch"`` goes only for a batch request to a ragserve node
+    (``ragserve_node``): vLLM has a ``priority`` field of its own, an integer, and
+    refuses the string.
     """
     sampling = request.sampling
     body: dict[str, Any] = {
@@ -74,6 +80,8 @@ def chat_body(request: GenerationRequest, model: str) -> dict[str, Any]:
     if request.tenant_id:
         # A ragserve node shares its batch slots fairly by this; others log it.
         body["user"] = request.tenant_id
+    if ragserve_node and request.priority is Priority.BATCH:
+        body["priority"] = Priority.BATCH.value
     return body
 
 

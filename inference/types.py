@@ -6,6 +6,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 
+class Priority(StrEnum):
+    """Which traffic class a request is in (docs/engine.md, "Priority classes").
+
+    ``online`` is someone waiting for the answer; ``batch`` is offline work (the
+    OpenAI-style batch jobs) that only takes the slots and prefill budget online
+    traffic leaves free, and may be preempted and resumed later.
+    """
+
+    ONLINE = "online"
+    BATCH = "batch"
+
+
 class FinishReason(StrEnum):
     """Why a generation ended (OpenAI's vocabulary plus ``cancelled`` and ``error``)."""
 
@@ -61,6 +73,7 @@ class GenerationRequest:
         messages: The chat to answer, for engines that render it themselves (a
             remote engine only takes messages; local ones use them when
             ``prompt_token_ids`` is empty).
+        priority: Its traffic class; engines without classes treat every request alike.
     """
 
     request_id: str
@@ -69,6 +82,7 @@ class GenerationRequest:
     tenant_id: str = ""
     deadline: float | None = None
     messages: tuple[ChatMessage, ...] = ()
+    priority: Priority = Priority.ONLINE
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from inference.node.errors import NodeError
-from inference.types import ChatMessage, FinishReason, GenerationRequest, SamplingParams
+from inference.types import ChatMessage, FinishReason, GenerationRequest, Priority, SamplingParams
 
 MAX_MESSAGES = 1024
 """Messages one request may carry."""
@@ -43,7 +43,11 @@ StopStr = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class ChatCompletionRequest(WireModel):
-    """``POST /v1/chat/completions``; ``top_k`` and ``repetition_penalty`` as in vLLM."""
+    """``POST /v1/chat/completions``; ``top_k`` and ``repetition_penalty`` as in vLLM.
+
+    ``priority`` is ragserve's own: ``"batch"`` runs the request in the engine's
+    batch class (docs/engine.md), behind online traffic; ``RemoteEngine`` sends it.
+    """
 
     model: str = Field(min_length=1, max_length=256)
     messages: list[MessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
@@ -59,6 +63,7 @@ class ChatCompletionRequest(WireModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = Field(default=None, max_length=256)
+    priority: Literal["online", "batch"] = "online"
 
     @field_validator("n")
     @classmethod
@@ -125,6 +130,7 @@ class ChatCompletionRequest(WireModel):
             sampling=sampling,
             tenant_id=self.user or "",
             messages=tuple(m.to_message() for m in self.messages),
+            priority=Priority(self.priority),
         )
 
 

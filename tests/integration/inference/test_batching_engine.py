@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,6 +18,7 @@ from inference.types import (
     FinishEvent,
     FinishReason,
     GenerationRequest,
+    Priority,
     SamplingParams,
     TokenEvent,
 )
@@ -39,10 +41,14 @@ SYSTEM = (
 
 
 def _make(
-    loaded: LoadedModel, registry: CollectorRegistry | None = None, **knobs: int
+    loaded: LoadedModel, registry: CollectorRegistry | None = None, **knobs: float
 ) -> BatchingEngine:
     knobs.setdefault("max_seq_len", 1024)
-    return BatchingEngine(lambda: loaded, registry=registry or CollectorRegistry(), **knobs)
+    return BatchingEngine(
+        lambda: loaded,
+        registry=registry or CollectorRegistry(),
+        **knobs,  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -280,5 +286,74 @@ async def test_batches_and_keeps_the_event_loop_responsive(loaded_fp32: LoadedMo
         assert engine.max_batch_seen == 8
         assert _metric(registry, "ragserve:batch_size_count") > 0
         assert _metric(registry, "ragserve:e2e_request_latency_seconds_count") == 8
+    finally:
+        await engine.stop()
+
+
+async def test_a_preempted_batch_request_resumes_with_the_same_greedy_text(
+    loaded_fp32: LoadedModel,
+) -> None:
+    """Guards preemption's exactness: a batch request that gives its only slot to an
+    online request twice, and resumes by recomputing (from the prefix cache, then its
+    generated tokens), still streams the very text it would alone, every piece once,
+    with gapless indices, and the online requests finish first."""
+    registry = CollectorRegistry()
+    engine = _make(
+        loaded_fp32, registry, max_running=1, max_batch_share=1.0, prefix_block_tokens=16
+    )
+    await engine.start()
+    try:
+        batch = replace(
+            _request(engine, "Write a long story about a dragon.", max_tokens=24),
+            priority=Priority.BATCH,
+        )
+        online = [_request(engine, q, max_tokens=3) for q in ("Say hello.", "Name a colour.")]
+        tasks: list[asyncio.Task[tuple[str, FinishEvent]]] = []
+        tokens: list[TokenEvent] = []
+        finish: FinishEvent | None = None
+        async for event in engine.generate(batch):
+            if isinstance(event, FinishEvent):
+                finish = event
+            else:
+                tokens.append(event)
+                if event.index in (2, 10):
+                    tasks.append(asyncio.create_task(_collect(engine, online[len(tasks)])))
+        assert finish is not None
+        assert finish.reason == FinishReason.LENGTH
+        assert finish.completion_tokens == 24
+        assert [t.index for t in tokens] == list(range(len(tokens)))
+        assert "".join(t.text for t in tokens) == hf_greedy(loaded_fp32, batch.prompt_token_ids, 24)
+        assert all(task.done() for task in tasks)
+        assert _metric(registry, "ragserve:num_preemptions_total") == 2
+        # The resumptions start from the prompt blocks the first prefill cached.
+        assert _metric(registry, "ragserve:prefix_cache_hits_total") >= 32
+        assert _metric(registry, "ragserve:prompt_tokens_total") == sum(
+            len(r.prompt_token_ids) for r in (batch, *online)
+        )
+        for request, task in zip(online, tasks, strict=True):
+            text, _ = task.result()
+            assert text == hf_greedy(loaded_fp32, request.prompt_token_ids, 3)
+    finally:
+        await engine.stop()
+
+
+async def test_batch_requests_hold_at_most_their_share_of_the_slots(
+    loaded_fp32: LoadedModel,
+) -> None:
+    registry = CollectorRegistry()
+    engine = _make(loaded_fp32, registry, max_running=4, max_batch_share=0.5)
+    await engine.start()
+    try:
+        assert engine.max_batch_running == 2
+        requests = [
+            replace(_request(engine, f"Number {i}?", max_tokens=3), priority=Priority.BATCH)
+            for i in range(4)
+        ]
+        await asyncio.gather(*(_collect(engine, r) for r in requests))
+        assert engine.max_batch_seen == 2
+        assert _metric(registry, "ragserve:num_preemptions_total") == 0
+        await eventually(
+            lambda: _metric(registry, "ragserve:num_batch_requests_running") == 0, within=5.0
+        )
     finally:
         await engine.stop()

@@ -84,6 +84,7 @@ def test_sampling_fields_are_accepted(http: httpx.Client) -> None:
             "stop": ["\n\n"],
             "repetition_penalty": 1.1,
             "user": "tenant-a",
+            "priority": "batch",
         },
     )
     assert response.status_code == 200, response.text
@@ -119,6 +120,7 @@ def test_a_wrong_or_missing_key_is_401_but_probes_stay_open(node: InferenceNode)
         ),
         ({"model": MODEL, "messages": CHAT, "temperature": 3}, 400, "temperature", None),
         ({"model": MODEL, "messages": CHAT, "n": 2}, 400, "n", None),
+        ({"model": MODEL, "messages": CHAT, "priority": "urgent"}, 400, "priority", None),
         ({"messages": CHAT}, 400, "model", None),
         ({"model": "gpt-4o", "messages": CHAT}, 404, "model", "model_not_found"),
     ],

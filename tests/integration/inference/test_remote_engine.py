@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import httpx
@@ -18,6 +19,7 @@ from inference import (
     FinishReason,
     GenerationRequest,
     InvalidRequestError,
+    Priority,
     RemoteEngine,
     SamplingParams,
     TokenEvent,
@@ -123,6 +125,23 @@ async def test_closing_the_stream_frees_the_node_slot_at_once(
     await stream.aclose()
     await eventually(lambda: node.metric(RUNNING) == 0, within=2.0)
     assert time.monotonic() - closed_at < 2.0
+
+
+async def test_a_batch_request_runs_in_the_node_batch_class(node: InferenceNode) -> None:
+    """Guards propagation: a ragserve node is recognised by its model list (``owned_by``)
+    and hears ``priority: batch``."""
+    engine = RemoteEngine(node.url)
+    await engine.start()
+    try:
+        request = _request(LONG, max_tokens=600)
+        stream = engine.generate(replace(request, priority=Priority.BATCH))
+        for _ in range(3):
+            assert isinstance(await anext(stream), TokenEvent)
+        assert node.metric("ragserve:num_batch_requests_running") == 1
+        await stream.aclose()
+        await eventually(lambda: node.metric(RUNNING) == 0, within=2.0)
+    finally:
+        await engine.stop()
 
 
 async def test_abort_ends_the_stream_cancelled_and_frees_the_slot(

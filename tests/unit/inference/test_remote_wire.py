@@ -19,7 +19,7 @@ from inference.remote_wire import (
     sse_data,
     status_error,
 )
-from inference.types import ChatMessage, FinishReason, GenerationRequest, SamplingParams
+from inference.types import ChatMessage, FinishReason, GenerationRequest, Priority, SamplingParams
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -52,6 +52,16 @@ def test_the_body_sends_only_the_sampling_that_changes_something() -> None:
     assert tuned["max_tokens"] == 7
     assert (tuned["top_k"], tuned["stop"], tuned["seed"]) == (5, ["\n"], 3)
     assert (tuned["repetition_penalty"], tuned["temperature"], tuned["user"]) == (1.2, 0.5, "t")
+
+
+def test_priority_goes_only_for_batch_requests_to_a_ragserve_node() -> None:
+    """Guards foreign servers: vLLM refuses a string ``priority``, so it never gets one."""
+    chat = (ChatMessage("user", "hi"),)
+    batch = GenerationRequest("r", messages=chat, priority=Priority.BATCH)
+    online = GenerationRequest("r", messages=chat)
+    assert chat_body(batch, "m", ragserve_node=True)["priority"] == "batch"
+    assert "priority" not in chat_body(batch, "m")
+    assert "priority" not in chat_body(online, "m", ragserve_node=True)
 
 
 async def _lines(*lines: str) -> AsyncIterator[str]:

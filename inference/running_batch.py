@@ -1,0 +1,133 @@
+"""The batching engine's running batch: its sequences, the KV-cache room they hold,
+and the rows each feeds to the next forward pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+
+from inference.batch_forward import StepBatch
+from inference.scheduler import plan_prefill
+from inference.sequence import Sequence as Seq
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from inference.kv_cache import KVCache
+    from inference.prefix_cache import PrefixCache
+
+
+@dataclass(slots=True)
+class Step:
+    """One forward pass to run.
+
+    Attributes:
+        batch: Its rows.
+        sampled: The sequences to sample a token for, in ``batch.logit_rows`` order.
+        prefilled: The sequences whose context this step completes.
+    """
+
+    batch: StepBatch = field(default_factory=StepBatch)
+    sampled: list[Seq] = field(default_factory=list)
+    prefilled: list[Seq] = field(default_factory=list)
+
+
+class RunningBatch:
+    """The running sequences, each holding one KV-cache slot and reserving its prompt
+    plus ``max_tokens`` of the KV budget, from admission to retirement or preemption.
+
+    Worker thread only. Iterating gives a snapshot, so sequences may leave meanwhile.
+
+    Args:
+        cache: The slot-based KV cache; one slot per running sequence.
+        prefix: Shared-prefix blocks: copied into a new sequence's slot, and filled
+            from the prompts of sequences that complete their prefill.
+        kv_budget: KV-cache tokens all running sequences may reserve together.
+    """
+
+    def __init__(self, cache: KVCache, prefix: PrefixCache, kv_budget: int) -> None:
+        self._cache = cache
+        self._prefix = prefix
+        self._kv_budget = kv_budget
+        self._seqs: list[Seq] = []
+        self._reserved = 0
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    def __iter__(self) -> Iterator[Seq]:
+        """The running sequences, oldest admission first."""
+        return iter(list(self._seqs))
+
+    @property
+    def free_slots(self) -> int:
+        return self._cache.num_slots - len(self._seqs)
+
+    @property
+    def free_kv_tokens(self) -> int:
+        """KV-cache tokens no running sequence reserves."""
+        return self._kv_budget - self._reserved
+
+    def add(self, seq: Seq) -> None:
+        """Give ``seq`` a slot and copy in the longest cached prefix of its context."""
+        seq.kv_slot = self._cache.allocate()
+        self._reserved += seq.kv_tokens
+        self._seqs.append(seq)
+        context, size = seq.context, self._prefix.block_size
+        # At least the last context token must be computed: its logits give the next token.
+        blocks = self._prefix.match(
+            context, self._prefix.block_hashes(context, (len(context) - 1) // size)
+        )
+        if blocks:
+            self._cache.write(seq.kv_slot, 0, torch.cat(blocks, dim=3))
+            seq.computed = len(blocks) * size
+
+    def remove(self, seq: Seq) -> None:
+        """Free ``seq``'s slot and KV room; nothing if it is not running."""
+        if seq in self._seqs:
+            self._seqs.remove(seq)
+            self._cache.release(seq.kv_slot)
+            self._reserved -= seq.kv_tokens
+
+    def next_step(self, prefill_budget: int) -> Step:
+        """The rows of the next forward pass: one decode row per decoding sequence, then
+        prefill chunks within ``prefill_budget`` tokens; advances each ``computed``.
+
+        NOTE: online sequences' prefill comes first (oldest first), so batch-priority
+        prefill gets only what the budget leaves over.
+        """
+        step = Step()
+        batch = step.batch
+        for seq in self._seqs:
+            if not seq.prefilling:
+                batch.logit_rows.append(
+                    batch.add_decode(seq.kv_slot, seq.generated[-1], seq.next_position)
+                )
+                step.sampled.append(seq)
+        prefilling = [s for s in self._seqs if s.prefilling and not s.batch]
+        prefilling += [s for s in self._seqs if s.prefilling and s.batch]
+        plan = plan_prefill([len(s.context) - s.computed for s in prefilling], prefill_budget)
+        for seq, take in zip(prefilling, plan, strict=True):
+            if take == 0:
+                continue
+            start = seq.computed
+            row = batch.add_prefill(seq.kv_slot, seq.context[start : start + take], start)
+            seq.computed += take
+            if not seq.prefilling:
+                batch.logit_rows.append(row)
+                step.sampled.append(seq)
+                step.prefilled.append(seq)
+        return step
+
+    def remember_prefix(self, seq: Seq) -> None:
+        """Put the full prompt blocks of freshly prefilled ``seq`` into the prefix cache."""
+        if self._prefix.capacity_bytes == 0:
+            return
+        size = self._prefix.block_size
+        for i, key in enumerate(self._prefix.block_hashes(seq.prompt)):
+            if key not in self._prefix:
+                start = i * size
+                block = self._cache.read(seq.kv_slot, start, start + size)
+                self._prefix.insert(key, seq.prompt[start : start + size], block)
