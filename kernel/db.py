@@ -180,3 +180,14 @@ async def check_health(engine: AsyncEngine, timeout_s: float = 2.0) -> None:
         await asyncio.wait_for(_ping(), timeout_s)
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         raise DatabaseUnavailableError(f"database unavailable: {type(exc).__name__}") from exc
+
+
+async def lock_key(session: AsyncSession, key: str) -> None:
+    """Serialise the transactions that lock ``key`` until this one ends.
+
+    For check-then-insert steps (a quota): two READ COMMITTED transactions of
+    PostgreSQL would each miss the other's row and both pass, so PostgreSQL takes a
+    transaction-scoped advisory lock; SQLite serialises writers already.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})

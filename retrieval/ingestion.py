@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from kernel.queue.lease import LeaseLostError, with_lease
 from retrieval.errors import (
     FAILURES,
     DocumentNotFoundError,
@@ -180,41 +181,27 @@ class IngestionWorkers:
         if delivery.dead:
             await self._give_up(delivery)
             return
-        lost = asyncio.Event()
-        work = asyncio.create_task(self._handle(delivery))
-        lease = asyncio.create_task(self._keep_lease(consumer, delivery, work, lost))
         try:
-            acked = await work
-        except asyncio.CancelledError:
-            if not lost.is_set():
-                raise
+            acked = await with_lease(
+                self._queue,
+                consumer,
+                delivery,
+                self._handle(delivery),
+                renew_s=self._renew_s,
+                # The row first: its lease must never be older than the queue entry's.
+                before_renew=lambda: self._touch(delivery.job),
+            )
+        except LeaseLostError:
             _log.warning("ingest_lease_lost", document_id=delivery.job.document_id)
             return
-        finally:
-            lease.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lease
         if acked:
             await self._queue.ack(delivery)
 
-    async def _keep_lease(
-        self,
-        consumer: str,
-        delivery: Delivery[IngestJob],
-        work: asyncio.Task[bool],
-        lost: asyncio.Event,
-    ) -> None:
-        while True:
-            await asyncio.sleep(self._renew_s)
-            # The row first: its lease must never be older than the queue entry's.
-            try:
-                await self._leases.touch(delivery.job)
-            except Exception:
-                _log.warning("ingest_lease_renewal_failed", document_id=delivery.job.document_id)
-            if not await self._queue.renew(consumer, delivery):
-                lost.set()
-                work.cancel()
-                return
+    async def _touch(self, job: IngestJob) -> None:
+        try:
+            await self._leases.touch(job)
+        except Exception:
+            _log.warning("ingest_lease_renewal_failed", document_id=job.document_id)
 
     async def _handle(self, delivery: Delivery[IngestJob]) -> bool:
         """Index the job's upload; whether the entry is done (to be acked)."""

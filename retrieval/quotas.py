@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
+from kernel.db import lock_key
 from retrieval.errors import QuotaExceededError
 from retrieval.models import DocumentRow, IngestionQuotaRow
 from retrieval.types import IngestionQuota
@@ -54,15 +55,8 @@ class QuotaStore:
 
 
 async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:
-    """Serialise quota checks of one tenant until the transaction ends.
-
-    NOTE: PostgreSQL needs the lock (two READ COMMITTED transactions would each
-    see the other's upload missing and both pass); SQLite serialises writers.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"quota:{tenant_id}"}
-        )
+    """Serialise quota checks of one tenant until the transaction ends."""
+    await lock_key(session, f"quota:{tenant_id}")
 
 
 async def _quota(session: AsyncSession, tenant_id: str, default: IngestionQuota) -> IngestionQuota:
