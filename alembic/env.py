@@ -15,6 +15,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 # NOTE: imported for their side effect: each registers its tables on kernel.orm.Base.
+import app.batches.tables
 import app.idempotency
 import app.routing.tables  # noqa: F401
 import conversation.models  # noqa: F401

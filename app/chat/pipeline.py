@@ -162,7 +162,7 @@ class TurnPipeline:
         sampling = within_version(route.version, request.options, sampling)
         await self._context.check_instructions(request, route)
         # Refuse an overloaded turn before anything is stored (429, Retry-After).
-        self._models.check_capacity(route)
+        self._models.check_capacity(route, request.priority)
         if request.conversation_id is None:
             conversation = await self._conversations.create(tenant, owner=request.subject)
         earlier = list(request.history) if request.history is not None else stored_history(stored)
@@ -207,7 +207,12 @@ class TurnPipeline:
                 out.end(CONTENT_FILTER)
             elif message_id not in self._cancelled:
                 generation = GenerationRequest(
-                    message_id, [], sampling, tenant, messages=tuple(messages)
+                    message_id,
+                    [],
+                    sampling,
+                    tenant,
+                    messages=tuple(messages),
+                    priority=request.priority,
                 )
                 if out.cache is None or out.cache.hit is None:
                     shadows = self._models.start_shadows(

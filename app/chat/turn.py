@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from inference import ChatMessage
+from inference import ChatMessage, Priority
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +52,5 @@ class TurnRequest:
     """The caller's own system prompt, put before ragserve's (sources and citation rules)."""
     model: str | None = None
     """The public model name the client asked for; ``None`` takes the node's default."""
+    priority: Priority = Priority.ONLINE
+    """The engine's traffic class: batch lines only take what online turns leave free."""

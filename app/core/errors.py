@@ -73,7 +73,13 @@ class ApiError(Exception):
         }
 
 
-OPENAI_ROUTES = ("/v1/chat/completions", "/v1/models", "/v1/embeddings")
+OPENAI_ROUTES = (
+    "/v1/chat/completions",
+    "/v1/models",
+    "/v1/embeddings",
+    "/v1/files",
+    "/v1/batches",
+)
 """Path prefixes whose errors take OpenAI's shape, so the OpenAI SDKs parse them."""
 _OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 _OPENAI_CODES = {"unauthorized": "invalid_api_key", "rate_limited": "rate_limit_exceeded"}
@@ -152,6 +158,12 @@ class RateLimitedError(ApiError):
     ) -> None:
         super().__init__(message, retry_after=retry_after)
         self.headers = dict(headers or {})
+
+
+class BatchQuotaExceededError(RateLimitedError):
+    """A tenant's unfinished batches would hold more requests or tokens than allowed."""
+
+    code = "batch_quota_exceeded"
 
 
 class TooManyTurnsError(RateLimitedError):

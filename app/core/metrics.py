@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUEST_LATENCY = Histogram(
     "ragserve:http_request_duration_seconds",
@@ -52,3 +52,16 @@ def observe_turn(
     for stage, millis in timings.items():
         if isinstance(millis, int | float):
             STAGE_LATENCY.labels(stage, model, version).observe(millis / 1000)
+
+
+BATCH_REQUESTS = Counter(
+    "ragserve:batch_requests_total",
+    "Batch lines answered, by endpoint and outcome (completed, failed, expired).",
+    ["endpoint", "outcome"],
+)
+BATCHES_FINISHED = Counter(
+    "ragserve:batches_finished_total", "Batches that ended, by final status.", ["status"]
+)
+BATCH_LINES_RUNNING = Gauge(
+    "ragserve:batch_lines_running", "Batch lines this process is running now."
+)

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.auth.settings import AuthSettings
+from app.batches.settings import BatchSettings
 from app.ratelimit.settings import RateLimitSettings
 from app.routing.settings import RoutingSettings
 
@@ -134,6 +135,9 @@ class GenerationSettings(BaseSettings):
     """Requests that may wait for a slot; more get 429 with Retry-After."""
     max_waiting_tokens: int = 262_144
     """Prompt tokens that may wait for a slot; more get 429 with Retry-After."""
+    batch_share: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Share of ``max_running`` that batch-class sequences (batch jobs' lines) may
+    hold; they also take only what online requests leave and are preempted for them."""
     prefill_chunk_tokens: int = 256
     """Prompt tokens prefilled per engine step, so a long prompt never stalls the
     decoding of the others for longer than one chunk."""
@@ -342,6 +346,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
     hot_state: HotStateSettings = Field(default_factory=HotStateSettings)
     resume: ResumeSettings = Field(default_factory=ResumeSettings)
     chunk_cache: ChunkCacheSettings = Field(default_factory=ChunkCacheSettings)

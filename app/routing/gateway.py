@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from app.routing.rollout import Arm, choose, shadows_for
 from app.routing.shadow import PrimaryResult, ShadowJob
 from app.routing.specs import ModelSpec, VersionSpec
-from inference import EngineUnavailableError, GenerationRequest
+from inference import EngineUnavailableError, GenerationRequest, Priority
 
 if TYPE_CHECKING:
     import asyncio
@@ -87,9 +87,9 @@ class ModelGateway:
         )
         return Route(model, choice.version, choice.arm)
 
-    def check_capacity(self, route: Route) -> None:
+    def check_capacity(self, route: Route, priority: Priority = Priority.ONLINE) -> None:
         """Raise ``EngineOverloadedError`` when the version would refuse a turn now."""
-        self.router.check_capacity(route.version)
+        self.router.check_capacity(route.version, priority)
 
     def count_tokens(self, route: Route, text: str) -> int:
         """Tokens of ``text`` for prompt budgets (exact on the embedded engine, a
@@ -125,6 +125,7 @@ class ModelGateway:
                 tenant_id=request.tenant_id,
                 deadline=request.deadline,
                 messages=request.messages,
+                priority=request.priority,
             )
             job = ShadowJob(
                 tenant_id=request.tenant_id,

@@ -36,7 +36,7 @@ from app.routing.endpoints import Endpoint, EndpointPool
 from app.routing.health import HealthPolicy, Prober, State
 from app.routing.metrics import Outcome, router_metrics
 from inference.errors import EngineOverloadedError, EngineUnavailableError, InvalidRequestError
-from inference.types import FinishEvent, FinishReason, GenerationEvent, TokenEvent
+from inference.types import FinishEvent, FinishReason, GenerationEvent, Priority, TokenEvent
 
 if TYPE_CHECKING:
     import random
@@ -200,8 +200,9 @@ class Router:
         if flight.endpoint is not None:
             await flight.endpoint.engine.abort(request_id)
 
-    def check_capacity(self, version: VersionSpec) -> None:
-        """Raise ``EngineOverloadedError`` when every healthy endpoint would refuse now.
+    def check_capacity(self, version: VersionSpec, priority: Priority = Priority.ONLINE) -> None:
+        """Raise ``EngineOverloadedError`` when every healthy endpoint would refuse a
+        request of ``priority`` now.
 
         An endpoint refuses when its engine's own check says so (the embedded
         engine) or when it answered "overloaded" and its ``Retry-After`` still runs;
@@ -220,7 +221,7 @@ class Router:
                 waits.append(endpoint.health.busy_until - now)
                 continue
             try:
-                endpoint.engine.check_capacity()
+                endpoint.engine.check_capacity(priority)
             except EngineOverloadedError as exc:
                 waits.append(exc.retry_after)
                 continue

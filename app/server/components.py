@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from app.batches.queue import BATCH_JOBS
 from app.chat.response_cache import (
     MemoryResponseCache,
     RedisResponseCache,
@@ -34,6 +35,8 @@ from app.routing.usage import UsageLedger
 from conversation import HotState, LabelingQueue, MemoryHotState, NoHotState, RedisHotState
 from inference import BatchingEngine, Engine, LocalEngine, RemoteEngine
 from kernel import redis_breaker
+from kernel.queue.memory import InProcessQueue
+from kernel.queue.redis import RedisStreamsQueue
 from retrieval import (
     CacheConfig,
     EdgeVectorStore,
@@ -57,6 +60,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from app.routing.specs import EndpointSpec, VersionSpec
+    from kernel.queue.base import WorkQueue
 
 
 _REDIS_CONNECT_TIMEOUT_S = 2.0
@@ -139,6 +143,23 @@ def build_ingest_queue(settings: Settings, redis: Redis | None) -> IngestQueue:
     )
 
 
+def build_batch_queue(settings: Settings, redis: Redis | None) -> WorkQueue[str]:
+    """The queue of batch jobs: a Redis stream when Redis is configured, else in-process."""
+    b = settings.batch
+    if redis is None:
+        return InProcessQueue(
+            BATCH_JOBS, claim_idle_s=b.claim_idle_s, max_deliveries=b.max_deliveries
+        )
+    return RedisStreamsQueue(
+        redis,
+        BATCH_JOBS,
+        f"{settings.redis.key_prefix}{b.stream}",
+        b.group,
+        claim_idle_s=b.claim_idle_s,
+        max_deliveries=b.max_deliveries,
+    )
+
+
 def build_response_cache(settings: Settings, redis: Redis | None) -> ResponseCache | None:
     """Where answers are cached (Redis when configured, else in-process), or ``None``."""
     rc = settings.response_cache
@@ -201,6 +222,7 @@ def build_engine(settings: Settings) -> Engine:
         max_running=gen.max_running,
         max_waiting=gen.max_waiting,
         max_waiting_tokens=gen.max_waiting_tokens,
+        max_batch_share=gen.batch_share,
         prefill_chunk_tokens=gen.prefill_chunk_tokens,
         max_seq_len=gen.max_seq_len,
         prefix_cache_bytes=gen.prefix_cache_mb << 20,

@@ -16,6 +16,7 @@ from app.core.errors import error_response
 from app.core.logs import configure_logging
 from app.core.openapi import describe_models, document_errors, state_limits
 from app.core.settings import Settings, get_settings
+from app.entrypoints.openai.batches.controller import BatchesController, FilesController
 from app.entrypoints.openai.controller import OpenAIController
 from app.entrypoints.rest.admin.controller import AdminController
 from app.entrypoints.rest.conversations.controller import ConversationController
@@ -88,6 +89,8 @@ def create_app(settings: Settings | None = None, state: State | None = None) -> 
             AdminController,
             ModelsController,
             OpenAIController,
+            FilesController,
+            BatchesController,
             chat_socket,
             metrics,
         ],

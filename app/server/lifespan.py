@@ -15,6 +15,10 @@ import structlog
 from litestar.datastructures import State
 
 from app.auth.authenticator import Authenticator
+from app.batches.execution import LineExecutor
+from app.batches.runner import BatchRunner
+from app.batches.service import BatchService
+from app.batches.store import BatchStore
 from app.chat.keeper import AnswerKeeper
 from app.chat.pipeline import TurnPipeline
 from app.chat.runner import TurnRunner
@@ -27,6 +31,7 @@ from app.routing.registry import ModelRegistry
 from app.routing.shadow import ShadowRunner, ShadowStore
 from app.routing.usage import UsageLedger
 from app.server.components import (
+    build_batch_queue,
     build_engine,
     build_hot_state,
     build_pipeline_config,
@@ -87,7 +92,7 @@ async def open_state(
         ``retrieval``, ``safety``, ``engine``, ``pipeline``, ``turns``,
         ``token_buffer``, ``rate_limiter``, ``registry``, ``catalog``, ``router``,
         ``ledger``, ``shadow_store``, ``gateway``, ``openai``, ``readiness``,
-        ``idempotency`` and ``drain``.
+        ``idempotency``, ``drain`` and ``batches``.
         ``redis``, ``safety``, ``engine``, ``gateway``, ``pipeline`` and ``turns``
         are ``None`` where not configured.
     """
@@ -187,7 +192,19 @@ async def open_state(
         await keeper.start()
         stack.push_async_callback(keeper.stop)
     state.drain = Drain(settings.server.drain_grace_s, pipeline)
-    state.openai = OpenAIServing(catalog, pipeline, retrieval, settings)
+    state.openai = openai = OpenAIServing(catalog, pipeline, retrieval, settings)
+    store = BatchStore(sessions)
+    batch_queue = build_batch_queue(settings, redis)
+    state.batches = BatchService(
+        store,
+        batch_queue,
+        settings.batch,
+        default_max_tokens=settings.generation.max_tokens,
+    )
+    if with_engine and settings.batch.workers:
+        runner = BatchRunner(store, batch_queue, LineExecutor(openai, rate_limiter), settings.batch)
+        await runner.start()
+        stack.push_async_callback(runner.stop)
     state.readiness = Readiness(
         db, retrieval, engine, redis, generation=lambda: check_serving(catalog, router)
     )

@@ -16,6 +16,7 @@ from litestar.di import Provide
 
 from app.auth.authenticator import Authenticator
 from app.auth.principal import Principal
+from app.batches.service import BatchService
 from app.chat.pipeline import TurnPipeline
 from app.chat.resume import TokenBuffer
 from app.chat.runner import TurnRunner
@@ -100,6 +101,10 @@ def provide_shadow_store(state: State) -> ShadowStore:
     return cast(ShadowStore, state.shadow_store)
 
 
+def provide_batches(state: State) -> BatchService:
+    return cast(BatchService, state.batches)
+
+
 def provide_pipeline(state: State) -> TurnPipeline:
     """The turn pipeline; 503 on a node that does not generate."""
     pipeline = cast(TurnPipeline | None, state.pipeline)
@@ -159,6 +164,7 @@ def dependencies() -> dict[str, Provide]:
         "router": provide_router,
         "ledger": provide_ledger,
         "shadow_store": provide_shadow_store,
+        "batches": provide_batches,
         "pipeline": provide_pipeline,
         "authenticator": provide_authenticator,
         "token_buffer": provide_token_buffer,

@@ -129,6 +129,26 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 f"/v1/admin/tenants/{tenant_id}/users", json={"subject": f"{MARKER}-user"}
             ).json()
             key = a.post(f"/v1/admin/tenants/{tenant_id}/keys", json={"name": MARKER}).json()
+            line = {
+                "custom_id": MARKER,
+                "method": "POST",
+                "url": "/v1/embeddings",
+                "body": {"model": "all-minilm-l6-v2", "input": MARKER},
+            }
+            batch_file = a.post(
+                "/v1/files",
+                files={"file": ("alpha.jsonl", json.dumps(line).encode(), "application/jsonl")},
+                data={"purpose": "batch"},
+            ).json()
+            batch = a.post(
+                "/v1/batches",
+                json={
+                    "input_file_id": batch_file["id"],
+                    "endpoint": "/v1/embeddings",
+                    "completion_window": "24h",
+                    "metadata": {"note": MARKER},
+                },
+            ).json()
             world.ids = {
                 "tenant_id": tenant_id,
                 "conversation_id": conversation["id"],
@@ -136,6 +156,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 "document_id": _document_id(a, upload),
                 "user_id": user["id"],
                 "key_id": key["key"]["id"],
+                "file_id": batch_file["id"],
+                "batch_id": batch["id"],
             }
         yield world
     finally:
@@ -233,8 +255,9 @@ def test_every_route_with_a_tenant_a_id_is_404_and_leaks_nothing(
             if leaks:
                 problems.append(f"{method} {path} leaked {leaks}: {response.text[:300]}")
     assert problems == []
-    # Today: conversations 3, documents 2, feedback 1, chat completions 1, admin 10.
-    assert aimed_at_a >= 17, "the walk lost routes that name A's objects"
+    # Today: conversations 3, documents 2, feedback 1, chat completions 1, admin 10,
+    # files 3, batches 2.
+    assert aimed_at_a >= 22, "the walk lost routes that name A's objects"
     walked = {template for _, template in _routes()}
     control_plane = {"/v1/admin/models", "/v1/admin/routing", "/v1/admin/tenants/{tenant_id}/usage"}
     assert control_plane <= walked

@@ -9,6 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
 # NOTE: imported for their side effect: each registers its tables on kernel.orm.Base.
+import app.batches.tables
 import app.idempotency
 import app.routing.tables  # noqa: F401
 import conversation.models  # noqa: F401
@@ -37,6 +38,9 @@ TABLES = {
     "usage_records",
     "idempotency_keys",
     "ingestion_quotas",
+    "batch_files",
+    "batches",
+    "batch_results",
 }
 METADATA = Base.metadata
 

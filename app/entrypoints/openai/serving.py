@@ -11,6 +11,7 @@ import base64
 import json
 import time
 from contextlib import aclosing
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,7 +47,7 @@ from app.entrypoints.openai.protocol import (
     to_openai_finish,
 )
 from app.routing.specs import served_id
-from inference import TokenEvent
+from inference import Priority, TokenEvent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -122,9 +123,15 @@ class OpenAIServing:
         )
 
     async def chat(
-        self, request: ChatCompletionRequest, principal: Principal
+        self,
+        request: ChatCompletionRequest,
+        principal: Principal,
+        *,
+        priority: Priority = Priority.ONLINE,
     ) -> ChatCompletion | AsyncIterator[bytes]:
         """Run one turn: the stored answer, or its server-sent events when streaming.
+
+        ``priority`` is the engine's traffic class (batch lines run as ``batch``).
 
         Errors before the user message is stored (bad input, unknown model or
         conversation, overload) raise; once streaming, an error is an ``error`` event.
@@ -140,7 +147,7 @@ class OpenAIServing:
             max_tokens_limit=settings.generation.max_tokens_limit,
             max_message_chars=settings.server.max_message_chars,
         )
-        events = pipeline.run(turn)
+        events = pipeline.run(replace(turn, priority=priority))
         # Prime the turn so that "not found", "overloaded" and bad input are plain
         # HTTP errors rather than a stream that fails at once.
         first = await anext(events)

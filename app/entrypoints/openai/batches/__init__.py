@@ -1,0 +1,1 @@
+"""The OpenAI Files and Batches routes (``controller``) and their wire shapes (``protocol``)."""
