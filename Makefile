@@ -62,6 +62,8 @@ bench: setup
 	$(BIN)/python -m bench.retrieval
 	$(BIN)/python -m bench.quality --quick
 	$(BIN)/python -m bench.response_cache --quick
+	$(BIN)/python -m bench.batch_priority --quick
+	$(BIN)/python -m bench.batches --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

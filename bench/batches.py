@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ import numpy as np
 
 from app.chat.events import TurnFinished
 from app.chat.turn import TurnOptions, TurnRequest
+from app.core.errors import ApiError
 from app.entrypoints.openai.batches.protocol import BatchObject
 from bench.machine import describe, machine
 from bench.services import bench_services
@@ -140,7 +142,10 @@ async def _wait_batch(services: State, batch_id: str) -> BatchObject:
 
 
 async def _cancel(services: State, principal: Principal, batch_id: str) -> BatchObject:
-    await services.batches.cancel(principal, batch_id)
+    """Cancel the batch unless it has ended already; its final state."""
+    if (await _batch_state(services, batch_id)).status in ("validating", "in_progress"):
+        with contextlib.suppress(ApiError):  # it may end meanwhile
+            await services.batches.cancel(principal, batch_id)
     return await _wait_batch(services, batch_id)
 
 
@@ -239,8 +244,8 @@ def print_report(report: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="8 online turns, 16 bulk lines")
-    parser.add_argument("--online-concurrency", type=int, default=2)
-    parser.add_argument("--lines", type=int, default=64, help="bulk lines (full run)")
+    parser.add_argument("--online-concurrency", type=int, default=4)
+    parser.add_argument("--lines", type=int, default=200, help="bulk lines (full run)")
     args = parser.parse_args()
     report = asyncio.run(run(args.quick, args.online_concurrency, args.lines))
     print_report(report)

@@ -47,26 +47,24 @@ class BatchingEngine(ThreadedEngine):
     Args:
         loader: Returns the model to serve; when given, the load parameters below
             are ignored.
-        model_path: See ``load_model``; ``None`` is the packaged SmolLM2.
-        cache_dir: See ``load_model``.
-        dtype: See ``load_model``.
-        device: See ``load_model``.
+        model_path, cache_dir, dtype, device: See ``load_model`` (``model_path``
+            ``None`` is the packaged SmolLM2).
         threads: Intra-op threads for the worker; ``None`` keeps torch's default.
         max_running: Most sequences in the running batch (KV-cache slots).
-        max_waiting: Most online requests waiting to start; more get
-            ``EngineOverloadedError``.
+        max_waiting: Most online requests waiting to start (``EngineOverloadedError``).
         max_waiting_tokens: Most online prompt tokens waiting, all requests together.
         max_batch_share: The share of ``max_running`` that batch-priority sequences
             may hold at once (at least one slot), so online requests mostly find a
             free slot without preempting any.
-        max_waiting_batch: Most batch requests waiting, counted apart from online
-            ones; ``None`` is ``max_waiting``.
-        max_waiting_batch_tokens: Most batch prompt tokens waiting; ``None`` is
-            ``max_waiting_tokens``.
+        max_waiting_batch, max_waiting_batch_tokens: The same bounds for batch
+            requests, counted apart; ``None`` takes the online ones.
         prefill_chunk_tokens: Prompt tokens computed per step, all new sequences
             together: the longest a prompt can stall the others' decoding.
-        max_seq_len: Most tokens (prompt plus ``max_tokens``) per sequence; sizes
-            each KV slot.
+        batch_prefill_tokens: Of those, the most batch prompts get while any online
+            sequence runs (the whole chunk otherwise).
+        batch_slots_under_load: Batch sequences newly admitted only while fewer run,
+            as long as any online request runs or waits: every row slows the step.
+        max_seq_len: Most tokens (prompt plus ``max_tokens``) per sequence (KV slot size).
         kv_cache_tokens: KV-cache tokens that running sequences may reserve in all
             (each reserves prompt plus ``max_tokens``); ``None`` means
             ``max_running * max_seq_len``.
@@ -94,6 +92,8 @@ class BatchingEngine(ThreadedEngine):
         max_waiting_batch: int | None = None,
         max_waiting_batch_tokens: int | None = None,
         prefill_chunk_tokens: int = 256,
+        batch_prefill_tokens: int = 32,
+        batch_slots_under_load: int = 2,
         max_seq_len: int = 2048,
         kv_cache_tokens: int | None = None,
         max_context_tokens: int | None = None,
@@ -116,7 +116,8 @@ class BatchingEngine(ThreadedEngine):
         )
         self._max_running = max_running
         self._max_batch_running = max(1, int(max_running * max_batch_share))
-        self._chunk = prefill_chunk_tokens
+        self._chunk, self._batch_chunk = prefill_chunk_tokens, batch_prefill_tokens
+        self._batch_busy = max(1, batch_slots_under_load)
         self._max_seq_len = max_seq_len
         if kv_cache_tokens is None:
             kv_cache_tokens = max_running * max_seq_len
@@ -289,12 +290,10 @@ class BatchingEngine(ThreadedEngine):
         """Take the requests to start now; preempt batch sequences an online one needs
         room from (``Scheduler.schedule``). Hold ``_cond``."""
         running_batch = [s.ticket() for s in self._running if s.batch]
-        decided = self._scheduler.schedule(
-            self._running.free_slots,
-            self._running.free_kv_tokens,
-            self._max_batch_running - len(running_batch),
-            running_batch,
-        )
+        busy = self._scheduler.waiting(Priority.ONLINE) or len(running_batch) < len(self._running)
+        cap = min(self._max_batch_running, self._batch_busy) if busy else self._max_batch_running
+        free = (self._running.free_slots, self._running.free_kv_tokens)
+        decided = self._scheduler.schedule(*free, cap - len(running_batch), running_batch)
         for seq in decided.preempted:
             self._preempt(seq)
         return decided.admitted
@@ -331,7 +330,7 @@ class BatchingEngine(ThreadedEngine):
         if not self._running:
             return
         labels = self._metrics_labels()
-        step = self._running.next_step(self._chunk)
+        step = self._running.next_step(self._chunk, self._batch_chunk)
         batch = step.batch
         in_step = len(batch.decode_slots) + len(batch.prefills)
         self._max_batch_seen = max(self._max_batch_seen, in_step)

@@ -91,12 +91,14 @@ class RunningBatch:
             self._cache.release(seq.kv_slot)
             self._reserved -= seq.kv_tokens
 
-    def next_step(self, prefill_budget: int) -> Step:
+    def next_step(self, prefill_budget: int, batch_prefill_cap: int | None = None) -> Step:
         """The rows of the next forward pass: one decode row per decoding sequence, then
         prefill chunks within ``prefill_budget`` tokens; advances each ``computed``.
 
         NOTE: online sequences' prefill comes first (oldest first), so batch-priority
-        prefill gets only what the budget leaves over.
+        prefill gets only what the budget leaves over, and at most
+        ``batch_prefill_cap`` tokens while any online sequence runs: a long batch
+        prompt would otherwise slow every online decode step by a whole chunk.
         """
         step = Step()
         batch = step.batch
@@ -106,9 +108,14 @@ class RunningBatch:
                     batch.add_decode(seq.kv_slot, seq.generated[-1], seq.next_position)
                 )
                 step.sampled.append(seq)
-        prefilling = [s for s in self._seqs if s.prefilling and not s.batch]
-        prefilling += [s for s in self._seqs if s.prefilling and s.batch]
-        plan = plan_prefill([len(s.context) - s.computed for s in prefilling], prefill_budget)
+        online = [s for s in self._seqs if s.prefilling and not s.batch]
+        offline = [s for s in self._seqs if s.prefilling and s.batch]
+        plan = plan_prefill([len(s.context) - s.computed for s in online], prefill_budget)
+        left = prefill_budget - sum(plan)
+        if batch_prefill_cap is not None and any(not s.batch for s in self._seqs):
+            left = min(left, batch_prefill_cap)
+        plan += plan_prefill([len(s.context) - s.computed for s in offline], left)
+        prefilling = online + offline
         for seq, take in zip(prefilling, plan, strict=True):
             if take == 0:
                 continue

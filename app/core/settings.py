@@ -138,6 +138,12 @@ class GenerationSettings(BaseSettings):
     batch_share: float = Field(default=0.5, gt=0.0, le=1.0)
     """Share of ``max_running`` that batch-class sequences (batch jobs' lines) may
     hold; they also take only what online requests leave and are preempted for them."""
+    batch_prefill_tokens: int = Field(default=32, ge=1)
+    """Prompt tokens batch-class sequences may prefill per step while an online
+    sequence runs (the whole ``prefill_chunk_tokens`` otherwise)."""
+    batch_slots_under_load: int = Field(default=2, ge=1)
+    """Batch-class sequences admitted while any online request runs or waits (the
+    share above otherwise): on a CPU every extra row slows each online step."""
     prefill_chunk_tokens: int = 256
     """Prompt tokens prefilled per engine step, so a long prompt never stalls the
     decoding of the others for longer than one chunk."""

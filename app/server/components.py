@@ -223,6 +223,8 @@ def build_engine(settings: Settings) -> Engine:
         max_waiting=gen.max_waiting,
         max_waiting_tokens=gen.max_waiting_tokens,
         max_batch_share=gen.batch_share,
+        batch_prefill_tokens=gen.batch_prefill_tokens,
+        batch_slots_under_load=gen.batch_slots_under_load,
         prefill_chunk_tokens=gen.prefill_chunk_tokens,
         max_seq_len=gen.max_seq_len,
         prefix_cache_bytes=gen.prefix_cache_mb << 20,

@@ -357,3 +357,24 @@ async def test_batch_requests_hold_at_most_their_share_of_the_slots(
         )
     finally:
         await engine.stop()
+
+
+async def test_beside_online_work_batch_requests_run_only_a_few_at_a_time(
+    loaded_fp32: LoadedModel,
+) -> None:
+    """Guards the throttle under load: while an online request runs, batch requests
+    are admitted one at a time (``batch_slots_under_load=1``), whatever their share."""
+    engine = _make(loaded_fp32, max_running=4, max_batch_share=1.0, batch_slots_under_load=1)
+    await engine.start()
+    try:
+        online = engine.generate(_request(engine, "Tell me a long story.", max_tokens=60))
+        assert isinstance(await anext(online), TokenEvent)
+        requests = [
+            replace(_request(engine, f"Number {i}?", max_tokens=3), priority=Priority.BATCH)
+            for i in range(3)
+        ]
+        await asyncio.gather(*(_collect(engine, r) for r in requests))
+        assert engine.max_batch_seen == 2  # the online sequence and one batch sequence
+        await online.aclose()
+    finally:
+        await engine.stop()

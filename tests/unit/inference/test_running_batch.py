@@ -51,6 +51,21 @@ def test_batch_prefill_gets_what_online_prefill_leaves(loop: asyncio.AbstractEve
     assert running.free_kv_tokens == 512 - 2 * 46
 
 
+def test_batch_prefill_is_capped_while_an_online_sequence_runs(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    running = _running()
+    batch = _seq(loop, "b", 60, Priority.BATCH)
+    running.add(batch)
+    alone = running.next_step(prefill_budget=40, batch_prefill_cap=8)
+    assert [c.length for c in alone.batch.prefills] == [40]  # no online work: the whole budget
+    online = _seq(loop, "o", 4, Priority.ONLINE)
+    running.add(online)
+    step = running.next_step(prefill_budget=40, batch_prefill_cap=8)
+    chunks = [(c.slot, c.length) for c in step.batch.prefills]
+    assert chunks == [(online.kv_slot, 4), (batch.kv_slot, 8)]
+
+
 def test_a_preempted_sequence_recomputes_prompt_and_generated_then_samples(
     loop: asyncio.AbstractEventLoop,
 ) -> None:
