@@ -32,34 +32,32 @@ if TYPE_CHECKING:
     from app.batches.settings import BatchSettings
     from kernel.queue.base import WorkQueue
 
-__all__ = ["PURPOSES", "BatchService", "completion_window"]
+__all__ = ["PURPOSES", "WINDOW_PATTERN", "BatchService", "completion_window"]
 
 log = structlog.get_logger(__name__)
 
 PURPOSES = ("batch",)
 """Purposes a client may upload; ``batch_output`` files are written by batches."""
-_WINDOW = re.compile(r"^([1-9][0-9]{0,3})(m|h)$")
-MAX_WINDOW = timedelta(days=7)
+WINDOW_PATTERN = r"^(?:(?:[1-9]|[1-9][0-9]|1[0-5][0-9]|16[0-8])h|(?:[1-9]|[1-5][0-9])m)$"
+"""``24h`` as OpenAI takes it; ragserve also takes 1-168 hours or 1-59 minutes."""
+_WINDOW = re.compile(WINDOW_PATTERN)
 MAX_METADATA = 16
 
 
 def completion_window(value: str) -> timedelta:
-    """The window a batch must finish in: OpenAI's ``24h``, or any ``<n>h`` / ``<n>m``
-    up to 7 days (a ragserve extension).
+    """The window a batch must finish in: OpenAI's ``24h``, or 1-168 hours (``<n>h``)
+    or 1-59 minutes (``<n>m``), a ragserve extension.
 
     Raises:
-        BadRequestError: Another spelling, or longer than 7 days.
+        BadRequestError: Another spelling or length.
     """
-    match = _WINDOW.match(value)
-    if match is None:
+    if _WINDOW.match(value) is None:
         raise BadRequestError(
-            "completion_window must be '24h' (or '<n>h' / '<n>m').", param="completion_window"
+            "completion_window must be '24h' (or 1-168 '<n>h', 1-59 '<n>m').",
+            param="completion_window",
         )
-    amount, unit = int(match[1]), match[2]
-    window = timedelta(hours=amount) if unit == "h" else timedelta(minutes=amount)
-    if window > MAX_WINDOW:
-        raise BadRequestError("completion_window may be at most 7 days.", param="completion_window")
-    return window
+    amount, unit = int(value[:-1]), value[-1]
+    return timedelta(hours=amount) if unit == "h" else timedelta(minutes=amount)
 
 
 class BatchService:

@@ -252,7 +252,8 @@ def test_a_bad_batch_is_refused_and_nothing_is_queued(client: TestClient[Any]) -
         ({"completion_window": "1 day"}, 400, "completion_window"),
         ({"completion_window": "200h"}, 400, "completion_window"),
         ({"input_file_id": "file-nope"}, 404, "file_id"),
-        ({"metadata": {"k": "v" * 600}}, 400, "metadata"),
+        ({"metadata": {"k": "v" * 600}}, 400, "metadata.k"),
+        ({"metadata": {f"k{n}": "v" for n in range(17)}}, 400, "metadata"),
     ]
     for change, status, param in cases:
         body = {

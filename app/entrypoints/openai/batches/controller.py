@@ -25,6 +25,7 @@ from app.entrypoints.openai.batches.protocol import (
     FileDeleted,
     FileList,
     FileObject,
+    UploadOperation,
 )
 
 _UPLOAD_SLACK = 64 * 1024
@@ -42,7 +43,7 @@ class FilesController(Controller):
 
     # NOTE: the app-wide body limit is for JSON requests; this route checks the
     # declared length against RAGSERVE_BATCH_MAX_FILE_BYTES before reading.
-    @post("/", status_code=HTTP_200_OK, request_max_body_size=None)
+    @post("/", status_code=HTTP_200_OK, request_max_body_size=None, operation_class=UploadOperation)
     async def upload(
         self, request: Request[Any, Any, Any], batches: BatchService, principal: Principal
     ) -> FileObject:

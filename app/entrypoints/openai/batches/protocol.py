@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Self
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, StrictStr
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody
+from litestar.openapi.spec import Schema as OpenAPISchema
+from pydantic import BaseModel, Field, StrictStr, StringConstraints
 
+from app.batches.service import WINDOW_PATTERN
 from app.entrypoints.openai.protocol import WireModel
 
 if TYPE_CHECKING:
@@ -81,13 +85,40 @@ class FileDeleted(BaseModel):
     deleted: bool = True
 
 
+MetadataKey = Annotated[StrictStr, StringConstraints(max_length=64)]
+MetadataValue = Annotated[StrictStr, StringConstraints(max_length=512)]
+
+
 class BatchCreate(WireModel):
     """``POST /v1/batches``."""
 
     input_file_id: StrictStr = Field(min_length=1, max_length=64)
-    endpoint: StrictStr = Field(min_length=1, max_length=64)
-    completion_window: StrictStr = Field(min_length=1, max_length=16)
-    metadata: dict[StrictStr, StrictStr] | None = None
+    endpoint: Literal["/v1/chat/completions", "/v1/embeddings"]
+    completion_window: StrictStr = Field(pattern=WINDOW_PATTERN)
+    metadata: dict[MetadataKey, MetadataValue] | None = Field(default=None, max_length=16)
+
+
+@dataclass
+class UploadOperation(Operation):
+    """``POST /v1/files`` as documented: its handler reads the multipart body itself
+    (to check the declared length first), so Litestar cannot see it."""
+
+    def __post_init__(self) -> None:
+        form = OpenAPISchema(
+            type=OpenAPIType.OBJECT,
+            required=["file", "purpose"],
+            properties={
+                "file": OpenAPISchema(
+                    type=OpenAPIType.STRING,
+                    content_media_type="application/octet-stream",
+                    description="JSONL, one request per line (docs/batches.md).",
+                ),
+                "purpose": OpenAPISchema(type=OpenAPIType.STRING, enum=["batch"]),
+            },
+        )
+        self.request_body = RequestBody(
+            required=True, content={"multipart/form-data": OpenAPIMediaType(schema=form)}
+        )
 
 
 class RequestCounts(BaseModel):
