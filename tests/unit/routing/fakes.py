@@ -20,7 +20,7 @@ from app.routing.router import Router
 from app.routing.specs import EndpointSpec, VersionSpec
 from inference.engine import Engine
 from inference.errors import EngineOverloadedError, EngineUnavailableError, InvalidRequestError
-from inference.types import FinishEvent, FinishReason, GenerationRequest, TokenEvent
+from inference.types import FinishEvent, FinishReason, GenerationRequest, Priority, TokenEvent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Sequence
@@ -53,6 +53,7 @@ class FakeEngine(Engine):
         self.healthy = True
         self.start_error: Exception | None = None
         self.refuse_capacity = False
+        self.capacity_asked: list[Priority] = []
         self.starts = 0
         self.stops = 0
         self.requests: list[str] = []
@@ -113,7 +114,8 @@ class FakeEngine(Engine):
             self.aborted.append(request_id)
             self._changed.notify_all()
 
-    def check_capacity(self) -> None:
+    def check_capacity(self, priority: Priority = Priority.ONLINE) -> None:
+        self.capacity_asked.append(priority)
         if self.refuse_capacity:
             raise EngineOverloadedError("queue full", retry_after=2.0)
 

@@ -14,7 +14,7 @@ from app.routing.endpoints import display_url
 from app.routing.router import Router
 from app.routing.specs import EMBEDDED_URL, VersionSpec
 from inference.errors import EngineOverloadedError, EngineUnavailableError, InvalidRequestError
-from inference.types import FinishEvent, FinishReason, TokenEvent
+from inference.types import FinishEvent, FinishReason, Priority, TokenEvent
 from tests.unit.routing.fakes import (
     Factory,
     FakeEngine,
@@ -142,6 +142,11 @@ async def test_all_overloaded_answers_overloaded_with_the_shortest_wait(make: Ma
     assert refused.value.retry_after == pytest.approx(0.5)
     h.clock.now += 0.5
     h.router.check_capacity(version)
+    # The request's class reaches the engine's own check (a batch queue may be full).
+    h.router.check_capacity(version, Priority.BATCH)
+    assert (
+        Priority.BATCH in h.engine("http://a").capacity_asked + h.engine("http://b").capacity_asked
+    )
 
 
 async def test_overloaded_wins_over_unavailable(make: Make) -> None:
