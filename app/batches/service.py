@@ -42,6 +42,8 @@ WINDOW_PATTERN = r"^(?:(?:[1-9]|[1-9][0-9]|1[0-5][0-9]|16[0-8])h|(?:[1-9]|[1-5][
 """``24h`` as OpenAI takes it; ragserve also takes 1-168 hours or 1-59 minutes."""
 _WINDOW = re.compile(WINDOW_PATTERN)
 MAX_METADATA = 16
+MAX_METADATA_KEY, MAX_METADATA_VALUE = 64, 512
+"""Bounds of a batch's metadata, which the API's schema states too."""
 
 
 def completion_window(value: str) -> timedelta:
@@ -227,7 +229,9 @@ def _check_metadata(metadata: dict[str, str] | None) -> None:
     if len(metadata) > MAX_METADATA:
         raise BadRequestError(f"metadata holds at most {MAX_METADATA} pairs.", param="metadata")
     for key, value in metadata.items():
-        if len(key) > 64 or len(value) > 512:
+        if len(key) > MAX_METADATA_KEY or len(value) > MAX_METADATA_VALUE:
             raise BadRequestError(
-                "metadata keys are at most 64 characters and values 512.", param="metadata"
+                f"metadata keys are at most {MAX_METADATA_KEY} characters and values "
+                f"{MAX_METADATA_VALUE}.",
+                param="metadata",
             )

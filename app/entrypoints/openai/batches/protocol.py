@@ -9,7 +9,12 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Requ
 from litestar.openapi.spec import Schema as OpenAPISchema
 from pydantic import BaseModel, Field, StrictStr, StringConstraints
 
-from app.batches.service import WINDOW_PATTERN
+from app.batches.service import (
+    MAX_METADATA,
+    MAX_METADATA_KEY,
+    MAX_METADATA_VALUE,
+    WINDOW_PATTERN,
+)
 from app.entrypoints.openai.protocol import WireModel
 
 if TYPE_CHECKING:
@@ -85,8 +90,8 @@ class FileDeleted(BaseModel):
     deleted: bool = True
 
 
-MetadataKey = Annotated[StrictStr, StringConstraints(max_length=64)]
-MetadataValue = Annotated[StrictStr, StringConstraints(max_length=512)]
+MetadataKey = Annotated[StrictStr, StringConstraints(max_length=MAX_METADATA_KEY)]
+MetadataValue = Annotated[StrictStr, StringConstraints(max_length=MAX_METADATA_VALUE)]
 
 
 class BatchCreate(WireModel):
@@ -95,7 +100,7 @@ class BatchCreate(WireModel):
     input_file_id: StrictStr = Field(min_length=1, max_length=64)
     endpoint: Literal["/v1/chat/completions", "/v1/embeddings"]
     completion_window: StrictStr = Field(pattern=WINDOW_PATTERN)
-    metadata: dict[MetadataKey, MetadataValue] | None = Field(default=None, max_length=16)
+    metadata: dict[MetadataKey, MetadataValue] | None = Field(default=None, max_length=MAX_METADATA)
 
 
 @dataclass
