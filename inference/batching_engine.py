@@ -336,7 +336,8 @@ class BatchingEngine(ThreadedEngine):
         self._max_batch_seen = max(self._max_batch_seen, in_step)
         self._metrics.batch_size.labels(*labels).observe(in_step)
         try:
-            logits = self._forward.forward(batch)
+            with self._governor.step(len(batch.decode_slots), bool(batch.prefills)):
+                logits = self._forward.forward(batch)
         except Exception as exc:  # the worker must survive a failing step
             logger.exception("engine_step_failed")
             error = f"{type(exc).__name__}: {exc}"

@@ -18,6 +18,7 @@ from inference.engine import Engine
 from inference.engine_support import context_limit, eos_token_ids, render_chat, stream_events
 from inference.errors import EngineUnavailableError, InvalidRequestError
 from inference.loader import LoadedModel, load_model
+from inference.thread_governor import ThreadGovernor
 
 if TYPE_CHECKING:
     from inference.request_slot import RequestSlot
@@ -40,7 +41,9 @@ class ThreadedEngine(Engine):
         cache_dir: See ``load_model``.
         dtype: See ``load_model``.
         device: See ``load_model``.
-        threads: Intra-op threads for the worker; ``None`` keeps torch's default.
+        threads: Intra-op threads for the worker; ``None`` on a CPU lets
+            ``ThreadGovernor`` choose between torch's default and fewer by timing
+            the decode steps (``_governor``), as the other work on the cores varies.
         max_context_tokens: Upper bound on prompt plus ``max_tokens``; the model's
             ``max_position_embeddings`` applies too.
     """
@@ -62,6 +65,7 @@ class ThreadedEngine(Engine):
             load_model, model_path, Path(cache_dir), dtype, device
         )
         self._threads = threads
+        self._governor = ThreadGovernor(adaptive=False)
         self._max_context_tokens = max_context_tokens
         self.model_name = ""
         self.model_version = ""
@@ -114,6 +118,8 @@ class ThreadedEngine(Engine):
         self._context_limit = context_limit(loaded, self._max_context_tokens)
         self._eos_ids = eos_token_ids(loaded)
         self._loaded = loaded
+        adaptive = self._threads is None and loaded.device.type == "cpu"
+        self._governor = ThreadGovernor(adaptive=adaptive)
         self.model_name = loaded.name
         self.model_version = loaded.version
 

@@ -127,7 +127,8 @@ def test_tokens_and_probes_keep_moving_during_a_search_storm(server: tuple[Serve
     gaps = [b - a for a, b in itertools.pairwise(token_times)]
     print(
         f"storm: {len(token_times)} tokens in {token_times[-1] - token_times[0]:.1f}s, "
-        f"max gap {max(gaps):.3f}s, {during} searches, {answered}, "
+        f"max gap {max(gaps):.3f}s (after token {gaps.index(max(gaps)) + 1}), "
+        f"{during} searches, {answered}, "
         f"healthz max {max(probes):.3f}s over {len(probes)} probes, "
         f"warm-up {warm:.1f}s"
     )
