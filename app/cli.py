@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from conversation import TenantService
     from retrieval import RetrievalService
 
-_GIL_SWITCH_INTERVAL_S = 0.001
+_GIL_SWITCH_INTERVAL_S = 0.0002
 """How long a thread holds the GIL while another waits, in ``ragserve serve``."""
 
 SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf"}
@@ -64,10 +64,11 @@ def serve(host: str | None, port: int | None) -> None:
         # bounds the rest: responses being written and sockets closing.
         timeout_graceful_shutdown=max(math.ceil(settings.server.drain_grace_s), 1),
     )
-    # NOTE: the engine's thread needs the GIL between its torch kernels; under a
-    # storm of requests, Python's default 5 ms switch interval let each decode step
-    # wait several times that long (token gaps of 0.24-0.26 s in the search storm
-    # test, 0.21 s with 1 ms).
+    # NOTE: the engine's thread needs the GIL back after each torch kernel; under a
+    # storm of requests it waits up to a switch interval each time, hundreds of
+    # times a decode step. Search storm test, max token gap: 0.24-0.26 s with
+    # Python's default 5 ms, 0.21 s with 1 ms; with a CPU hog beside it, 0.19-0.21 s
+    # with 1 ms and 0.12-0.16 s with 0.2 ms.
     sys.setswitchinterval(_GIL_SWITCH_INTERVAL_S)
     DrainingServer(config, lambda: app.state.get("drain")).run()
 
@@ -109,6 +110,8 @@ def inference_node(host: str | None, port: int, api_key_file: Path | None) -> No
         default_max_tokens=gen.max_tokens,
         max_tokens_limit=gen.max_tokens_limit,
     )
+    # The engine thread and the loop streaming its tokens share the GIL here too.
+    sys.setswitchinterval(_GIL_SWITCH_INTERVAL_S)
     uvicorn.run(
         app,
         host=host or settings.server.host,
