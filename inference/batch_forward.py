@@ -13,7 +13,7 @@ decoding gives the same tokens as ``model.generate``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -86,6 +86,21 @@ def check_supported(config: Any) -> None:
         raise ModelLoadError("pretraining_tp > 1 is not supported")
 
 
+class _DecodeContext(NamedTuple):
+    """What every layer's decode attention shares within one step."""
+
+    slot_index: torch.Tensor
+    """The slot of each decode row."""
+    mask: torch.Tensor
+    """``[span, 1, 1, length]``: the positions each slot up to ``span`` sees."""
+    span: int
+    """Slots ``0 .. span - 1`` take part (the highest decoding slot, plus one)."""
+    length: int
+    """Positions read: the longest decoding sequence's."""
+    dense: bool
+    """The decode rows are slots ``0 .. span - 1`` in order: no scatter or gather."""
+
+
 @dataclass(frozen=True, slots=True)
 class _LayerLinears:
     """One decoder layer's projections (``packed_linear.linear``)."""
@@ -129,6 +144,7 @@ class LlamaBatchForward:
         self._head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // self._heads)
         self._scale = self._head_dim**-0.5
         self._eps = float(config.rms_norm_eps)
+        self._norm_shape = (int(config.hidden_size),)
         self._device = next(model.parameters()).device
         self._linears = [_LayerLinears.of(layer, pack_weights) for layer in self._layers]
         self._lm_head = linear(model.lm_head.weight, pack_weights)
@@ -143,10 +159,9 @@ class LlamaBatchForward:
         return int(config.num_hidden_layers), int(config.num_key_value_heads), head_dim
 
     def _rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        h = x.to(torch.float32)
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self._eps)
-        return weight * h.to(dtype)
+        # F.rms_norm gives the same bits as HF's float32 steps in one call, not six.
+        h = F.rms_norm(x.to(torch.float32), self._norm_shape, eps=self._eps)
+        return weight * h.to(x.dtype)
 
     @staticmethod
     def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -191,8 +206,11 @@ class LlamaBatchForward:
             layer_keys[slots, :, positions] = k.to(layer_keys.dtype)
             layer_values[slots, :, positions] = v.to(layer_values.dtype)
 
-            out = torch.empty_like(q)
-            if decode_ctx is not None:
+            if decode_ctx is not None and not batch.prefills:
+                out = self._decode_attention(q, layer_keys, layer_values, decode_ctx)
+            else:
+                out = torch.empty_like(q)
+            if decode_ctx is not None and batch.prefills:
                 out[:n_decode] = self._decode_attention(
                     q[:n_decode], layer_keys, layer_values, decode_ctx
                 )
@@ -202,7 +220,7 @@ class LlamaBatchForward:
                     q[row : row + chunk.length], layer_keys, layer_values, chunk, mask
                 )
                 row += chunk.length
-            attn_out = lin.o(out.view(rows, -1))
+            attn_out = lin.o(out.reshape(rows, -1))
             hidden = residual + attn_out
 
             residual = hidden
@@ -216,8 +234,8 @@ class LlamaBatchForward:
 
     # -- attention -------------------------------------------------------------
 
-    def _decode_context(self, batch: StepBatch) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-        """What every layer's decode attention shares: slot index, mask, span, length."""
+    def _decode_context(self, batch: StepBatch) -> _DecodeContext:
+        """What every layer's decode attention shares."""
         device = self._device
         span = max(batch.decode_slots) + 1
         length = max(batch.positions[: len(batch.decode_slots)]) + 1
@@ -229,20 +247,23 @@ class LlamaBatchForward:
             torch.tensor(batch.positions[: len(batch.decode_slots)], device=device) + 1
         )
         mask = torch.arange(length, device=device)[None, :] < visible[:, None]
-        return slot_index, mask[:, None, None, :], span, length
+        dense = batch.decode_slots == list(range(span))
+        return _DecodeContext(slot_index, mask[:, None, None, :], span, length, dense)
 
     def _decode_attention(
         self,
         q: torch.Tensor,
         keys: torch.Tensor,
         values: torch.Tensor,
-        ctx: tuple[torch.Tensor, torch.Tensor, int, int],
+        ctx: _DecodeContext,
     ) -> torch.Tensor:
-        slot_index, mask, span, length = ctx
+        slot_index, mask, span, length, dense = ctx
         # NOTE: with one query token, the ``rep`` query heads sharing a KV head are
         # laid out as ``rep`` query rows of that head: GQA without repeating K and V.
-        grouped = q.new_zeros(span, self._kv_heads, self._rep, self._head_dim)
-        grouped[slot_index] = q.view(-1, self._kv_heads, self._rep, self._head_dim)
+        grouped = q.view(-1, self._kv_heads, self._rep, self._head_dim)
+        if not dense:  # scatter the rows into their slots' places
+            grouped = q.new_zeros(span, self._kv_heads, self._rep, self._head_dim)
+            grouped[slot_index] = q.view(-1, self._kv_heads, self._rep, self._head_dim)
         out = F.scaled_dot_product_attention(
             grouped,
             keys[:span, :, :length],
@@ -250,7 +271,7 @@ class LlamaBatchForward:
             attn_mask=mask,
             scale=self._scale,
         )
-        return out[slot_index].reshape(-1, self._heads, self._head_dim)
+        return (out if dense else out[slot_index]).reshape(-1, self._heads, self._head_dim)
 
     def _causal_mask(self, chunk: PrefillChunk) -> torch.Tensor:
         end = chunk.start + chunk.length
