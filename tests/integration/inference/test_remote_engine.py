@@ -163,7 +163,9 @@ async def test_abort_ends_the_stream_cancelled_and_frees_the_slot(
 async def test_a_passed_deadline_cancels_the_stream(
     node: InferenceNode, remote: RemoteEngine
 ) -> None:
-    request = _request(LONG, max_tokens=600, deadline=time.monotonic() + 0.5)
+    # NOTE: 2 s leaves a loaded machine room for the prompt's first token; the
+    # 600 tokens would take far longer.
+    request = _request(LONG, max_tokens=600, deadline=time.monotonic() + 2.0)
     tokens, finish = await _collect(remote, request)
     assert finish.reason is FinishReason.CANCELLED
     assert tokens
