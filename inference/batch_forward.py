@@ -210,16 +210,16 @@ class LlamaBatchForward:
                 out = self._decode_attention(q, layer_keys, layer_values, decode_ctx)
             else:
                 out = torch.empty_like(q)
-            if decode_ctx is not None and batch.prefills:
-                out[:n_decode] = self._decode_attention(
-                    q[:n_decode], layer_keys, layer_values, decode_ctx
-                )
-            row = n_decode
-            for chunk, mask in zip(batch.prefills, prefill_masks, strict=True):
-                out[row : row + chunk.length] = self._prefill_attention(
-                    q[row : row + chunk.length], layer_keys, layer_values, chunk, mask
-                )
-                row += chunk.length
+                if decode_ctx is not None:
+                    out[:n_decode] = self._decode_attention(
+                        q[:n_decode], layer_keys, layer_values, decode_ctx
+                    )
+                row = n_decode
+                for chunk, mask in zip(batch.prefills, prefill_masks, strict=True):
+                    out[row : row + chunk.length] = self._prefill_attention(
+                        q[row : row + chunk.length], layer_keys, layer_values, chunk, mask
+                    )
+                    row += chunk.length
             attn_out = lin.o(out.reshape(rows, -1))
             hidden = residual + attn_out
 
@@ -262,8 +262,9 @@ class LlamaBatchForward:
         # laid out as ``rep`` query rows of that head: GQA without repeating K and V.
         grouped = q.view(-1, self._kv_heads, self._rep, self._head_dim)
         if not dense:  # scatter the rows into their slots' places
-            grouped = q.new_zeros(span, self._kv_heads, self._rep, self._head_dim)
-            grouped[slot_index] = q.view(-1, self._kv_heads, self._rep, self._head_dim)
+            scattered = grouped.new_zeros(span, self._kv_heads, self._rep, self._head_dim)
+            scattered[slot_index] = grouped
+            grouped = scattered
         out = F.scaled_dot_product_attention(
             grouped,
             keys[:span, :, :length],

@@ -41,9 +41,10 @@ class ThreadedEngine(Engine):
         cache_dir: See ``load_model``.
         dtype: See ``load_model``.
         device: See ``load_model``.
-        threads: Intra-op threads for the worker; ``None`` on a CPU lets
-            ``ThreadGovernor`` choose between torch's default and fewer by timing
-            the decode steps (``_governor``), as the other work on the cores varies.
+        threads: Intra-op threads for the worker; ``None`` keeps torch's default,
+            except that on a CPU an engine wrapping its steps in ``_governor``
+            (``BatchingEngine``) lets ``ThreadGovernor`` choose between that and
+            fewer by timing its decode steps, as the other work on the cores varies.
         max_context_tokens: Upper bound on prompt plus ``max_tokens``; the model's
             ``max_position_embeddings`` applies too.
     """
