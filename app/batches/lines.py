@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.errors import BadRequestError
 
-__all__ = ["ENDPOINTS", "InputLine", "parse_input", "token_estimate"]
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from app.batches.tables import BatchResultRow
+
+__all__ = ["ENDPOINTS", "InputLine", "output_lines", "parse_input", "token_estimate"]
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings")
 """The routes a batch may run."""
@@ -107,3 +112,27 @@ def token_estimate(line: InputLine, default_max_tokens: int) -> int:
     prompt = len(json.dumps(body.get("messages", ""))) // 4 + 1
     answer = body.get("max_completion_tokens") or body.get("max_tokens") or default_max_tokens
     return prompt + (answer if isinstance(answer, int) and answer > 0 else default_max_tokens)
+
+
+def output_lines(rows: Iterable[BatchResultRow]) -> bytes:
+    """Results as the lines of an output or error file, the way OpenAI writes them:
+    ``{id, custom_id, response: {status_code, request_id, body} | null, error}``."""
+    return "".join(
+        json.dumps(
+            {
+                "id": row.request_id,
+                "custom_id": row.custom_id,
+                "response": None
+                if row.body is None
+                else {
+                    "status_code": row.status_code,
+                    "request_id": row.request_id,
+                    "body": row.body,
+                },
+                "error": row.error,
+            },
+            separators=(",", ":"),
+        )
+        + "\n"
+        for row in rows
+    ).encode()

@@ -9,6 +9,10 @@ same two files.
 
 Lines of every batch this process runs share ``concurrency`` slots, handed
 round-robin between tenants (``FairSlots``), and run in the engine's batch class.
+A worker shows it runs a batch by its heartbeat in SQL; a batch of another tenant
+without one waits, and then a busy tenant's batch gives way (``BatchShares``):
+left in the queue instead of taken, or, after ``quantum_s``, stopped as for a
+cancel and put back at the end of the queue to resume later.
 A cancel or the end of the completion window is noticed within a second: no new
 line starts, the running ones finish, the files are written with what was
 answered (an expired batch's unanswered lines go to its error file as
@@ -19,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import socket
 from datetime import timedelta
@@ -28,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from app.batches.execution import principal_of
-from app.batches.fair import FairSlots
-from app.batches.lines import parse_input
+from app.batches.fair import BatchShares, FairSlots
+from app.batches.lines import output_lines, parse_input
 from app.batches.store import FINAL, LineResult, new_id
 from app.core.errors import ApiError
 from app.core.metrics import BATCH_LINES_RUNNING, BATCH_REQUESTS, BATCHES_FINISHED
@@ -39,6 +42,7 @@ from kernel.tasks import stop_task
 
 if TYPE_CHECKING:
     from app.batches.execution import LineExecutor
+    from app.batches.fair import Hold
     from app.batches.lines import InputLine
     from app.batches.settings import BatchSettings
     from app.batches.store import BatchStore
@@ -52,6 +56,9 @@ log = structlog.get_logger(__name__)
 _POLL_S = 1.0
 _WATCH_S = 1.0
 _BACKOFF_S = 2.0
+_DEFER_S = 1.0
+"""Pause of a worker that left a batch in the queue for another tenant's."""
+_GAVE_WAY = "gave_way"
 EXPIRED = {
     "code": "batch_expired",
     "message": "This request could not be executed before the completion window expired.",
@@ -78,6 +85,7 @@ class BatchRunner:
         self._executor = executor
         self._settings = settings
         self._slots = FairSlots(settings.concurrency)
+        self._shares = BatchShares(max(1, settings.workers), settings.quantum_s)
         self._tasks: list[asyncio.Task[None]] = []
         self._name = f"{socket.gethostname()}-{os.getpid()}-{new_id('')[:6]}"
 
@@ -118,8 +126,21 @@ class BatchRunner:
             if batch is not None and batch.status not in FINAL:
                 await self._finish(batch, "failed", errors=[_error("too_many_attempts")])
             return
+        batch = await self._load(batch_id)
+        if (
+            batch is not None
+            and batch.status not in FINAL
+            and self._shares.defers(batch.tenant_id)
+            and await self._others_wait(batch.tenant_id)
+        ):
+            # Put back before the ack: a crash between leaves two entries, not none.
+            await self._queue.put(batch_id)
+            await self._queue.ack(delivery)
+            log.info("batch_deferred", batch_id=batch_id, tenant_id=batch.tenant_id)
+            await asyncio.sleep(_DEFER_S)
+            return
         try:
-            await with_lease(
+            done = await with_lease(
                 self._queue,
                 consumer,
                 delivery,
@@ -129,32 +150,62 @@ class BatchRunner:
         except LeaseLostError:
             log.warning("batch_lease_lost", batch_id=batch_id)
             return
+        if not done:
+            await self._queue.put(batch_id)
         await self._queue.ack(delivery)
 
-    async def run(self, batch_id: str) -> None:
-        """Run one batch to its end (or to where a cancel or its window stops it)."""
+    async def _others_wait(self, tenant_id: str) -> bool:
+        """Whether another tenant's unfinished batch has no worker running it."""
+        stale = utcnow() - timedelta(seconds=self._settings.claim_idle_s)
+        return await self._store.waiting_besides(tenant_id, stale_before=stale)
+
+    async def run(self, batch_id: str) -> bool:
+        """Run one batch to its end (or to where a cancel or its window stops it).
+
+        Returns:
+            ``False`` when it gave way to another tenant's batch before its end: it
+            must be queued again.
+        """
         batch = await self._load(batch_id)
         if batch is None or batch.status in FINAL:
-            return
+            return True
         stop = _stopped(batch)
         if stop is not None or batch.status == "finalizing":
             await self._finish(batch, stop or "completed")
-            return
-        if batch.status == "validating":
-            await self._store.move(batch_id, "in_progress", only_from=("validating",))
+            return True
+        hold = self._shares.take(batch.tenant_id)
         try:
-            lines = await self._lines(batch)
-        except ApiError as exc:
-            await self._finish(batch, "failed", errors=[_error("invalid_input_file", exc.message)])
-            return
-        answered = await self._store.answered(batch_id)
-        pending = [line for line in lines if line.custom_id not in answered]
-        log.info("batch_running", batch_id=batch_id, pending=len(pending), total=len(lines))
-        outcome = await self._answer(batch, pending)
-        await self._finish(await self._load(batch_id) or batch, outcome, lines=lines)
+            await self._store.beat(batch_id)
+            if batch.status == "validating" and not await self._store.move(
+                batch_id, "in_progress", only_from=("validating",)
+            ):
+                current = await self._load(batch_id)
+                if current is None or current.status in FINAL:
+                    return True  # cancelled before it started
+            try:
+                lines = await self._lines(batch)
+            except ApiError as exc:
+                errors = [_error("invalid_input_file", exc.message)]
+                await self._finish(batch, "failed", errors=errors)
+                return True
+            answered = await self._store.answered(batch_id)
+            pending = [line for line in lines if line.custom_id not in answered]
+            log.info("batch_running", batch_id=batch_id, pending=len(pending), total=len(lines))
+            outcome = await self._answer(batch, pending, hold)
+            if outcome == _GAVE_WAY:
+                if len(await self._store.answered(batch_id)) < len(lines):
+                    await self._store.beat(batch_id, running=False)
+                    log.info("batch_gave_way", batch_id=batch_id, tenant_id=batch.tenant_id)
+                    return False
+                outcome = "completed"  # its last lines were running already
+            await self._finish(await self._load(batch_id) or batch, outcome, lines=lines)
+            return True
+        finally:
+            self._shares.drop(hold)
 
-    async def _answer(self, batch: BatchRow, pending: list[InputLine]) -> str:
-        """Answer ``pending`` lines until done, cancelled or expired; which one it was."""
+    async def _answer(self, batch: BatchRow, pending: list[InputLine], hold: Hold) -> str:
+        """Answer ``pending`` lines until done, cancelled, expired or it gives way;
+        which one it was."""
         principal = principal_of(batch.tenant_id, batch.principal)
         stop: list[str] = []  # why it stopped, once it did
         stopped = asyncio.Event()
@@ -180,7 +231,7 @@ class BatchRunner:
             finally:
                 window.release()
 
-        watcher = asyncio.create_task(self._watch(batch.id, stop, stopped))
+        watcher = asyncio.create_task(self._watch(batch, hold, stop, stopped))
         try:
             for line in pending:
                 await window.acquire()
@@ -198,15 +249,31 @@ class BatchRunner:
             await stop_task(watcher)
         return stop[0] if stop else "completed"
 
-    async def _watch(self, batch_id: str, stop: list[str], stopped: asyncio.Event) -> None:
-        """Notice a cancel or the end of the window within a second."""
+    async def _watch(
+        self, batch: BatchRow, hold: Hold, stop: list[str], stopped: asyncio.Event
+    ) -> None:
+        """Notice a cancel or the end of the window within a second, keep the batch's
+        heartbeat, and give way to another tenant's batch when ``BatchShares`` says so."""
+        beat_s = self._settings.claim_idle_s / 3
+        last_beat = asyncio.get_running_loop().time()
         while not stop:
             await asyncio.sleep(_WATCH_S)
-            batch = await self._load(batch_id)
-            reason = "cancelled" if batch is None else _stopped(batch)
+            now = await self._load(batch.id)
+            reason = "cancelled" if now is None else _stopped(now)
+            if (
+                reason is None
+                and self._shares.may_give_way(hold)
+                and await self._others_wait(batch.tenant_id)
+                and self._shares.may_give_way(hold)  # still, after the query
+            ):
+                self._shares.give_way(hold)
+                reason = _GAVE_WAY
             if reason is not None:
                 stop.append(reason)
                 stopped.set()
+            elif asyncio.get_running_loop().time() - last_beat >= beat_s:
+                await self._store.beat(batch.id)
+                last_beat = asyncio.get_running_loop().time()
 
     async def _finish(
         self,
@@ -255,25 +322,7 @@ class BatchRunner:
     async def _write(self, batch: BatchRow, kind: str, rows: list[Any]) -> str | None:
         if not rows:
             return None
-        content = "".join(
-            json.dumps(
-                {
-                    "id": row.request_id,
-                    "custom_id": row.custom_id,
-                    "response": None
-                    if row.body is None
-                    else {
-                        "status_code": row.status_code,
-                        "request_id": row.request_id,
-                        "body": row.body,
-                    },
-                    "error": row.error,
-                },
-                separators=(",", ":"),
-            )
-            + "\n"
-            for row in rows
-        ).encode()
+        content = output_lines(rows)
         target = file_id(batch.id, kind)
         await self._store.put_file(
             target,
@@ -327,7 +376,7 @@ _FROM: dict[str, tuple[str, ...]] = {
 
 
 def _stopped(batch: BatchRow) -> str | None:
-    if batch.status == "cancelling":
+    if batch.status in ("cancelling", "cancelled"):
         return "cancelled"
     if batch.status not in FINAL and batch.expires_at <= utcnow():
         return "expired"

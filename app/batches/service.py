@@ -199,8 +199,9 @@ class BatchService:
         return row
 
     async def cancel(self, principal: Principal, batch_id: str) -> BatchRow:
-        """Ask the batch to stop: ``cancelling`` until its worker has written what was
-        answered, then ``cancelled``.
+        """Stop the batch: one no worker has started is ``cancelled`` at once (it has
+        nothing to write); a running one is ``cancelling`` until its worker has
+        written what was answered, then ``cancelled``.
 
         Raises:
             ResourceNotFoundError: No such batch for this tenant.
@@ -210,6 +211,12 @@ class BatchService:
         row = await self.store.batch(tenant_id, batch_id, owner)
         if row.status in ("cancelling", "cancelled"):
             return row
+        if row.status == "validating" and await self.store.move(
+            batch_id, "cancelled", only_from=("validating",), queued_tokens=0
+        ):
+            # Its queue entry stays; the worker that takes it finds it ended.
+            log.info("batch_cancelled_before_start", batch_id=batch_id)
+            return await self.store.batch(tenant_id, batch_id)
         if row.status in FINAL or not await self.store.move(
             batch_id, "cancelling", only_from=("validating", "in_progress")
         ):

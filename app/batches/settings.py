@@ -11,8 +11,14 @@ __all__ = ["BatchSettings"]
 class BatchSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAGSERVE_BATCH_", extra="ignore")
 
-    workers: int = Field(default=1, ge=0)
-    """Batches this process runs at once (0: it runs none; another node does)."""
+    workers: int = Field(default=4, ge=0)
+    """Batches this process runs at once (0: it runs none; another node does). Their
+    lines share ``concurrency``; while another tenant's batch waits, no tenant takes
+    the last free one for a second batch, and a busy tenant's batch gives way after
+    ``quantum_s``."""
+    quantum_s: float = Field(default=30.0, gt=0)
+    """Seconds a batch runs before it gives way to another tenant's waiting batch
+    when every worker here is taken (it resumes later where it stopped)."""
     concurrency: int = Field(default=8, ge=1)
     """Lines of all running batches in flight at once on this process, shared
     round-robin between tenants. The engine runs them in its batch class: they only

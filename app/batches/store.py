@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
@@ -248,6 +248,30 @@ class BatchStore:
                 .order_by(BatchRow.created_at)
             )
         return list(rows.scalars())
+
+    async def beat(self, batch_id: str, *, running: bool = True) -> None:
+        """Show that a worker runs the batch now (or, ``running=False``, no longer)."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(BatchRow)
+                .where(BatchRow.id == batch_id)
+                .values(heartbeat_at=utcnow() if running else None)
+            )
+
+    async def waiting_besides(self, tenant_id: str, *, stale_before: datetime) -> bool:
+        """Whether another tenant has an unfinished batch that no worker runs: never
+        started, given way, or its worker's last heartbeat is before ``stale_before``."""
+        query = (
+            select(BatchRow.id)
+            .where(
+                BatchRow.status.in_(UNFINISHED),
+                BatchRow.tenant_id != tenant_id,
+                or_(BatchRow.heartbeat_at.is_(None), BatchRow.heartbeat_at < stale_before),
+            )
+            .limit(1)
+        )
+        async with self._sessions() as session:
+            return (await session.execute(query)).first() is not None
 
     async def move(
         self, batch_id: str, to: str, *, only_from: Sequence[str], **values: Any

@@ -110,6 +110,8 @@ class BatchRow(Base):
     expired_at: Mapped[datetime | None] = mapped_column(nullable=True)
     cancelling_at: Mapped[datetime | None] = mapped_column(nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    """When a worker last showed it runs the batch; ``None`` while none does."""
 
 
 class BatchResultRow(Base):

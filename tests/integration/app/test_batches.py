@@ -1,6 +1,7 @@
 """Batch jobs through the API on one real app: the Files and Batches routes, lines
 run through the real pipeline (embedder and engine), cancel, expiry, quotas, tenant
-isolation, and a batch resumed after the lines a dead worker had answered.
+isolation, a batch resumed after the lines a dead worker had answered, and one
+tenant's long batch giving way to another tenant's on a single worker.
 
 The kill of a real worker process is in tests/e2e/test_batches.py.
 """
@@ -19,16 +20,18 @@ from litestar.testing import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import update
 
+from app.auth.principal import Principal
 from app.batches.execution import LineExecutor
 from app.batches.lines import parse_input
 from app.batches.runner import BatchRunner
 from app.batches.service import BatchService
-from app.batches.store import LineResult
+from app.batches.store import BatchStore, LineResult
 from app.batches.tables import BatchRow
 from app.core.settings import Settings
 from app.ratelimit import InProcessTokenBuckets, RateLimiter
 from app.ratelimit.settings import RateLimitSettings
 from app.server.factory import create_app
+from kernel.db import create_engine, session_factory
 from kernel.migrations import upgrade
 from kernel.orm import utcnow
 from kernel.queue.memory import InProcessQueue
@@ -398,6 +401,114 @@ def test_an_expired_batch_writes_its_unanswered_lines_as_expired(client: TestCli
     assert expired
     assert all(line["response"] is None for line in expired)
     assert len(expired) + counts["completed"] == 40
+
+
+def test_a_batch_no_worker_started_is_cancelled_at_once(client: TestClient[Any]) -> None:
+    """Every worker busy elsewhere: the cancel does not wait for one to take it."""
+    state: State = client.app.state
+    service: BatchService = state.batches
+    idle: InProcessQueue[str] = InProcessQueue(service.queue.kind)  # nobody consumes it
+    offline = BatchService(service.store, idle, state.settings.batch, default_max_tokens=4)
+    runner = BatchRunner(
+        service.store, idle, LineExecutor(state.openai, None), state.settings.batch
+    )
+    auth = _key(client)
+    principal = client.blocking_portal.call(
+        state.authenticator.authenticate, auth["Authorization"][7:]
+    )
+    file_id = _upload(client, auth, _jsonl([_embed_line(n) for n in range(3)])).json()["id"]
+    batch = client.blocking_portal.call(
+        lambda: offline.create(
+            principal, input_file_id=file_id, endpoint="/v1/embeddings", window="24h", metadata=None
+        )
+    )
+    cancelled = client.post(f"/v1/batches/{batch.id}/cancel", headers=auth).json()
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["cancelled_at"] is not None
+    assert cancelled["output_file_id"] is None
+    assert cancelled["request_counts"] == {"total": 3, "completed": 0, "failed": 0}
+    # The input file is free again, and the quota no longer counts the batch.
+    assert client.blocking_portal.call(service.store.queued, principal.tenant_id) == (0, 0)
+    # A worker that takes its queue entry later finds it ended and runs nothing.
+    assert client.blocking_portal.call(runner.run, batch.id)
+    assert client.get(f"/v1/batches/{batch.id}", headers=auth).json() == cancelled
+    assert client.blocking_portal.call(service.store.answered, batch.id) == set()
+
+
+def test_one_worker_takes_turns_between_two_tenants_batches(
+    client: TestClient[Any], tmp_path: Path
+) -> None:
+    """One worker, a long batch of one tenant running: another tenant's small batch
+    runs and completes while the long one waits, and the long one then resumes and
+    answers every line exactly once."""
+    state: State = client.app.state
+    url = f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}"
+    upgrade(url)
+    engine = create_engine(url)
+    store = BatchStore(session_factory(engine))
+    queue: InProcessQueue[str] = InProcessQueue(state.batches.queue.kind)
+    settings = state.settings.batch.model_copy(
+        update={
+            "workers": 1,
+            "quantum_s": 0.5,
+            "max_file_bytes": 1 << 20,
+            "max_queued_tokens": 10**6,
+        }
+    )
+    service = BatchService(store, queue, settings, default_max_tokens=4)
+    runner = BatchRunner(store, queue, LineExecutor(state.openai, None), settings)
+    busy = Principal(tenant_id="busy", subject="key:busy", role="admin", scopes=("chat",))
+    small = Principal(tenant_id="small", subject="key:small", role="admin", scopes=("chat",))
+
+    def create(principal: Principal, lines: int) -> BatchRow:
+        async def go() -> BatchRow:
+            content = _jsonl(
+                [_embed_line(n, f"line {n} of {principal.tenant_id}") for n in range(lines)]
+            )
+            uploaded = await service.upload(
+                principal, filename="in.jsonl", purpose="batch", content=content
+            )
+            return await service.create(
+                principal,
+                input_file_id=uploaded.id,
+                endpoint="/v1/embeddings",
+                window="24h",
+                metadata=None,
+            )
+
+        return client.blocking_portal.call(go)
+
+    def status(batch_id: str) -> BatchRow:
+        return client.blocking_portal.call(store.batch, None, batch_id)
+
+    def wait(batch_id: str, until: set[str]) -> BatchRow:
+        deadline = time.monotonic() + 120
+        while (row := status(batch_id)).status not in until and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return row
+
+    client.blocking_portal.call(runner.start)
+    try:
+        long = create(busy, 600)
+        assert wait(long.id, {"in_progress"}).status == "in_progress"
+        short = create(small, 3)
+        done = wait(short.id, {"completed"})
+        assert done.status == "completed"
+        meanwhile = status(long.id)
+        assert meanwhile.status == "in_progress", "the small batch waited for the long one"
+        assert meanwhile.completed < 600
+        finished = wait(long.id, {"completed"})
+        assert finished.status == "completed"
+        assert (finished.completed, finished.failed) == (600, 0)
+        output = client.blocking_portal.call(
+            lambda: store.file("busy", str(finished.output_file_id))
+        )
+        assert output.lines == 600
+        answered = client.blocking_portal.call(store.answered, long.id)
+        assert answered == {f"e-{n}" for n in range(600)}
+    finally:
+        client.blocking_portal.call(runner.stop)
+        client.blocking_portal.call(engine.dispose)
 
 
 def test_a_batch_resumes_after_the_lines_a_dead_worker_answered(client: TestClient[Any]) -> None:
