@@ -27,9 +27,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _OLD = "status IN ('complete', 'cancelled', 'failed', 'refused')"
-_NEW = (
-    "status IN ('complete', 'cancelled', 'failed', 'refused', 'streaming', 'interrupted')"
-)
+_NEW = "status IN ('complete', 'cancelled', 'failed', 'refused', 'streaming', 'interrupted')"
 
 
 def upgrade() -> None:
@@ -39,9 +37,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_messages_status", "messages", ["status"])
     with op.batch_alter_table("document_uploads") as batch:
-        batch.add_column(
-            sa.Column("attempts", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))
     op.create_table(
         "idempotency_keys",
         sa.Column("tenant_id", sa.String(36), nullable=False),
@@ -63,9 +59,7 @@ def downgrade() -> None:
     with op.batch_alter_table("document_uploads") as batch:
         batch.drop_column("attempts")
     op.drop_index("ix_messages_status", table_name="messages")
-    op.execute(
-        "UPDATE messages SET status = 'failed' WHERE status IN ('streaming', 'interrupted')"
-    )
+    op.execute("UPDATE messages SET status = 'failed' WHERE status IN ('streaming', 'interrupted')")
     with op.batch_alter_table("messages") as batch:
         batch.drop_column("heartbeat_at")
         batch.drop_constraint("ck_messages_status", type_="check")

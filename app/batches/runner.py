@@ -288,9 +288,8 @@ class BatchRunner:
             await self._store.move(batch.id, "finalizing", only_from=("in_progress",))
         if outcome == "expired":
             await self._expire_unanswered(batch, lines)
-        output = await self._write(batch, "output", await self._store.results(batch.id, ok=True))
-        failed = await self._store.results(batch.id, ok=False)
-        error_file = await self._write(batch, "error", failed)
+        output = await self._write(batch, "output")
+        error_file = await self._write(batch, "error")
         moved = await self._store.move(
             batch.id,
             outcome,
@@ -319,10 +318,16 @@ class BatchRunner:
                 if await self._store.record(batch.id, result):
                     BATCH_REQUESTS.labels(batch.endpoint, "expired").inc()
 
-    async def _write(self, batch: BatchRow, kind: str, rows: list[Any]) -> str | None:
-        if not rows:
+    async def _write(self, batch: BatchRow, kind: str) -> str | None:
+        """Record the batch's output or error file: its lines are the results, read
+        a page at a time (here to count them, by a reader to stream them)."""
+        ok = kind == "output"
+        lines = size = 0
+        async for page in self._store.result_pages(batch.id, ok=ok):
+            lines += len(page)
+            size += len(output_lines(page))
+        if not lines:
             return None
-        content = output_lines(rows)
         target = file_id(batch.id, kind)
         await self._store.put_file(
             target,
@@ -330,9 +335,11 @@ class BatchRunner:
             batch.owner,
             purpose="batch_output",
             filename=f"{batch.id}_{kind}.jsonl",
-            content=content,
-            lines=len(rows),
+            content=b"",
+            lines=lines,
             ttl=timedelta(seconds=self._settings.file_ttl_s),
+            source=(batch.id, ok),
+            size=size,
         )
         return target
 

@@ -16,7 +16,7 @@ import structlog
 
 from app.auth.ownership import owner_filter
 from app.batches.execution import stored_principal
-from app.batches.lines import ENDPOINTS, parse_input, token_estimate
+from app.batches.lines import ENDPOINTS, output_lines, parse_input, token_estimate
 from app.batches.store import FINAL, BatchStore, new_id
 from app.batches.tables import BatchFileRow, BatchRow
 from app.core.errors import (
@@ -28,6 +28,8 @@ from app.core.errors import (
 from kernel.orm import utcnow
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from app.auth.principal import Principal
     from app.batches.settings import BatchSettings
     from kernel.queue.base import WorkQueue
@@ -112,6 +114,21 @@ class BatchService:
             lines=len(lines),
             ttl=timedelta(seconds=self._settings.file_ttl_s),
         )
+
+    async def content(self, principal: Principal, file_id: str) -> AsyncIterator[bytes]:
+        """A file's bytes, as they are read: a batch's output or error file is
+        written out from its results a page at a time, never whole in memory.
+
+        Raises:
+            ResourceNotFoundError: No such file for this tenant (before any byte).
+        """
+        row = await self.store.file(
+            principal.tenant_id, file_id, owner=owner_filter(principal), content=True
+        )
+        if row.source_batch_id is None:
+            return _once(row.content)
+        pages = self.store.result_pages(row.source_batch_id, ok=bool(row.source_ok))
+        return (output_lines(page) async for page in pages)
 
     async def create(
         self,
@@ -242,3 +259,7 @@ def _check_metadata(metadata: dict[str, str] | None) -> None:
                 f"{MAX_METADATA_VALUE}.",
                 param="metadata",
             )
+
+
+async def _once(content: bytes) -> AsyncIterator[bytes]:
+    yield content

@@ -1,9 +1,8 @@
-"""Batch jobs in SQL: files, batches, line results and the per-tenant quota.
+"""Batch jobs in SQL: files, batches and the per-tenant quota (line results in
+``results.py``).
 
 Every read and write names the tenant; another tenant's file or batch is "not
-found". A line's result is inserted once per (batch, ``custom_id``): the counts
-move only when the insert did, so a line answered twice by an at-least-once
-worker is counted and stored once.
+found".
 """
 
 from __future__ import annotations
@@ -13,10 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import delete, func, or_, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
-from app.batches.tables import BatchFileRow, BatchResultRow, BatchRow
+from app.batches.results import LineResult, ResultStore, delete_results
+from app.batches.tables import BatchFileRow, BatchRow
 from app.core.errors import ResourceConflictError, ResourceNotFoundError
 from kernel.db import lock_key
 from kernel.orm import utcnow
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
     from sqlalchemy import Select
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 __all__ = ["FINAL", "UNFINISHED", "BatchStore", "LineResult", "Page", "new_id"]
 
@@ -37,22 +35,6 @@ UNFINISHED = ("validating", "in_progress", "finalizing", "cancelling")
 def new_id(prefix: str) -> str:
     """An id in OpenAI's style: ``file-…``, ``batch_…``, ``batch_req_…``."""
     return prefix + secrets.token_hex(12)
-
-
-@dataclass(frozen=True, slots=True)
-class LineResult:
-    """What one line came to: a response (any status) or an error without one."""
-
-    line: int
-    custom_id: str
-    request_id: str
-    status_code: int
-    body: dict[str, Any] | None
-    error: dict[str, Any] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and 200 <= self.status_code < 300
 
 
 T = TypeVar("T")
@@ -66,11 +48,8 @@ class Page(Generic[T]):
     has_more: bool
 
 
-class BatchStore:
+class BatchStore(ResultStore):
     """Files, batches and results of every tenant, in the SQL database."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
 
     # Files
 
@@ -85,9 +64,17 @@ class BatchStore:
         content: bytes,
         lines: int,
         ttl: timedelta,
+        source: tuple[str, bool] | None = None,
+        size: int | None = None,
     ) -> BatchFileRow:
         """Write a file under ``file_id`` (``new_id("file-")`` for a new one), replacing
-        what that id held: a batch's results are written under the same id each time."""
+        what that id held: a batch's results are written under the same id each time.
+
+        Args:
+            source: For a batch's output (``True``) or error file, the batch whose
+                results are its lines; ``content`` is then empty and ``size`` what
+                the lines add up to.
+        """
         now = utcnow()
         row = BatchFileRow(
             id=file_id,
@@ -95,9 +82,11 @@ class BatchStore:
             owner=owner,
             purpose=purpose,
             filename=filename[:256],
-            size=len(content),
+            size=len(content) if size is None else size,
             lines=lines,
             content=content,
+            source_batch_id=None if source is None else source[0],
+            source_ok=None if source is None else source[1],
             created_at=now,
             expires_at=now + ttl,
         )
@@ -181,6 +170,8 @@ class BatchStore:
                     param="file_id",
                 )
             await session.delete(row)
+            if row.source_batch_id is not None:
+                await session.execute(delete_results(row.source_batch_id, row.source_ok))
 
     # Batches
 
@@ -291,62 +282,6 @@ class BatchStore:
             )
         return bool(moved.rowcount)  # type: ignore[attr-defined]
 
-    # Results
-
-    async def answered(self, batch_id: str) -> set[str]:
-        """The ``custom_id`` of every line of the batch that has a result."""
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(BatchResultRow.custom_id).where(BatchResultRow.batch_id == batch_id)
-            )
-        return set(rows.scalars())
-
-    async def record(
-        self, batch_id: str, result: LineResult, usage: tuple[int, int] = (0, 0)
-    ) -> bool:
-        """Store a line's result once and count it; ``False`` when it was already stored."""
-        try:
-            async with self._sessions() as session, session.begin():
-                session.add(
-                    BatchResultRow(
-                        batch_id=batch_id,
-                        line=result.line,
-                        custom_id=result.custom_id,
-                        request_id=result.request_id,
-                        status_code=result.status_code,
-                        body=result.body,
-                        error=result.error,
-                    )
-                )
-                await session.flush()
-                done = BatchRow.completed if result.ok else BatchRow.failed
-                await session.execute(
-                    update(BatchRow)
-                    .where(BatchRow.id == batch_id)
-                    .values(
-                        {
-                            done: done + 1,
-                            BatchRow.prompt_tokens: BatchRow.prompt_tokens + usage[0],
-                            BatchRow.completion_tokens: BatchRow.completion_tokens + usage[1],
-                        }
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
-
-    async def results(self, batch_id: str, *, ok: bool) -> list[BatchResultRow]:
-        """The batch's successful (or failed) results in input order."""
-        success = (BatchResultRow.status_code >= 200) & (BatchResultRow.status_code < 300)
-        success = success & BatchResultRow.error.is_(None)
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(BatchResultRow)
-                .where(BatchResultRow.batch_id == batch_id, success if ok else ~success)
-                .order_by(BatchResultRow.line)
-            )
-        return list(rows.scalars())
-
     # Expiry
 
     async def overdue(self, now: datetime) -> list[str]:
@@ -363,6 +298,13 @@ class BatchStore:
         """Delete files past their ``expires_at`` that no unfinished batch reads."""
         busy = select(BatchRow.input_file_id).where(BatchRow.status.in_(UNFINISHED))
         async with self._sessions() as session, session.begin():
+            results = await session.execute(
+                select(BatchFileRow.source_batch_id, BatchFileRow.source_ok).where(
+                    BatchFileRow.expires_at <= now, BatchFileRow.source_batch_id.is_not(None)
+                )
+            )
+            for batch_id, ok in results.all():
+                await session.execute(delete_results(str(batch_id), ok))
             gone = await session.execute(
                 delete(BatchFileRow).where(
                     BatchFileRow.expires_at <= now, BatchFileRow.id.not_in(busy)

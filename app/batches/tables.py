@@ -59,6 +59,11 @@ class BatchFileRow(Base):
     size: Mapped[int] = mapped_column("bytes", Integer)
     lines: Mapped[int] = mapped_column(Integer, default=0)
     content: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
+    """An uploaded file's bytes; empty for a batch's output or error file, whose
+    lines are the results of ``source_batch_id`` (successful ones when
+    ``source_ok``), written out as the file is read."""
+    source_batch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source_ok: Mapped[bool | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
 

@@ -552,6 +552,82 @@ def test_a_batch_resumes_after_the_lines_a_dead_worker_answered(client: TestClie
     assert client.get(f"/v1/batches/{batch.id}", headers=auth).json() == done
 
 
+def test_output_files_are_read_from_the_results_a_page_at_a_time(
+    client: TestClient[Any],
+) -> None:
+    """1,100 results (every seventh failed), more than two pages: the output and
+    error files hold each line once, in input order, with the size the file record
+    says; deleting the output file deletes its results and leaves the errors."""
+    state: State = client.app.state
+    service: BatchService = state.batches
+    settings = state.settings.batch.model_copy(
+        update={"max_file_bytes": 1 << 20, "max_queued_tokens": 10**6}
+    )
+    idle: InProcessQueue[str] = InProcessQueue(service.queue.kind)
+    offline = BatchService(service.store, idle, settings, default_max_tokens=4)
+    runner = BatchRunner(service.store, idle, LineExecutor(state.openai, None), settings)
+    auth = _key(client)
+    principal = client.blocking_portal.call(
+        state.authenticator.authenticate, auth["Authorization"][7:]
+    )
+    count = 1100
+
+    async def answered_elsewhere() -> str:
+        content = _jsonl([_embed_line(n, "x") for n in range(count)])
+        upload = await offline.upload(
+            principal, filename="in.jsonl", purpose="batch", content=content
+        )
+        batch = await offline.create(
+            principal,
+            input_file_id=upload.id,
+            endpoint="/v1/embeddings",
+            window="24h",
+            metadata=None,
+        )
+        for n in range(count):
+            failed = n % 7 == 0
+            result = LineResult(
+                n,
+                f"e-{n}",
+                f"batch_req_{n}",
+                400 if failed else 200,
+                {"error": {"message": f"bad {n}"}} if failed else {"object": "list", "n": n},
+            )
+            await service.store.record(batch.id, result)
+        await runner.run(batch.id)
+        return batch.id
+
+    batch_id = client.blocking_portal.call(answered_elsewhere)
+    done = client.get(f"/v1/batches/{batch_id}", headers=auth).json()
+    assert done["status"] == "completed"
+    failed = [n for n in range(count) if n % 7 == 0]
+    assert done["request_counts"] == {
+        "total": count,
+        "completed": count - len(failed),
+        "failed": len(failed),
+    }
+    for file_id, expected in (
+        (done["output_file_id"], [n for n in range(count) if n % 7]),
+        (done["error_file_id"], failed),
+    ):
+        record = client.get(f"/v1/files/{file_id}", headers=auth).json()
+        response = client.get(f"/v1/files/{file_id}/content", headers=auth)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/jsonl")
+        assert len(response.content) == record["bytes"]
+        lines = [json.loads(line) for line in response.text.splitlines()]
+        assert [line["custom_id"] for line in lines] == [f"e-{n}" for n in expected]
+        assert lines[-1]["response"]["status_code"] in (200, 400)
+    deleted = client.delete(f"/v1/files/{done['output_file_id']}", headers=auth)
+    assert deleted.json()["deleted"] is True
+    gone = client.get(f"/v1/files/{done['output_file_id']}/content", headers=auth)
+    assert gone.status_code == 404
+    answered = client.blocking_portal.call(service.store.answered, batch_id)
+    assert answered == {f"e-{n}" for n in failed}
+    errors = client.get(f"/v1/files/{done['error_file_id']}/content", headers=auth)
+    assert len(errors.text.splitlines()) == len(failed)
+
+
 def test_lines_wait_for_the_creators_rate_limit_instead_of_failing(
     client: TestClient[Any],
 ) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import Parameter
+from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK
 
 from app.auth.guards import chat_guard
@@ -106,14 +107,9 @@ class FilesController(Controller):
         )
 
     @get("/{file_id:str}/content", media_type="application/jsonl")
-    async def content(
-        self, batches: BatchService, principal: Principal, file_id: str
-    ) -> Response[bytes]:
-        """The file's bytes."""
-        row = await batches.store.file(
-            principal.tenant_id, file_id, owner=owner_filter(principal), content=True
-        )
-        return Response(row.content, media_type="application/jsonl")
+    async def content(self, batches: BatchService, principal: Principal, file_id: str) -> Stream:
+        """The file's bytes (a batch's output or errors streamed from its results)."""
+        return Stream(await batches.content(principal, file_id), media_type="application/jsonl")
 
     @delete("/{file_id:str}", status_code=HTTP_200_OK)
     async def remove(
