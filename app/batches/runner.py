@@ -22,7 +22,6 @@ answered (an expired batch's unanswered lines go to its error file as
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import socket
 from datetime import timedelta
@@ -32,7 +31,7 @@ import structlog
 
 from app.batches.execution import principal_of
 from app.batches.fair import BatchShares, FairSlots
-from app.batches.lines import output_lines, parse_input
+from app.batches.lines import parse_input
 from app.batches.store import FINAL, LineResult, new_id
 from app.core.errors import ApiError
 from app.core.metrics import BATCH_LINES_RUNNING, BATCH_REQUESTS, BATCHES_FINISHED
@@ -63,11 +62,6 @@ EXPIRED = {
     "code": "batch_expired",
     "message": "This request could not be executed before the completion window expired.",
 }
-
-
-def file_id(batch_id: str, kind: str) -> str:
-    """The id of a batch's output or error file: the same however often it is written."""
-    return "file-" + hashlib.sha256(f"{batch_id}:{kind}".encode()).hexdigest()[:24]
 
 
 class BatchRunner:
@@ -288,8 +282,9 @@ class BatchRunner:
             await self._store.move(batch.id, "finalizing", only_from=("in_progress",))
         if outcome == "expired":
             await self._expire_unanswered(batch, lines)
-        output = await self._write(batch, "output")
-        error_file = await self._write(batch, "error")
+        ttl = timedelta(seconds=self._settings.file_ttl_s)
+        output = await self._store.result_file(batch, "output", ttl)
+        error_file = await self._store.result_file(batch, "error", ttl)
         moved = await self._store.move(
             batch.id,
             outcome,
@@ -317,31 +312,6 @@ class BatchRunner:
                 )
                 if await self._store.record(batch.id, result):
                     BATCH_REQUESTS.labels(batch.endpoint, "expired").inc()
-
-    async def _write(self, batch: BatchRow, kind: str) -> str | None:
-        """Record the batch's output or error file: its lines are the results, read
-        a page at a time (here to count them, by a reader to stream them)."""
-        ok = kind == "output"
-        lines = size = 0
-        async for page in self._store.result_pages(batch.id, ok=ok):
-            lines += len(page)
-            size += len(output_lines(page))
-        if not lines:
-            return None
-        target = file_id(batch.id, kind)
-        await self._store.put_file(
-            target,
-            batch.tenant_id,
-            batch.owner,
-            purpose="batch_output",
-            filename=f"{batch.id}_{kind}.jsonl",
-            content=b"",
-            lines=lines,
-            ttl=timedelta(seconds=self._settings.file_ttl_s),
-            source=(batch.id, ok),
-            size=size,
-        )
-        return target
 
     async def _lines(self, batch: BatchRow) -> list[InputLine]:
         """The batch's requests, from its input file (an ``ApiError`` when it is gone)."""

@@ -7,6 +7,7 @@ found".
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import undefer
 
+from app.batches.lines import output_lines
 from app.batches.results import LineResult, ResultStore, delete_results
 from app.batches.tables import BatchFileRow, BatchRow
 from app.core.errors import ResourceConflictError, ResourceNotFoundError
@@ -94,6 +96,32 @@ class BatchStore(ResultStore):
             await session.execute(delete(BatchFileRow).where(BatchFileRow.id == file_id))
             session.add(row)
         return row
+
+    async def result_file(self, batch: BatchRow, kind: str, ttl: timedelta) -> str | None:
+        """Record the batch's ``output`` or ``error`` file, under an id derived from
+        the batch's (the same however often it is written); ``None`` when no result
+        goes to it. Its lines are the results, counted here a page at a time."""
+        ok = kind == "output"
+        lines = size = 0
+        async for page in self.result_pages(batch.id, ok=ok):
+            lines += len(page)
+            size += len(output_lines(page))
+        if not lines:
+            return None
+        target = "file-" + hashlib.sha256(f"{batch.id}:{kind}".encode()).hexdigest()[:24]
+        await self.put_file(
+            target,
+            batch.tenant_id,
+            batch.owner,
+            purpose="batch_output",
+            filename=f"{batch.id}_{kind}.jsonl",
+            content=b"",
+            lines=lines,
+            ttl=ttl,
+            source=(batch.id, ok),
+            size=size,
+        )
+        return target
 
     async def file(
         self, tenant_id: str, file_id: str, *, owner: str | None = None, content: bool = False
