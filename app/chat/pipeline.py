@@ -377,7 +377,8 @@ class TurnPipeline:
                 request.tenant_id, conversation_id, request.message_id, out.verdicts
             )
         if self._cache is not None and stored.status == "complete":
-            await self._cache.remember(request, out)
+            generation_s = watch.timings.get("generate", 0.0) / 1000
+            await self._cache.remember(request, out, generation_s)
         observe_turn(stored.finish_reason, stored.timings, route.model.name, route.version.version)
         await self._report_usage(request, out.completion_tokens)
         if stored.status == "complete" and out.sources:

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from prometheus_client import Counter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -32,6 +33,19 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 """Bumped when a record's shape or a key's recipe changes: older entries stop hitting."""
+
+EVENTS = Counter(
+    "ragserve:response_cache_events_total",
+    "Response cache events: stores, evictions (the byte budget), invalidations (a "
+    "document changed or a model version stopped answering), and semantic candidates "
+    "above the threshold that the guard refused (each a wrong hit avoided).",
+    ["event"],
+)
+SECONDS_SAVED = Counter(
+    "ragserve:response_cache_seconds_saved_total",
+    "Generation time cache hits did not spend again: the original answer's "
+    "generation time minus the hit's replay.",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +76,8 @@ class CachedAnswer:
     created_at: float
     embedding: tuple[float, ...] | None = None
     """The question's unit vector, for the semantic cache; ``None``: exact only."""
+    generation_s: float = 0.0
+    """How long generating it took (what a hit saves)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The answer as JSON-ready values (how the Redis cache stores it)."""
@@ -78,6 +94,7 @@ class CachedAnswer:
             message_id=data["message_id"],
             created_at=data["created_at"],
             embedding=None if embedding is None else tuple(embedding),
+            generation_s=float(data.get("generation_s", 0.0)),
         )
 
     @property
@@ -125,6 +142,15 @@ class CacheCounters:
     stores: int = 0
     invalidated: int = 0
     evicted: int = 0
+    guarded: int = 0
+    """Semantic candidates above the threshold that the guard refused."""
+
+    def count(self, event: str, n: int = 1) -> None:
+        """Count ``n`` stores, evictions, invalidations or guard refusals, here and in
+        the exported metrics."""
+        if n:
+            setattr(self, event, getattr(self, event) + n)
+            EVENTS.labels(event).inc(n)
 
 
 class ResponseCache(ABC):
@@ -180,14 +206,26 @@ def normalize_question(text: str) -> str:
 
 
 def best_match(
-    embedding: Sequence[float], candidates: Sequence[tuple[str, Sequence[float]]]
+    embedding: Sequence[float],
+    candidates: Sequence[tuple[str, CachedAnswer]],
+    threshold: float,
+    admits: Admits | None,
+    counters: CacheCounters,
 ) -> tuple[str, float] | None:
-    """The candidate (id, vector) most similar to ``embedding`` by cosine, and that cosine."""
+    """The candidate (id, answer with its question's vector) most similar to
+    ``embedding`` by cosine with at least ``threshold``, that ``admits`` accepts,
+    and that cosine; each more similar one the guard refused is counted."""
     if not candidates:
         return None
     query = np.asarray(embedding, dtype=np.float32)
-    matrix = np.asarray([vector for _, vector in candidates], dtype=np.float32)
+    matrix = np.asarray([answer.embedding for _, answer in candidates], dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(query))
     scores = matrix @ query / np.where(norms > 0, norms, 1.0)
-    best = int(np.argmax(scores))
-    return candidates[best][0], float(scores[best])
+    for best in np.argsort(-scores, kind="stable"):
+        score = float(scores[best])
+        if score < threshold:
+            return None
+        if admits is None or admits(candidates[best][1]):
+            return candidates[best][0], score
+        counters.count("guarded")
+    return None

@@ -69,15 +69,14 @@ class MemoryResponseCache(ResponseCache):
         members = self._scopes.get(key.scope)
         if not members:
             return None
-        candidates: list[tuple[str, Sequence[float]]] = []
+        candidates: list[tuple[str, CachedAnswer]] = []
         for exact in list(members):
             found = self._live(exact)
             if found is None or found[0].tenant_id != key.tenant_id or not found[1].embedding:
                 continue
-            if admits is None or admits(found[1]):
-                candidates.append((exact, found[1].embedding))
-        match = best_match(embedding, candidates)
-        if match is None or match[1] < threshold:
+            candidates.append((exact, found[1]))
+        match = best_match(embedding, candidates, threshold, admits, self._counters)
+        if match is None:
             return None
         self._entries.move_to_end(match[0])
         return CacheHit(self._entries[match[0]][1], "semantic", match[1])
@@ -92,18 +91,19 @@ class MemoryResponseCache(ResponseCache):
         scope[key.exact] = None
         while len(scope) > self._max_per_scope:
             self._drop(next(iter(scope)))
+            self._counters.count("evicted")
         for document_id in key.document_ids:
             self._documents.setdefault((key.tenant_id, document_id), set()).add(key.exact)
-        self._counters.stores += 1
+        self._counters.count("stores")
         while self._bytes > self._max_bytes and self._entries:
             self._drop(next(iter(self._entries)))
-            self._counters.evicted += 1
+            self._counters.count("evicted")
 
     async def invalidate_document(self, tenant_id: str, document_id: str) -> int:
         dropped = sum(
             self._drop(exact) for exact in self._documents.pop((tenant_id, document_id), set())
         )
-        self._counters.invalidated += dropped
+        self._counters.count("invalidated", dropped)
         return dropped
 
     async def retain_versions(self, serving: Iterable[tuple[str, str]]) -> int:
@@ -114,7 +114,7 @@ class MemoryResponseCache(ResponseCache):
             if (key.model, key.version) not in keep
         ]
         dropped = sum(self._drop(exact) for exact in stale)
-        self._counters.invalidated += dropped
+        self._counters.count("invalidated", dropped)
         return dropped
 
     async def clear(self, tenant_id: str | None = None) -> None:

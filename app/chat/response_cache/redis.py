@@ -95,14 +95,11 @@ class RedisResponseCache(ResponseCache):
             stored_key, answer = _decode(raw)
             if stored_key.tenant_id != key.tenant_id or answer.embedding is None:
                 continue
-            if admits is None or admits(answer):
-                answers[exact] = answer
+            answers[exact] = answer
         if gone:
             await self._redis.zrem(scope, *gone)
-        match = best_match(
-            embedding, [(exact, answer.embedding or ()) for exact, answer in answers.items()]
-        )
-        if match is None or match[1] < threshold:
+        match = best_match(embedding, list(answers.items()), threshold, admits, self._counters)
+        if match is None:
             return None
         return CacheHit(answers[match[0]], "semantic", match[1])
 
@@ -138,11 +135,11 @@ class RedisResponseCache(ResponseCache):
                 pipe.sadd(index, key.exact)
                 pipe.pexpire(index, self._ttl_ms)
             await pipe.execute()
-        self._counters.stores += 1
+        self._counters.count("stores")
 
     async def invalidate_document(self, tenant_id: str, document_id: str) -> int:
         dropped = await self._drop_index(f"{self._p}d:{tenant_id}{_SEP}{document_id}")
-        self._counters.invalidated += dropped
+        self._counters.count("invalidated", dropped)
         return dropped
 
     async def retain_versions(self, serving: Iterable[tuple[str, str]]) -> int:
@@ -153,7 +150,7 @@ class RedisResponseCache(ResponseCache):
             if version not in keep:
                 dropped += await self._drop_index(f"{self._p}v:{version}")
                 await self._redis.srem(f"{self._p}versions", version)
-        self._counters.invalidated += dropped
+        self._counters.count("invalidated", dropped)
         return dropped
 
     async def clear(self, tenant_id: str | None = None) -> None:

@@ -18,6 +18,7 @@ from prometheus_client import Counter
 from app.chat.prompt import Source
 from app.chat.response_cache.base import (
     FORMAT,
+    SECONDS_SAVED,
     CachedAnswer,
     CacheHit,
     CacheKey,
@@ -162,12 +163,15 @@ class TurnCache:
             counters.semantic_hits += 1
         return probe
 
-    async def remember(self, request: TurnRequest, out: TurnOutcome) -> None:
-        """Cache a finished turn's answer if it was generated, whole and not refused."""
+    async def remember(self, request: TurnRequest, out: TurnOutcome, generation_s: float) -> None:
+        """Cache a finished turn's answer if it was generated, whole and not refused
+        (``generation_s``: how long that took); on a hit, count the time it saved."""
         probe = out.cache
+        if probe is not None and probe.hit is not None:
+            SECONDS_SAVED.inc(max(0.0, probe.hit.answer.generation_s - generation_s))
+            return
         if (
             probe is None
-            or probe.hit is not None
             or out.finish_reason not in _CACHEABLE_FINISH
             or out.error is not None
             or not out.parts
@@ -181,6 +185,7 @@ class TurnCache:
             message_id=request.message_id,
             created_at=time.time(),
             embedding=probe.embedding,
+            generation_s=generation_s,
         )
         try:
             await self._cache.put(probe.key, answer)

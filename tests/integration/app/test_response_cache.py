@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from app.chat.response_cache import (
@@ -119,7 +120,10 @@ async def test_a_changed_document_drops_every_answer_that_used_it(make_caches: A
     await here.put(_key("e1", docs=frozenset({"d1", "d2"})), _answer(embedding=_vector(1.0)))
     await here.put(_key("e2", docs=frozenset({"d2"})), _answer())
     await here.put(_key("e3", docs=frozenset({"d3"})), _answer())
+    before = _events("invalidated")
     assert await there.invalidate_document("t1", "d2") == 2
+    assert there.counters.invalidated == 2
+    assert _events("invalidated") == before + 2
     assert await here.get_exact(_key("e1")) is None
     assert await here.get_exact(_key("e2")) is None
     assert await here.get_similar(_key("x"), _vector(1.0), 0.5) is None
@@ -198,4 +202,17 @@ async def test_a_similar_question_the_guard_refuses_gives_way_to_the_next(
     )
     assert hit is not None
     assert hit.answer.pieces == ("admitted",)
+    # The more similar answer the guard refused is counted: a wrong hit avoided.
+    assert there.counters.guarded == 1
+    before = _events("guarded")
     assert await there.get_similar(_key("new"), _vector(1.0, 0.05), 0.9, lambda a: False) is None
+    assert there.counters.guarded == 3
+    assert _events("guarded") == before + 2
+    # A candidate below the threshold is not a refusal: nothing more is counted.
+    assert await there.get_similar(_key("new"), _vector(0.0, 1.0), 0.99, lambda a: False) is None
+    assert there.counters.guarded == 3
+
+
+def _events(event: str) -> float:
+    value = REGISTRY.get_sample_value("ragserve:response_cache_events_total", {"event": event})
+    return value or 0.0

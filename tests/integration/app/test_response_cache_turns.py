@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from prometheus_client import REGISTRY
 
 from app.chat.events import SourcesFound, TurnFinished, TurnStarted
 from app.chat.pipeline import TurnPipeline
@@ -76,6 +77,7 @@ async def test_the_same_question_is_answered_from_the_cache_as_a_stored_turn(
     pipeline = services.pipeline
     _, first = await _ask(pipeline, tenant, "Why do bees dance?")
     assert "cached" not in first.usage
+    saved = _seconds_saved()
     assert first.usage["completion_tokens"] > 0
     events, again = await _ask(pipeline, tenant, "  why do bees DANCE ")
     assert isinstance(events[0], TurnStarted)
@@ -96,6 +98,14 @@ async def test_the_same_question_is_answered_from_the_cache_as_a_stored_turn(
     stored = await services.conversations.messages(tenant, again.conversation_id)
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[1].usage["cached"] is True
+    # The hit saved about what generating the first answer took (less its replay).
+    generated = first.timings["generate"] / 1000
+    assert 0 < _seconds_saved() - saved <= generated
+
+
+def _seconds_saved() -> float:
+    value = REGISTRY.get_sample_value("ragserve:response_cache_seconds_saved_total")
+    return value or 0.0
 
 
 async def test_a_paraphrase_hits_and_a_different_question_does_not(
