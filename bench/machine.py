@@ -30,6 +30,11 @@ def _cpuinfo() -> tuple[str, set[str]]:
     return model, flags
 
 
+def cpu_flags() -> set[str]:
+    """Every flag ``/proc/cpuinfo`` reports for the first CPU."""
+    return _cpuinfo()[1]
+
+
 def machine() -> dict[str, Any]:
     """The CPU model, core count, the flags of ``CPU_FLAGS`` it has, and the commit."""
     model, flags = _cpuinfo()

@@ -1,0 +1,306 @@
+"""End-to-end serving: ragserve against llama.cpp's ``llama-server`` and a naive
+FastAPI wrapper around ``generate``, one server at a time, on the same load.
+
+The load (``bench/serve_load.py``): the official OpenAI client streaming ~450-token
+prompts of real documentation plus a real question, ``max_tokens`` 64, greedy;
+closed-loop concurrency points and open-loop Poisson rates up to saturation
+(``vllm bench serve``'s two modes), and multi-turn conversations whose follow-ups
+carry the conversation so far; for ragserve also the same conversations over its
+WebSocket protocol, the follow-ups reusing the stored conversation.
+
+The servers, each alone on the machine while it is measured:
+
+- **ragserve**: ``ragserve serve`` with its embedded engine at its defaults
+  (``RAGSERVE_GENERATION_DTYPE=auto``: bf16 where the CPU has it), retrieval off in
+  each request (``"retrieval": {"enabled": false}``) so every server sees the same
+  prompt, safety and rate limits off, repetition penalty 1.0. Its prompt has its
+  own short system line besides the user message (``prompt_tokens_mean`` says).
+- **llama.cpp**: ``llama-server`` built from the sources in the llama-cpp-python
+  sdist (``bench/llama_cpp.py``), 32 slots, 2 threads, ``--jinja`` (the model's own
+  chat template), serving ``SmolLM2-135M-Instruct.Q4_1.gguf``: the file ragserve's
+  weights are dequantized from.
+- **naive**: ``bench/naive_server.py``, FastAPI calling ``generate`` per request.
+
+Goodput counts requests with TTFT <= 2 s and TPOT <= 100 ms. JSON and a PNG plot
+(output tokens/s against TTFT p95, per server) go to ``bench/results/``; the last
+lines printed are ragserve's ratios to each peer.
+
+    python -m bench.serve [--quick] [--servers ragserve,llama.cpp,naive]
+
+``--quick`` (two concurrency points, few requests) takes under 5 minutes once
+llama-server is built (the first build takes about 12 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import openai
+from tokenizers import Tokenizer
+
+from bench.llama_cpp import ensure_server
+from bench.machine import describe, machine
+from bench.serve_load import (
+    SLO_TPOT_S,
+    SLO_TTFT_S,
+    Sample,
+    closed_loop,
+    open_loop,
+    prompts,
+    row,
+    stream_openai,
+    stream_ws,
+    summarise,
+)
+from bench.serve_plot import plot
+from inference.loader import packaged_gguf_path
+
+# NOTE: the end-to-end tests' process helper starts, probes and stops ragserve.
+from tests.e2e.server import Server, free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+MODEL = "smollm2-135m-instruct"
+MAX_TOKENS = 64
+SLOTS = 32
+
+
+@dataclass
+class Peer:
+    """A server under test: how to start it and talk to it."""
+
+    name: str
+    url: str = ""
+    key: str = "none"
+    extra: dict[str, Any] | None = None
+    process: subprocess.Popen[bytes] | None = None
+    server: Server | None = None
+    ws_url: str | None = None
+    log: Path | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            base_url=f"{self.url}/v1", api_key=self.key, max_retries=0, timeout=600
+        )
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _wait_healthy(peer: Peer, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if peer.process is not None and peer.process.poll() is not None:
+            tail = peer.log.read_text()[-3000:] if peer.log else ""
+            raise RuntimeError(f"{peer.name} exited:\n{tail}")
+        try:
+            if httpx.get(f"{peer.url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{peer.name} not healthy in {timeout}s")
+
+
+def start_ragserve(root: Path) -> Peer:
+    server = Server(
+        root,
+        {
+            "RAGSERVE_SAFETY_ENABLED": "false",
+            "RAGSERVE_RATE_LIMIT_ENABLED": "false",
+            "RAGSERVE_GENERATION_MAX_TOKENS": str(MAX_TOKENS),
+            "RAGSERVE_GENERATION_REPETITION_PENALTY": "1.0",
+        },
+    )
+    server.cli("migrate")
+    key = server.create_key("bench", scopes=("chat",))
+    server.start()
+    return Peer(
+        "ragserve",
+        url=server.url,
+        key=key,
+        extra={"retrieval": {"enabled": False}},
+        server=server,
+        ws_url=server.ws_url,
+    )
+
+
+def start_llama_cpp(root: Path) -> Peer:
+    binary = ensure_server()
+    port = free_port()
+    log = root / "llama-server.log"
+    command = [
+        str(binary),
+        "-m", str(packaged_gguf_path()),
+        "--host", "127.0.0.1", "--port", str(port),
+        "-t", "2", "-tb", "2", "-np", str(SLOTS), "-c", str(SLOTS * 1024),
+        "--jinja", "--no-webui",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    peer = Peer("llama.cpp", url=f"http://127.0.0.1:{port}", process=process, log=log)
+    peer.info = {"command": " ".join(command[1:])}
+    _wait_healthy(peer)
+    return peer
+
+
+def start_naive(root: Path, dtype: str) -> Peer:
+    port = free_port()
+    log = root / "naive.log"
+    command = [sys.executable, "-m", "bench.naive_server", "--port", str(port), "--dtype", dtype]
+    process = subprocess.Popen(command, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    peer = Peer("naive", url=f"http://127.0.0.1:{port}", process=process, log=log)
+    peer.info = {"dtype": dtype}
+    _wait_healthy(peer)
+    return peer
+
+
+def _sender(peer: Peer) -> Callable[[list[dict[str, str]]], Awaitable[Sample]]:
+    client = peer.client()
+
+    def send(messages: list[dict[str, str]]) -> Awaitable[Sample]:
+        return stream_openai(client, MODEL, messages, MAX_TOKENS, peer.extra)
+
+    return send
+
+
+async def measure(peer: Peer, questions: list[str], quick: bool) -> dict[str, Any]:
+    """Every load point against one server."""
+    send = _sender(peer)
+    stream = iter(questions)
+
+    def take(count: int) -> list[str]:
+        return [next(stream) for _ in range(count)]
+
+    await closed_loop(send, take(2), 1)  # warm-up
+    points: dict[str, Any] = {}
+    closed = ((1, 3), (8, 16)) if quick else ((1, 6), (8, 24), (32, 64))
+    for concurrency, count in closed:
+        samples = await closed_loop(send, take(count), concurrency)
+        points[f"c={concurrency}"] = summarise(samples)
+        print(row(peer.name, f"c={concurrency}", points[f"c={concurrency}"]), flush=True)
+    if not quick:
+        for rate in (0.5, 1.0, 2.0, 4.0):
+            summary = summarise(await open_loop(send, take(32), rate))
+            points[f"rate={rate}"] = summary
+            print(row(peer.name, f"rate={rate}/s", summary), flush=True)
+            if summary.get("requests_per_s", 0) < 0.8 * rate:
+                break  # saturated: a higher rate only queues longer
+        multi = await closed_loop(send, take(8), 8, turns=3)
+        points["multi-turn c=8"] = summarise(multi)
+        print(row(peer.name, "3-turn c=8", points["multi-turn c=8"]), flush=True)
+        if peer.ws_url is not None:
+            follow = ("Give a short example of that.", "Summarise your answer in one sentence.")
+            conversations = [[q, *follow] for q in take(8)]
+            results = await asyncio.gather(
+                *(stream_ws(peer.ws_url, peer.key, c, MAX_TOKENS) for c in conversations)
+            )
+            points["ws 3-turn c=8"] = summarise([s for r in results for s in r])
+            print(row(peer.name, "ws 3-turn", points["ws 3-turn c=8"]), flush=True)
+    return points
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> list[str]:
+    """ragserve's output tokens/s and TTFT p50 against each peer, per closed-loop point."""
+    ours = results.get("ragserve", {})
+    lines = []
+    for peer in ("llama.cpp", "naive"):
+        theirs = results.get(peer, {})
+        for point, mine in ours.items():
+            other = theirs.get(point) or {}
+            if (
+                not point.startswith("c=")
+                or not other
+                or "ttft_s" not in other
+                or "ttft_s" not in mine
+            ):
+                continue
+            speed = mine["output_tokens_per_s"] / max(other["output_tokens_per_s"], 1e-9)
+            ttft = other["ttft_s"]["p50"] / max(mine["ttft_s"]["p50"], 1e-9)
+            lines.append(
+                f"ragserve / {peer} at {point}: output tokens/s {speed:.2f}x, "
+                f"TTFT p50 {mine['ttft_s']['p50']:.2f} s vs {other['ttft_s']['p50']:.2f} s "
+                f"({ttft:.2f}x faster)"
+            )
+    return lines
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    tokenizer = Tokenizer.from_file(str(REPO / ".cache" / "models" / MODEL / "tokenizer.json"))
+    questions = prompts(lambda text: len(tokenizer.encode(text).ids), 400)
+    info = machine()
+    print(describe(info), flush=True)
+    naive_dtype = "bfloat16" if "avx512_bf16" in info["cpu_flags"] else "float32"
+    results: dict[str, dict[str, Any]] = {}
+    peers: dict[str, Any] = {}
+    for name in args.servers.split(","):
+        with tempfile.TemporaryDirectory(prefix=f"bench-serve-{name}-") as tmp:
+            root = Path(tmp)
+            if name == "ragserve":
+                peer = start_ragserve(root)
+            elif name == "llama.cpp":
+                peer = start_llama_cpp(root)
+            elif name == "naive":
+                peer = start_naive(root, naive_dtype)
+            else:
+                raise SystemExit(f"unknown server {name!r}")
+            try:
+                results[name] = await measure(peer, questions, args.quick)
+                peers[name] = peer.info
+            finally:
+                peer.stop()
+    return {
+        "benchmark": "serve",
+        "quick": args.quick,
+        "machine": info,
+        "load": {
+            "max_tokens": MAX_TOKENS,
+            "prompt": "~450 tokens: Python reference passages + a question",
+            "slo": {"ttft_s": SLO_TTFT_S, "tpot_s": SLO_TPOT_S},
+        },
+        "servers": peers,
+        "results": results,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--servers", default="ragserve,llama.cpp,naive")
+    args = parser.parse_args()
+    report = asyncio.run(run(args))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = "serve-quick" if args.quick else "serve"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = RESULTS / f"{stem}-{stamp}.json"
+    out.write_text(json.dumps(report, indent=2))
+    png = plot(report["results"], RESULTS / f"{stem}-{stamp}.png", describe(report["machine"]))
+    print(f"wrote {out} and {png}")
+    for line in ratios(report["results"]):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
