@@ -7,7 +7,10 @@ default (bf16 projections on weights packed once, q/k/v stacked into one matrix;
 model's own weights, the engine before packing). For each batch size, every slot
 holds a prompt of ``--context`` tokens; decode steps alternate between the two
 variants (so drift on a shared machine hits both alike) and the medians are
-compared. A prefill point times one ``--chunk``-token prompt chunk the same way.
+compared. A prefill point times one ``--chunk``-token prompt chunk the same way,
+and sets its FLOP/s against the matmul roofline measured in the same run: the
+best of ``F.linear`` and the packed oneDNN product on the model's own projection
+shapes at ``--chunk`` rows, in the model's dtype.
 Both decode from the same KV state (the packed variant's prefill, copied), and
 the report says how often every row's greedy next token agrees between them.
 
@@ -115,6 +118,51 @@ def prefill_point(loaded: LoadedModel, chunk: int, repeats: int) -> dict[str, An
     }
 
 
+def prefill_flops(loaded: LoadedModel, tokens: int) -> float:
+    """FLOPs of a ``tokens``-token prefill from position 0: every decoder layer's
+    projections (2 per weight per token) and causal attention (scores and values,
+    half the square); the LM head runs for the last token only."""
+    config = loaded.model.config
+    linear = sum(
+        module.weight.numel()
+        for name, module in loaded.model.named_modules()
+        if isinstance(module, torch.nn.Linear) and ".layers." in f".{name}"
+    )
+    attention = 4 * config.num_hidden_layers * config.hidden_size * tokens * tokens / 2
+    head = 2 * config.hidden_size * config.vocab_size
+    return 2.0 * linear * tokens + attention + head
+
+
+def matmul_roofline(loaded: LoadedModel, rows: int, repeats: int = 20) -> dict[str, float]:
+    """GFLOP/s of ``rows``-row products on the model's projection shapes (the MLP's
+    up and down products, the widest), plain ``F.linear`` and packed, best of each."""
+    from inference.packed_linear import linear
+
+    config = loaded.model.config
+    dtype, device = loaded.dtype, loaded.device
+    best: dict[str, float] = {}
+    for n_in, n_out in ((config.hidden_size, config.intermediate_size),
+                        (config.intermediate_size, config.hidden_size)):  # fmt: skip
+        x = torch.randn(rows, n_in, dtype=dtype, device=device)
+        weight = torch.randn(n_out, n_in, dtype=dtype, device=device) / n_in**0.5
+        packed = linear(weight)  # F.linear itself where packing does not apply
+        variants = {
+            "f_linear": lambda x=x, w=weight: torch.nn.functional.linear(x, w),
+            "packed": lambda x=x, p=packed: p(x),
+        }
+        for name, product in variants.items():
+            for _ in range(3):
+                product()
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                product()
+                times.append(time.perf_counter() - started)
+            gflops = 2 * rows * n_in * n_out / min(times) / 1e9
+            best[name] = max(best.get(name, 0.0), round(gflops, 1))
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps (under a minute)")
@@ -128,6 +176,11 @@ def main() -> None:
     print(f"model {loaded.name}, dtype {loaded.dtype}, {torch.get_num_threads()} torch threads")
     points = [decode_point(loaded, rows, args.context, steps) for rows in (1, 8, 32)]
     prefilled = prefill_point(loaded, args.chunk, 3 if args.quick else 8)
+    roofline = matmul_roofline(loaded, args.chunk)
+    achieved = prefill_flops(loaded, args.chunk) / (prefilled["ms"]["packed"] / 1e3) / 1e9
+    prefilled["roofline_gflops"] = roofline
+    prefilled["achieved_gflops"] = round(achieved, 1)
+    prefilled["share_of_roofline"] = round(achieved / max(roofline.values()), 3)
     for point in points:
         print(
             f"decode rows {point['rows']:>2}: packed {point['ms_per_step']['packed']} ms, "
@@ -140,7 +193,12 @@ def main() -> None:
     )
     for point in points:
         print(f"ratio packed/F.linear decode rows {point['rows']}: {point['speedup']}x faster")
+    print(
+        f"prefill {args.chunk} tokens: {prefilled['achieved_gflops']} GFLOP/s against a "
+        f"matmul roofline of {max(roofline.values())} GFLOP/s ({roofline})"
+    )
     print(f"ratio packed/F.linear prefill: {prefilled['speedup']}x faster")
+    print(f"ratio prefill/matmul roofline: {prefilled['share_of_roofline']}")
     out = REPO / "bench" / "results" / f"decode_step{'-quick' if args.quick else ''}.json"
     report = {"machine": info, "dtype": str(loaded.dtype), "decode": points}
     out.write_text(json.dumps({**report, "prefill": prefilled}, indent=2) + "\n")

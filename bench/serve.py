@@ -77,6 +77,8 @@ RESULTS = REPO / "bench" / "results"
 MODEL = "smollm2-135m-instruct"
 MAX_TOKENS = 64
 SLOTS = 32
+SATURATED_TTFT_S = 10.0
+"""A Poisson point whose TTFT p90 passes this is past saturation: the sweep stops."""
 
 
 @dataclass
@@ -125,7 +127,7 @@ def _wait_healthy(peer: Peer, timeout: float = 300) -> None:
     raise RuntimeError(f"{peer.name} not healthy in {timeout}s")
 
 
-def start_ragserve(root: Path) -> Peer:
+def start_ragserve(root: Path, env: dict[str, str]) -> Peer:
     server = Server(
         root,
         {
@@ -133,6 +135,7 @@ def start_ragserve(root: Path) -> Peer:
             "RAGSERVE_RATE_LIMIT_ENABLED": "false",
             "RAGSERVE_GENERATION_MAX_TOKENS": str(MAX_TOKENS),
             "RAGSERVE_GENERATION_REPETITION_PENALTY": "1.0",
+            **env,
         },
     )
     server.cli("migrate")
@@ -186,7 +189,9 @@ def _sender(peer: Peer) -> Callable[[list[dict[str, str]]], Awaitable[Sample]]:
     return send
 
 
-async def measure(peer: Peer, questions: list[str], quick: bool) -> dict[str, Any]:
+async def measure(
+    peer: Peer, questions: list[str], quick: bool, concurrency: list[int] | None
+) -> dict[str, Any]:
     """Every load point against one server."""
     send = _sender(peer)
     stream = iter(questions)
@@ -196,18 +201,22 @@ async def measure(peer: Peer, questions: list[str], quick: bool) -> dict[str, An
 
     await closed_loop(send, take(2), 1)  # warm-up
     points: dict[str, Any] = {}
-    closed = ((1, 3), (8, 16)) if quick else ((1, 6), (8, 24), (32, 64))
-    for concurrency, count in closed:
-        samples = await closed_loop(send, take(count), concurrency)
-        points[f"c={concurrency}"] = summarise(samples)
-        print(row(peer.name, f"c={concurrency}", points[f"c={concurrency}"]), flush=True)
-    if not quick:
+    levels = concurrency or ([1, 8] if quick else [1, 8, 32])
+    for level in levels:
+        count = max(3 if quick else 6, 2 * level) if level < 32 else 64
+        samples = await closed_loop(send, take(count), level)
+        points[f"c={level}"] = summarise(samples)
+        print(row(peer.name, f"c={level}", points[f"c={level}"]), flush=True)
+    if not quick and concurrency is None:
         for rate in (0.5, 1.0, 2.0, 4.0):
             summary = summarise(await open_loop(send, take(32), rate))
             points[f"rate={rate}"] = summary
             print(row(peer.name, f"rate={rate}/s", summary), flush=True)
-            if summary.get("requests_per_s", 0) < 0.8 * rate:
-                break  # saturated: a higher rate only queues longer
+            if (
+                summary.get("errors")
+                or summary.get("ttft_s", {}).get("p90", 1e9) > SATURATED_TTFT_S
+            ):
+                break  # saturated: requests queue; a higher rate only queues longer
         multi = await closed_loop(send, take(8), 8, turns=3)
         points["multi-turn c=8"] = summarise(multi)
         print(row(peer.name, "3-turn c=8", points["multi-turn c=8"]), flush=True)
@@ -259,7 +268,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix=f"bench-serve-{name}-") as tmp:
             root = Path(tmp)
             if name == "ragserve":
-                peer = start_ragserve(root)
+                env = dict(item.split("=", 1) for item in args.env)
+                peer = start_ragserve(root, env)
+                peer.info = {"env": env}
             elif name == "llama.cpp":
                 peer = start_llama_cpp(root)
             elif name == "naive":
@@ -267,7 +278,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 raise SystemExit(f"unknown server {name!r}")
             try:
-                results[name] = await measure(peer, questions, args.quick)
+                levels = [int(c) for c in args.concurrency.split(",")] if args.concurrency else None
+                results[name] = await measure(peer, questions, args.quick, levels)
                 peers[name] = peer.info
             finally:
                 peer.stop()
@@ -289,6 +301,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--servers", default="ragserve,llama.cpp,naive")
+    parser.add_argument(
+        "--concurrency", help="only these closed-loop points, e.g. 1,32 (no rate sweep)"
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], help="RAGSERVE_...=value for ragserve (repeatable)"
+    )
     args = parser.parse_args()
     report = asyncio.run(run(args))
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -277,8 +277,7 @@ class LlamaBatchForward:
     def _causal_mask(self, chunk: PrefillChunk) -> torch.Tensor:
         end = chunk.start + chunk.length
         query_pos = torch.arange(chunk.start, end, device=self._device)
-        mask = torch.arange(end, device=self._device)[None, :] <= query_pos[:, None]
-        return mask.repeat(self._rep, 1)
+        return torch.arange(end, device=self._device)[None, :] <= query_pos[:, None]
 
     def _prefill_attention(
         self,
@@ -289,14 +288,15 @@ class LlamaBatchForward:
         mask: torch.Tensor,
     ) -> torch.Tensor:
         end = chunk.start + chunk.length
-        n = chunk.length
-        # [n, heads, dim] -> [kv_heads, rep * n, dim]: query rows grouped by KV head.
-        grouped = q.transpose(0, 1).reshape(self._kv_heads, self._rep * n, self._head_dim)
+        # NOTE: 4-D with ``enable_gqa`` reaches the CPU's fused (flash) kernel; the
+        # 3-D grouped form it replaces fell back to bmm + softmax (256 tokens: 3.4 ->
+        # 1.2 ms a layer on 2 cores, bf16).
         out = F.scaled_dot_product_attention(
-            grouped,
-            keys[chunk.slot, :, :end],
-            values[chunk.slot, :, :end],
+            q.transpose(0, 1)[None],
+            keys[chunk.slot, :, :end][None],
+            values[chunk.slot, :, :end][None],
             attn_mask=mask,
             scale=self._scale,
+            enable_gqa=True,
         )
-        return out.reshape(self._heads, n, self._head_dim).transpose(0, 1)
+        return out[0].transpose(0, 1)
