@@ -123,7 +123,7 @@ class BatchRunner:
         batch = await self._load(batch_id)
         if (
             batch is not None
-            and batch.status not in FINAL
+            and batch.status in ("validating", "in_progress")  # a cancel finishes at once
             and self._shares.defers(batch.tenant_id)
             and await self._others_wait(batch.tenant_id)
         ):
@@ -252,8 +252,8 @@ class BatchRunner:
         last_beat = asyncio.get_running_loop().time()
         while not stop:
             await asyncio.sleep(_WATCH_S)
-            now = await self._load(batch.id)
-            reason = "cancelled" if now is None else _stopped(now)
+            current = await self._load(batch.id)
+            reason = "cancelled" if current is None else _stopped(current)
             if (
                 reason is None
                 and self._shares.may_give_way(hold)
