@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
     from litestar.datastructures import State
 
+    from app.batches.settings import BatchSettings
+
 pytestmark = pytest.mark.model
 
 REPO = Path(__file__).resolve().parents[3]
@@ -143,6 +145,30 @@ def _wait(
         if batch["status"] in until or time.monotonic() > deadline:
             return dict(batch)
         time.sleep(0.2)
+
+
+def _offline(
+    client: TestClient[Any], settings: BatchSettings | None = None
+) -> tuple[BatchService, BatchRunner]:
+    """A service and a runner on the app's store over a queue nobody consumes: the
+    test decides when (and whether) a batch runs."""
+    state: State = client.app.state
+    service: BatchService = state.batches
+    settings = settings or state.settings.batch
+    idle: InProcessQueue[str] = InProcessQueue(service.queue.kind)
+    executor = LineExecutor(state.openai, None)
+    return (
+        BatchService(service.store, idle, settings, default_max_tokens=4),
+        BatchRunner(service.store, idle, executor, settings),
+    )
+
+
+def _principal(client: TestClient[Any], auth: dict[str, str]) -> Principal:
+    state: State = client.app.state
+    principal: Principal = client.blocking_portal.call(
+        state.authenticator.authenticate, auth["Authorization"][7:]
+    )
+    return principal
 
 
 def _results(client: TestClient[Any], auth: dict[str, str], file_id: str | None) -> list[Any]:
@@ -407,15 +433,9 @@ def test_a_batch_no_worker_started_is_cancelled_at_once(client: TestClient[Any])
     """Every worker busy elsewhere: the cancel does not wait for one to take it."""
     state: State = client.app.state
     service: BatchService = state.batches
-    idle: InProcessQueue[str] = InProcessQueue(service.queue.kind)  # nobody consumes it
-    offline = BatchService(service.store, idle, state.settings.batch, default_max_tokens=4)
-    runner = BatchRunner(
-        service.store, idle, LineExecutor(state.openai, None), state.settings.batch
-    )
+    offline, runner = _offline(client)
     auth = _key(client)
-    principal = client.blocking_portal.call(
-        state.authenticator.authenticate, auth["Authorization"][7:]
-    )
+    principal = _principal(client, auth)
     file_id = _upload(client, auth, _jsonl([_embed_line(n) for n in range(3)])).json()["id"]
     batch = client.blocking_portal.call(
         lambda: offline.create(
@@ -515,15 +535,10 @@ def test_a_batch_resumes_after_the_lines_a_dead_worker_answered(client: TestClie
     """As a worker that died mid-batch leaves it: some result rows, the batch in
     progress. The next run answers only the rest, and the rows already stored stay."""
     state: State = client.app.state
-    settings: Settings = state.settings
     service: BatchService = state.batches
-    idle: InProcessQueue[str] = InProcessQueue(service.queue.kind)  # nobody consumes it
-    offline = BatchService(service.store, idle, settings.batch, default_max_tokens=4)
-    runner = BatchRunner(service.store, idle, LineExecutor(state.openai, None), settings.batch)
+    offline, runner = _offline(client)
     auth = _key(client)
-    principal = client.blocking_portal.call(
-        state.authenticator.authenticate, auth["Authorization"][7:]
-    )
+    principal = _principal(client, auth)
     file_id = _upload(client, auth, _jsonl([_embed_line(n) for n in range(6)])).json()["id"]
     batch = client.blocking_portal.call(
         lambda: offline.create(
@@ -563,13 +578,9 @@ def test_output_files_are_read_from_the_results_a_page_at_a_time(
     settings = state.settings.batch.model_copy(
         update={"max_file_bytes": 1 << 20, "max_queued_tokens": 10**6}
     )
-    idle: InProcessQueue[str] = InProcessQueue(service.queue.kind)
-    offline = BatchService(service.store, idle, settings, default_max_tokens=4)
-    runner = BatchRunner(service.store, idle, LineExecutor(state.openai, None), settings)
+    offline, runner = _offline(client, settings)
     auth = _key(client)
-    principal = client.blocking_portal.call(
-        state.authenticator.authenticate, auth["Authorization"][7:]
-    )
+    principal = _principal(client, auth)
     count = 1100
 
     async def answered_elsewhere() -> str:
@@ -639,9 +650,7 @@ def test_lines_wait_for_the_creators_rate_limit_instead_of_failing(
     limiter = RateLimiter(InProcessTokenBuckets(), limits)
     executor = LineExecutor(state.openai, limiter)
     auth = _key(client)
-    principal = client.blocking_portal.call(
-        state.authenticator.authenticate, auth["Authorization"][7:]
-    )
+    principal = _principal(client, auth)
     lines = parse_input(_jsonl([_embed_line(n) for n in range(6)]), max_lines=10)
 
     async def run_all() -> list[Any]:
