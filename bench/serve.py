@@ -39,19 +39,18 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import openai
 from tokenizers import Tokenizer
 
 from bench.llama_cpp import ensure_server
 from bench.machine import describe, machine
 from bench.serve_load import (
+    FOLLOW_UPS,
     SLO_TPOT_S,
     SLO_TTFT_S,
     Sample,
@@ -67,7 +66,8 @@ from bench.serve_plot import plot
 from inference.loader import packaged_gguf_path
 
 # NOTE: the end-to-end tests' process helper starts, probes and stops ragserve.
-from tests.e2e.server import Server, free_port
+from tests.e2e.server import Server
+from tests.support.processes import free_port, stop_process, wait_until_ready
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -92,7 +92,6 @@ class Peer:
     process: subprocess.Popen[bytes] | None = None
     server: Server | None = None
     ws_url: str | None = None
-    log: Path | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     def client(self) -> openai.AsyncOpenAI:
@@ -104,27 +103,19 @@ class Peer:
         if self.server is not None:
             self.server.stop()
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process)
 
 
-def _wait_healthy(peer: Peer, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if peer.process is not None and peer.process.poll() is not None:
-            tail = peer.log.read_text()[-3000:] if peer.log else ""
-            raise RuntimeError(f"{peer.name} exited:\n{tail}")
-        try:
-            if httpx.get(f"{peer.url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{peer.name} not healthy in {timeout}s")
+def _started(name: str, command: list[str], log: Path) -> Peer:
+    """A peer process on a free port (``{port}`` in ``command``), once ``/health`` answers."""
+    port = free_port()
+    argv = [arg.replace("{port}", str(port)) for arg in command]
+    process = subprocess.Popen(argv, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    peer = Peer(name, url=f"http://127.0.0.1:{port}", process=process)
+    wait_until_ready(
+        process, f"{peer.url}/health", name, lambda: log.read_text()[-3000:], timeout=300
+    )
+    return peer
 
 
 def start_ragserve(root: Path, env: dict[str, str]) -> Peer:
@@ -152,31 +143,22 @@ def start_ragserve(root: Path, env: dict[str, str]) -> Peer:
 
 
 def start_llama_cpp(root: Path) -> Peer:
-    binary = ensure_server()
-    port = free_port()
-    log = root / "llama-server.log"
     command = [
-        str(binary),
+        str(ensure_server()),
         "-m", str(packaged_gguf_path()),
-        "--host", "127.0.0.1", "--port", str(port),
+        "--host", "127.0.0.1", "--port", "{port}",
         "-t", "2", "-tb", "2", "-np", str(SLOTS), "-c", str(SLOTS * 1024),
         "--jinja", "--no-webui",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    peer = Peer("llama.cpp", url=f"http://127.0.0.1:{port}", process=process, log=log)
+    peer = _started("llama.cpp", command, root / "llama-server.log")
     peer.info = {"command": " ".join(command[1:])}
-    _wait_healthy(peer)
     return peer
 
 
 def start_naive(root: Path, dtype: str) -> Peer:
-    port = free_port()
-    log = root / "naive.log"
-    command = [sys.executable, "-m", "bench.naive_server", "--port", str(port), "--dtype", dtype]
-    process = subprocess.Popen(command, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    peer = Peer("naive", url=f"http://127.0.0.1:{port}", process=process, log=log)
+    command = [sys.executable, "-m", "bench.naive_server", "--port", "{port}", "--dtype", dtype]
+    peer = _started("naive", command, root / "naive.log")
     peer.info = {"dtype": dtype}
-    _wait_healthy(peer)
     return peer
 
 
@@ -221,8 +203,7 @@ async def measure(
         points["multi-turn c=8"] = summarise(multi)
         print(row(peer.name, "3-turn c=8", points["multi-turn c=8"]), flush=True)
         if peer.ws_url is not None:
-            follow = ("Give a short example of that.", "Summarise your answer in one sentence.")
-            conversations = [[q, *follow] for q in take(8)]
+            conversations = [[q, *FOLLOW_UPS] for q in take(8)]
             results = await asyncio.gather(
                 *(stream_ws(peer.ws_url, peer.key, c, MAX_TOKENS) for c in conversations)
             )

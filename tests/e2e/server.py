@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
+from tests.support.processes import free_port, stop_process, wait_until_ready
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -20,12 +18,6 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[2]
 RAGSERVE = str(Path(sys.executable).parent / "ragserve")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -83,30 +75,18 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"ragserve serve exited:\n{self.log_path.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(
-            f"ragserve serve not ready in {timeout}s:\n{self.log_path.read_text()[-4000:]}"
+        wait_until_ready(
+            self.process,
+            f"{self.url}/readyz",
+            "ragserve serve",
+            lambda: self.log_path.read_text()[-4000:],
+            timeout,
         )
 
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def restart(self) -> None:

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.processes import free_port, stop_process, wait_until_ready
+
 REPO = Path(__file__).resolve().parents[2]
 RAGSERVE = str(Path(sys.executable).parent / "ragserve")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class InferenceNode:
@@ -72,29 +66,20 @@ class InferenceNode:
             self.process = subprocess.Popen(
                 args, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"ragserve inference exited:\n{self._log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"ragserve inference not ready in {timeout}s:\n{self._log_tail()}")
+        wait_until_ready(
+            self.process,
+            f"{self.url}/readyz",
+            "ragserve inference",
+            self._log_tail,
+            timeout,
+            interval=0.2,
+        )
 
     def stop(self) -> None:
         """Stop gracefully (SIGTERM), or kill after 30 s."""
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def kill(self) -> None:
