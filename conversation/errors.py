@@ -37,3 +37,24 @@ class TaskNotFoundError(NotFoundError, LookupError):
 
     Also a ``LookupError``, as it was when the labeling queue lived in ``safety``.
     """
+
+
+class TaskLeasedError(ConflictError):
+    """Another labeler holds a live lease on the task."""
+
+
+class LeaseLostError(ConflictError):
+    """The labeler no longer holds the task's lease (it expired and another took it,
+    or the task was closed)."""
+
+
+class TaskCompleteError(ConflictError):
+    """The task has all the labels it wants, or was closed: it takes no more."""
+
+
+class AlreadyLabelledError(ConflictError):
+    """This labeler has labelled the task already (one label per labeler)."""
+
+
+class InvalidLabelError(InvalidInputError):
+    """A label the queue refuses: no or unknown categories, a bad rating, too long."""

@@ -21,19 +21,25 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from conversation.types import (
+    LABELING_SOURCES,
     ApiKeyInfo,
     ConversationInfo,
     FeedbackInfo,
+    Label,
+    LabelCategory,
+    LabelingSource,
     LabelingTask,
     MessageInfo,
     MessageStatus,
     PrincipalRole,
     RateLimit,
     Role,
+    TaskStatus,
     TenantInfo,
     UserInfo,
 )
@@ -251,8 +257,11 @@ class FeedbackRow(Base):
         )
 
 
+_LABELING_SOURCES = ", ".join(f"'{source}'" for source in LABELING_SOURCES)
+
+
 class LabelingTaskRow(Base):
-    """A message queued for a labeler, by a user's thumbs-down or a safety filter.
+    """A message queued for a labeler: flagged by a user, a safety filter or the turn.
 
     NOTE: ``message_id`` and ``conversation_id`` carry no foreign key: the table
     was created when the queue lived in ``safety`` (see migration 0002), and a
@@ -261,9 +270,29 @@ class LabelingTaskRow(Base):
 
     __tablename__ = "labeling_tasks"
     __table_args__ = (
-        CheckConstraint("source IN ('user_feedback', 'safety')", name="source"),
+        CheckConstraint(f"source IN ({_LABELING_SOURCES})", name="source"),
         CheckConstraint("status IN ('open', 'done')", name="status"),
-        Index("ix_labeling_tasks_tenant_status_created", "tenant_id", "status", "created_at"),
+        # NOTE: the database itself refuses a label past the overlap, whatever a
+        # service does; ``conversation.labels`` never gets there (its UPDATE is
+        # conditional), so this is the second line of defence.
+        CheckConstraint(
+            "labels_wanted >= 1 AND labels_done >= 0 AND labels_done <= labels_wanted",
+            name="labels",
+        ),
+        # "Next task": a tenant's open tasks, highest priority first, oldest first.
+        Index("ix_labeling_tasks_next", "tenant_id", "status", "priority", "created_at"),
+        # "The task this labeler holds" (one lease at a time).
+        Index("ix_labeling_tasks_lease_owner", "tenant_id", "lease_owner"),
+        # NOTE: one open task per message and source, even when two flags race:
+        # enqueue inserts and, on this index's conflict, returns the open task.
+        Index(
+            "uq_labeling_tasks_open_message_source",
+            "message_id",
+            "source",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -275,6 +304,15 @@ class LabelingTaskRow(Base):
     category: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(8), default="open")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Who holds the task and until when; a lease past ``lease_until`` is free to take
+    # (the owner stays recorded, so its holder may still renew it if nobody did).
+    lease_owner: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    labels_wanted: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    labels_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    model_version: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    collection: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
     def to_task(self) -> LabelingTask:
         return LabelingTask(
@@ -282,9 +320,73 @@ class LabelingTaskRow(Base):
             tenant_id=self.tenant_id,
             message_id=self.message_id,
             conversation_id=self.conversation_id,
-            source=self.source,
+            source=cast("LabelingSource", self.source),
             reason=self.reason,
             category=self.category,
-            status=self.status,
+            status=cast("TaskStatus", self.status),
+            created_at=self.created_at,
+            priority=self.priority,
+            labels_wanted=self.labels_wanted,
+            labels_done=self.labels_done,
+            lease_owner=self.lease_owner,
+            lease_until=self.lease_until,
+            model_version=self.model_version,
+            collection=self.collection,
+        )
+
+
+class LabelRow(Base):
+    """One labeler's verdict on a task; a task takes ``labels_wanted`` of them."""
+
+    __tablename__ = "labels"
+    __table_args__ = (
+        # NOTE: task_id leads, so this is also the index of "this task's labels".
+        UniqueConstraint("task_id", "labeler", name="uq_labels_task_labeler"),
+        # The export pages through a tenant's labels in this order.
+        Index("ix_labels_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    task_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("labeling_tasks.id", ondelete="CASCADE")
+    )
+    # ``console:<user id>`` or an API principal's subject (``key:<id>``, ``user:<sub>``).
+    labeler: Mapped[str] = mapped_column(String(300))
+    categories: Mapped[list[str]] = mapped_column(JSON)
+    # Source number (as a JSON key, a string) to relevance 0..2.
+    source_ratings: Mapped[dict[str, int]] = mapped_column(JSON)
+    corrected_answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_label(self) -> Label:
+        return Label(
+            id=self.id,
+            tenant_id=self.tenant_id,
+            task_id=self.task_id,
+            labeler=self.labeler,
+            categories=tuple(cast("list[LabelCategory]", self.categories)),
+            source_ratings={int(n): int(r) for n, r in self.source_ratings.items()},
+            corrected_answer=self.corrected_answer,
+            note=self.note,
             created_at=self.created_at,
         )
+
+
+class LabelSkipRow(Base):
+    """A labeler passed on a task: "next task" does not hand it to them again.
+
+    NOTE: a table of its own rather than a kind of label: a skip is not a label (it
+    counts nothing toward the overlap, carries no categories, is never exported),
+    and a labeler who skipped may still label the task later (``claim`` it by id).
+    """
+
+    __tablename__ = "label_skips"
+
+    task_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("labeling_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    labeler: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

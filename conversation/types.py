@@ -1,4 +1,4 @@
-"""What conversation's services return: frozen values, never ORM rows.
+"""What conversation's services take and return: frozen values, never ORM rows.
 
 Every timestamp is UTC-aware (``kernel.orm.UtcDateTime`` normalises what
 SQLite returns).
@@ -6,9 +6,10 @@ SQLite returns).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Role = Literal["user", "assistant", "system"]
 """Who wrote a message."""
@@ -163,20 +164,115 @@ class FeedbackInfo:
     created_at: datetime
 
 
+LabelingSource = Literal["user_feedback", "user_report", "safety", "withheld", "low_retrieval"]
+"""Who asked for a review: a thumbs-down, a user's report, a safety filter, a turn
+whose sources had chunks withheld, a turn whose retrieval scored low."""
+LABELING_SOURCES: tuple[LabelingSource, ...] = get_args(LabelingSource)
+TaskStatus = Literal["open", "done"]
+"""``open`` until the task has all the labels it wants (or is closed by hand)."""
+LabelCategory = Literal[
+    "good",
+    "hallucination",
+    "wrong_citation",
+    "irrelevant_source",
+    "unsafe",
+    "pii_leak",
+    "over_refusal",
+]
+"""What a labeler found: a good answer, or one or more problems (``over_refusal``: a
+refusal that should have answered)."""
+LABEL_CATEGORIES: tuple[LabelCategory, ...] = get_args(LabelCategory)
+
+
 @dataclass(frozen=True, slots=True)
 class LabelingTask:
-    """A message waiting for (or done with) a labeler's review.
+    """A message waiting for (or done with) labelers' reviews.
 
-    ``source`` says who asked: ``user_feedback`` (a thumbs-down) or ``safety`` (a
-    filter flagged or refused the answer); ``status`` is ``open`` or ``done``.
+    ``priority`` orders the queue (higher first); ``labels_wanted`` labels by
+    different labelers close it (the overlap). ``lease_owner`` holds it until
+    ``lease_until``; a lease in the past is free to take. ``model_version`` and
+    ``collection`` are the answer's, for filters and the export.
     """
 
     id: str
     tenant_id: str
     message_id: str
     conversation_id: str | None
-    source: str
+    source: LabelingSource
     reason: str
     category: str
-    status: str
+    status: TaskStatus
     created_at: datetime
+    priority: int = 0
+    labels_wanted: int = 1
+    labels_done: int = 0
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    model_version: str | None = None
+    collection: str | None = None
+
+    def leased_to(self, labeler: str, now: datetime) -> bool:
+        """Whether ``labeler`` holds a live lease on the task at ``now``."""
+        return (
+            self.lease_owner == labeler and self.lease_until is not None and self.lease_until >= now
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilters:
+    """Which tasks a listing, "next task" or an export looks at; ``None`` is any.
+
+    ``since`` and ``until`` bound the task's ``created_at`` (the label's in an
+    export), ``since`` included and ``until`` excluded.
+    """
+
+    source: str | None = None
+    collection: str | None = None
+    model_version: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    status: TaskStatus | None = "open"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelInput:
+    """What a labeler submits for a task (checked by ``LabelingQueue.submit``).
+
+    ``source_ratings`` maps a source's number (its 1-based place in the answer's
+    ``sources``: the model's ``[n]`` for those it was given, the withheld ones
+    after them) to its relevance: 0 (irrelevant), 1 (partly), 2 (relevant).
+    """
+
+    categories: Sequence[str]
+    source_ratings: Mapping[int, int] = field(default_factory=dict)
+    corrected_answer: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """One labeler's stored verdict on a task."""
+
+    id: str
+    tenant_id: str
+    task_id: str
+    labeler: str
+    categories: tuple[LabelCategory, ...]
+    source_ratings: dict[int, int]
+    corrected_answer: str | None
+    note: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """What a labeler reviews: the task, its conversation up to and including the
+    answer (oldest first), and the answer itself.
+
+    ``answer`` is ``None`` (and ``messages`` empty) once the conversation was
+    deleted: the task outlives it.
+    """
+
+    task: LabelingTask
+    messages: list[MessageInfo]
+    answer: MessageInfo | None

@@ -29,6 +29,8 @@ TABLES = {
     "documents",
     "safety_verdicts",
     "labeling_tasks",
+    "labels",
+    "label_skips",
     "users",
     "document_uploads",
     "registered_models",
@@ -167,5 +169,52 @@ async def test_0010_gives_failed_answers_a_code_and_a_safe_message(
                 lambda sync: [c["name"] for c in inspect(sync).get_columns("messages")]
             )
         assert "error_code" not in names
+    finally:
+        await engine.dispose()
+
+
+async def test_0013_gives_old_tasks_a_priority_and_one_open_task_per_message(
+    empty_database_url: str,
+) -> None:
+    """Guards migration 0013 on data: tasks stored before it get their source's
+    priority and one label wanted, a repeated open (message, source) keeps only its
+    oldest task open (the new unique index holds), and going back drops the tasks
+    of sources 0002 did not know."""
+    await upgrade_async(empty_database_url, "0012")
+    engine = create_engine(empty_database_url)
+    task = (
+        "INSERT INTO labeling_tasks (id, tenant_id, message_id, source, reason, category,"
+        " status, created_at) VALUES ('{id}', 't1', '{message}', '{source}', 'r', 'c',"
+        " 'open', '{at}')"
+    )
+    try:
+        async with engine.begin() as connection:
+            for id_, message, source, at in (
+                ("k1", "m1", "safety", "2026-01-01 00:00:00"),
+                ("k2", "m1", "safety", "2026-01-02 00:00:00"),
+                ("k3", "m1", "user_feedback", "2026-01-03 00:00:00"),
+            ):
+                await connection.execute(
+                    text(task.format(id=id_, message=message, source=source, at=at))
+                )
+        await upgrade_async(empty_database_url, "0013")
+        async with engine.begin() as connection:
+            found = await connection.execute(
+                text("SELECT id, status, priority, labels_wanted, labels_done FROM labeling_tasks")
+            )
+            rows = {row[0]: tuple(row[1:]) for row in found.all()}
+            assert rows == {
+                "k1": ("open", 90, 1, 0),
+                "k2": ("done", 90, 1, 0),
+                "k3": ("open", 70, 1, 0),
+            }
+            await connection.execute(
+                text(task.format(id="k4", message="m2", source="withheld", at="2026-01-04"))
+            )
+        await downgrade_async(empty_database_url, "0012")
+        async with engine.connect() as connection:
+            ids = (await connection.execute(text("SELECT id FROM labeling_tasks"))).scalars()
+            assert sorted(ids) == ["k1", "k2", "k3"]
+        assert {"labels", "label_skips"}.isdisjoint(await _tables(empty_database_url))
     finally:
         await engine.dispose()
