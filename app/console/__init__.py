@@ -1,0 +1,1 @@
+"""The admin labeling console: server-rendered pages under ``/admin``."""
