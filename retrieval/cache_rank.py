@@ -36,7 +36,7 @@ class CachedChunk:
     """A chunk held by the cache: what a search returns plus what ranking needs.
 
     Attributes:
-        hit: The chunk (its ``score`` is meaningless here).
+        hit: The chunk (its ``score`` and ``similarity`` are meaningless here).
         vector: Its unit dense vector.
         terms: Its BM25 term weights (``Bm25Encoder.encode_document``), by term index.
         token_ids: The embedder tokenizer's ids of its text.
@@ -100,7 +100,7 @@ def rank(
         floor_score = score if mode == SearchMode.SPARSE else float(dense[i])
         if score_floor is not None and floor_score < score_floor:
             continue
-        hits.append(replace(candidates[i].hit, score=score))
+        hits.append(replace(candidates[i].hit, score=score, similarity=float(dense[i])))
         if len(hits) == k:
             break
     return hits

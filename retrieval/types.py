@@ -66,6 +66,11 @@ class ChunkHit:
     position: int
     text: str
     score: float
+    """The score the search ranked by: a cosine (dense), BM25 (sparse) or a fused
+    rank score (hybrid)."""
+    similarity: float | None = None
+    """The chunk's cosine similarity with the query, whatever the mode ranked by: how
+    close in meaning the best chunk is, which a fused score cannot say."""
 
 
 @dataclass(frozen=True, slots=True)

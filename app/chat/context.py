@@ -60,7 +60,7 @@ class ContextBuilder:
         )
         ranked = [
             Source(i, h.chunk_id, h.document_id, h.document_name, h.collection, h.position,
-                   h.score, h.text)
+                   h.score, h.text, similarity=h.similarity)
             for i, h in enumerate(hits, start=1)
         ]  # fmt: skip
         if self._safety is not None:

@@ -39,11 +39,15 @@ class Source:
     """The retrieval filter's judgement of the chunk when it fired (``filter``,
     ``action``, ``rules``, ``score``): a redacted chunk's ``text`` is the placeholder
     the model saw; a refused one has ``n`` 0 (it was not in the prompt)."""
+    similarity: float | None = None
+    """The chunk's cosine similarity with the question (``score`` is the hybrid
+    search's fused rank score, which says nothing of how close the chunk is)."""
 
     @classmethod
     def from_dict(cls, shown: Mapping[str, Any]) -> Source:
         """The source ``to_dict`` showed (as stored with an answer)."""
         verdict = shown.get("verdict")
+        similarity = shown.get("similarity")
         return cls(
             n=int(shown.get("n") or 0),
             chunk_id=str(shown["chunk_id"]),
@@ -54,6 +58,7 @@ class Source:
             score=float(shown["score"]),
             text=str(shown["text"]),
             verdict=dict(verdict) if isinstance(verdict, Mapping) else None,
+            similarity=None if similarity is None else float(similarity),
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -67,6 +72,8 @@ class Source:
             "score": round(self.score, 4),
             "text": self.text,
         }
+        if self.similarity is not None:
+            shown["similarity"] = round(self.similarity, 4)
         if self.verdict is not None:
             shown["verdict"] = dict(self.verdict)
         return shown
@@ -107,15 +114,22 @@ def fit_history(
     return kept
 
 
+def system_message(sources: Sequence[Source]) -> str:
+    """The system prompt with the numbered sources (or the one for no sources)."""
+    if not sources:
+        return NO_SOURCES_PROMPT
+    listing = "\n\n".join(f"[{s.n}] (from {s.document_name})\n{s.text.strip()}" for s in sources)
+    return f"{SYSTEM_PROMPT}\n\nSources:\n\n{listing}"
+
+
+def stored_system_message(sources: Sequence[Mapping[str, Any]]) -> str:
+    """The system prompt an answer's model was given, from the answer's stored sources
+    (the withheld ones, numbered ``None``, were not in it): the labels' export."""
+    return system_message([Source.from_dict(s) for s in sources if s.get("n")])
+
+
 def build_messages(
     question: str, sources: Sequence[Source], history: Sequence[ChatMessage]
 ) -> list[ChatMessage]:
     """The chat to render: system prompt with sources, history, then the question."""
-    if sources:
-        listing = "\n\n".join(
-            f"[{s.n}] (from {s.document_name})\n{s.text.strip()}" for s in sources
-        )
-        system = f"{SYSTEM_PROMPT}\n\nSources:\n\n{listing}"
-    else:
-        system = NO_SOURCES_PROMPT
-    return [ChatMessage("system", system), *history, ChatMessage("user", question)]
+    return [ChatMessage("system", system_message(sources)), *history, ChatMessage("user", question)]

@@ -205,6 +205,7 @@ def to_candidate(
 ) -> Candidate:
     """A search result of any engine as a ``Candidate`` (with its cosine to ``query``)."""
     dense = np.asarray(vector, dtype=np.float32)
+    cosine = float(dense @ query)
     hit = ChunkHit(
         chunk_id=str(point_id),
         document_id=str(payload["document_id"]),
@@ -213,8 +214,9 @@ def to_candidate(
         position=int(payload["position"]),
         text=str(payload["text"]),
         score=float(score),
+        similarity=cosine,
     )
-    return Candidate(hit, dense, float(dense @ query))
+    return Candidate(hit, dense, cosine)
 
 
 def apply_dense_floor(plan: SearchPlan, found: list[Candidate]) -> list[Candidate]:

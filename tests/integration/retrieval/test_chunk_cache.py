@@ -68,6 +68,9 @@ async def test_a_similar_query_is_a_hit_with_the_stores_exact_answer(
     hybrid = await cached.search(TENANT, "express delivery next day!", k=2)
     assert cached.cache_stats().hits == 2
     assert hybrid[0].document_name == "topic0.txt"
+    # A cached chunk's similarity is to the new query, not to the one that cached it.
+    store = await cached.search(TENANT, "express delivery next day!", k=2, use_cache=False)
+    assert hybrid[0].similarity == pytest.approx(store[0].similarity, abs=1e-5)
     # No other tenant is ever served from this tenant's entries.
     assert await cached.search(OTHER, "When will my order be delivered?", k=2) == []
 

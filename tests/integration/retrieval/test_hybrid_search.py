@@ -93,6 +93,12 @@ async def test_hybrid_floor_holds_each_chunk_to_its_dense_cosine(
     assert {h.chunk_id for h in kept} == {
         h.chunk_id for h in everything if store_dense.get(h.chunk_id, -1.0) >= floor
     }
+    # A hybrid hit's score is a fused rank; its similarity is the dense cosine.
+    shared = [h for h in everything if h.chunk_id in store_dense]
+    assert shared
+    assert [h.similarity for h in shared] == pytest.approx(
+        [store_dense[h.chunk_id] for h in shared], abs=1e-5
+    )
 
 
 async def test_a_query_without_words_is_answered_not_refused(hybrid: RetrievalService) -> None:

@@ -42,6 +42,8 @@ class ChunkOut(Schema):
     text: str
     score: float
     """Cosine similarity (dense), BM25 (sparse) or the fused score (hybrid)."""
+    similarity: float | None
+    """The chunk's cosine similarity with the query, whatever the mode ranked by."""
 
     @classmethod
     def of(cls, hit: ChunkHit) -> ChunkOut:
@@ -53,6 +55,7 @@ class ChunkOut(Schema):
             position=hit.position,
             text=hit.text,
             score=hit.score,
+            similarity=hit.similarity,
         )
 
 
