@@ -1,5 +1,5 @@
-"""Conversation domain: tenants, users, API keys, conversations, messages, feedback
-and the labeling queue.
+"""Conversation domain: tenants, users, API keys, conversations, messages, feedback,
+and the labeling queue with its labels.
 
 Services take an ``async_sessionmaker`` (see ``kernel.db``) and return the frozen
 values of ``conversation.types``; ORM rows stay inside the package.
@@ -8,11 +8,16 @@ values of ``conversation.types``; ORM rows stay inside the package.
 from conversation.api_keys import ApiKeyService
 from conversation.conversations import MAX_MESSAGE_PAGE_SIZE, ConversationService
 from conversation.errors import (
+    AlreadyLabelledError,
     AuthenticationError,
     ConflictError,
     ConversationError,
     InvalidInputError,
+    InvalidLabelError,
+    LeaseLostError,
     NotFoundError,
+    TaskCompleteError,
+    TaskLeasedError,
     TaskNotFoundError,
 )
 from conversation.feedback import FeedbackService
@@ -23,23 +28,34 @@ from conversation.hot_state import (
     NoHotState,
     RedisHotState,
 )
-from conversation.labeling import FlagVerdict, LabelingQueue
+from conversation.label_export import EXPORT_FORMATS, ExportFormat, SystemPrompt
+from conversation.labeling import PRIORITIES, FlagVerdict, LabelingQueue, answer_collection
+from conversation.labels import MAX_CORRECTED_ANSWER_CHARS, MAX_NOTE_CHARS
 from conversation.streaming import INTERRUPTED_REASON, AnswerStreams
 from conversation.tenants import TenantService
 from conversation.types import (
+    LABEL_CATEGORIES,
+    LABELING_SOURCES,
     PRINCIPAL_ROLES,
     ApiKeyInfo,
     ConversationInfo,
     ConversationPage,
     CreatedApiKey,
     FeedbackInfo,
+    Label,
+    LabelCategory,
+    LabelingSource,
     LabelingTask,
+    LabelInput,
     MessageInfo,
     MessagePage,
     MessageStatus,
     PrincipalRole,
     RateLimit,
     Role,
+    TaskContext,
+    TaskFilters,
+    TaskStatus,
     TenantInfo,
     UserInfo,
 )
@@ -48,9 +64,16 @@ from kernel.errors import InvalidCursorError
 from kernel.ids import new_id
 
 __all__ = [
+    "EXPORT_FORMATS",
     "INTERRUPTED_REASON",
+    "LABELING_SOURCES",
+    "LABEL_CATEGORIES",
+    "MAX_CORRECTED_ANSWER_CHARS",
     "MAX_MESSAGE_PAGE_SIZE",
+    "MAX_NOTE_CHARS",
     "PRINCIPAL_ROLES",
+    "PRIORITIES",
+    "AlreadyLabelledError",
     "AnswerStreams",
     "ApiKeyInfo",
     "ApiKeyService",
@@ -62,14 +85,21 @@ __all__ = [
     "ConversationPage",
     "ConversationService",
     "CreatedApiKey",
+    "ExportFormat",
     "FeedbackInfo",
     "FeedbackService",
     "FlagVerdict",
     "HotState",
     "InvalidCursorError",
     "InvalidInputError",
+    "InvalidLabelError",
+    "Label",
+    "LabelCategory",
+    "LabelInput",
     "LabelingQueue",
+    "LabelingSource",
     "LabelingTask",
+    "LeaseLostError",
     "MemoryHotState",
     "MessageInfo",
     "MessagePage",
@@ -80,10 +110,17 @@ __all__ = [
     "RateLimit",
     "RedisHotState",
     "Role",
+    "SystemPrompt",
+    "TaskCompleteError",
+    "TaskContext",
+    "TaskFilters",
+    "TaskLeasedError",
     "TaskNotFoundError",
+    "TaskStatus",
     "TenantInfo",
     "TenantService",
     "UserInfo",
     "UserService",
+    "answer_collection",
     "new_id",
 ]

@@ -240,11 +240,12 @@ class LabelInput:
 
     ``source_ratings`` maps a source's number (its 1-based place in the answer's
     ``sources``: the model's ``[n]`` for those it was given, the withheld ones
-    after them) to its relevance: 0 (irrelevant), 1 (partly), 2 (relevant).
+    after them; an int or its digits, as a form or JSON sends it) to its
+    relevance: 0 (irrelevant), 1 (partly), 2 (relevant).
     """
 
     categories: Sequence[str]
-    source_ratings: Mapping[int, int] = field(default_factory=dict)
+    source_ratings: Mapping[int, int] | Mapping[str, int] = field(default_factory=dict)
     corrected_answer: str | None = None
     note: str | None = None
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from app.chat.response_cache import TurnCache
     from app.chat.safety_gate import SafetyGate
     from app.chat.turn import PipelineConfig, TurnRequest
+    from app.labeling.intake import AnswerReview
     from app.routing.gateway import ModelGateway, Route
     from conversation import AnswerStreams, ConversationService, MessageInfo, MessageStatus
     from inference import ChatMessage
@@ -80,6 +81,7 @@ class TurnPipeline:
         on_usage: UsageHook | None = None,
         answers: AnswerStreams | None = None,
         cache: TurnCache | None = None,
+        review: AnswerReview | None = None,
     ) -> None:
         """Compose the pipeline.
 
@@ -94,6 +96,7 @@ class TurnPipeline:
             answers: Stores each answer as ``streaming`` when its turn starts (so a
                 crash leaves an ``interrupted`` row); ``None`` stores it at the end only.
             cache: The response cache; ``None`` generates every answer.
+            review: Queues stored answers for labelers; ``None`` queues none.
         """
         self._conversations = conversations
         self._retrieval = retrieval
@@ -107,6 +110,7 @@ class TurnPipeline:
         self._running: dict[str, TurnOutcome] = {}
         self._draining = False
         self._cache = cache
+        self._review = review
 
     def progress(self) -> dict[str, str]:
         """The text produced so far by each turn running on this process."""
@@ -325,8 +329,8 @@ class TurnPipeline:
         watch: Stopwatch,
         shadows: list[asyncio.Future[PrimaryResult]],
     ) -> MessageInfo:
-        """Store the answer, its usage and cost, then its safety verdicts; export the
-        turn's metrics; hand the answer to the shadow copies for their comparison."""
+        """Store the answer, its usage and cost, then its safety verdicts; queue it for
+        review; export the turn's metrics; hand the answer to the shadow copies."""
         content = "".join(out.parts)
         reason = out.finish_reason or FinishReason.CANCELLED
         timings = watch.timings
@@ -373,9 +377,9 @@ class TurnPipeline:
             error_code=out.error_code,
         )
         if self._safety is not None and out.verdicts:
-            await self._safety.record(
-                request.tenant_id, conversation_id, request.message_id, out.verdicts
-            )
+            await self._safety.record(request.tenant_id, request.message_id, out.verdicts)
+        if self._review is not None:
+            await self._review.answer_stored(stored, out.verdicts, request.options.collection)
         if self._cache is not None and stored.status == "complete":
             generation_s = watch.timings.get("generate", 0.0) / 1000
             await self._cache.remember(request, out, generation_s)

@@ -2,7 +2,8 @@
 
 The pipeline asks this gate three questions per turn (is the question acceptable,
 which retrieved chunks may be shown, how to filter the answer's stream) and hands
-it every verdict to store, count, audit and, when flagged, queue for labeling.
+it every verdict to store, count and audit (the labeling queue gets the flagged
+answers from ``app/labeling/intake.py``, which sees every reason to review one).
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from safety import (
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from conversation import LabelingQueue
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +61,6 @@ class SafetyGate:
         policies: Mapping[str, Policy],
         embedder: TextEmbedder | None,
         verdicts: VerdictStore,
-        labeling: LabelingQueue,
         *,
         cache_dir: Path | None = None,
     ) -> None:
@@ -70,14 +68,12 @@ class SafetyGate:
         policies: Per-tenant policies, with a ``default``.
         embedder: For the similarity layers; ``None`` switches them off.
         verdicts: Where verdicts are stored.
-        labeling: Where flagged answers go for review.
         cache_dir: Where exemplar vectors are kept between processes.
         """
         self._policies = dict(policies)
         self._cache_dir = cache_dir
         self._embedder = embedder
         self._verdicts = verdicts
-        self._labeling = labeling
         self._input_guards: dict[str, InputGuard] = {}
 
     async def start(self) -> None:
@@ -153,14 +149,8 @@ class SafetyGate:
         """A fresh stream filter for one answer."""
         return OutputGuard(self._policies[self._policy_key(tenant_id)], SYSTEM_PROMPT)
 
-    async def record(
-        self,
-        tenant_id: str,
-        conversation_id: str,
-        message_id: str,
-        verdicts: Sequence[Verdict],
-    ) -> None:
-        """Store, count and audit the verdicts; queue flagged answers for labeling.
+    async def record(self, tenant_id: str, message_id: str, verdicts: Sequence[Verdict]) -> None:
+        """Store, count and audit the verdicts.
 
         Never raises: a turn's answer is already stored, and losing a verdict must
         not turn it into an error for the client (it is logged instead).
@@ -170,22 +160,5 @@ class SafetyGate:
             return
         try:
             await self._verdicts.record(tenant_id, fired, message_id=message_id)
-            await self._labeling.enqueue_flags(
-                tenant_id, message_id, fired, conversation_id=conversation_id
-            )
         except Exception as exc:
             log.error("safety_record_failed", message_id=message_id, error=repr(exc))
-
-    async def queue_feedback(
-        self, tenant_id: str, conversation_id: str, message_id: str, comment: str | None
-    ) -> None:
-        """A thumbs-down from a user becomes a labeling task."""
-        reason = "thumbs down" + (" with a comment" if comment else "")
-        await self._labeling.enqueue(
-            tenant_id,
-            message_id,
-            source="user_feedback",
-            reason=reason,
-            category="user_report",
-            conversation_id=conversation_id,
-        )

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from app.batches.queue import BATCH_JOBS
+from app.chat.prompt import stored_system_message
 from app.chat.response_cache import (
     MemoryResponseCache,
     RedisResponseCache,
@@ -366,8 +367,18 @@ def build_safety_gate(
         load_policies(settings.safety.policy_file),
         embedder if settings.safety.similarity else None,
         VerdictStore(sessions),
-        LabelingQueue(sessions),
         cache_dir=settings.model_cache_dir / "exemplars",
+    )
+
+
+def build_labeling_queue(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> LabelingQueue:
+    """The labeling queue, its exports' system messages rendered as turns render them."""
+    return LabelingQueue(
+        sessions,
+        labels_wanted=settings.labeling.labels_wanted,
+        system_prompt=stored_system_message,
     )
 
 

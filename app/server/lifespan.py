@@ -25,6 +25,7 @@ from app.chat.runner import TurnRunner
 from app.core.readiness import Readiness
 from app.entrypoints.openai.serving import OpenAIServing
 from app.idempotency import IdempotencyStore
+from app.labeling.intake import AnswerReview
 from app.routing.catalog import ModelCatalog, default_model
 from app.routing.gateway import ModelGateway, check_serving
 from app.routing.registry import ModelRegistry
@@ -34,6 +35,7 @@ from app.server.components import (
     build_batch_queue,
     build_engine,
     build_hot_state,
+    build_labeling_queue,
     build_pipeline_config,
     build_rate_limiter,
     build_response_cache,
@@ -89,7 +91,7 @@ async def open_state(
     Returns:
         The parts by name: ``settings``, ``db``, ``sessions``, ``redis``, ``tenants``,
         ``users``, ``api_keys``, ``authenticator``, ``conversations``, ``feedback``,
-        ``retrieval``, ``safety``, ``engine``, ``pipeline``, ``turns``,
+        ``labeling``, ``retrieval``, ``safety``, ``engine``, ``pipeline``, ``turns``,
         ``token_buffer``, ``rate_limiter``, ``registry``, ``catalog``, ``router``,
         ``ledger``, ``shadow_store``, ``gateway``, ``openai``, ``readiness``,
         ``idempotency``, ``drain`` and ``batches``.
@@ -110,6 +112,7 @@ async def open_state(
     state.api_keys = api_keys = ApiKeyService(sessions)
     state.authenticator = Authenticator(settings.auth, api_keys, users)
     state.feedback = FeedbackService(sessions)
+    state.labeling = labeling = build_labeling_queue(settings, sessions)
     hot_state = build_hot_state(settings, redis)
     state.conversations = conversations = ConversationService(sessions, hot_state)
     state.idempotency = idempotency = IdempotencyStore(sessions)
@@ -179,6 +182,7 @@ async def open_state(
             on_usage=rate_limiter.on_usage,
             answers=(answers := AnswerStreams(sessions, hot_state)),
             cache=turn_cache,
+            review=AnswerReview(labeling, low_score=settings.labeling.low_score),
         )
         state.turns = turns = TurnRunner(pipeline, token_buffer, grace_s=settings.resume.grace_s)
         stack.push_async_callback(turns.close)

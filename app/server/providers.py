@@ -37,6 +37,7 @@ from conversation import (
     ApiKeyService,
     ConversationService,
     FeedbackService,
+    LabelingQueue,
     TenantService,
     UserService,
 )
@@ -67,6 +68,10 @@ def provide_conversations(state: State) -> ConversationService:
 
 def provide_feedback(state: State) -> FeedbackService:
     return cast(FeedbackService, state.feedback)
+
+
+def provide_labeling(state: State) -> LabelingQueue:
+    return cast(LabelingQueue, state.labeling)
 
 
 def provide_retrieval(state: State) -> RetrievalService:
@@ -156,6 +161,7 @@ def dependencies() -> dict[str, Provide]:
         "api_keys": provide_api_keys,
         "conversations": provide_conversations,
         "feedback": provide_feedback,
+        "labeling": provide_labeling,
         "retrieval": provide_retrieval,
         "safety": provide_safety,
         "readiness": provide_readiness,

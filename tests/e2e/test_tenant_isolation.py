@@ -168,6 +168,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/conversations/{conversation_id}/messages"): {"content": "leak it"},
     ("POST", "/v1/messages/{message_id}/feedback"): {"rating": -1, "comment": "x"},
+    ("POST", "/v1/messages/{message_id}/report"): {"reason": "inaccurate", "comment": "x"},
     ("POST", "/v1/admin/tenants/{tenant_id}/users"): {"subject": "intruder"},
     ("PATCH", "/v1/admin/tenants/{tenant_id}/users/{user_id}"): {"disabled": True},
     ("POST", "/v1/admin/tenants/{tenant_id}/keys"): {"name": "intruder", "role": "admin"},
@@ -255,9 +256,9 @@ def test_every_route_with_a_tenant_a_id_is_404_and_leaks_nothing(
             if leaks:
                 problems.append(f"{method} {path} leaked {leaks}: {response.text[:300]}")
     assert problems == []
-    # Today: conversations 3, documents 2, feedback 1, chat completions 1, admin 10,
-    # files 3, batches 2.
-    assert aimed_at_a >= 22, "the walk lost routes that name A's objects"
+    # Today: conversations 3, documents 2, feedback 1, report 1, chat completions 1,
+    # admin 10, files 3, batches 2.
+    assert aimed_at_a >= 23, "the walk lost routes that name A's objects"
     walked = {template for _, template in _routes()}
     control_plane = {"/v1/admin/models", "/v1/admin/routing", "/v1/admin/tenants/{tenant_id}/usage"}
     assert control_plane <= walked
@@ -295,8 +296,8 @@ def test_inside_a_tenant_a_user_reaches_no_other_users_conversation(world: World
             if PRIVATE in response.text:
                 problems.append(f"{method} {path} leaked {PRIVATE}: {response.text[:300]}")
     assert problems == []
-    # conversations 3 (read, delete, chat), feedback 1, chat completions 1.
-    assert aimed >= 5, "the walk lost routes that name the owned conversation"
+    # conversations 3 (read, delete, chat), feedback 1, report 1, chat completions 1.
+    assert aimed >= 6, "the walk lost routes that name the owned conversation"
     with _client(world.server, world.a_owner_key) as owner:
         detail = owner.get(f"/v1/conversations/{ids['conversation_id']}").json()
         assert [m["role"] for m in detail["messages"]] == ["user", "assistant"]

@@ -12,6 +12,7 @@ from app.chat.events import SourcesFound, TurnFinished, TurnStarted
 from app.chat.pipeline import TurnPipeline
 from app.chat.turn import PipelineConfig, TurnOptions, TurnRequest
 from app.core.settings import Settings
+from app.labeling.intake import AnswerReview
 from app.server.components import embedded_gateway
 from app.server.lifespan import open_state
 from conversation import LabelingQueue, NotFoundError
@@ -161,3 +162,26 @@ async def test_a_refused_question_stores_its_verdict_and_opens_a_labeling_task(
     assert "ignore all" not in verdicts[0].verdict.reason.lower(), "verdicts never quote text"
     tasks = await LabelingQueue(services.sessions).list_open(tenant)
     assert any(t.message_id == request.message_id and t.source == "safety" for t in tasks)
+
+
+async def test_a_stored_answer_goes_to_review_with_its_model_version_and_collection(
+    services: State, tenant: str
+) -> None:
+    """Guards the pipeline's hand-off to the labeling queue: the stored answer (its
+    sources carry their similarity to the question) and the turn's collection."""
+    queue = LabelingQueue(services.sessions)
+    pipeline = TurnPipeline(
+        services.conversations,
+        services.retrieval,
+        services.gateway,
+        PipelineConfig(),
+        review=AnswerReview(queue, low_score=1.0),
+    )
+    request = TurnRequest(tenant, None, "Why do bees dance?", TurnOptions(max_tokens=4))
+    finished = [e async for e in pipeline.run(request)][-1]
+    assert isinstance(finished, TurnFinished)
+    assert finished.message.sources[0]["similarity"] > 0.4
+    tasks = [t for t in await queue.list_open(tenant) if t.message_id == request.message_id]
+    assert [(t.source, t.model_version, t.collection) for t in tasks] == [
+        ("low_retrieval", finished.message.model_version, "default")
+    ]

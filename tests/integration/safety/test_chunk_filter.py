@@ -13,7 +13,6 @@ import pytest
 
 from app.chat.prompt import Source
 from app.chat.safety_gate import SafetyGate
-from conversation import LabelingQueue
 from retrieval.embedding import SentenceTransformerEmbedder
 from safety import NEUTRALISED, Action, InputGuard, Policy, VerdictStore
 
@@ -87,8 +86,7 @@ async def test_the_answer_names_a_caught_chunk_whatever_the_tenant_does_with_it(
         "flagging": Policy.from_mapping({"retrieval_action": "flag"}),
         "dropping": Policy.from_mapping({"retrieval_action": "refuse"}),
     }
-    stores = VerdictStore(sessions), LabelingQueue(sessions)
-    gate = SafetyGate(policies, embedder, *stores, cache_dir=EXEMPLARS)
+    gate = SafetyGate(policies, embedder, VerdictStore(sessions), cache_dir=EXEMPLARS)
     sources = [
         Source(1, "c1", "d1", "valleys.md", "default", 0, 0.9, "Glaciers carve valleys."),
         Source(2, "c2", "d2", "poisoned.md", "default", 0, 0.8, PLANTED),

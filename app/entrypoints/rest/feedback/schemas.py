@@ -1,4 +1,4 @@
-"""Wire schemas of feedback on an answer."""
+"""Wire schemas of feedback on an answer and of a report of one."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from app.entrypoints.schemas import Schema
+from app.labeling.intake import ReportReason
 
 if TYPE_CHECKING:
     from conversation import FeedbackInfo
@@ -34,3 +35,17 @@ class FeedbackOut(Schema):
             comment=info.comment,
             created_at=info.created_at,
         )
+
+
+class ReportIn(Schema):
+    reason: ReportReason
+    """What is wrong with the answer."""
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class ReportOut(Schema):
+    """The report as taken: the answer is queued for the labelers."""
+
+    message_id: str
+    reason: ReportReason
+    comment: str | None
