@@ -26,7 +26,13 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.core.metrics import ERRORS
-from conversation.errors import AuthenticationError
+from conversation.errors import (
+    AlreadyLabelledError,
+    AuthenticationError,
+    LeaseLostError,
+    TaskCompleteError,
+    TaskLeasedError,
+)
 from inference.errors import EngineUnavailableError, ModelLoadError
 from kernel import errors as domain
 from retrieval.errors import (
@@ -136,6 +142,30 @@ class QuotaExceededApiError(ResourceConflictError):
     code = "quota_exceeded"
 
 
+class TaskLeasedApiError(ResourceConflictError):
+    """Another labeler holds the labeling task."""
+
+    code = "task_leased"
+
+
+class LeaseLostApiError(ResourceConflictError):
+    """The labeler's lease on the task ran out and another took it (or it closed)."""
+
+    code = "lease_lost"
+
+
+class TaskCompleteApiError(ResourceConflictError):
+    """The labeling task has all the labels it wants."""
+
+    code = "task_complete"
+
+
+class AlreadyLabelledApiError(ResourceConflictError):
+    """The labeler labelled this task already."""
+
+    code = "already_labelled"
+
+
 class UnsupportedMediaError(ApiError):
     status_code, code = 415, "unsupported_media_type"
 
@@ -187,6 +217,10 @@ _DOMAIN_ERRORS: dict[type[Exception], type[ApiError]] = {
     # First: more specific than the shared kinds they derive from.
     DocumentTooLargeError: DocumentTooLargeApiError,
     QuotaExceededError: QuotaExceededApiError,
+    TaskLeasedError: TaskLeasedApiError,
+    LeaseLostError: LeaseLostApiError,
+    TaskCompleteError: TaskCompleteApiError,
+    AlreadyLabelledError: AlreadyLabelledApiError,
     domain.NotFoundError: ResourceNotFoundError,
     AuthenticationError: UnauthorizedError,
     domain.ConflictError: ResourceConflictError,

@@ -23,6 +23,7 @@ from app.entrypoints.rest.conversations.controller import ConversationController
 from app.entrypoints.rest.documents.controller import DocumentController
 from app.entrypoints.rest.feedback.controller import FeedbackController
 from app.entrypoints.rest.health.controller import HealthController, metrics
+from app.entrypoints.rest.labeling.controller import LabelingController
 from app.entrypoints.rest.models.controller import ModelsController
 from app.entrypoints.rest.search.controller import SearchController
 from app.entrypoints.ws.handler import chat_socket
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, state: State | None = None) -> 
             DocumentController,
             SearchController,
             FeedbackController,
+            LabelingController,
             AdminController,
             ModelsController,
             OpenAIController,

@@ -118,6 +118,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             )
             assert turn.status_code == 200, turn.text
             messages = a.get(f"/v1/conversations/{conversation['id']}").json()["messages"]
+            disliked = a.post(
+                f"/v1/messages/{messages[-1]['id']}/feedback",
+                json={"rating": -1, "comment": f"{MARKER} is wrong"},
+            )
+            assert disliked.status_code == 201, disliked.text
+            task = a.get("/v1/labeling/tasks").json()["items"][0]
             upload = a.post(
                 "/v1/documents",
                 files={
@@ -158,6 +164,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 "key_id": key["key"]["id"],
                 "file_id": batch_file["id"],
                 "batch_id": batch["id"],
+                "task_id": task["id"],
             }
         yield world
     finally:
@@ -169,6 +176,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/conversations/{conversation_id}/messages"): {"content": "leak it"},
     ("POST", "/v1/messages/{message_id}/feedback"): {"rating": -1, "comment": "x"},
     ("POST", "/v1/messages/{message_id}/report"): {"reason": "inaccurate", "comment": "x"},
+    ("POST", "/v1/labeling/tasks/{task_id}/labels"): {
+        "categories": ["hallucination"],
+        "corrected_answer": "leak it",
+    },
     ("POST", "/v1/admin/tenants/{tenant_id}/users"): {"subject": "intruder"},
     ("PATCH", "/v1/admin/tenants/{tenant_id}/users/{user_id}"): {"disabled": True},
     ("POST", "/v1/admin/tenants/{tenant_id}/keys"): {"name": "intruder", "role": "admin"},
@@ -242,13 +253,13 @@ def test_every_route_with_a_tenant_a_id_is_404_and_leaks_nothing(
             named = {world.ids[p] for p in params if p in world.ids}
             if body and "conversation_id" in body:
                 named.add(body["conversation_id"])
-            admin_route = template.startswith("/v1/admin")
+            role_route = template.startswith(("/v1/admin", "/v1/labeling"))
             names_a = bool(named)
             aimed_at_a += names_a
             allowed = {404} if names_a else set(range(200, 500)) - {401}
             # A user meets the role guard first; an admin may not create tenants.
             creates_tenant = (method, template) == ("POST", "/v1/admin/tenants")
-            if admin_route and (not as_admin or creates_tenant):
+            if role_route and (not as_admin or creates_tenant):
                 allowed = {403}
             if response.status_code not in allowed:
                 problems.append(f"{method} {path}: {response.status_code} {response.text[:200]}")
@@ -257,8 +268,8 @@ def test_every_route_with_a_tenant_a_id_is_404_and_leaks_nothing(
                 problems.append(f"{method} {path} leaked {leaks}: {response.text[:300]}")
     assert problems == []
     # Today: conversations 3, documents 2, feedback 1, report 1, chat completions 1,
-    # admin 10, files 3, batches 2.
-    assert aimed_at_a >= 23, "the walk lost routes that name A's objects"
+    # admin 10, files 3, batches 2, labeling tasks 3.
+    assert aimed_at_a >= 26, "the walk lost routes that name A's objects"
     walked = {template for _, template in _routes()}
     control_plane = {"/v1/admin/models", "/v1/admin/routing", "/v1/admin/tenants/{tenant_id}/usage"}
     assert control_plane <= walked
@@ -283,7 +294,7 @@ def test_inside_a_tenant_a_user_reaches_no_other_users_conversation(world: World
                 body is not None and "conversation_id" in body
             )
             aimed += names_owned
-            if template.startswith("/v1/admin") or (
+            if template.startswith(("/v1/admin", "/v1/labeling")) or (
                 template.startswith("/v1/documents") and method in ("POST", "DELETE")
             ):
                 allowed = {403}
@@ -358,3 +369,6 @@ def test_a_is_untouched_after_the_walk(world: World) -> None:
         assert "intruder" not in {k["name"] for k in keys}
         tenants = [t["name"] for t in a.get("/v1/admin/tenants").json()["items"]]
         assert tenants == ["alpha"]
+        task = a.get(f"/v1/labeling/tasks/{ids['task_id']}").json()["task"]
+        assert (task["labels_done"], task["status"], task["lease_owner"]) == (0, "open", None)
+        assert a.get("/v1/labeling/export").text == ""

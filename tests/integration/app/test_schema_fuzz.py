@@ -151,8 +151,9 @@ def test_no_operation_answers_5xx_or_breaks_its_schema(
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 10
     for operation in operations:
-        # Admin routes with the admin's key, so they are fuzzed beyond their 403.
-        key = admin_key if operation.path.startswith("/v1/admin") else user_key
+        # Admin and labeling routes with the admin's key, so they are fuzzed beyond
+        # their 403.
+        key = admin_key if operation.path.startswith(("/v1/admin", "/v1/labeling")) else user_key
         auth = {"Authorization": f"Bearer {key}"}
         failures += _fuzz(operation, GenerationMode.POSITIVE, POSITIVE_EXAMPLES, auth)
         failures += _fuzz(operation, GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES, auth)

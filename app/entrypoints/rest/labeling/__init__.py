@@ -1,0 +1,1 @@
+"""REST: the labelers' queue and the labels' export."""
