@@ -7,16 +7,19 @@ import torch
 import torch.nn.functional as F
 
 from inference import packed_linear
-from inference.packed_linear import linear, split_linear
+from inference.packed_linear import linear, native_bf16, split_linear
 
 
-@pytest.mark.parametrize("rows", [1, 3, 8, 32])
-def test_bf16_weights_are_packed_and_exact(rows: int) -> None:
+@pytest.mark.parametrize("rows", [1, 2, 3, 8, 32])
+def test_bf16_weights_are_exact_and_packed_where_the_cpu_has_bf16(rows: int) -> None:
+    """Guards the packed path's promise: the same bits as ``F.linear`` (on a CPU
+    without native bf16, packed kernels rounded 1-3 rows differently)."""
     torch.manual_seed(rows)
     weight = torch.randn(384, 576, dtype=torch.bfloat16)
     x = torch.randn(rows, 576, dtype=torch.bfloat16)
     layer = linear(weight)
-    assert layer.__name__ == "packed_linear"
+    if native_bf16():
+        assert layer.__name__ == "packed_linear"
     assert torch.equal(layer(x), F.linear(x, weight))
 
 
