@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 # NOTE: imported for their side effect: each registers its tables on kernel.orm.Base.
 import app.batches.tables
+import app.console.tables
 import app.idempotency
 import app.routing.tables  # noqa: F401
 import conversation.models  # noqa: F401

@@ -14,6 +14,7 @@ import click
 from tqdm import tqdm
 
 from app.auth.commands import create_key, keys, tenants, token
+from app.console.commands import demo_console_user, users
 from app.core.logs import configure_logging
 from app.core.settings import Settings, get_settings
 from app.routing.commands import models
@@ -181,6 +182,7 @@ main.add_command(models)
 main.add_command(keys)
 main.add_command(tenants)
 main.add_command(token)
+main.add_command(users)
 
 
 @main.command()
@@ -189,11 +191,14 @@ main.add_command(token)
 )
 @click.option("--tenant", default="demo", show_default=True)
 def demo(docs_dir: Path, tenant: str) -> None:
-    """Set up the demo tenant: ingest the docs folder once and print a ready API key."""
+    """Set up the demo tenant: ingest the docs folder once; print the console's demo
+    admin and a ready API key (the key is the last line)."""
     configure_logging("warning")
     settings = get_settings()
     files = list(_files((docs_dir,))) if docs_dir.exists() else []
     asyncio.run(_ingest(settings, files, tenant, "default"))
+    username, password = asyncio.run(demo_console_user(settings, tenant))
+    click.echo(f"Console (/admin): tenant {tenant!r}, username {username!r}, password {password}")
     secret = asyncio.run(_demo_key(settings, tenant))
     click.echo(f"API key for tenant {tenant!r}:")
     click.echo(secret)

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.auth.settings import AuthSettings
 from app.batches.settings import BatchSettings
+from app.console.settings import ConsoleSettings
 from app.labeling.settings import LabelingSettings
 from app.ratelimit.settings import RateLimitSettings
 from app.routing.settings import RoutingSettings
@@ -360,6 +361,7 @@ class Settings(BaseSettings):
     response_cache: ResponseCacheSettings = Field(default_factory=ResponseCacheSettings)
     ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     labeling: LabelingSettings = Field(default_factory=LabelingSettings)
 
     @property

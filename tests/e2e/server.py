@@ -49,10 +49,11 @@ class Server:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/v1/ws"
 
-    def cli(self, *args: str) -> str:
+    def cli(self, *args: str, stdin: str | None = None) -> str:
         """Run a ``ragserve`` subcommand against the same data dir; its stdout."""
         done = subprocess.run(
             [RAGSERVE, *args],
+            input=stdin,
             env=self.env,
             capture_output=True,
             text=True,

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, inspect, text
 
 # NOTE: imported for their side effect: each registers its tables on kernel.orm.Base.
 import app.batches.tables
+import app.console.tables
 import app.idempotency
 import app.routing.tables  # noqa: F401
 import conversation.models  # noqa: F401
@@ -31,6 +32,7 @@ TABLES = {
     "labeling_tasks",
     "labels",
     "label_skips",
+    "console_users",
     "users",
     "document_uploads",
     "registered_models",
