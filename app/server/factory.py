@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.routes import HTTPRoute
 
 from app.auth.middleware import AuthMiddleware
+from app.console.router import console_router, console_templates
 from app.core.errors import error_response
 from app.core.logs import configure_logging
 from app.core.openapi import describe_models, document_errors, state_limits
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, state: State | None = None) -> 
             BatchesController,
             chat_socket,
             metrics,
+            *([console_router()] if settings.console.enabled else []),
         ],
         dependencies=dependencies(),
         middleware=[
@@ -102,7 +104,15 @@ def create_app(settings: Settings | None = None, state: State | None = None) -> 
             latency_middleware,
             DefineMiddleware(
                 AuthMiddleware,
-                exclude=["^/healthz$", "^/readyz$", "^/metrics$", "^/schema", "^/v1/ws$"],
+                # NOTE: the console signs its users in itself (app/console/security.py).
+                exclude=[
+                    "^/healthz$",
+                    "^/readyz$",
+                    "^/metrics$",
+                    "^/schema",
+                    "^/v1/ws$",
+                    "^/admin",
+                ],
             ),
             # After authentication: it limits by the caller the auth middleware found.
             RateLimitMiddleware,
@@ -114,6 +124,7 @@ def create_app(settings: Settings | None = None, state: State | None = None) -> 
         before_send=[echo_request_id],
         lifespan=[lifespan(settings) if state is None else given],
         request_max_body_size=settings.server.max_body_bytes,
+        template_config=console_templates(),
         openapi_config=OpenAPIConfig(title="ragserve", version="0.1.0", path="/schema"),
     )
     _allow_every_method(app)

@@ -22,6 +22,7 @@ from app.batches.store import BatchStore
 from app.chat.keeper import AnswerKeeper
 from app.chat.pipeline import TurnPipeline
 from app.chat.runner import TurnRunner
+from app.console.parts import open_console
 from app.core.readiness import Readiness
 from app.entrypoints.openai.serving import OpenAIServing
 from app.idempotency import IdempotencyStore
@@ -209,6 +210,8 @@ async def open_state(
         runner = BatchRunner(store, batch_queue, LineExecutor(openai, rate_limiter), settings.batch)
         await runner.start()
         stack.push_async_callback(runner.stop)
+    if settings.console.enabled:
+        state.update(await open_console(settings, sessions, redis, stack))
     state.readiness = Readiness(
         db, retrieval, engine, redis, generation=lambda: check_serving(catalog, router)
     )

@@ -42,6 +42,8 @@ MARKER = "ALPHASECRET7731"
 PRIVATE = "ALICEPRIVATE4412"
 """Appears in A's first user's conversation; A's second user must never see it."""
 PUBLIC_PREFIXES = ("/schema", "/healthz", "/readyz", "/metrics")
+CONSOLE_PREFIX = "/admin"
+"""The web console signs its own users in; tests/e2e/test_console_isolation.py walks it."""
 
 
 @dataclass
@@ -196,7 +198,9 @@ def _routes() -> list[tuple[str, str]]:
     """Every (method, path) of the app's route table but the public, tenant-free ones."""
     found: list[tuple[str, str]] = []
     for route in create_app().routes:
-        if isinstance(route, HTTPRoute) and not route.path.startswith(PUBLIC_PREFIXES):
+        if isinstance(route, HTTPRoute) and not route.path.startswith(
+            (*PUBLIC_PREFIXES, CONSOLE_PREFIX)
+        ):
             path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
             found += [(method, path) for method in sorted(route.methods) if method != "OPTIONS"]
     return found
