@@ -10,7 +10,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from app.batches.queue import BATCH_JOBS
-from app.chat.prompt import stored_system_message
 from app.chat.response_cache import (
     MemoryResponseCache,
     RedisResponseCache,
@@ -33,7 +32,7 @@ from app.routing.catalog import ModelCatalog, default_model
 from app.routing.gateway import ModelGateway
 from app.routing.router import Router
 from app.routing.usage import UsageLedger
-from conversation import HotState, LabelingQueue, MemoryHotState, NoHotState, RedisHotState
+from conversation import HotState, MemoryHotState, NoHotState, RedisHotState
 from inference import BatchingEngine, Engine, LocalEngine, RemoteEngine
 from kernel import redis_breaker
 from kernel.queue.memory import InProcessQueue
@@ -368,17 +367,6 @@ def build_safety_gate(
         embedder if settings.safety.similarity else None,
         VerdictStore(sessions),
         cache_dir=settings.model_cache_dir / "exemplars",
-    )
-
-
-def build_labeling_queue(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession]
-) -> LabelingQueue:
-    """The labeling queue, its exports' system messages rendered as turns render them."""
-    return LabelingQueue(
-        sessions,
-        labels_wanted=settings.labeling.labels_wanted,
-        system_prompt=stored_system_message,
     )
 
 

@@ -27,6 +27,7 @@ from app.core.readiness import Readiness
 from app.entrypoints.openai.serving import OpenAIServing
 from app.idempotency import IdempotencyStore
 from app.labeling.intake import AnswerReview
+from app.labeling.queue import build_labeling_queue
 from app.routing.catalog import ModelCatalog, default_model
 from app.routing.gateway import ModelGateway, check_serving
 from app.routing.registry import ModelRegistry
@@ -36,7 +37,6 @@ from app.server.components import (
     build_batch_queue,
     build_engine,
     build_hot_state,
-    build_labeling_queue,
     build_pipeline_config,
     build_rate_limiter,
     build_response_cache,
