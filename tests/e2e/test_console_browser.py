@@ -155,30 +155,43 @@ def test_an_admin_creates_a_key_and_changes_a_rollout_split(
     server.cli("models", "create", "console-demo")
     for version in ("v1", "v2"):
         server.cli("models", "add-version", "console-demo", version, "--backend", "embedded")
-    _sign_in(browser, server.url, "acme", "ana")
+    try:
+        _sign_in(browser, server.url, "acme", "ana")
 
-    browser.get(f"{server.url}/admin/tenant")
-    browser.find_element(By.ID, "key-name").send_keys("browser-made")
-    browser.find_element(By.ID, "create-key").click()
-    wait_for(browser, lambda d: d.find_elements(By.ID, "new-key-secret"))
-    secret = browser.find_element(By.ID, "new-key-secret").text.strip()
-    screenshot(browser, "tenant")
-    with httpx.Client(base_url=server.url, timeout=60) as api:
-        works = api.get("/v1/conversations", headers={"Authorization": f"Bearer {secret}"})
-        assert works.status_code == 200
+        browser.get(f"{server.url}/admin/tenant")
+        browser.find_element(By.ID, "key-name").send_keys("browser-made")
+        browser.find_element(By.ID, "create-key").click()
+        wait_for(browser, lambda d: d.find_elements(By.ID, "new-key-secret"))
+        secret = browser.find_element(By.ID, "new-key-secret").text.strip()
+        screenshot(browser, "tenant")
+        with httpx.Client(base_url=server.url, timeout=60) as api:
+            works = api.get("/v1/conversations", headers={"Authorization": f"Bearer {secret}"})
+            assert works.status_code == 200
 
-    browser.get(f"{server.url}/admin/models")
-    form = browser.find_element(By.ID, "rollout-console-demo")
-    form.find_element(By.CSS_SELECTOR, "select[name=canary] option[value='v2']").click()
-    share = form.find_element(By.NAME, "canary_percent")
-    share.clear()
-    share.send_keys("25")
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait_for(browser, lambda d: "canary 25.0 %" in d.find_element(By.ID, "model-console-demo").text)
-    screenshot(browser, "models")
-    listed = server.cli("models", "list")
-    assert "canary v2" in listed or "v2" in listed
-    assert "25" in listed
+        browser.get(f"{server.url}/admin/models")
+        form = browser.find_element(By.ID, "rollout-console-demo")
+        form.find_element(By.CSS_SELECTOR, "select[name=canary] option[value='v2']").click()
+        share = form.find_element(By.NAME, "canary_percent")
+        share.clear()
+        share.send_keys("25")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait_for(
+            browser, lambda d: "canary 25.0 %" in d.find_element(By.ID, "model-console-demo").text
+        )
+        screenshot(browser, "models")
+        listed = server.cli("models", "list")
+        assert "canary v2" in listed or "v2" in listed
+        assert "25" in listed
+    finally:
+        # The registry is the deployment's: other tests list its models.
+        operator = server.cli(
+            "keys", "create", "--tenant", "acme", "--role", "admin", "--scope", "platform:admin"
+        ).split()[-1]
+        with httpx.Client(base_url=server.url, timeout=60) as api:
+            gone = api.delete(
+                "/v1/admin/models/console-demo", headers={"Authorization": f"Bearer {operator}"}
+            )
+            assert gone.status_code == 204, gone.text
 
     browser.get(f"{server.url}/admin/metrics")
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#charts svg"))
