@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from safety.output_guard import OutputGuard
     from safety.pii import find_pii, redact
     from safety.policy import BlockedTopic, Policy
+    from safety.policy_store import InvalidPolicyError, PolicyStore
     from safety.refusal import FINISH_REASON, refusal_pieces, refusal_text
     from safety.stream import StreamRedactor
     from safety.types import Action, Category, GuardResult, Stage, TextEmbedder, Verdict
@@ -36,6 +37,7 @@ else:
             "input_guard": (
                 "NEUTRALISED",
                 "InputGuard",
+                "InvalidPolicyError",
             ),
             "logs": (
                 "redact_event",
@@ -51,6 +53,11 @@ else:
             "policy": (
                 "BlockedTopic",
                 "Policy",
+                "PolicyStore",
+            ),
+            "policy_store": (
+                "InvalidPolicyError",
+                "PolicyStore",
             ),
             "refusal": (
                 "FINISH_REASON",
@@ -78,8 +85,10 @@ __all__ = [
     "GuardResult",
     "InjectionDetector",
     "InputGuard",
+    "InvalidPolicyError",
     "OutputGuard",
     "Policy",
+    "PolicyStore",
     "Stage",
     "StoredVerdict",
     "StreamRedactor",

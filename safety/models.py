@@ -1,4 +1,4 @@
-"""SQL rows owned by safety: stored verdicts.
+"""SQL rows owned by safety: stored verdicts, and tenants' own policies.
 
 Ids are uuid4 strings (``kernel.ids``). ``message_id`` names a row of
 conversation's tables without a foreign key: domain packages never import each
@@ -9,8 +9,9 @@ the audit trail).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, Index, String, Text
+from sqlalchemy import JSON, CheckConstraint, Float, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kernel.ids import new_id
@@ -35,3 +36,15 @@ class SafetyVerdictRow(Base):
     score: Mapped[float] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TenantPolicyRow(Base):
+    """A tenant's safety policy set by its admin, replacing the policy file's entry."""
+
+    __tablename__ = "tenant_safety_policies"
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # A ``Policy.to_mapping`` document, checked by ``Policy.from_mapping`` on write.
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(300))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

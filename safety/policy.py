@@ -87,6 +87,32 @@ class Policy:
             return Action.ALLOW
         return self.actions.get(category, DEFAULT_ACTIONS.get(category, Action.FLAG))
 
+    def to_mapping(self) -> dict[str, Any]:
+        """The policy as a JSON document ``from_mapping`` reads back to an equal one."""
+        document: dict[str, Any] = {
+            "input_filters": list(self.input_filters),
+            "retrieval_filters": list(self.retrieval_filters),
+            "output_filters": list(self.output_filters),
+            "actions": {str(c): str(a) for c, a in self.actions.items()},
+            "blocked_topics": [
+                {
+                    "name": t.name,
+                    "keywords": list(t.keywords),
+                    "examples": list(t.examples),
+                    "threshold": t.threshold,
+                }
+                for t in self.blocked_topics
+            ],
+            "max_input_chars": self.max_input_chars,
+            "injection_threshold": self.injection_threshold,
+            "similarity_threshold": self.similarity_threshold,
+            "leak_ngram": self.leak_ngram,
+            "chunk_similarity": self.chunk_similarity,
+        }
+        if self.retrieval_action is not None:
+            document["retrieval_action"] = str(self.retrieval_action)
+        return document
+
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Policy:
         """Build a policy from settings or a tenant's JSON document.

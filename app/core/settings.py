@@ -195,6 +195,9 @@ class SafetySettings(BaseSettings):
     (filters, actions per category, blocked topics); unset means the defaults."""
     similarity: bool = True
     """Compare questions with known attacks using the embedding model (adds ~20 ms)."""
+    policy_refresh_s: float = Field(default=5.0, gt=0)
+    """How often a node reads tenants' own policies (set by their admins in the
+    console) for changes; the node where one is set applies it at once."""
 
 
 class RedisSettings(BaseSettings):

@@ -53,7 +53,7 @@ from retrieval import (
     VectorStore,
 )
 from retrieval.types import no_chunks_changed
-from safety import VerdictStore
+from safety import PolicyStore, VerdictStore
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -367,6 +367,8 @@ def build_safety_gate(
         embedder if settings.safety.similarity else None,
         VerdictStore(sessions),
         cache_dir=settings.model_cache_dir / "exemplars",
+        stored=PolicyStore(sessions),
+        refresh_s=settings.safety.policy_refresh_s,
     )
 
 

@@ -174,6 +174,7 @@ async def open_state(
         state.gateway = gateway = ModelGateway(catalog, router, ledger, shadows=shadows)
         if safety is not None:
             await safety.start()
+            stack.push_async_callback(safety.stop)
         state.pipeline = pipeline = TurnPipeline(
             conversations,
             retrieval,

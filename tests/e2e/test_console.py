@@ -3,6 +3,7 @@ headers, tenancy. (The labeler's work in a real browser: test_console_browser.py
 
 from __future__ import annotations
 
+import json
 from contextlib import closing
 from typing import TYPE_CHECKING
 
@@ -177,3 +178,30 @@ def test_bad_label_input_is_a_clear_error(deployment: Deployment, people: None) 
             ).status_code
             == 303
         )
+
+
+def test_an_admin_sets_the_tenants_own_safety_policy(deployment: Deployment, people: None) -> None:
+    admin, token = sign_in(deployment.server, "acme", "adam")
+    with closing(admin):
+        page = admin.get("/admin/safety")
+        assert page.status_code == 200
+        assert "runs the default policy" in page.text
+        bad = admin.post("/admin/safety", data={"_csrf": token, "policy": '{"actions": {"pii": 7'})
+        assert bad.status_code == 422
+        assert "not valid JSON" in bad.text
+        assert "runs the default policy" in bad.text  # nothing was stored
+        policy = json.dumps({"retrieval_action": "flag", "actions": {"pii": "flag"}})
+        saved = admin.post("/admin/safety", data={"_csrf": token, "policy": policy})
+        assert saved.status_code == 303
+        page = admin.get("/admin/safety")
+        assert "runs its own policy" in page.text
+        assert "&#34;retrieval_action&#34;: &#34;flag&#34;" in page.text
+    # Another tenant's policy is its own.
+    other, _ = sign_in(deployment.server, "globex", "gus")
+    with closing(other):
+        assert other.get("/admin/safety").status_code == 403
+    admin, token = sign_in(deployment.server, "acme", "adam")
+    with closing(admin):
+        reset = admin.post("/admin/safety/reset", data={"_csrf": token})
+        assert reset.status_code == 303
+        assert "runs the default policy" in admin.get("/admin/safety").text

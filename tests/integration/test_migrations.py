@@ -33,6 +33,7 @@ TABLES = {
     "labels",
     "label_skips",
     "console_users",
+    "tenant_safety_policies",
     "users",
     "document_uploads",
     "registered_models",

@@ -1,9 +1,10 @@
 """The admin's pages of a tenant: its API keys and console users, its safety
-policy; a platform admin's list of tenants."""
+policy (its own, stored and applied by every node, or the policy file's); a
+platform admin's list of tenants."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import json
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -16,6 +17,7 @@ from app.console.security import console_guard, console_session
 from app.console.sessions import ConsoleSession
 from conversation import ApiKeyService, CreatedApiKey, TenantService
 from kernel.errors import InvalidInputError
+from safety import InvalidPolicyError
 
 __all__ = ["TenantAdminController"]
 
@@ -103,19 +105,35 @@ class TenantAdminController(Controller):
 
     @get("/safety")
     async def safety(self, request: Request[Any, Any, Any], safety: SafetyGate | None) -> Template:
-        """The tenant's safety policy (set in ``RAGSERVE_SAFETY_POLICY_FILE``)."""
-        session = console_session(request)
-        own, policy = (False, None) if safety is None else safety.policy(session.tenant_id)
-        return Template(
-            "console/safety.html",
-            context={
-                "console": session,
-                "section": "safety",
-                "enabled": safety is not None,
-                "own": own,
-                "policy": _policy_rows(asdict(policy)) if policy is not None else [],
-            },
+        """The tenant's safety policy as the servers run it, editable."""
+        saved = request.query_params.get("saved") == "1"
+        return self._safety_page(
+            console_session(request), safety, flash="Policy saved." if saved else None
         )
+
+    @post("/safety", status_code=303)
+    async def set_safety(
+        self, request: Request[Any, Any, Any], safety: SafetyGate | None
+    ) -> Template | Redirect:
+        """Store the tenant's own policy (a bad one is shown again with its error)."""
+        session = console_session(request)
+        if safety is None:
+            raise InvalidInputError("Safety filters are switched off on this deployment.")
+        document = str((await request.form()).get("policy") or "")
+        try:
+            await safety.set_policy(session.tenant_id, document, f"console:{session.username}")
+        except InvalidPolicyError as exc:
+            return self._safety_page(session, safety, draft=document, error=str(exc))
+        return Redirect("/admin/safety?saved=1", status_code=303)
+
+    @post("/safety/reset", status_code=303)
+    async def reset_safety(
+        self, request: Request[Any, Any, Any], safety: SafetyGate | None
+    ) -> Redirect:
+        """Drop the tenant's own policy: the policy file's applies again."""
+        if safety is not None:
+            await safety.reset_policy(console_session(request).tenant_id)
+        return Redirect("/admin/safety", status_code=303)
 
     @get("/tenants", guards=[console_guard("platform")])
     async def tenants_page(
@@ -141,6 +159,31 @@ class TenantAdminController(Controller):
         return Redirect("/admin/tenants", status_code=303)
 
     @staticmethod
+    def _safety_page(
+        session: ConsoleSession,
+        safety: SafetyGate | None,
+        *,
+        draft: str | None = None,
+        error: str | None = None,
+        flash: str | None = None,
+    ) -> Template:
+        source, policy = ("default", None) if safety is None else safety.policy(session.tenant_id)
+        current = json.dumps(policy.to_mapping(), indent=2) if policy is not None else ""
+        return Template(
+            "console/safety.html",
+            context={
+                "console": session,
+                "section": "safety",
+                "enabled": safety is not None,
+                "source": source,
+                "policy": current if draft is None else draft,
+                "error": error,
+                "flash": flash,
+            },
+            status_code=422 if error else 200,
+        )
+
+    @staticmethod
     async def _page(
         request: Request[Any, Any, Any],
         tenants: TenantService,
@@ -163,19 +206,3 @@ class TenantAdminController(Controller):
             },
             status_code=201 if created else 200,
         )
-
-
-def _policy_rows(policy: dict[str, Any]) -> list[tuple[str, str]]:
-    """The policy's settings as name and readable value."""
-    rows = []
-    for name, value in policy.items():
-        if isinstance(value, (list, tuple)):
-            shown = ", ".join(
-                str(v if not isinstance(v, dict) else v.get("name", v)) for v in value
-            )
-        elif isinstance(value, dict):
-            shown = ", ".join(f"{k}: {v}" for k, v in value.items())
-        else:
-            shown = str(value)
-        rows.append((name.replace("_", " "), shown or "—"))
-    return rows
