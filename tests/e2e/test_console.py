@@ -205,3 +205,35 @@ def test_an_admin_sets_the_tenants_own_safety_policy(deployment: Deployment, peo
         reset = admin.post("/admin/safety/reset", data={"_csrf": token})
         assert reset.status_code == 303
         assert "runs the default policy" in admin.get("/admin/safety").text
+
+
+def test_the_page_keeps_its_lease_and_nobody_else_takes_the_task(
+    deployment: Deployment, people: None
+) -> None:
+    with deployment.client() as api:
+        answer_and_thumbs_down(api, "How often is the reactor inspected?", "too vague")
+    lena, lena_token = sign_in(deployment.server, "acme", "lena")
+    adam, adam_token = sign_in(deployment.server, "acme", "adam")
+    with closing(lena), closing(adam):
+        claimed = lena.post("/admin/tasks/next", data={"_csrf": lena_token})
+        task_path = claimed.headers["location"].split("?")[0]
+        script = {"X-Requested-With": "console", "Accept": "application/json"}
+        # The page's script renews with the token in a header, as JSON.
+        renewed = lena.post(f"{task_path}/lease", headers={**script, "X-CSRF-Token": lena_token})
+        assert renewed.status_code == 200
+        assert renewed.json()["lease_until"]
+        assert lena.post(f"{task_path}/lease", headers=script).status_code == 403
+        # Another labeler opening the task sees it taken, and cannot renew or label it.
+        page = adam.get(task_path)
+        assert "Another labeler holds this task" in page.text
+        assert 'id="label-form"' not in page.text
+        stolen = adam.post(f"{task_path}/lease", headers={**script, "X-CSRF-Token": adam_token})
+        assert stolen.status_code == 409
+        assert stolen.json()["error"]["code"] == "lease_lost"
+        # Next task never hands adam the task lena holds.
+        for _ in range(5):
+            nxt = adam.post("/admin/tasks/next", data={"_csrf": adam_token})
+            assert nxt.headers["location"].split("?")[0] != task_path
+            if "/admin/tasks/" not in nxt.headers["location"]:
+                break
+            adam.post(f"{nxt.headers['location'].split('?')[0]}/skip", data={"_csrf": adam_token})

@@ -78,7 +78,7 @@ class TaskController(Controller):
             },
         )
 
-    @post("/{task_id:str}/lease")
+    @post("/{task_id:str}/lease", status_code=200)
     async def renew(
         self,
         request: Request[Any, Any, Any],

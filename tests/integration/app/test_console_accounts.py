@@ -166,16 +166,16 @@ async def test_an_idle_session_ends_and_a_busy_one_ends_at_its_absolute_lifetime
 ) -> None:
     idle = SessionStore(store, idle_s=1, absolute_s=3600)
     token, _ = await idle.create(_someone())
-    await asyncio.sleep(2.2)
+    await asyncio.sleep(1.3)
     assert await idle.load(token) is None
 
-    busy = SessionStore(store, idle_s=60, absolute_s=1.5)
+    busy = SessionStore(store, idle_s=60, absolute_s=0.8)
     token, _ = await busy.create(_someone())
-    deadline = time.monotonic() + 1.0
+    deadline = time.monotonic() + 0.5
     while time.monotonic() < deadline:
         assert await busy.load(token) is not None
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(1.0)
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
     assert await busy.load(token) is None
 
 
