@@ -11,6 +11,7 @@ from litestar.response import Redirect, Stream, Template
 
 from app.console.filters import filters_from, filters_query
 from app.console.security import console_guard, console_session
+from app.console.sessions import ConsoleSession
 from app.core.settings import Settings
 from conversation import LabelingQueue
 from kernel.errors import InvalidInputError
@@ -18,6 +19,23 @@ from kernel.errors import InvalidInputError
 __all__ = ["QueueController"]
 
 PAGE_SIZE = 50
+
+
+async def open_next(
+    session: ConsoleSession, labeling: LabelingQueue, settings: Settings, params: dict[str, Any]
+) -> Redirect:
+    """Lease the labeler the next task under the filters in ``params`` and open it
+    (keeping the filters for the task after it); back to the queue when none is left."""
+    task = await labeling.claim_next(
+        session.tenant_id,
+        session.labeler,
+        lease_s=settings.labeling.lease_s,
+        filters=filters_from(params),
+    )
+    if task is None:
+        return Redirect(f"/admin/queue?{filters_query(params, empty='1')}", status_code=303)
+    query = filters_query(params)
+    return Redirect(f"/admin/tasks/{task.id}" + (f"?{query}" if query else ""), status_code=303)
 
 
 class QueueController(Controller):
@@ -68,18 +86,8 @@ class QueueController(Controller):
         self, request: Request[Any, Any, Any], labeling: LabelingQueue, settings: Settings
     ) -> Redirect:
         """Lease the highest-priority task nobody holds and open it."""
-        session = console_session(request)
         form = dict(await request.form())
-        task = await labeling.claim_next(
-            session.tenant_id,
-            session.labeler,
-            lease_s=settings.labeling.lease_s,
-            filters=filters_from(form),
-        )
-        if task is None:
-            return Redirect(f"/admin/queue?{filters_query(form, empty='1')}", status_code=303)
-        query = filters_query(form)
-        return Redirect(f"/admin/tasks/{task.id}" + (f"?{query}" if query else ""), status_code=303)
+        return await open_next(console_session(request), labeling, settings, form)
 
     @get("/export")
     async def export_form(

@@ -8,9 +8,9 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 
-from app.console.filters import filters_from, filters_query
+from app.console.controllers.queue import open_next
+from app.console.filters import filters_query
 from app.console.security import console_guard, console_session
-from app.console.sessions import ConsoleSession
 from app.console.task_view import CATEGORIES, source_views, verdict_rows
 from app.core.settings import Settings
 from conversation import LabelingQueue, LabelingTask, LabelInput, TaskLeasedError
@@ -110,7 +110,8 @@ class TaskController(Controller):
         ratings = {}
         for key, value in form.items():
             if key.startswith("rating_") and str(value) != "":
-                if str(value) not in ("0", "1", "2"):
+                # NOTE: the range is check_label's to refuse; a form only sends digits.
+                if not str(value).isdecimal():
                     raise InvalidInputError("A source's relevance is 0, 1 or 2.")
                 ratings[key.removeprefix("rating_")] = int(str(value))
         label = LabelInput(
@@ -122,7 +123,7 @@ class TaskController(Controller):
         await labeling.submit(session.tenant_id, task_id, session.labeler, label)
         if form.get("then") == "queue":
             return Redirect("/admin/queue", status_code=303)
-        return await self._next(session, labeling, settings, dict(request.query_params))
+        return await open_next(session, labeling, settings, dict(request.query_params))
 
     @post("/{task_id:str}/skip", status_code=303)
     async def skip(
@@ -135,19 +136,4 @@ class TaskController(Controller):
         """Give the task back (it is not offered to this labeler again); the next one."""
         session = console_session(request)
         await labeling.skip(session.tenant_id, task_id, session.labeler)
-        return await self._next(session, labeling, settings, dict(request.query_params))
-
-    @staticmethod
-    async def _next(
-        session: ConsoleSession, labeling: LabelingQueue, settings: Settings, params: dict[str, Any]
-    ) -> Redirect:
-        task = await labeling.claim_next(
-            session.tenant_id,
-            session.labeler,
-            lease_s=settings.labeling.lease_s,
-            filters=filters_from(params),
-        )
-        query = filters_query(params)
-        if task is None:
-            return Redirect(f"/admin/queue?{filters_query(params, empty='1')}", status_code=303)
-        return Redirect(f"/admin/tasks/{task.id}" + (f"?{query}" if query else ""), status_code=303)
+        return await open_next(session, labeling, settings, dict(request.query_params))
