@@ -28,13 +28,15 @@ from typing import Any
 
 import torch
 
+from bench.decode_quality import int8_quality
 from bench.generation import REPO
 from bench.machine import describe, machine
 from inference.batch_forward import LlamaBatchForward, StepBatch
 from inference.kv_cache import KVCache
 from inference.loader import LoadedModel, load_model
 
-VARIANTS = {"packed": True, "f_linear": False}
+VARIANTS = {"packed": (True, False), "f_linear": (False, False), "int8": (True, True)}
+"""name: (``pack_weights``, ``int8_decode``) of ``LlamaBatchForward``."""
 
 
 def forwards(
@@ -42,11 +44,11 @@ def forwards(
 ) -> tuple[dict[str, LlamaBatchForward], dict[str, KVCache]]:
     layers, kv_heads, head_dim = LlamaBatchForward.cache_geometry(loaded.model)
     made, caches = {}, {}
-    for name, pack in VARIANTS.items():
+    for name, (pack, int8) in VARIANTS.items():
         cache = KVCache(
             layers, slots, kv_heads, context + 64, head_dim, loaded.dtype, loaded.device
         )
-        made[name] = LlamaBatchForward(loaded.model, cache, pack_weights=pack)
+        made[name] = LlamaBatchForward(loaded.model, cache, pack_weights=pack, int8_decode=int8)
         caches[name] = cache
     return made, caches
 
@@ -77,10 +79,11 @@ def decode_point(loaded: LoadedModel, rows: int, context: int, steps: int) -> di
         prefill(made["packed"], slot, prompt)
     # Both start from the same keys and values, so any disagreement comes from the
     # decode steps themselves (a long prompt's chunk rounds differently).
-    caches["f_linear"].keys.copy_(caches["packed"].keys)
-    caches["f_linear"].values.copy_(caches["packed"].values)
+    for name in made:
+        caches[name].keys.copy_(caches["packed"].keys)
+        caches[name].values.copy_(caches["packed"].values)
     seconds: dict[str, list[float]] = {name: [] for name in made}
-    agree = 0
+    agree = dict.fromkeys(made, 0)
     for step in range(steps + 3):
         tokens = {}
         for name, forward in made.items():
@@ -88,7 +91,8 @@ def decode_point(loaded: LoadedModel, rows: int, context: int, steps: int) -> di
             tokens[name] = logits.argmax(-1)
             if step >= 3:  # warm-up steps are not timed
                 seconds[name].append(elapsed)
-        agree += int(torch.equal(tokens["packed"], tokens["f_linear"]))
+        for name in made:
+            agree[name] += int(torch.equal(tokens["packed"], tokens[name]))
     medians = {name: statistics.median(s) for name, s in seconds.items()}
     return {
         "rows": rows,
@@ -97,12 +101,16 @@ def decode_point(loaded: LoadedModel, rows: int, context: int, steps: int) -> di
         "ms_per_step": {name: round(m * 1e3, 2) for name, m in medians.items()},
         "tokens_per_s": {name: round(rows / m, 1) for name, m in medians.items()},
         "speedup": round(medians["f_linear"] / medians["packed"], 3),
-        "greedy_agreement": round(agree / (steps + 3), 3),
+        "int8_speedup": round(medians["packed"] / medians["int8"], 3),
+        "greedy_agreement": {
+            n: round(a / (steps + 3), 3) for n, a in agree.items() if n != "packed"
+        },
     }
 
 
 def prefill_point(loaded: LoadedModel, chunk: int, repeats: int) -> dict[str, Any]:
     made, _ = forwards(loaded, 1, chunk)
+    del made["int8"]  # prompt rows run on the model's own weights there
     prompt = [(i * 104729) % 40000 + 100 for i in range(chunk)]
     seconds: dict[str, list[float]] = {name: [] for name in made}
     for _ in range(repeats + 1):
@@ -176,6 +184,7 @@ def main() -> None:
     print(f"model {loaded.name}, dtype {loaded.dtype}, {torch.get_num_threads()} torch threads")
     points = [decode_point(loaded, rows, args.context, steps) for rows in (1, 8, 32)]
     prefilled = prefill_point(loaded, args.chunk, 3 if args.quick else 8)
+    quality = int8_quality(loaded, 8 if args.quick else 32)
     roofline = matmul_roofline(loaded, args.chunk)
     achieved = prefill_flops(loaded, args.chunk) / (prefilled["ms"]["packed"] / 1e3) / 1e9
     prefilled["roofline_gflops"] = roofline
@@ -184,8 +193,9 @@ def main() -> None:
     for point in points:
         print(
             f"decode rows {point['rows']:>2}: packed {point['ms_per_step']['packed']} ms, "
-            f"F.linear {point['ms_per_step']['f_linear']} ms a step, "
-            f"greedy agreement {point['greedy_agreement']}"
+            f"F.linear {point['ms_per_step']['f_linear']} ms, "
+            f"int8 {point['ms_per_step']['int8']} ms a step, "
+            f"greedy agreement with packed {point['greedy_agreement']}"
         )
     print(
         f"prefill {args.chunk} tokens: packed {prefilled['ms']['packed']} ms, "
@@ -193,14 +203,16 @@ def main() -> None:
     )
     for point in points:
         print(f"ratio packed/F.linear decode rows {point['rows']}: {point['speedup']}x faster")
+        print(f"ratio int8/packed decode rows {point['rows']}: {point['int8_speedup']}x faster")
     print(
         f"prefill {args.chunk} tokens: {prefilled['achieved_gflops']} GFLOP/s against a "
         f"matmul roofline of {max(roofline.values())} GFLOP/s ({roofline})"
     )
     print(f"ratio packed/F.linear prefill: {prefilled['speedup']}x faster")
+    print(f"int8 decode weights against {loaded.dtype}, greedy answers: {quality}")
     print(f"ratio prefill/matmul roofline: {prefilled['share_of_roofline']}")
     out = REPO / "bench" / "results" / f"decode_step{'-quick' if args.quick else ''}.json"
-    report = {"machine": info, "dtype": str(loaded.dtype), "decode": points}
+    report = {"machine": info, "dtype": str(loaded.dtype), "decode": points, "int8": quality}
     out.write_text(json.dumps({**report, "prefill": prefilled}, indent=2) + "\n")
     print(f"wrote {out.relative_to(REPO)}")
 

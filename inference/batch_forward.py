@@ -19,7 +19,15 @@ import torch
 import torch.nn.functional as F
 
 from inference.errors import ModelLoadError
-from inference.packed_linear import Linear, SplitLinear, linear, split_linear
+from inference.int8_linear import (
+    Int8Projections,
+    RowsLinear,
+    RowsSplitLinear,
+    float_rows,
+    float_split_rows,
+)
+from inference.int8_linear import available as int8_available
+from inference.packed_linear import linear, split_linear
 
 if TYPE_CHECKING:
     from inference.kv_cache import KVCache
@@ -103,20 +111,27 @@ class _DecodeContext(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class _LayerLinears:
-    """One decoder layer's projections (``packed_linear.linear``)."""
+    """One decoder layer's projections (``packed_linear.linear``; with ``int8``, decode
+    rows on INT8 weights, ``int8_linear``), each called with the step's decode rows."""
 
-    qkv: SplitLinear
-    o: Linear
-    gate: Linear
-    up: Linear
-    down: Linear
+    qkv: RowsSplitLinear
+    o: RowsLinear
+    gate: RowsLinear
+    up: RowsLinear
+    down: RowsLinear
 
     @classmethod
-    def of(cls, layer: Any, pack: bool) -> _LayerLinears:
+    def of(cls, layer: Any, pack: bool, int8: Int8Projections | None) -> _LayerLinears:
         attn, mlp = layer.self_attn, layer.mlp
-        qkv = split_linear([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight], pack)
-        others = (attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)
-        return cls(qkv, *(linear(p.weight, pack) for p in others))
+        qkv_weights = [attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]
+        qkv = split_linear(qkv_weights, pack)
+        others = [p.weight for p in (attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)]
+        if int8 is None:
+            return cls(float_split_rows(qkv), *(float_rows(linear(w, pack)) for w in others))
+        return cls(
+            int8.split_linear(qkv_weights, qkv),
+            *(int8.linear(w, linear(w, pack)) for w in others),
+        )
 
 
 class LlamaBatchForward:
@@ -127,12 +142,16 @@ class LlamaBatchForward:
         cache: Where keys and values live; sized for this model.
         pack_weights: Run bf16 CPU projections on weights packed for oneDNN
             (``packed_linear``; a copy of the weights); ``False`` for ``F.linear``.
+        int8_decode: Also keep every projection's weight as INT8 and run decode
+            rows on it (``int8_linear``; CPU only).
 
     Raises:
         ModelLoadError: The model is not a supported Llama-family model.
     """
 
-    def __init__(self, model: Any, cache: KVCache, pack_weights: bool = True) -> None:
+    def __init__(
+        self, model: Any, cache: KVCache, pack_weights: bool = True, int8_decode: bool = False
+    ) -> None:
         config = model.config
         check_supported(config)
         self._model = model
@@ -146,8 +165,15 @@ class LlamaBatchForward:
         self._eps = float(config.rms_norm_eps)
         self._norm_shape = (int(config.hidden_size),)
         self._device = next(model.parameters()).device
-        self._linears = [_LayerLinears.of(layer, pack_weights) for layer in self._layers]
-        self._lm_head = linear(model.lm_head.weight, pack_weights)
+        int8 = _int8_projections(self._device) if int8_decode else None
+        self._linears = [_LayerLinears.of(layer, pack_weights, int8) for layer in self._layers]
+        lm_weight = model.lm_head.weight
+        head = linear(lm_weight, pack_weights)
+        self._lm_head = (
+            float_rows(head) if int8 is None else int8.linear(model.lm_head.weight, head)
+        )
+        self.int8_bytes = 0 if int8 is None else int8.bytes
+        """Bytes of INT8 weights held beside the model's own (0 without ``int8_decode``)."""
 
     @staticmethod
     def cache_geometry(model: Any) -> tuple[int, int, int]:
@@ -196,7 +222,7 @@ class LlamaBatchForward:
         for index, (layer, lin) in enumerate(zip(self._layers, self._linears, strict=True)):
             residual = hidden
             x = self._rms_norm(hidden, layer.input_layernorm.weight)
-            q, k, v = lin.qkv(x)
+            q, k, v = lin.qkv(x, n_decode)
             q = q.view(rows, self._heads, self._head_dim)
             k = k.view(rows, self._kv_heads, self._head_dim)
             v = v.view(rows, self._kv_heads, self._head_dim)
@@ -220,16 +246,17 @@ class LlamaBatchForward:
                         q[row : row + chunk.length], layer_keys, layer_values, chunk, mask
                     )
                     row += chunk.length
-            attn_out = lin.o(out.reshape(rows, -1))
+            attn_out = lin.o(out.reshape(rows, -1), n_decode)
             hidden = residual + attn_out
 
             residual = hidden
             x = self._rms_norm(hidden, layer.post_attention_layernorm.weight)
-            hidden = residual + lin.down(F.silu(lin.gate(x)) * lin.up(x))
+            gated = F.silu(lin.gate(x, n_decode)) * lin.up(x, n_decode)
+            hidden = residual + lin.down(gated, n_decode)
 
         wanted = hidden[torch.tensor(batch.logit_rows, dtype=torch.long, device=device)]
         wanted = self._rms_norm(wanted, self._model.model.norm.weight)
-        logits = self._lm_head(wanted)
+        logits = self._lm_head(wanted, _leading_decode_rows(batch.logit_rows, n_decode))
         return logits.float()
 
     # -- attention -------------------------------------------------------------
@@ -300,3 +327,22 @@ class LlamaBatchForward:
             enable_gqa=True,
         )
         return out[0].transpose(0, 1)
+
+
+def _leading_decode_rows(logit_rows: list[int], n_decode: int) -> int:
+    """How many of the wanted rows, from the first, are decode rows (the engine
+    wants decode rows' logits first; any other order counts none as decode)."""
+    count = 0
+    for row in logit_rows:
+        if row >= n_decode:
+            break
+        count += 1
+    return count if all(row >= n_decode for row in logit_rows[count:]) else 0
+
+
+def _int8_projections(device: torch.device) -> Int8Projections:
+    if device.type != "cpu":
+        raise ModelLoadError("INT8 decode weights run on the CPU only (fbgemm)")
+    if not int8_available():
+        raise ModelLoadError("this torch has no fbgemm INT8 kernels for INT8 decode weights")
+    return Int8Projections()

@@ -128,6 +128,11 @@ class GenerationSettings(BaseSettings):
     """Default ``max_tokens`` of a turn."""
     max_tokens_limit: int = 1024
     """Largest ``max_tokens`` a client may ask for."""
+    decode_weights: Literal["model", "int8"] = "model"
+    """``int8``: the batching engine also keeps every projection as INT8 (one scale
+    per output channel, CPU only) and decodes on it: fewer bytes read a step, so
+    faster with few requests at a time; prompts still run on the model's weights.
+    Quality cost and speed in docs/benchmarks.md."""
     engine: Literal["batching", "sequential"] = "batching"
     """``batching``: continuous batching (many requests share each forward pass);
     ``sequential``: one request at a time (a baseline, and for debugging)."""

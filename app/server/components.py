@@ -228,6 +228,7 @@ def build_engine(settings: Settings) -> Engine:
         prefill_chunk_tokens=gen.prefill_chunk_tokens,
         max_seq_len=gen.max_seq_len,
         prefix_cache_bytes=gen.prefix_cache_mb << 20,
+        decode_weights=gen.decode_weights,
     )
 
 

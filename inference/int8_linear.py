@@ -1,0 +1,133 @@
+"""Weight-only INT8 projections for decode rows (``RAGSERVE_GENERATION_DECODE_WEIGHTS=int8``).
+
+A one-row decode step is a read of every weight: 270 MB in bf16 for SmolLM2-135M
+(540 MB in fp32), about 14 ms of a 2-core Xeon's memory bandwidth. Each weight is
+also kept as INT8, one scale per output channel (symmetric), and decode rows go
+through fbgemm's dynamic-quantized product (``quantized::linear_dynamic``: the
+activations are quantized per call, the integer products summed exactly in int32,
+the result scaled back): a quarter of the fp32 bytes, half of bf16's.
+
+Prompt rows keep the model's own weights. Two reasons: a 256-row prompt chunk is
+compute-bound, where the packed bf16 product is as fast; and the activations'
+scale is one per call, so a row's result depends on the other rows of the call.
+Prefilled keys and values are therefore exactly what they are without INT8, and
+reusing them (the prefix cache) stays exact. Decode rows of one step share a
+scale, so a sequence's sampled tokens may differ with what else decodes beside
+it; alone (one request at a time) it is deterministic. The quality cost is
+measured by ``python -m bench.decode_step`` (greedy agreement with the model's
+dtype) and reported in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import torch
+
+if TYPE_CHECKING:
+    from inference.packed_linear import Linear, SplitLinear
+
+logger = structlog.get_logger(__name__)
+
+RowsLinear = Callable[[torch.Tensor, int], torch.Tensor]
+"""``(x, n_decode) -> x @ weight.T``: the first ``n_decode`` rows are decode rows."""
+
+RowsSplitLinear = Callable[[torch.Tensor, int], Sequence[torch.Tensor]]
+
+
+def available() -> bool:
+    """Whether this torch has fbgemm's dynamic INT8 product on this CPU."""
+    engines = torch.backends.quantized.supported_engines
+    return "fbgemm" in engines or "x86" in engines
+
+
+def _vnni() -> bool:
+    """Whether the CPU sums int8 products straight into int32 (AVX-512 VNNI or AVX-VNNI).
+
+    NOTE: without it fbgemm adds pairs of u8*s8 products in int16, which saturates
+    for 8-bit activations; ``reduce_range`` (7-bit activations) avoids that, at about
+    1.7x the error (relative error 0.016 against 0.009 on SmolLM2's shapes).
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    return False
+
+
+def quantize(weight: torch.Tensor) -> Any:
+    """``weight`` ``[out, in]`` as fbgemm's packed INT8, one scale per output channel."""
+    w = weight.detach().to(torch.float32)
+    scales = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12).to(torch.float64)
+    zeros = torch.zeros(w.shape[0], dtype=torch.long)
+    with warnings.catch_warnings():
+        # NOTE: torch marks quantized tensors deprecated in favour of torchao; the
+        # fbgemm kernels behind them are what this path needs and are still there.
+        warnings.simplefilter("ignore")
+        q = torch.quantize_per_channel(w, scales, zeros, 0, torch.qint8)
+        return torch.ops.quantized.linear_prepack(q, None)
+
+
+class Int8Projections:
+    """Builds projections that run decode rows on INT8 weights and prompt rows on
+    the float ones.
+
+    Args:
+        reduce_range: Quantize activations to 7 bits; ``None`` picks it on CPUs
+            without VNNI.
+    """
+
+    def __init__(self, reduce_range: bool | None = None) -> None:
+        self._reduce = (not _vnni()) if reduce_range is None else reduce_range
+        self.bytes = 0
+        """INT8 weight bytes held, for the load log."""
+
+    def linear(self, weight: torch.Tensor, full: Linear) -> RowsLinear:
+        """``full`` (the float projection of ``weight``) for prompt rows, INT8 for decode rows."""
+        packed = quantize(weight)
+        self.bytes += weight.numel()
+        reduce = self._reduce
+
+        def int8(x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = torch.ops.quantized.linear_dynamic(
+                x.to(torch.float32), packed, reduce
+            )
+            return out.to(x.dtype)
+
+        def rows(x: torch.Tensor, n_decode: int) -> torch.Tensor:
+            if n_decode == 0:
+                return full(x)
+            if n_decode == x.shape[0]:
+                return int8(x)
+            return torch.cat((int8(x[:n_decode]), full(x[n_decode:])))
+
+        return rows
+
+    def split_linear(self, weights: Sequence[torch.Tensor], full: SplitLinear) -> RowsSplitLinear:
+        """``split_linear``'s stacked projection, with decode rows on one INT8 matrix."""
+        sizes = [int(w.shape[0]) for w in weights]
+        stacked = self.linear(torch.cat(list(weights)), lambda x: torch.cat(list(full(x)), -1))
+
+        def rows(x: torch.Tensor, n_decode: int) -> Sequence[torch.Tensor]:
+            if n_decode == 0:
+                return full(x)
+            return torch.split(stacked(x, n_decode), sizes, dim=-1)
+
+        return rows
+
+
+def float_rows(full: Linear) -> RowsLinear:
+    """``full`` for every row (the model's own weights)."""
+    return lambda x, _n_decode: full(x)
+
+
+def float_split_rows(full: SplitLinear) -> RowsSplitLinear:
+    return lambda x, _n_decode: full(x)

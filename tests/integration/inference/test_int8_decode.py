@@ -1,0 +1,105 @@
+"""INT8 decode weights on the real SmolLM2-135M-Instruct: prompt rows exactly the
+model's own, decode rows close to them, deterministic alone."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+import torch
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from app.core.settings import GenerationSettings
+from inference.batch_forward import LlamaBatchForward, StepBatch
+from inference.batching_engine import BatchingEngine
+from inference.kv_cache import KVCache
+from inference.types import ChatMessage, GenerationRequest, SamplingParams, TokenEvent
+
+if TYPE_CHECKING:
+    from inference.loader import LoadedModel
+
+pytestmark = pytest.mark.model
+
+SYSTEM = (
+    "Answer from the sources and cite them. Source 1: the prefix cache reuses the keys "
+    "and values of shared prompt prefixes, in blocks of tokens."
+)
+
+
+def _engine(loaded: LoadedModel, registry: CollectorRegistry, **knobs: int) -> BatchingEngine:
+    return BatchingEngine(
+        lambda: loaded,
+        decode_weights="int8",
+        max_seq_len=1024,
+        registry=registry,
+        **knobs,  # type: ignore[arg-type]
+    )
+
+
+def _request(engine: BatchingEngine, question: str) -> GenerationRequest:
+    prompt = engine.render_chat([ChatMessage("system", SYSTEM), ChatMessage("user", question)])
+    return GenerationRequest(
+        request_id=uuid.uuid4().hex,
+        prompt_token_ids=prompt,
+        sampling=SamplingParams(max_tokens=16),
+    )
+
+
+async def _text(engine: BatchingEngine, request: GenerationRequest) -> str:
+    return "".join([e.text async for e in engine.generate(request) if isinstance(e, TokenEvent)])
+
+
+def test_int8_decode_steps_pick_the_same_tokens_as_the_models_weights(
+    loaded_fp32: LoadedModel,
+) -> None:
+    """Teacher-forced: the model's own greedy tokens fed back one decode row at a
+    time; INT8's logits stay close and its top token agrees on nearly every step."""
+    layers, kv_heads, head_dim = LlamaBatchForward.cache_geometry(loaded_fp32.model)
+    made = {}
+    for int8 in (False, True):
+        cache = KVCache(layers, 1, kv_heads, 256, head_dim, torch.float32, torch.device("cpu"))
+        made[int8] = LlamaBatchForward(loaded_fp32.model, cache, int8_decode=int8)
+    assert made[True].int8_bytes > 100 * 2**20  # every projection, the LM head too
+    prompt = loaded_fp32.tokenizer.encode("The prefix cache of a serving engine reuses")
+    logits = {}
+    for int8, forward in made.items():
+        batch = StepBatch()
+        batch.logit_rows.append(batch.add_prefill(0, prompt, 0))
+        logits[int8] = forward.forward(batch)[0]
+    assert torch.equal(logits[True], logits[False])  # prompt rows: the model's weights
+    agree = 0
+    for step in range(32):
+        token = int(logits[False].argmax())
+        agree += int(int(logits[True].argmax()) == token)
+        if step:
+            cosine = torch.cosine_similarity(logits[True], logits[False], dim=0)
+            assert float(cosine) > 0.98
+        for int8, forward in made.items():
+            batch = StepBatch()
+            batch.logit_rows.append(batch.add_decode(0, token, len(prompt) + step))
+            logits[int8] = forward.forward(batch)[0]
+    assert agree >= 28
+
+
+async def test_alone_int8_greedy_is_deterministic(loaded_fp32: LoadedModel) -> None:
+    """One request at a time, the same prompt always gets the same answer (the
+    integer products are exact, whatever the thread count), and it is an answer."""
+    engine = _engine(loaded_fp32, CollectorRegistry(), prefix_cache_bytes=0)
+    await engine.start()
+    try:
+        question = "What does the prefix cache reuse?"
+        answers = {await _text(engine, _request(engine, question)) for _ in range(3)}
+        assert len(answers) == 1
+        assert "prefix" in answers.pop().lower()
+    finally:
+        await engine.stop()
+
+
+def test_unknown_decode_weights_are_refused() -> None:
+    with pytest.raises(ValueError, match="decode_weights"):
+        BatchingEngine(lambda: None, decode_weights="int4")  # type: ignore[arg-type, return-value]
+    with pytest.raises(ValidationError, match="decode_weights"):
+        GenerationSettings(decode_weights="int4")  # type: ignore[arg-type]
+    assert GenerationSettings().decode_weights == "model"

@@ -1,0 +1,84 @@
+"""INT8 decode projections: decode rows on INT8 weights, prompt rows untouched."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inference.batch_forward import _int8_projections, _leading_decode_rows
+from inference.errors import ModelLoadError
+from inference.int8_linear import Int8Projections, available
+
+
+def _relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got.float() - want.float()).norm() / want.float().norm())
+
+
+@pytest.fixture
+def weight() -> torch.Tensor:
+    torch.manual_seed(0)
+    return torch.randn(96, 64) / 8
+
+
+def test_this_torch_has_the_kernels() -> None:
+    assert available()
+
+
+@pytest.mark.parametrize("reduce_range", [True, False])
+def test_decode_rows_are_close_to_the_float_product(
+    weight: torch.Tensor, reduce_range: bool
+) -> None:
+    project = Int8Projections(reduce_range).linear(weight, lambda x: F.linear(x, weight))
+    x = torch.randn(3, 64)
+    got = project(x, 3)
+    assert got.shape == (3, 96)
+    assert not torch.equal(got, F.linear(x, weight))  # it really is another product
+    assert _relative_error(got, F.linear(x, weight)) < 0.03
+
+
+def test_prompt_rows_run_on_the_float_weights_bit_for_bit(weight: torch.Tensor) -> None:
+    project = Int8Projections().linear(weight, lambda x: F.linear(x, weight))
+    x = torch.randn(5, 64)
+    assert torch.equal(project(x, 0), F.linear(x, weight))
+    mixed = project(x, 2)
+    assert torch.equal(mixed[2:], F.linear(x[2:], weight))
+    assert torch.equal(mixed[:2], project(x[:2], 2))
+
+
+def test_bf16_activations_come_back_in_bf16(weight: torch.Tensor) -> None:
+    w = weight.to(torch.bfloat16)
+    project = Int8Projections().linear(w, lambda x: F.linear(x, w))
+    x = torch.randn(2, 64, dtype=torch.bfloat16)
+    out = project(x, 2)
+    assert out.dtype == torch.bfloat16
+    assert _relative_error(out, F.linear(x, w)) < 0.03
+
+
+def test_a_split_projection_keeps_each_output_its_width() -> None:
+    torch.manual_seed(1)
+    weights = [torch.randn(n, 64) / 8 for n in (64, 16, 16)]
+    full = lambda x: [F.linear(x, w) for w in weights]  # noqa: E731
+    projections = Int8Projections()
+    project = projections.split_linear(weights, full)
+    x = torch.randn(4, 64)
+    for n_decode in (0, 1, 4):
+        parts = project(x, n_decode)
+        assert [p.shape[-1] for p in parts] == [64, 16, 16]
+        for part, w in zip(parts, weights, strict=True):
+            assert torch.equal(part[n_decode:], F.linear(x[n_decode:], w))
+            if n_decode:
+                assert _relative_error(part[:n_decode], F.linear(x[:n_decode], w)) < 0.03
+    assert projections.bytes == 96 * 64
+
+
+def test_only_leading_decode_rows_take_the_int8_head() -> None:
+    assert _leading_decode_rows([0, 1, 2, 7], 3) == 3
+    assert _leading_decode_rows([7, 9], 3) == 0
+    assert _leading_decode_rows([0, 1], 2) == 2
+    assert _leading_decode_rows([7, 0], 3) == 0  # out of order: nothing on INT8
+
+
+def test_int8_decode_weights_refuse_a_gpu() -> None:
+    with pytest.raises(ModelLoadError, match="CPU only"):
+        _int8_projections(torch.device("cuda"))
