@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from app.chat.prompt import Source, build_messages, fit_history, fit_sources
+from app.chat.prompt import Source, build_messages, fit_history, fit_sources, sources_tokens
 from app.core.errors import ContextLengthError
 from inference import ChatMessage
 
@@ -115,8 +115,8 @@ class ContextBuilder:
     ) -> tuple[list[ChatMessage], int]:
         """The chat to send and its tokens: the system prompt with the numbered
         sources, the most recent history within its budget (the oldest turns are
-        left out first, the caller's as the stored ones), the question. Tokenised
-        off the event loop."""
+        left out first, the caller's as the stored ones; what the sources leave of
+        theirs adds to it), the question. Tokenised off the event loop."""
         return await asyncio.to_thread(self._messages, request, route, sources, history)
 
     def _messages(
@@ -126,11 +126,14 @@ class ContextBuilder:
         sources: list[Source],
         history: list[ChatMessage],
     ) -> tuple[list[ChatMessage], int]:
-        kept = fit_history(
-            history,
-            self._config.history_token_budget,
-            lambda text: self._models.count_tokens(route, text),
-        )
+        def count(text: str) -> int:
+            return self._models.count_tokens(route, text)
+
+        # NOTE: a turn without sources (retrieval off, nothing found) gives the
+        # conversation their room: a follow-up then keeps the whole conversation, and
+        # with it the prefix the engine cached for the turn before.
+        unused = max(0, self._config.context_token_budget - sources_tokens(sources, count))
+        kept = fit_history(history, self._config.history_token_budget + unused, count)
         messages = build_messages(request.content, sources, kept)
         if request.instructions:
             # NOTE: the caller's system prompt goes first, so ragserve's rules and the

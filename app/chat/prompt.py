@@ -86,7 +86,7 @@ def fit_sources(
     kept: list[Source] = []
     used = 0
     for source in sources:
-        cost = count_tokens(source.text) + 8
+        cost = sources_tokens([source], count_tokens)
         if used + cost > budget:
             break
         used += cost
@@ -97,21 +97,37 @@ def fit_sources(
 def fit_history(
     history: Sequence[ChatMessage], budget: int, count_tokens: Callable[[str], int]
 ) -> list[ChatMessage]:
-    """The most recent whole turns that fit ``budget`` tokens, oldest first."""
-    kept: list[ChatMessage] = []
-    used = 0
-    for message in reversed(history):
-        cost = count_tokens(message.content) + 4
-        if used + cost > budget:
-            break
-        used += cost
-        kept.append(message)
-    kept.reverse()
+    """The most recent whole turns that fit ``budget`` tokens, oldest first.
+
+    When the conversation outgrows ``budget``, the oldest messages are left out up
+    to a cut point rounded up to a quarter of ``budget`` (so 3/4 to all of it is
+    kept): the next turns keep the same first message, so their prompts start
+    like this one's and the engine's prefix cache reuses its keys and values,
+    until the conversation has grown by another quarter.
+    """
+    costs = [count_tokens(message.content) + 4 for message in history]
+    overflow = sum(costs) - budget
+    start = 0
+    if overflow > 0:
+        step = max(budget // 4, 1)
+        cut = -(-overflow // step) * step
+        offset, start = 0, len(history)
+        for index, cost in enumerate(costs):
+            if offset >= cut:
+                start = index
+                break
+            offset += cost
+    kept = list(history[start:])
     # NOTE: a history that starts with an assistant reply confuses small models;
     # drop the orphan rather than show half a turn.
     while kept and kept[0].role != "user":
         kept.pop(0)
     return kept
+
+
+def sources_tokens(sources: Sequence[Source], count_tokens: Callable[[str], int]) -> int:
+    """What ``fit_sources`` counts ``sources`` as."""
+    return sum(count_tokens(source.text) + 8 for source in sources)
 
 
 def system_message(sources: Sequence[Source]) -> str:

@@ -123,10 +123,12 @@ async def test_instructions_over_their_budget_are_refused_before_anything_is_sto
 
 async def test_a_long_history_from_the_request_keeps_its_newest_turns(services: State) -> None:
     """Guards issue 16's bound: a caller's history is trimmed oldest first to the
-    history budget, as a stored conversation's is."""
+    history budget, as a stored conversation's is; a turn without sources lends the
+    history the sources' budget."""
     tenant = (await services.tenants.ensure("openai-long-history")).id
     budget = 60
-    pipeline = _pipeline(services, config=PipelineConfig(history_token_budget=budget))
+    config = PipelineConfig(history_token_budget=budget, context_token_budget=0)
+    pipeline = _pipeline(services, config=config)
     options = TurnOptions(max_tokens=2, retrieval_k=0)
     history = tuple(
         ChatMessage(role, f"Turn {i}: the owls of the northern forest hoot at night.")
@@ -140,3 +142,10 @@ async def test_a_long_history_from_the_request_keeps_its_newest_turns(services: 
     grown = long.message.usage["prompt_tokens"] - bare.message.usage["prompt_tokens"]
     # The newest turns fill the budget (template tokens aside); the other 70-odd are left out.
     assert 0 < grown <= budget * 2 < whole
+    lent = PipelineConfig(history_token_budget=budget, context_token_budget=240)
+    roomier = await _answer(
+        _pipeline(services, config=lent),
+        TurnRequest(tenant, None, "And then?", options, history=history),
+    )
+    grown_more = roomier.message.usage["prompt_tokens"] - bare.message.usage["prompt_tokens"]
+    assert grown * 3 < grown_more <= (budget + 240) * 2 < whole

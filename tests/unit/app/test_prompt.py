@@ -43,3 +43,29 @@ def test_build_messages_numbers_sources_in_the_system_prompt() -> None:
 def test_without_sources_the_model_is_told_so() -> None:
     system = build_messages("hi", [], [])[0].content
     assert "No documents matched" in system
+
+
+def test_fit_history_keeps_the_same_first_message_while_a_conversation_grows() -> None:
+    """Prefix reuse: the cut point moves in steps of a quarter of the budget, so
+    consecutive turns' prompts start alike (a one-message slide would change every
+    prompt from its first history message on)."""
+    history: list[ChatMessage] = []
+    firsts = []
+    for turn in range(12):
+        history += [
+            ChatMessage("user", f"q{turn} " * 16),
+            ChatMessage("assistant", f"a{turn} " * 16),
+        ]
+        kept = fit_history(history, budget=400, count_tokens=words)
+        assert sum(words(m.content) + 4 for m in kept) <= 400
+        assert kept[0].role == "user"
+        assert kept[-1] == history[-1]
+        firsts.append(kept[0].content)
+    # 20 tokens a message, 40 a turn: the cut moves by 100 tokens at a time, so the
+    # first message changes at most every second turn once the budget is full.
+    changes = sum(a != b for a, b in zip(firsts, firsts[1:], strict=False))
+    assert changes <= len(firsts) // 2
+    assert firsts[-1] != firsts[0]
+    # At least 3/4 of the budget is kept, less the message straddling the cut and
+    # an assistant reply left without its question.
+    assert sum(words(m.content) + 4 for m in kept) >= 400 - 100 - 20 - 20
