@@ -21,11 +21,14 @@ The servers, each alone on the machine while it is measured:
   weights are dequantized from.
 - **naive**: ``bench/naive_server.py``, FastAPI calling ``generate`` per request.
 
-Goodput counts requests with TTFT <= 2 s and TPOT <= 100 ms. JSON and a PNG plot
+Goodput counts requests with TTFT <= 2 s and TPOT <= 100 ms. On the multi-turn
+points ragserve also reports its prefix cache's hit rate (prompt tokens served from
+cached KV over prompt tokens looked up, from its ``/metrics``). JSON and a PNG plot
 (output tokens/s against TTFT p95, per server) go to ``bench/results/``; the last
 lines printed are ragserve's ratios to each peer.
 
     python -m bench.serve [--quick] [--servers ragserve,llama.cpp,naive]
+        [--concurrency 1,32] [--multi-turn] [--env RAGSERVE_...=value]
 
 ``--quick`` (two concurrency points, few requests) takes under 5 minutes once
 llama-server is built (the first build takes about 12 minutes on 2 cores).
@@ -44,6 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import openai
 from tokenizers import Tokenizer
 
@@ -98,6 +102,19 @@ class Peer:
         return openai.AsyncOpenAI(
             base_url=f"{self.url}/v1", api_key=self.key, max_retries=0, timeout=600
         )
+
+    def prefix_counters(self) -> tuple[float, float] | None:
+        """ragserve's prefix-cache (hits, queries) in prompt tokens so far; ``None``
+        for a peer without them."""
+        if self.server is None:
+            return None
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        found = dict.fromkeys(("hits", "queries"), 0.0)
+        for line in text.splitlines():
+            for name in found:
+                if line.startswith(f"ragserve:prefix_cache_{name}_total{{"):
+                    found[name] += float(line.rsplit(" ", 1)[1])
+        return found["hits"], found["queries"]
 
     def stop(self) -> None:
         if self.server is not None:
@@ -172,7 +189,11 @@ def _sender(peer: Peer) -> Callable[[list[dict[str, str]]], Awaitable[Sample]]:
 
 
 async def measure(
-    peer: Peer, questions: list[str], quick: bool, concurrency: list[int] | None
+    peer: Peer,
+    questions: list[str],
+    quick: bool,
+    concurrency: list[int] | None,
+    multi_turn: bool = False,
 ) -> dict[str, Any]:
     """Every load point against one server."""
     send = _sender(peer)
@@ -183,13 +204,13 @@ async def measure(
 
     await closed_loop(send, take(2), 1)  # warm-up
     points: dict[str, Any] = {}
-    levels = concurrency or ([1, 8] if quick else [1, 8, 32])
+    levels = [] if multi_turn else concurrency or ([1, 8] if quick else [1, 8, 32])
     for level in levels:
         count = max(3 if quick else 6, 2 * level) if level < 32 else 64
         samples = await closed_loop(send, take(count), level)
         points[f"c={level}"] = summarise(samples)
         print(row(peer.name, f"c={level}", points[f"c={level}"]), flush=True)
-    if not quick and concurrency is None:
+    if not quick and concurrency is None and not multi_turn:
         for rate in (0.5, 1.0, 2.0, 4.0):
             summary = summarise(await open_loop(send, take(32), rate))
             points[f"rate={rate}"] = summary
@@ -199,17 +220,32 @@ async def measure(
                 or summary.get("ttft_s", {}).get("p90", 1e9) > SATURATED_TTFT_S
             ):
                 break  # saturated: requests queue; a higher rate only queues longer
+    if (not quick and concurrency is None) or multi_turn:
+        before = peer.prefix_counters()
         multi = await closed_loop(send, take(8), 8, turns=3)
-        points["multi-turn c=8"] = summarise(multi)
+        points["multi-turn c=8"] = summarise(multi) | _prefix_hits(peer, before)
         print(row(peer.name, "3-turn c=8", points["multi-turn c=8"]), flush=True)
         if peer.ws_url is not None:
+            before = peer.prefix_counters()
             conversations = [[q, *FOLLOW_UPS] for q in take(8)]
             results = await asyncio.gather(
                 *(stream_ws(peer.ws_url, peer.key, c, MAX_TOKENS) for c in conversations)
             )
-            points["ws 3-turn c=8"] = summarise([s for r in results for s in r])
+            summary = summarise([s for r in results for s in r]) | _prefix_hits(peer, before)
+            points["ws 3-turn c=8"] = summary
             print(row(peer.name, "ws 3-turn", points["ws 3-turn c=8"]), flush=True)
     return points
+
+
+def _prefix_hits(peer: Peer, before: tuple[float, float] | None) -> dict[str, Any]:
+    """The share of prompt tokens the prefix cache served since ``before``."""
+    after = peer.prefix_counters()
+    if before is None or after is None:
+        return {}
+    hits, queries = after[0] - before[0], after[1] - before[1]
+    rate = round(hits / queries, 3) if queries else 0.0
+    print(f"{peer.name}: prefix cache served {hits:.0f} of {queries:.0f} prompt tokens ({rate})")
+    return {"prefix_cache_hit_rate": rate, "prefix_cache_hit_tokens": hits}
 
 
 def ratios(results: dict[str, dict[str, Any]]) -> list[str]:
@@ -260,7 +296,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 raise SystemExit(f"unknown server {name!r}")
             try:
                 levels = [int(c) for c in args.concurrency.split(",")] if args.concurrency else None
-                results[name] = await measure(peer, questions, args.quick, levels)
+                results[name] = await measure(peer, questions, args.quick, levels, args.multi_turn)
                 peers[name] = peer.info
             finally:
                 peer.stop()
@@ -284,6 +320,9 @@ def main() -> None:
     parser.add_argument("--servers", default="ragserve,llama.cpp,naive")
     parser.add_argument(
         "--concurrency", help="only these closed-loop points, e.g. 1,32 (no rate sweep)"
+    )
+    parser.add_argument(
+        "--multi-turn", action="store_true", help="only the 3-turn conversations (and warm-up)"
     )
     parser.add_argument(
         "--env", action="append", default=[], help="RAGSERVE_...=value for ragserve (repeatable)"
