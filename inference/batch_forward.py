@@ -173,6 +173,8 @@ class LlamaBatchForward:
             float_rows(head) if int8 is None else int8.linear(model.lm_head.weight, head)
         )
         self.int8_bytes = 0 if int8 is None else int8.bytes
+        if int8 is not None:
+            int8.log()
         """Bytes of INT8 weights held beside the model's own (0 without ``int8_decode``)."""
 
     @staticmethod

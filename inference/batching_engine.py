@@ -21,6 +21,7 @@ from inference.batch_forward import LlamaBatchForward
 from inference.detokenizer import OutputStream
 from inference.engine_support import check_request
 from inference.errors import EngineOverloadedError, EngineUnavailableError, InvalidRequestError
+from inference.int8_linear import check_decode_weights
 from inference.kv_cache import KVCache
 from inference.metrics import engine_metrics
 from inference.prefix_cache import PrefixCache
@@ -69,12 +70,8 @@ class BatchingEngine(ThreadedEngine):
             (each reserves prompt plus ``max_tokens``); ``None`` means
             ``max_running * max_seq_len``.
         max_context_tokens: Optional further cap on prompt plus ``max_tokens``.
-        prefix_cache_bytes: Bytes of shared-prefix KV blocks kept; 0 disables it.
-        prefix_block_tokens: Tokens per prefix-cache block.
-        decode_weights: ``"model"`` runs every row on the model's own weights;
-            ``"int8"`` runs decode rows on INT8 copies (``int8_linear``: fewer bytes
-            a step, so faster with few rows; co-decoding rows share an activation
-            scale, so a sequence's tokens may depend on its neighbours).
+        prefix_cache_bytes, prefix_block_tokens: The prefix cache's bytes (0: off) and block.
+        decode_weights: ``"int8"``: decode rows on INT8 weight copies (``int8_linear``).
         registry: Where the metrics go; ``None`` is the default registry.
     """
 
@@ -110,8 +107,7 @@ class BatchingEngine(ThreadedEngine):
             raise ValueError("max_running, prefill_chunk_tokens and max_seq_len must be positive")
         if not 0.0 < max_batch_share <= 1.0:
             raise ValueError("max_batch_share must be in (0, 1]")
-        if decode_weights not in ("model", "int8"):
-            raise ValueError(f"decode_weights must be 'model' or 'int8', not {decode_weights!r}")
+        check_decode_weights(decode_weights)
         super().__init__(
             loader,
             model_path=model_path,
@@ -126,9 +122,7 @@ class BatchingEngine(ThreadedEngine):
         self._chunk, self._batch_chunk = prefill_chunk_tokens, batch_prefill_tokens
         self._batch_busy = max(1, batch_slots_under_load)
         self._max_seq_len = max_seq_len
-        if kv_cache_tokens is None:
-            kv_cache_tokens = max_running * max_seq_len
-        self._kv_budget = kv_cache_tokens
+        self._kv_budget = max_running * max_seq_len if kv_cache_tokens is None else kv_cache_tokens
         self._scheduler: Scheduler[Seq] = Scheduler(
             max_waiting, max_waiting_tokens, max_waiting_batch, max_waiting_batch_tokens
         )
@@ -137,8 +131,7 @@ class BatchingEngine(ThreadedEngine):
         self._int8_decode = decode_weights == "int8"
         self._forward: LlamaBatchForward | None = None
         self._running_batch: RunningBatch | None = None
-        self._avg_e2e = 1.0
-        self._max_batch_seen = 0
+        self._avg_e2e, self._max_batch_seen = 1.0, 0
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -173,8 +166,6 @@ class BatchingEngine(ThreadedEngine):
             layers, self._max_running, kv_heads, limit, head_dim, loaded.dtype, loaded.device
         )
         self._forward = LlamaBatchForward(loaded.model, cache, int8_decode=self._int8_decode)
-        if self._int8_decode:
-            logger.info("int8_decode_weights", mib=round(self._forward.int8_bytes / 2**20, 1))
         self._running_batch = RunningBatch(cache, self._prefix, self._kv_budget)
         self._context_limit = min(limit, self._kv_budget)
 

@@ -39,6 +39,12 @@ RowsLinear = Callable[[torch.Tensor, int], torch.Tensor]
 RowsSplitLinear = Callable[[torch.Tensor, int], Sequence[torch.Tensor]]
 
 
+def check_decode_weights(name: str) -> None:
+    """Raise ``ValueError`` unless ``name`` is ``"model"`` or ``"int8"``."""
+    if name not in ("model", "int8"):
+        raise ValueError(f"decode_weights must be 'model' or 'int8', not {name!r}")
+
+
 def available() -> bool:
     """Whether this torch has fbgemm's dynamic INT8 product on this CPU."""
     engines = torch.backends.quantized.supported_engines
@@ -88,7 +94,7 @@ class Int8Projections:
     def __init__(self, reduce_range: bool | None = None) -> None:
         self._reduce = (not _vnni()) if reduce_range is None else reduce_range
         self.bytes = 0
-        """INT8 weight bytes held, for the load log."""
+        """INT8 weight bytes held."""
 
     def linear(self, weight: torch.Tensor, full: Linear) -> RowsLinear:
         """``full`` (the float projection of ``weight``) for prompt rows, INT8 for decode rows."""
@@ -122,6 +128,9 @@ class Int8Projections:
             return torch.split(stacked(x, n_decode), sizes, dim=-1)
 
         return rows
+
+    def log(self) -> None:
+        logger.info("int8_decode_weights", mib=round(self.bytes / 2**20, 1), reduce=self._reduce)
 
 
 def float_rows(full: Linear) -> RowsLinear:

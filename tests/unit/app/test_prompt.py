@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from app.chat.prompt import Source, build_messages, fit_history, fit_sources
 from inference import ChatMessage
 
@@ -63,7 +65,7 @@ def test_fit_history_keeps_the_same_first_message_while_a_conversation_grows() -
         firsts.append(kept[0].content)
     # 20 tokens a message, 40 a turn: the cut moves by 100 tokens at a time, so the
     # first message changes at most every second turn once the budget is full.
-    changes = sum(a != b for a, b in zip(firsts, firsts[1:], strict=False))
+    changes = sum(a != b for a, b in itertools.pairwise(firsts))
     assert changes <= len(firsts) // 2
     assert firsts[-1] != firsts[0]
     # At least 3/4 of the budget is kept, less the message straddling the cut and
