@@ -20,7 +20,7 @@ import json
 import time
 from pathlib import Path
 
-from bench import quality_citations, quality_retrieval
+from bench import citation_support, quality_citations, quality_retrieval
 from bench.machine import describe, machine
 from bench.quality_safety import (
     input_filter_eval,
@@ -46,12 +46,14 @@ def main() -> None:
         "quick": args.quick,
         "retrieval_filter": retrieval_filter_eval(embedder, args.quick),
         "input_filter": input_filter_eval(embedder, args.quick),
+        "citation_support": asyncio.run(citation_support.calibrate(embedder)),
         "citations": asyncio.run(quality_citations.citation_eval(args.quick)),
         "retrieval": asyncio.run(quality_retrieval.retrieval_eval(args.quick)),
     }
     report["seconds"] = round(time.perf_counter() - began, 1)
     print_report(report["retrieval_filter"])
     print_input_report(report["input_filter"])
+    citation_support.print_report(report["citation_support"])
     quality_citations.print_report(report["citations"])
     quality_retrieval.print_report(report["retrieval"])
     out = REPO / "bench" / "results" / "quality.json"

@@ -7,27 +7,35 @@ fixed rules, each labelled with the sections that answer it
 through the whole turn pipeline (retrieval, safety, the packaged model, greedy,
 citing), in one process.
 
-Reported: the share of answers with a ``[n]`` marker citation, with a citation
-whose support span holds at least half the claim's words (the cut-off is not
-calibrated yet: no labelled claim/chunk pairs), and with a citation of a section
-labelled as answering the question.
+Reported: the share of answers in which the model wrote a ``[n]`` marker; the
+markers dropped as unsupported; the share of answers (every question has sections
+answering it) carrying a citation (marker or attribution), a supported one (its
+span reaches the calibrated threshold), and one of a section labelled as answering
+the question; citation recall (the answer sentences some
+shown chunk supports, by the calibrated scorer, that carry a citation of such a
+chunk); the time cite() takes with its embedding call. Citation precision is the
+scorer's own, on the labelled test pairs (``bench/citation_support.py``): every
+kept citation passed the scorer, so it cannot be counted here without labels.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
+from app.chat.citations import SupportScorer, cite, sentences
 from app.chat.events import TurnFinished
+from app.chat.prompt import Source
 from app.chat.turn import TurnOptions, TurnRequest
 from bench.retrieval_corpus import build_sections, label_queries, load_topics
 from bench.services import bench_services
 
 REPO = Path(__file__).resolve().parents[1]
-SUPPORTED = 0.5
-"""Support score at which a citation counts as supported here (uncalibrated)."""
+_MARKER = re.compile(r"\[\d{1,2}(?:\s*,\s*\d{1,2})*\]")
 
 
 async def citation_eval(quick: bool, seed: int = 0) -> dict[str, Any]:
@@ -56,33 +64,68 @@ async def citation_eval(quick: bool, seed: int = 0) -> dict[str, Any]:
                     answer = event.message
             assert answer is not None
             citations = answer.citations
-            markers = [c for c in citations if c["kind"] == "marker"]
-            scores = [float(c["support"]["score"]) for c in citations if c["support"]]
+            shown = [Source.from_dict(s) for s in answer.sources if s.get("n")]
+            began = time.perf_counter()
+            await cite(answer.content, shown, services.retrieval.embed)
+            cite_ms = (time.perf_counter() - began) * 1000
+            covered, supported = await _sentence_recall(answer.content, shown, citations, services)
             rows.append(
                 {
                     "question": query.query,
                     "answer": answer.content,
-                    "marker": bool(markers),
-                    "supported": any(s >= SUPPORTED for s in scores),
+                    "marker_written": bool(_MARKER.search(answer.content)),
+                    "dropped": int(answer.usage.get("citations_dropped", 0)),
+                    "cited": bool(citations),
+                    "supported_citation": any(
+                        (c.get("support") or {}).get("supported") for c in citations
+                    ),
                     "cites_gold": any(c["document_name"] in query.relevant for c in citations),
-                    "support_scores": scores,
+                    "supported_sentences": supported,
+                    "cited_sentences": covered,
+                    "cite_ms": round(cite_ms, 1),
+                    "citations": citations,
                 }
             )
 
     def share(key: str) -> float:
         return round(sum(1 for r in rows if r[key]) / len(rows), 3)
 
-    scores = [s for r in rows for s in r["support_scores"]]
+    supported = sum(r["supported_sentences"] for r in rows)
     return {
         "questions": len(rows),
         "documents": len(corpus),
-        "with_marker_citation": share("marker"),
-        "with_supported_citation": share("supported"),
+        "with_marker_written": share("marker_written"),
+        "markers_dropped": sum(r["dropped"] for r in rows),
+        "with_citation": share("cited"),
+        "with_supported_citation": share("supported_citation"),
         "citing_a_gold_section": share("cites_gold"),
-        "support_score_median": round(statistics.median(scores), 3) if scores else None,
-        "supported_cutoff": SUPPORTED,
+        "supported_sentences": supported,
+        "citation_recall": round(sum(r["cited_sentences"] for r in rows) / supported, 3)
+        if supported
+        else None,
+        "cite_ms_median": round(statistics.median(r["cite_ms"] for r in rows), 1),
         "rows": rows,
     }
+
+
+async def _sentence_recall(
+    answer: str, shown: list[Source], citations: list[dict[str, Any]], services: Any
+) -> tuple[int, int]:
+    """(supported sentences carrying a citation of a chunk supporting them, supported
+    sentences): an answer sentence is supported when the scorer finds a shown chunk
+    that supports it."""
+    said = [text for _, _, text in sentences(_MARKER.sub("", answer)) if len(text.split()) >= 3]
+    pairs = [(text, source) for text in said for source in shown]
+    scorer = await SupportScorer.build(
+        [t for t, _ in pairs], [s.text for _, s in pairs], services.retrieval.embed
+    )
+    backing: dict[str, set[int]] = {}
+    for i, (text, source) in enumerate(pairs):
+        span = scorer.support(i)
+        if span is not None and scorer.supported(span):
+            backing.setdefault(text, set()).add(source.n)
+    cited = {int(c["n"]) for c in citations}
+    return sum(1 for ns in backing.values() if ns & cited), len(backing)
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -91,8 +134,11 @@ def print_report(report: dict[str, Any]) -> None:
         f"sections, the packaged model, greedy, 64 tokens):"
     )
     print(
-        f"  answers with a [n] marker {report['with_marker_citation']}, with a citation "
-        f"whose support >= {report['supported_cutoff']}: {report['with_supported_citation']}, "
-        f"citing a section that answers the question: {report['citing_a_gold_section']}; "
-        f"median support {report['support_score_median']}"
+        f"  answers with a [n] written {report['with_marker_written']}, markers dropped "
+        f"{report['markers_dropped']}, with a citation {report['with_citation']}, with a "
+        f"supported citation "
+        f"{report['with_supported_citation']}, citing a section that answers the question "
+        f"{report['citing_a_gold_section']}; citation recall {report['citation_recall']} "
+        f"(of {report['supported_sentences']} supported sentences); cite() median "
+        f"{report['cite_ms_median']} ms"
     )

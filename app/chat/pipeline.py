@@ -329,16 +329,15 @@ class TurnPipeline:
         watch: Stopwatch,
         shadows: list[asyncio.Future[PrimaryResult]],
     ) -> MessageInfo:
-        """Store the answer, its usage and cost, then its safety verdicts; queue it for
-        review; export the turn's metrics; hand the answer to the shadow copies."""
+        """Store the answer, its citations, usage and cost, then its safety verdicts; queue
+        it for review; export metrics; hand the answer to the shadow copies."""
         content = "".join(out.parts)
         reason = out.finish_reason or FinishReason.CANCELLED
         timings = watch.timings
         for future in shadows:
             if not future.done():
-                future.set_result(
-                    PrimaryResult(content, timings.get("first_token"), timings.get("generate"))
-                )
+                future.set_result(PrimaryResult(content, timings.get("first_token"),
+                                                timings.get("generate")))  # fmt: skip
         compute_s = timings.get("generate", 0.0) / 1000
         cost = await self._models.record_usage(
             route,
@@ -348,11 +347,13 @@ class TurnPipeline:
             completion_tokens=out.completion_tokens,
             compute_seconds=compute_s,
         )
+        cited = await cite(content, out.sources, self._retrieval.embed)
         usage: dict[str, Any] = {
             "prompt_tokens": out.prompt_tokens,
             "completion_tokens": out.completion_tokens,
             "total_tokens": out.prompt_tokens + out.completion_tokens,
             "cost": round(cost, 8),
+            "citations_dropped": cited.dropped,
             **(out.cache.usage() if out.cache is not None else {}),
         }
         store = (
@@ -370,7 +371,7 @@ class TurnPipeline:
             model=route.model.name,
             model_version=route.version.version,
             sources=[s.to_dict() for s in [*out.sources, *out.withheld]],
-            citations=cite(content, out.sources),
+            citations=cited.citations,
             usage=usage,
             timings=watch.timings,
             error=out.error,

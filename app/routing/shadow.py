@@ -251,7 +251,7 @@ class ShadowRunner:
                 finish_reason=str(finish.reason if finish else FinishReason.ERROR),
                 error=error,
                 similarity=similarity,
-                citation_overlap=_citation_overlap(primary.content, content, job.sources),
+                citation_overlap=await _citation_overlap(primary.content, content, job.sources),
                 length=len(content),
                 primary_length=len(primary.content),
                 ttft_ms=None if ttft_ms is None else round(ttft_ms, 2),
@@ -270,10 +270,11 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return dot / norm if norm else 0.0
 
 
-def _citation_overlap(primary: str, shadow: str, sources: Sequence[Source]) -> float:
-    """Jaccard overlap of the sources the two answers cite (1.0 when neither cites)."""
-    a = {c["n"] for c in cite(primary, sources)}
-    b = {c["n"] for c in cite(shadow, sources)}
+async def _citation_overlap(primary: str, shadow: str, sources: Sequence[Source]) -> float:
+    """Jaccard overlap of the sources the two answers cite (1.0 when neither cites), by
+    shared words alone: no embedding per shadow answer."""
+    a = {c["n"] for c in (await cite(primary, sources)).citations}
+    b = {c["n"] for c in (await cite(shadow, sources)).citations}
     if not a and not b:
         return 1.0
     return round(len(a & b) / len(a | b), 4)

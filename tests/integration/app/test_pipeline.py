@@ -185,3 +185,32 @@ async def test_a_stored_answer_goes_to_review_with_its_model_version_and_collect
     assert [(t.source, t.model_version, t.collection) for t in tasks] == [
         ("low_retrieval", finished.message.model_version, "default")
     ]
+
+
+async def test_an_unsupported_marker_is_dropped_and_its_count_stored(
+    services: State, tenant: str
+) -> None:
+    """Guards issue 11: a [n] whose chunk does not hold its sentence is no citation, and
+    the stored answer (read back from the database) says how many were dropped."""
+    from tests.unit.routing.fakes import FakeEngine
+
+    answer = (
+        "Honey bees dance to tell each other where the flowers are [1]. "
+        "Penguins huddle together through the Antarctic winter [1]."
+    )
+    gateway = await embedded_gateway(FakeEngine("fake://", [answer]), services.sessions)
+    pipeline = TurnPipeline(services.conversations, services.retrieval, gateway, PipelineConfig())
+    request = TurnRequest(tenant, None, "Why do bees dance?", TurnOptions(max_tokens=64))
+    events = [e async for e in pipeline.run(request)]
+    started, finished = events[0], events[-1]
+    assert isinstance(started, TurnStarted)
+    assert isinstance(finished, TurnFinished)
+    assert finished.message.content == answer
+    stored = (await services.conversations.messages(tenant, started.conversation_id))[-1]
+    assert stored.usage["citations_dropped"] == 1
+    (kept,) = stored.citations
+    assert (kept["n"], kept["kind"], kept["document_name"]) == (1, "marker", "bees.md")
+    text = finished.message.sources[0]["text"]
+    span = kept["support"]
+    assert text[span["start"] : span["end"]].startswith("Honey bees dance")
+    assert span["similarity"] > 0.5
