@@ -22,12 +22,12 @@ from inference.errors import ModelLoadError
 from inference.int8_linear import (
     Int8Projections,
     RowsLinear,
-    RowsSplitLinear,
+    RowsResidual,
+    float_residual_rows,
     float_rows,
-    float_split_rows,
 )
 from inference.int8_linear import available as int8_available
-from inference.packed_linear import linear, split_linear
+from inference.packed_linear import gated_linear, linear, residual_linear, stacked_linear
 
 if TYPE_CHECKING:
     from inference.kv_cache import KVCache
@@ -100,7 +100,8 @@ class _DecodeContext(NamedTuple):
     slot_index: torch.Tensor
     """The slot of each decode row."""
     mask: torch.Tensor
-    """``[span, 1, 1, length]``: the positions each slot up to ``span`` sees."""
+    """``[span, 1, 1, length]``, additive: 0 at the positions each slot up to ``span``
+    sees, -inf elsewhere."""
     span: int
     """Slots ``0 .. span - 1`` take part (the highest decoding slot, plus one)."""
     length: int
@@ -111,26 +112,37 @@ class _DecodeContext(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class _LayerLinears:
-    """One decoder layer's projections (``packed_linear.linear``; with ``int8``, decode
-    rows on INT8 weights, ``int8_linear``), each called with the step's decode rows."""
+    """One decoder layer's projections (``packed_linear``; with ``int8``, decode rows
+    on INT8 weights, ``int8_linear``), each called with the step's decode rows."""
 
-    qkv: RowsSplitLinear
-    o: RowsLinear
-    gate: RowsLinear
-    up: RowsLinear
-    down: RowsLinear
+    qkv: RowsLinear
+    """q, k and v side by side."""
+    o: RowsResidual
+    """The attention output projection, added to the residual."""
+    mlp: RowsLinear
+    """``silu(gate) * up``."""
+    down: RowsResidual
+    """The MLP's down projection, added to the residual."""
 
     @classmethod
     def of(cls, layer: Any, pack: bool, int8: Int8Projections | None) -> _LayerLinears:
         attn, mlp = layer.self_attn, layer.mlp
         qkv_weights = [attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]
-        qkv = split_linear(qkv_weights, pack)
-        others = [p.weight for p in (attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)]
+        gate, up = mlp.gate_proj.weight, mlp.up_proj.weight
+        o, down = attn.o_proj.weight, mlp.down_proj.weight
+        qkv = stacked_linear(qkv_weights, pack)
+        gated = gated_linear(gate, up, pack)
+        o_add, down_add = residual_linear(o, pack), residual_linear(down, pack)
         if int8 is None:
-            return cls(float_split_rows(qkv), *(float_rows(linear(w, pack)) for w in others))
+            return cls(
+                float_rows(qkv), float_residual_rows(o_add), float_rows(gated),
+                float_residual_rows(down_add),
+            )  # fmt: skip
         return cls(
-            int8.split_linear(qkv_weights, qkv),
-            *(int8.linear(w, linear(w, pack)) for w in others),
+            int8.stacked(qkv_weights, qkv),
+            int8.residual(o, o_add),
+            int8.gated(gate, up, gated),
+            int8.residual(down, down_add),
         )
 
 
@@ -221,15 +233,17 @@ class LlamaBatchForward:
         decode_ctx = self._decode_context(batch) if n_decode else None
         prefill_masks = [self._causal_mask(c) for c in batch.prefills]
 
+        qk_heads = self._heads + self._kv_heads
+        qk_width = qk_heads * self._head_dim
         for index, (layer, lin) in enumerate(zip(self._layers, self._linears, strict=True)):
-            residual = hidden
             x = self._rms_norm(hidden, layer.input_layernorm.weight)
-            q, k, v = lin.qkv(x, n_decode)
-            q = q.view(rows, self._heads, self._head_dim)
-            k = k.view(rows, self._kv_heads, self._head_dim)
-            v = v.view(rows, self._kv_heads, self._head_dim)
-            q = self._rotate(q, cos, sin)
-            k = self._rotate(k, cos, sin)
+            qkv = lin.qkv(x, n_decode)
+            # NOTE: q and k are rotated together: one set of elementwise calls, not two.
+            qk = self._rotate(
+                qkv[:, : qk_heads * self._head_dim].view(rows, qk_heads, -1), cos, sin
+            )
+            q, k = qk[:, : self._heads], qk[:, self._heads :]
+            v = qkv[:, qk_width:].view(rows, self._kv_heads, self._head_dim)
             layer_keys, layer_values = cache.keys[index], cache.values[index]
             layer_keys[slots, :, positions] = k.to(layer_keys.dtype)
             layer_values[slots, :, positions] = v.to(layer_values.dtype)
@@ -248,13 +262,9 @@ class LlamaBatchForward:
                         q[row : row + chunk.length], layer_keys, layer_values, chunk, mask
                     )
                     row += chunk.length
-            attn_out = lin.o(out.reshape(rows, -1), n_decode)
-            hidden = residual + attn_out
-
-            residual = hidden
+            hidden = lin.o(out.reshape(rows, -1), hidden, n_decode)
             x = self._rms_norm(hidden, layer.post_attention_layernorm.weight)
-            gated = F.silu(lin.gate(x, n_decode)) * lin.up(x, n_decode)
-            hidden = residual + lin.down(gated, n_decode)
+            hidden = lin.down(lin.mlp(x, n_decode), hidden, n_decode)
 
         wanted = hidden[torch.tensor(batch.logit_rows, dtype=torch.long, device=device)]
         wanted = self._rms_norm(wanted, self._model.model.norm.weight)
@@ -277,7 +287,9 @@ class LlamaBatchForward:
         )
         mask = torch.arange(length, device=device)[None, :] < visible[:, None]
         dense = batch.decode_slots == list(range(span))
-        return _DecodeContext(slot_index, mask[:, None, None, :], span, length, dense)
+        return _DecodeContext(
+            slot_index, self._additive(mask[:, None, None, :]), span, length, dense
+        )
 
     def _decode_attention(
         self,
@@ -306,7 +318,14 @@ class LlamaBatchForward:
     def _causal_mask(self, chunk: PrefillChunk) -> torch.Tensor:
         end = chunk.start + chunk.length
         query_pos = torch.arange(chunk.start, end, device=self._device)
-        return torch.arange(end, device=self._device)[None, :] <= query_pos[:, None]
+        return self._additive(torch.arange(end, device=self._device)[None, :] <= query_pos[:, None])
+
+    def _additive(self, visible: torch.Tensor) -> torch.Tensor:
+        """``visible`` as the additive mask SDPA would build from it in every layer
+        (0 where visible, -inf elsewhere), built once a step."""
+        dtype = self._cache.keys.dtype
+        mask = torch.zeros(visible.shape, dtype=dtype, device=self._device)
+        return mask.masked_fill_(~visible, float("-inf"))
 
     def _prefill_attention(
         self,

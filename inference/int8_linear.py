@@ -27,16 +27,18 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 import torch
+import torch.nn.functional as F
 
 if TYPE_CHECKING:
-    from inference.packed_linear import Linear, SplitLinear
+    from inference.packed_linear import Linear, Residual
 
 logger = structlog.get_logger(__name__)
 
 RowsLinear = Callable[[torch.Tensor, int], torch.Tensor]
 """``(x, n_decode) -> x @ weight.T``: the first ``n_decode`` rows are decode rows."""
 
-RowsSplitLinear = Callable[[torch.Tensor, int], Sequence[torch.Tensor]]
+RowsResidual = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+"""``(x, residual, n_decode) -> residual + x @ weight.T``."""
 
 
 def check_decode_weights(name: str) -> None:
@@ -98,15 +100,7 @@ class Int8Projections:
 
     def linear(self, weight: torch.Tensor, full: Linear) -> RowsLinear:
         """``full`` (the float projection of ``weight``) for prompt rows, INT8 for decode rows."""
-        packed = quantize(weight)
-        self.bytes += weight.numel()
-        reduce = self._reduce
-
-        def int8(x: torch.Tensor) -> torch.Tensor:
-            out: torch.Tensor = torch.ops.quantized.linear_dynamic(
-                x.to(torch.float32), packed, reduce
-            )
-            return out.to(x.dtype)
+        int8 = self._int8(weight)
 
         def rows(x: torch.Tensor, n_decode: int) -> torch.Tensor:
             if n_decode == 0:
@@ -117,17 +111,56 @@ class Int8Projections:
 
         return rows
 
-    def split_linear(self, weights: Sequence[torch.Tensor], full: SplitLinear) -> RowsSplitLinear:
-        """``split_linear``'s stacked projection, with decode rows on one INT8 matrix."""
-        sizes = [int(w.shape[0]) for w in weights]
-        stacked = self.linear(torch.cat(list(weights)), lambda x: torch.cat(list(full(x)), -1))
+    def stacked(self, weights: Sequence[torch.Tensor], full: Linear) -> RowsLinear:
+        """``stacked_linear``'s projection, decode rows on one stacked INT8 matrix."""
+        return self.linear(torch.cat(list(weights)), full)
 
-        def rows(x: torch.Tensor, n_decode: int) -> Sequence[torch.Tensor]:
+    def residual(self, weight: torch.Tensor, full: Residual) -> RowsResidual:
+        """``residual_linear``'s ``residual + x @ weight.T``, decode rows on INT8."""
+        int8 = self._int8(weight)
+
+        def rows(x: torch.Tensor, residual: torch.Tensor, n_decode: int) -> torch.Tensor:
             if n_decode == 0:
-                return full(x)
-            return torch.split(stacked(x, n_decode), sizes, dim=-1)
+                return full(x, residual)
+            if n_decode == x.shape[0]:
+                return residual + int8(x)
+            head = residual[:n_decode] + int8(x[:n_decode])
+            return torch.cat((head, full(x[n_decode:], residual[n_decode:])))
 
         return rows
+
+    def gated(self, gate: torch.Tensor, up: torch.Tensor, full: Linear) -> RowsLinear:
+        """``gated_linear``'s ``silu(x @ gate.T) * (x @ up.T)``, decode rows on one
+        stacked INT8 matrix."""
+        width = int(gate.shape[0])
+        both = self._int8(torch.cat((gate, up)))
+
+        def int8(x: torch.Tensor) -> torch.Tensor:
+            out = both(x)
+            gated: torch.Tensor = F.silu(out[:, :width]) * out[:, width:]
+            return gated
+
+        def rows(x: torch.Tensor, n_decode: int) -> torch.Tensor:
+            if n_decode == 0:
+                return full(x)
+            if n_decode == x.shape[0]:
+                return int8(x)
+            return torch.cat((int8(x[:n_decode]), full(x[n_decode:])))
+
+        return rows
+
+    def _int8(self, weight: torch.Tensor) -> Linear:
+        packed = quantize(weight)
+        self.bytes += weight.numel()
+        reduce = self._reduce
+
+        def int8(x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = torch.ops.quantized.linear_dynamic(
+                x.to(torch.float32), packed, reduce
+            )
+            return out.to(x.dtype)
+
+        return int8
 
     def log(self) -> None:
         logger.info("int8_decode_weights", mib=round(self.bytes / 2**20, 1), reduce=self._reduce)
@@ -138,5 +171,5 @@ def float_rows(full: Linear) -> RowsLinear:
     return lambda x, _n_decode: full(x)
 
 
-def float_split_rows(full: SplitLinear) -> RowsSplitLinear:
-    return lambda x, _n_decode: full(x)
+def float_residual_rows(full: Residual) -> RowsResidual:
+    return lambda x, residual, _n_decode: full(x, residual)

@@ -55,21 +55,31 @@ def test_bf16_activations_come_back_in_bf16(weight: torch.Tensor) -> None:
     assert _relative_error(out, F.linear(x, w)) < 0.03
 
 
-def test_a_split_projection_keeps_each_output_its_width() -> None:
+def test_stacked_residual_and_gated_projections_split_rows_the_same_way() -> None:
     torch.manual_seed(1)
     weights = [torch.randn(n, 64) / 8 for n in (64, 16, 16)]
-    full = lambda x: [F.linear(x, w) for w in weights]  # noqa: E731
+    gate, up = torch.randn(48, 64) / 8, torch.randn(48, 64) / 8
     projections = Int8Projections()
-    project = projections.split_linear(weights, full)
-    x = torch.randn(4, 64)
-    for n_decode in (0, 1, 4):
-        parts = project(x, n_decode)
-        assert [p.shape[-1] for p in parts] == [64, 16, 16]
-        for part, w in zip(parts, weights, strict=True):
-            assert torch.equal(part[n_decode:], F.linear(x[n_decode:], w))
+    stacked = projections.stacked(
+        weights, lambda x: torch.cat([F.linear(x, w) for w in weights], -1)
+    )
+    residual = projections.residual(gate.T.contiguous(), lambda x, r: r + F.linear(x, gate.T))
+    gated = projections.gated(gate, up, lambda x: F.silu(F.linear(x, gate)) * F.linear(x, up))
+    x, r = torch.randn(4, 64), torch.randn(4, 64)
+    h = torch.randn(4, 48)
+    wants = {
+        "stacked": (lambda n: stacked(x, n), torch.cat([F.linear(x, w) for w in weights], -1)),
+        "residual": (lambda n: residual(h, r, n), r + F.linear(h, gate.T)),
+        "gated": (lambda n: gated(x, n), F.silu(F.linear(x, gate)) * F.linear(x, up)),
+    }
+    for name, (project, want) in wants.items():
+        for n_decode in (0, 1, 4):
+            got = project(n_decode)
+            assert got.shape == want.shape, name
+            assert torch.equal(got[n_decode:], want[n_decode:]), name
             if n_decode:
-                assert _relative_error(part[:n_decode], F.linear(x[:n_decode], w)) < 0.03
-    assert projections.bytes == 96 * 64
+                assert _relative_error(got[:n_decode], want[:n_decode]) < 0.05, name
+    assert projections.bytes == 96 * 64 + 48 * 64 + 96 * 64
 
 
 def test_only_leading_decode_rows_take_the_int8_head() -> None:
