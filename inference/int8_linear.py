@@ -153,11 +153,12 @@ class Int8Projections:
         packed = quantize(weight)
         self.bytes += weight.numel()
         reduce = self._reduce
+        # NOTE: the overload itself, not the packet: the packet's call checks every
+        # argument for script objects in Python (the packed weight is one), each call.
+        product = torch.ops.quantized.linear_dynamic.default
 
         def int8(x: torch.Tensor) -> torch.Tensor:
-            out: torch.Tensor = torch.ops.quantized.linear_dynamic(
-                x.to(torch.float32), packed, reduce
-            )
+            out: torch.Tensor = product(x.to(torch.float32), packed, reduce)
             return out.to(x.dtype)
 
         return int8

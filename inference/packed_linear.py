@@ -114,7 +114,7 @@ def _fuse_gated(gate: torch.Tensor, up: torch.Tensor, reference: Linear) -> Line
         gate_packed = _reorder(gate)
 
         def gated(x: torch.Tensor) -> torch.Tensor:
-            g: torch.Tensor = ops._linear_pointwise(x, gate_packed, None, "swish", [], "")
+            g: torch.Tensor = ops._linear_pointwise.default(x, gate_packed, None, "swish", [], "")
             return fused_up(x, g)
 
         probe = torch.randn(3, gate.shape[1], dtype=gate.dtype)
@@ -175,7 +175,7 @@ def _pack(weight: torch.Tensor) -> Linear | None:
         return None
 
     def packed_linear(x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = ops._linear_pointwise(x, packed, None, "none", [], "")
+        out: torch.Tensor = ops._linear_pointwise.default(x, packed, None, "none", [], "")
         return out
 
     return packed_linear
