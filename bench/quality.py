@@ -19,6 +19,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bench import citation_support, quality_citations, quality_retrieval
 from bench.machine import describe, machine
@@ -30,6 +31,9 @@ from bench.quality_safety import (
 )
 from retrieval.embedding import SentenceTransformerEmbedder
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -40,15 +44,32 @@ def main() -> None:
     print(describe())
     began = time.perf_counter()
     embedder = SentenceTransformerEmbedder()
+    phases: dict[str, float] = {}
+
+    def timed(name: str, run: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        out = run()
+        phases[name] = round(time.perf_counter() - started, 1)
+        return out
+
     report = {
         "benchmark": "quality",
         "machine": machine(),
         "quick": args.quick,
-        "retrieval_filter": retrieval_filter_eval(embedder, args.quick),
-        "input_filter": input_filter_eval(embedder, args.quick),
-        "citation_support": asyncio.run(citation_support.calibrate(embedder)),
-        "citations": asyncio.run(quality_citations.citation_eval(args.quick)),
-        "retrieval": asyncio.run(quality_retrieval.retrieval_eval(args.quick)),
+        "retrieval_filter": timed(
+            "retrieval_filter", lambda: retrieval_filter_eval(embedder, args.quick)
+        ),
+        "input_filter": timed("input_filter", lambda: input_filter_eval(embedder, args.quick)),
+        "citation_support": timed(
+            "citation_support", lambda: asyncio.run(citation_support.calibrate(embedder))
+        ),
+        "citations": timed(
+            "citations", lambda: asyncio.run(quality_citations.citation_eval(args.quick))
+        ),
+        "retrieval": timed(
+            "retrieval", lambda: asyncio.run(quality_retrieval.retrieval_eval(args.quick))
+        ),
+        "phase_seconds": phases,
     }
     report["seconds"] = round(time.perf_counter() - began, 1)
     print_report(report["retrieval_filter"])
@@ -59,7 +80,7 @@ def main() -> None:
     out = REPO / "bench" / "results" / "quality.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out.relative_to(REPO)} in {report['seconds']} s")
+    print(f"wrote {out.relative_to(REPO)} in {report['seconds']} s (phases: {phases})")
 
 
 if __name__ == "__main__":
