@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -68,8 +69,15 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator[WebDriver]:
 def wait_for(
     driver: WebDriver, condition: Callable[[WebDriver], object], timeout: float = 20
 ) -> None:
-    """Wait until ``condition(driver)`` is truthy."""
-    WebDriverWait(driver, timeout).until(condition)
+    """Wait until ``condition(driver)`` is truthy.
+
+    An element found by the condition can go stale before it is read when the page
+    is being replaced (a form posted, then redirected): that is asked again, not a
+    failure (a CI run once failed there).
+    """
+    WebDriverWait(
+        driver, timeout, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    ).until(condition)
 
 
 def screenshot(driver: WebDriver, name: str) -> Path:
