@@ -83,6 +83,7 @@ def test_a_streamed_completion_sends_role_deltas_finish_and_usage(deployment: De
     assert all(c.choices[0].finish_reason is None for c in chunks[:-2])
     assert finish.choices[0].finish_reason in ("stop", "length")
     assert "citations" in _extra(finish)
+    assert _extra(finish)["citations_dropped"] >= 0
     assert usage.choices == []
     assert usage.usage is not None
     assert 0 < usage.usage.completion_tokens <= 20

@@ -306,6 +306,8 @@ class ChatCompletion(BaseModel):
     message_id: str
     sources: list[dict[str, Any]]
     citations: list[dict[str, Any]]
+    citations_dropped: int = 0
+    """``[n]`` markers left out because their chunk does not support their sentence."""
     cached: CacheInfo | None = None
 
     @classmethod
@@ -326,6 +328,7 @@ class ChatCompletion(BaseModel):
             message_id=message.id,
             sources=list(message.sources),
             citations=list(message.citations),
+            citations_dropped=int(message.usage.get("citations_dropped", 0)),
             cached=CacheInfo.of(message.usage),
         )
 
@@ -342,15 +345,16 @@ class ChunkChoice(BaseModel):
     logprobs: None = None
 
 
-_OPTIONAL_CHUNK_FIELDS = ("usage", "sources", "citations", "cached")
+_OPTIONAL_CHUNK_FIELDS = ("usage", "sources", "citations", "citations_dropped", "cached")
 
 
 class ChatCompletionChunk(BaseModel):
     """One server-sent event of a streamed answer.
 
     ``conversation_id`` and ``message_id`` ride on every chunk, ``sources`` on the
-    first (the one with the role), ``citations`` (and ``cached``, for an answer from
-    the response cache) on the one with the finish reason.
+    first (the one with the role), ``citations`` and ``citations_dropped`` (and
+    ``cached``, for an answer from the response cache) on the one with the finish
+    reason.
     """
 
     id: str
@@ -363,6 +367,7 @@ class ChatCompletionChunk(BaseModel):
     message_id: str
     sources: list[dict[str, Any]] | None = None
     citations: list[dict[str, Any]] | None = None
+    citations_dropped: int | None = None
     cached: CacheInfo | None = None
 
     def to_sse(self) -> bytes:

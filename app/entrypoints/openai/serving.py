@@ -208,7 +208,12 @@ async def _stream(
                     done = ChunkChoice(delta=Delta(), finish_reason=reason)
                     cached = CacheInfo.of(message.usage)
                     extra = {} if cached is None else {"cached": cached}
-                    yield chunk([done], citations=list(message.citations), **extra)
+                    yield chunk(
+                        [done],
+                        citations=list(message.citations),
+                        citations_dropped=int(message.usage.get("citations_dropped", 0)),
+                        **extra,
+                    )
                     if include_usage:
                         yield chunk([], usage=Usage.of(message.usage))
         except Exception as exc:

@@ -183,7 +183,7 @@ def _stored_answer() -> MessageInfo:
         model_version="v",
         sources=[{"n": 1, "document_name": "zorblax.md"}],
         citations=[{"n": 1, "document_id": "d"}],
-        usage={"prompt_tokens": 90, "completion_tokens": 7},
+        usage={"prompt_tokens": 90, "completion_tokens": 7, "citations_dropped": 2},
         timings={},
         error=None,
         created_at=datetime.now(UTC),
@@ -202,6 +202,7 @@ def test_a_stored_answer_is_a_chat_completion_the_sdk_parses() -> None:
     assert parsed.usage.total_tokens == 97
     assert (wire["conversation_id"], wire["message_id"]) == ("conv-1", _stored_answer().id)
     assert wire["sources"][0]["document_name"] == "zorblax.md"
+    assert wire["citations_dropped"] == 2
 
 
 def test_chunks_are_sse_events_the_sdk_parses_without_absent_extras() -> None:
@@ -222,6 +223,7 @@ def test_chunks_are_sse_events_the_sdk_parses_without_absent_extras() -> None:
         wire = json.loads(event[len(b"data: ") :])
         sdk_chat.ChatCompletionChunk.model_validate(wire)
         assert "citations" not in wire
+        assert "citations_dropped" not in wire
     assert json.loads(first[6:])["sources"] == []
     assert "usage" not in json.loads(first[6:])
     assert json.loads(usage[6:])["usage"] == {
