@@ -100,16 +100,7 @@ class Int8Projections:
 
     def linear(self, weight: torch.Tensor, full: Linear) -> RowsLinear:
         """``full`` (the float projection of ``weight``) for prompt rows, INT8 for decode rows."""
-        int8 = self._int8(weight)
-
-        def rows(x: torch.Tensor, n_decode: int) -> torch.Tensor:
-            if n_decode == 0:
-                return full(x)
-            if n_decode == x.shape[0]:
-                return int8(x)
-            return torch.cat((int8(x[:n_decode]), full(x[n_decode:])))
-
-        return rows
+        return _split_rows(self._int8(weight), full)
 
     def stacked(self, weights: Sequence[torch.Tensor], full: Linear) -> RowsLinear:
         """``stacked_linear``'s projection, decode rows on one stacked INT8 matrix."""
@@ -140,14 +131,7 @@ class Int8Projections:
             gated: torch.Tensor = F.silu(out[:, :width]) * out[:, width:]
             return gated
 
-        def rows(x: torch.Tensor, n_decode: int) -> torch.Tensor:
-            if n_decode == 0:
-                return full(x)
-            if n_decode == x.shape[0]:
-                return int8(x)
-            return torch.cat((int8(x[:n_decode]), full(x[n_decode:])))
-
-        return rows
+        return _split_rows(int8, full)
 
     def _int8(self, weight: torch.Tensor) -> Linear:
         packed = quantize(weight)
@@ -165,6 +149,19 @@ class Int8Projections:
 
     def log(self) -> None:
         logger.info("int8_decode_weights", mib=round(self.bytes / 2**20, 1), reduce=self._reduce)
+
+
+def _split_rows(int8: Linear, full: Linear) -> RowsLinear:
+    """``int8`` for the leading decode rows, ``full`` for the prompt rows after them."""
+
+    def rows(x: torch.Tensor, n_decode: int) -> torch.Tensor:
+        if n_decode == 0:
+            return full(x)
+        if n_decode == x.shape[0]:
+            return int8(x)
+        return torch.cat((int8(x[:n_decode]), full(x[n_decode:])))
+
+    return rows
 
 
 def float_rows(full: Linear) -> RowsLinear:
