@@ -21,6 +21,7 @@ are checked within a few bf16 ulps, not bit for bit.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import structlog
 import torch
@@ -31,6 +32,8 @@ Linear = Callable[[torch.Tensor], torch.Tensor]
 
 Residual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``([rows, in] activations, [rows, out] residual)`` to ``residual + x @ weight.T``."""
+
+_F = TypeVar("_F", bound=Callable[..., torch.Tensor])
 
 logger = structlog.get_logger(__name__)
 
@@ -110,7 +113,8 @@ def _fuse_gated(gate: torch.Tensor, up: torch.Tensor, reference: Linear) -> Line
     fused_up = _fuse(up, "mul", lambda x, g: g * F.linear(x, up))
     if fused_up is None:
         return None
-    try:
+
+    def build() -> tuple[Linear, bool]:
         gate_packed = _reorder(gate)
 
         def gated(x: torch.Tensor) -> torch.Tensor:
@@ -118,14 +122,9 @@ def _fuse_gated(gate: torch.Tensor, up: torch.Tensor, reference: Linear) -> Line
             return fused_up(x, g)
 
         probe = torch.randn(3, gate.shape[1], dtype=gate.dtype)
-        same = _close(gated(probe), reference(probe))
-    except (RuntimeError, AttributeError) as exc:
-        logger.info("linear_fusion_unavailable", op="swish", error=f"{type(exc).__name__}: {exc}")
-        return None
-    if not same:
-        logger.info("linear_fusion_inexact", op="swish", shape=list(gate.shape))
-        return None
-    return gated
+        return gated, _close(gated(probe), reference(probe))
+
+    return _verified("swish", gate, build)
 
 
 def native_bf16() -> bool:
@@ -186,7 +185,8 @@ def _fuse(weight: torch.Tensor, op: str, plain: Residual) -> Residual | None:
     post-op, checked once against ``plain`` within bf16 rounding; ``None`` where
     oneDNN refuses or differs."""
     ops = torch.ops.mkldnn
-    try:
+
+    def build() -> tuple[Residual, bool]:
         packed = _reorder(weight)
 
         def fused(x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
@@ -195,8 +195,17 @@ def _fuse(weight: torch.Tensor, op: str, plain: Residual) -> Residual | None:
 
         probe_other = torch.randn(3, weight.shape[0], dtype=weight.dtype)
         probe = torch.randn(3, weight.shape[1], dtype=weight.dtype)
-        same = _close(fused(probe, probe_other), plain(probe, probe_other))
-    except (RuntimeError, AttributeError) as exc:
+        return fused, _close(fused(probe, probe_other), plain(probe, probe_other))
+
+    return _verified(op, weight, build)
+
+
+def _verified(op: str, weight: torch.Tensor, build: Callable[[], tuple[_F, bool]]) -> _F | None:
+    """What ``build`` fuses, when oneDNN accepts it and it agreed with the separate
+    ops; ``None`` (logged) otherwise."""
+    try:
+        fused, same = build()
+    except (RuntimeError, AttributeError) as exc:  # an older torch or a CPU oneDNN refuses
         logger.info("linear_fusion_unavailable", op=op, error=f"{type(exc).__name__}: {exc}")
         return None
     if not same:
