@@ -179,15 +179,14 @@ class LlamaBatchForward:
         self._device = next(model.parameters()).device
         int8 = _int8_projections(self._device) if int8_decode else None
         self._linears = [_LayerLinears.of(layer, pack_weights, int8) for layer in self._layers]
-        lm_weight = model.lm_head.weight
-        head = linear(lm_weight, pack_weights)
+        head = linear(model.lm_head.weight, pack_weights)
         self._lm_head = (
             float_rows(head) if int8 is None else int8.linear(model.lm_head.weight, head)
         )
         self.int8_bytes = 0 if int8 is None else int8.bytes
+        """Bytes of INT8 weights held beside the model's own (0 without ``int8_decode``)."""
         if int8 is not None:
             int8.log()
-        """Bytes of INT8 weights held beside the model's own (0 without ``int8_decode``)."""
 
     @staticmethod
     def cache_geometry(model: Any) -> tuple[int, int, int]:
