@@ -63,7 +63,6 @@ class Cited:
 class _Pair:
     source: Source
     claim: str
-    kind: str
 
 
 async def cite(answer: str, sources: Sequence[Source], embed: EmbedPassages | None = None) -> Cited:
@@ -91,7 +90,7 @@ async def cite(answer: str, sources: Sequence[Source], embed: EmbedPassages | No
         claim = _claim(answer, match.start())
         for part in match.group(1).split(","):
             if int(part) in by_number:
-                pairs.append(_Pair(by_number[int(part)], claim, "marker"))
+                pairs.append(_Pair(by_number[int(part)], claim))
     if not pairs:
         return await _attribute(answer, sources, embed)
     scorer = await SupportScorer.build(
@@ -127,7 +126,7 @@ async def _attribute(answer: str, sources: Sequence[Source], embed: EmbedPassage
         s for s in sources if len(answer_words & _words(s.text)) / len(answer_words) >= _MIN_OVERLAP
     ]
     said = [t for _, _, t in sentences(text) if _enough(t)] or [text]
-    pairs = [_Pair(source, claim, "overlap") for source in chosen for claim in said]
+    pairs = [_Pair(source, claim) for source in chosen for claim in said]
     scorer = await SupportScorer.build(
         [p.claim for p in pairs], [p.source.text for p in pairs], embed
     )
