@@ -14,6 +14,8 @@ import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.e2e.console_support import PASSWORD, add_user, answer_and_thumbs_down
 from tests.support.browser import chromium, screenshot, wait_for
@@ -175,6 +177,9 @@ def test_an_admin_creates_a_key_and_changes_a_rollout_split(
         share.clear()
         share.send_keys("25")
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        # NOTE: the posted form's page is replaced (redirect): read the new one only
+        # once the old is gone, or ChromeDriver may answer for a node of the old one.
+        WebDriverWait(browser, 20).until(staleness_of(form))
         wait_for(
             browser, lambda d: "canary 25.0 %" in d.find_element(By.ID, "model-console-demo").text
         )
