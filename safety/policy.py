@@ -67,6 +67,10 @@ class Policy:
             exemplars, not by the patterns alone. Off by default: on real
             documentation it neutralised 37-47 % of the chunks (imperative technical
             prose resembles instructions) and costs ~200 ms a chunk (``bench/quality.py``).
+        chunk_classifier: Also judge chunks with the learned window classifier
+            (``safety.injection_windows``), which catches most jailbreaks planted
+            in a document that the patterns miss, at ~0.6 ms a chunk and the
+            share of benign chunks ``docs/benchmarks.md`` reports per corpus.
     """
 
     input_filters: tuple[str, ...] = INPUT_FILTERS
@@ -80,6 +84,7 @@ class Policy:
     leak_ngram: int = 8
     retrieval_action: Action | None = None
     chunk_similarity: bool = False
+    chunk_classifier: bool = False
 
     def action_for(self, category: Category) -> Action:
         """The action this tenant takes for ``category``."""
@@ -108,6 +113,7 @@ class Policy:
             "similarity_threshold": self.similarity_threshold,
             "leak_ngram": self.leak_ngram,
             "chunk_similarity": self.chunk_similarity,
+            "chunk_classifier": self.chunk_classifier,
         }
         if self.retrieval_action is not None:
             document["retrieval_action"] = str(self.retrieval_action)
@@ -155,8 +161,9 @@ class Policy:
             if action is Action.ALLOW:
                 raise ValueError("retrieval_action: leave out 'chunk_injection' to allow all")
             kwargs["retrieval_action"] = action
-        if "chunk_similarity" in data:
-            if not isinstance(data["chunk_similarity"], bool):
-                raise ValueError("chunk_similarity must be true or false")
-            kwargs["chunk_similarity"] = data["chunk_similarity"]
+        for key in ("chunk_similarity", "chunk_classifier"):
+            if key in data:
+                if not isinstance(data[key], bool):
+                    raise ValueError(f"{key} must be true or false")
+                kwargs[key] = data[key]
         return cls(**kwargs)

@@ -120,6 +120,7 @@ async def test_the_answer_names_a_caught_chunk_whatever_the_tenant_does_with_it(
         ({"retrieval_action": "allow"}, "leave out"),
         ({"retrieval_action": "ignore"}, "ignore"),
         ({"chunk_similarity": "yes"}, "true or false"),
+        ({"chunk_classifier": 1}, "true or false"),
     ],
 )
 def test_bad_retrieval_policies_are_refused(policy: dict[str, object], message: str) -> None:

