@@ -14,7 +14,9 @@ quality benchmark reports on (``bench/quality_safety.py`` reports on Python's
 Language Reference, section-1 man pages, the installed packages' READMEs and the
 Debian FAQs), so its figures are measured on corpora the model never saw:
 
-- docstrings of the standard library and of the installed Python packages,
+- docstrings of the standard library, and of the installed Python packages'
+  classes and functions (not their modules', which often repeat the README; not
+  garak's or bastioncorpus's, which quote attacks),
 - the licences in ``/usr/share/common-licenses``,
 - Debian's ``README*`` and ``NEWS*`` files (FAQs left out),
 - the GNU info manuals,
@@ -39,6 +41,7 @@ import sysconfig
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,19 +63,29 @@ SCALE = 10.0
 MAX_CHARS = 20_000  # of one benign document
 
 
-def _docstrings(root: Path, skip_site_packages: bool) -> list[tuple[str, str]]:
+# The benchmark's own attack data: their docstrings quote attacks.
+ATTACK_PACKAGES = frozenset({"garak", "bastioncorpus"})
+
+
+def _docstrings(root: Path, packages: bool) -> list[tuple[str, str]]:
+    """Docstrings of the modules under ``root``: the standard library's, or (with
+    ``packages``) the installed packages' classes and functions only, since a
+    package's module docstring often repeats its README, which the quality
+    benchmark reports on."""
     out = []
     for path in sorted(root.rglob("*.py")):
         parts = set(path.parts)
-        if parts & {"test", "tests", "idlelib"}:
+        if parts & {"test", "tests", "idlelib"} or parts & ATTACK_PACKAGES:
             continue
-        if skip_site_packages and "site-packages" in parts:
+        if not packages and "site-packages" in parts:
             continue
         try:
             tree = ast.parse(path.read_text(errors="ignore"))
         except (SyntaxError, ValueError):
             continue
         for node in ast.walk(tree):
+            if packages and isinstance(node, ast.Module):
+                continue
             if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
                 doc = ast.get_docstring(node)
                 if doc and len(doc) > 200:
@@ -127,8 +140,8 @@ def benign_corpora(rng: random.Random) -> dict[str, tuple[int, list[tuple[str, s
     site = next(p for p in sys.path if p.endswith("site-packages"))
     licences = sorted(glob.glob("/usr/share/common-licenses/*"))
     return {
-        "stdlib docstrings": (5000, _docstrings(Path(sysconfig.get_paths()["stdlib"]), True)),
-        "package docstrings": (8000, _docstrings(Path(site), False)),
+        "stdlib docstrings": (5000, _docstrings(Path(sysconfig.get_paths()["stdlib"]), False)),
+        "package docstrings": (8000, _docstrings(Path(site), True)),
         "licences": (20, [(p, _read(p)) for p in licences if Path(p).is_file()]),
         "debian READMEs": (400, _debian_docs()),
         "info manuals": (800, _info_manuals()),
@@ -155,7 +168,10 @@ def _windows(text: str) -> list[list[int]]:
     return [window_grams(unigrams, bigrams, s, e) for s, e in spans(len(toks))]
 
 
-def _matrix(rows: list[list[int]]) -> object:
+def _matrix(rows: list[list[int]]) -> Any:
+    """The windows as the model's features: each n-gram's count over the window's
+    n-grams, times ``SCALE`` (``WindowClassifier.best_of`` divides by ``SCALE``'s
+    inverse through the weights it is given: ``coef * SCALE``)."""
     import scipy.sparse as sp
 
     indptr, indices, values = [0], [], []
@@ -188,10 +204,11 @@ def fit(seed: int = 1) -> tuple[WindowClassifier, dict[str, object]]:
                 sources.append(sample.source)
     attack_rows = len(rows)
     calibration: list[str] = []
-    report: dict[str, object] = {"corpora": {}}
+    corpora: dict[str, dict[str, int]] = {}
+    report: dict[str, object] = {"corpora": corpora}
     for name, (cap, docs) in benign_corpora(rng).items():
         fit_docs, calibrate = _split_by_file(docs, cap, rng)
-        report["corpora"][name] = {"fit": len(fit_docs), "calibrate": len(calibrate)}  # type: ignore[index]
+        corpora[name] = {"fit": len(fit_docs), "calibrate": len(calibrate)}
         calibration.extend(calibrate)
         for text in fit_docs:
             rows.extend(_windows(text))

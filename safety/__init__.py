@@ -13,6 +13,7 @@ from kernel.lazy import lazy_exports
 if TYPE_CHECKING:
     from safety.audit import StoredVerdict, VerdictStore, audit_event
     from safety.injection import InjectionDetector
+    from safety.injection_windows import packaged_classifier
     from safety.input_guard import NEUTRALISED, InputGuard
     from safety.logs import redact_event, redact_value
     from safety.markup import sanitize_markup
@@ -34,6 +35,7 @@ else:
                 "audit_event",
             ),
             "injection": ("InjectionDetector",),
+            "injection_windows": ("packaged_classifier",),
             "input_guard": (
                 "NEUTRALISED",
                 "InputGuard",
@@ -98,6 +100,7 @@ __all__ = [
     "audit_event",
     "find_pii",
     "normalize",
+    "packaged_classifier",
     "redact",
     "redact_event",
     "redact_value",

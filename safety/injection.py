@@ -212,18 +212,16 @@ class InjectionDetector:
         self.windows = windows
 
     def detect(self, text: str) -> Detection:
-        found = self._detect(text)
+        norm = normalize(text)
+        found = self._detect(norm)
         if self.windows is None:
             return found
-        best = self.windows.best(text)
-        # The logit measured from the classifier's threshold: 0.5 exactly there.
-        score = 1.0 / (1.0 + math.exp(-max(min(best.logit - self.windows.threshold, 50.0), -50.0)))
-        if score < 0.5 or score <= found.score:
+        learned = self.windows.detect(norm.folded)
+        if learned.score <= found.score:
             return found
-        return Detection(score, (*found.rules, f"learned_window:{best.logit:.2f}"))
+        return Detection(learned.score, found.rules + learned.rules)
 
-    def _detect(self, text: str) -> Detection:
-        norm = normalize(text)
+    def _detect(self, norm: Normalized) -> Detection:
         pattern = self.patterns.detect(norm)
         found = [pattern]
         if self.similarity is not None and self.similarity.weights is not None:

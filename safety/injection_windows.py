@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from safety.injection import Detection
 from safety.normalize import normalize
 
 DIM = 1 << 18
@@ -43,7 +44,12 @@ _TOKEN = re.compile(r"[a-z0-9']+|[^\sa-z0-9']")
 
 def tokens(text: str) -> list[str]:
     """The folded text's tokens (lowercase, homoglyphs and invisibles undone)."""
-    return _TOKEN.findall(normalize(text).folded)
+    return folded_tokens(normalize(text).folded)
+
+
+def folded_tokens(folded: str) -> list[str]:
+    """The tokens of a text already folded by ``normalize``."""
+    return _TOKEN.findall(folded)
 
 
 def _bucket(gram: str) -> int:
@@ -59,10 +65,12 @@ def ngram_buckets(toks: list[str]) -> tuple[list[int], list[int]]:
 
 
 def spans(count: int, sizes: tuple[int, ...] = SIZES) -> list[tuple[int, int]]:
-    """``(start, end)`` of every window over ``count`` tokens, sorted.
+    """``(start, end)`` of every window over ``count`` tokens (words and
+    punctuation marks), sorted.
 
-    Windows of each size step by half a size; the last one ends at the text's
-    end. A text shorter than a size is one window of that size.
+    Windows of each size step by half a size from the start; the last one ends
+    at the text's end, so it may be as short as half a size and one token. A
+    text no longer than a size is one window, the whole text.
     """
     out: set[tuple[int, int]] = set()
     for size in sizes:
@@ -110,13 +118,18 @@ class WindowClassifier:
         """Read a model written by ``save``.
 
         Raises:
-            ValueError: The file is missing, unreadable or of another shape.
+            ValueError: The file is missing, unreadable, not a model of this shape
+                or holds a weight, bias or threshold that is not a finite number.
         """
         try:
             with np.load(path) as data:
-                return cls(data["weights"], float(data["bias"]), float(data["threshold"]))
-        except (OSError, KeyError, ValueError) as exc:
-            raise ValueError(f"window classifier {path}: {exc}") from exc
+                model = cls(data["weights"], float(data["bias"]), float(data["threshold"]))
+        except Exception as exc:  # a zip, an array or a number: each fails its own way
+            raise ValueError(f"window classifier {path}: {exc!r}") from exc
+        finite = np.isfinite(model.weights).all() and math.isfinite(model.bias + model.threshold)
+        if not finite:
+            raise ValueError(f"window classifier {path}: a weight is not a finite number")
+        return model
 
     def save(self, path: Path) -> None:
         np.savez_compressed(
@@ -128,7 +141,17 @@ class WindowClassifier:
 
     def best(self, text: str) -> WindowScore:
         """The highest-scoring window of ``text``."""
-        toks = tokens(text)
+        return self.best_of(tokens(text))
+
+    def detect(self, folded: str) -> Detection:
+        """The best window of a ``normalize``d text as a detector's score: the
+        sigmoid of its logit less the threshold, so 0.5 exactly at the threshold."""
+        best = self.best_of(folded_tokens(folded))
+        margin = max(min(best.logit - self.threshold, 50.0), -50.0)
+        return Detection(1.0 / (1.0 + math.exp(-margin)), (f"learned_window:{best.logit:.2f}",))
+
+    def best_of(self, toks: list[str]) -> WindowScore:
+        """The highest-scoring window of a text's ``tokens``."""
         if not toks:
             return WindowScore(-math.inf, "")
         unigrams, bigrams = ngram_buckets(toks)

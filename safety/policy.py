@@ -69,8 +69,10 @@ class Policy:
             prose resembles instructions) and costs ~200 ms a chunk (``bench/quality.py``).
         chunk_classifier: Also judge chunks with the learned window classifier
             (``safety.injection_windows``), which catches most jailbreaks planted
-            in a document that the patterns miss, at ~0.6 ms a chunk and the
-            share of benign chunks ``docs/benchmarks.md`` reports per corpus.
+            in a document that the patterns miss, at ~0.5 ms a chunk and the
+            share of benign chunks ``docs/benchmarks.md`` reports per corpus. Its
+            score is 0.5 at its own calibrated threshold; ``injection_threshold``
+            moves its cut as it moves the other layers'.
     """
 
     input_filters: tuple[str, ...] = INPUT_FILTERS

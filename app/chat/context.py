@@ -4,8 +4,6 @@ history, each within its token budget, around the question."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import structlog
@@ -24,11 +22,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ContextBuilder", "previous_version", "stored_history"]
 
-# Token counts remembered, by model version and text: a turn counts each source
-# when it fits them and again for the room they leave the history, and a
-# conversation's earlier messages come back every turn.
-COUNTS_KEPT = 1024
-
 log = structlog.get_logger(__name__)
 
 
@@ -46,25 +39,6 @@ class ContextBuilder:
         self._models = models
         self._config = config
         self._safety = safety
-        self._counts: OrderedDict[tuple[str, str], int] = OrderedDict()
-        # NOTE: counted on the event loop (sources) and in worker threads (messages).
-        self._counts_lock = threading.Lock()
-
-    def count_tokens(self, route: Route, text: str) -> int:
-        """Tokens of ``text`` for ``route``'s model, remembered for the last
-        ``COUNTS_KEPT`` texts."""
-        key = (route.version.key, text)
-        with self._counts_lock:
-            known = self._counts.get(key)
-            if known is not None:
-                self._counts.move_to_end(key)
-                return known
-        tokens = self._models.count_tokens(route, text)
-        with self._counts_lock:
-            self._counts[key] = tokens
-            if len(self._counts) > COUNTS_KEPT:
-                self._counts.popitem(last=False)
-        return tokens
 
     async def sources(self, request: TurnRequest, route: Route, out: TurnOutcome) -> list[Source]:
         """The tenant's chunks for the question, filtered by the retrieval safety
@@ -96,7 +70,7 @@ class ContextBuilder:
         return fit_sources(
             ranked,
             self._config.context_token_budget,
-            lambda text: self.count_tokens(route, text),
+            lambda text: self._models.count_tokens(route, text),
         )
 
     async def prefetch_next(self, request: TurnRequest, answer: str) -> None:
@@ -125,7 +99,7 @@ class ContextBuilder:
             return
         budget = self._config.instructions_token_budget
         # NOTE: a tokenizer takes milliseconds per thousand words: off the event loop.
-        tokens = await asyncio.to_thread(self.count_tokens, route, request.instructions)
+        tokens = await asyncio.to_thread(self._models.count_tokens, route, request.instructions)
         if tokens > budget:
             raise ContextLengthError(
                 f"The system and developer messages take {tokens} tokens; the limit is {budget}.",
@@ -152,8 +126,14 @@ class ContextBuilder:
         sources: list[Source],
         history: list[ChatMessage],
     ) -> tuple[list[ChatMessage], int]:
+        counted: dict[str, int] = {}
+
         def count(text: str) -> int:
-            return self.count_tokens(route, text)
+            # NOTE: each history message is counted to fit the history and again for
+            # the usage: once is enough.
+            if text not in counted:
+                counted[text] = self._models.count_tokens(route, text)
+            return counted[text]
 
         # NOTE: a turn without sources (retrieval off, nothing found) gives the
         # conversation their room: a follow-up then keeps the whole conversation, and

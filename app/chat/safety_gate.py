@@ -27,6 +27,7 @@ from safety import (
     TextEmbedder,
     Verdict,
     VerdictStore,
+    packaged_classifier,
 )
 
 if TYPE_CHECKING:
@@ -93,7 +94,13 @@ class SafetyGate:
 
     async def start(self) -> None:
         """Build the guards now (their exemplar embeddings) rather than on a first
-        turn; read the stored policies and keep reading them."""
+        turn; read the stored policies and keep reading them.
+
+        Raises:
+            ValueError: The packaged window classifier does not load (a tenant's
+                stored policy may turn it on at any time).
+        """
+        packaged_classifier()
         for key, policy in self._policies.items():
             await self._input_guard(key, policy)
         if self._stored is not None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
+from bench.safety_windows import SCALE, _matrix
 from safety import NEUTRALISED, InputGuard, Policy
 from safety.injection_windows import (
     DIM,
@@ -36,13 +37,10 @@ JAILBREAK = (
 
 def test_windows_cover_the_text_and_end_at_its_end() -> None:
     assert spans(5) == [(0, 5)]
-    windows = spans(40)
-    assert (0, 12) in windows
-    assert (0, 32) in windows
-    assert max(end for _, end in windows) == 40
-    covered = {i for start, end in windows for i in range(start, end)}
-    assert covered == set(range(40))
-    assert all(end - start <= 32 for start, end in windows)
+    assert spans(13) == [(0, 12), (0, 13), (6, 13)]
+    assert spans(40) == [
+        (0, 12), (0, 32), (6, 18), (12, 24), (16, 40), (18, 30), (24, 36), (30, 40),
+    ]  # fmt: skip
 
 
 def test_the_best_window_is_the_mean_of_its_ngram_weights() -> None:
@@ -57,6 +55,10 @@ def test_the_best_window_is_the_mean_of_its_ngram_weights() -> None:
     )
     assert model.best(text).logit == pytest.approx(plain, abs=1e-5)
     assert model.best("").logit == float("-inf")
+    # The features the model was fitted on (bench/safety_windows.py) give the same logits.
+    features = _matrix([window_grams(unigrams, bigrams, s, e) for s, e in spans(len(toks))])
+    fitted = -0.5 + features @ (model.weights / SCALE)
+    assert float(fitted.max()) == pytest.approx(plain, abs=1e-4)
 
 
 def test_words_are_read_through_homoglyphs_and_invisible_characters() -> None:
@@ -77,6 +79,16 @@ def test_a_saved_model_reads_back_and_a_bad_file_is_refused(tmp_path: Path) -> N
     np.savez(tmp_path / "short.npz", weights=np.zeros(10), bias=0.0, threshold=0.0)
     with pytest.raises(ValueError, match="expected"):
         WindowClassifier.load(tmp_path / "short.npz")
+    saved = (tmp_path / "m.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(saved[: len(saved) // 2])
+    (tmp_path / "empty.npz").write_bytes(b"")
+    for broken in ("cut.npz", "empty.npz"):
+        with pytest.raises(ValueError, match="window classifier"):
+            WindowClassifier.load(tmp_path / broken)
+    weights[7] = np.nan
+    np.savez(tmp_path / "nan.npz", weights=weights, bias=0.0, threshold=0.0)
+    with pytest.raises(ValueError, match="finite"):
+        WindowClassifier.load(tmp_path / "nan.npz")
 
 
 def _planted(document: str, attack: str, seed: int) -> str:
