@@ -216,10 +216,10 @@ class InjectionDetector:
         found = self._detect(norm)
         if self.windows is None:
             return found
-        learned = self.windows.detect(norm.folded)
-        if learned.score <= found.score:
+        score, rule = self.windows.judge(norm.folded)
+        if score <= found.score:
             return found
-        return Detection(learned.score, found.rules + learned.rules)
+        return Detection(score, (*found.rules, rule))
 
     def _detect(self, norm: Normalized) -> Detection:
         pattern = self.patterns.detect(norm)

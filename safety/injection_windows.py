@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-from safety.injection import Detection
 from safety.normalize import normalize
 
 DIM = 1 << 18
@@ -143,12 +142,13 @@ class WindowClassifier:
         """The highest-scoring window of ``text``."""
         return self.best_of(tokens(text))
 
-    def detect(self, folded: str) -> Detection:
-        """The best window of a ``normalize``d text as a detector's score: the
-        sigmoid of its logit less the threshold, so 0.5 exactly at the threshold."""
+    def judge(self, folded: str) -> tuple[float, str]:
+        """The best window of a ``normalize``d text as a detector's score and rule:
+        the sigmoid of its logit less the threshold (0.5 exactly at the threshold),
+        and ``learned_window:<logit>``."""
         best = self.best_of(folded_tokens(folded))
         margin = max(min(best.logit - self.threshold, 50.0), -50.0)
-        return Detection(1.0 / (1.0 + math.exp(-margin)), (f"learned_window:{best.logit:.2f}",))
+        return 1.0 / (1.0 + math.exp(-margin)), f"learned_window:{best.logit:.2f}"
 
     def best_of(self, toks: list[str]) -> WindowScore:
         """The highest-scoring window of a text's ``tokens``."""
