@@ -9,8 +9,8 @@ Each window is a bag of its words and word pairs (the ``normalize``d text, so
 homoglyphs and invisible characters do not split words), hashed into ``DIM``
 buckets and divided by the window's length; the score is a logistic model over
 it: ``bias + mean(weight of each n-gram)``. Because the model is linear, a
-chunk's windows are scored from one lookup of its n-grams' weights: ~0.6 ms a
-chunk on two cores.
+chunk's windows are scored from one lookup of its n-grams' weights: ~0.5 ms a
+chunk on one CPU core (the patterns take ~0.8 ms).
 
 The weights, the bias and the threshold ship as ``injection_windows.npz``; they
 are fitted by ``python -m bench.safety_windows --build`` on the dev half of the
