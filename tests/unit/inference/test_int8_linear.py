@@ -67,18 +67,28 @@ def test_stacked_residual_and_gated_projections_split_rows_the_same_way() -> Non
     gated = projections.gated(gate, up, lambda x: F.silu(F.linear(x, gate)) * F.linear(x, up))
     x, r = torch.randn(4, 64), torch.randn(4, 64)
     h = torch.randn(4, 48)
+    # NOTE: the float reference is taken on the same rows the projection gives the
+    # float weights: some CPUs' kernels round a row differently in a call of 4 rows
+    # than of 3 (the AMD EPYC's float32 products do).
     wants = {
-        "stacked": (lambda n: stacked(x, n), torch.cat([F.linear(x, w) for w in weights], -1)),
-        "residual": (lambda n: residual(h, r, n), r + F.linear(h, gate.T)),
-        "gated": (lambda n: gated(x, n), F.silu(F.linear(x, gate)) * F.linear(x, up)),
+        "stacked": (
+            lambda n: stacked(x, n),
+            lambda rows: torch.cat([F.linear(x[rows], w) for w in weights], -1),
+        ),
+        "residual": (lambda n: residual(h, r, n), lambda rows: r[rows] + F.linear(h[rows], gate.T)),
+        "gated": (
+            lambda n: gated(x, n),
+            lambda rows: F.silu(F.linear(x[rows], gate)) * F.linear(x[rows], up),
+        ),
     }
     for name, (project, want) in wants.items():
         for n_decode in (0, 1, 4):
             got = project(n_decode)
-            assert got.shape == want.shape, name
-            assert torch.equal(got[n_decode:], want[n_decode:]), name
+            assert got.shape == want(slice(None)).shape, name
+            assert torch.equal(got[n_decode:], want(slice(n_decode, None))), name
             if n_decode:
-                assert _relative_error(got[:n_decode], want[:n_decode]) < 0.05, name
+                decode = want(slice(None))[:n_decode]
+                assert _relative_error(got[:n_decode], decode) < 0.05, name
     assert projections.bytes == 96 * 64 + 48 * 64 + 96 * 64
 
 
