@@ -48,21 +48,33 @@ def _pydoc() -> list[str]:
     return list(pydoc_data.topics.topics.values())
 
 
+def render_man_page(path: str) -> str:
+    """A man page as ``man`` prints it (100 columns, no pager)."""
+    done = subprocess.run(
+        ["man", "-l", "-P", "cat", path],
+        capture_output=True,
+        text=True,
+        env={"MANWIDTH": "100", "PATH": "/usr/bin:/bin"},
+        check=False,
+        timeout=30,
+    )
+    return done.stdout
+
+
+def read_document(path: str) -> str:
+    """A text file under ``/usr/share``, gunzipped when it ends in ``.gz``."""
+    raw = Path(path).read_bytes()
+    return (gzip.decompress(raw) if path.endswith(".gz") else raw).decode(errors="ignore")
+
+
 def _man_pages(limit: int, rng: random.Random) -> list[str]:
     paths = sorted(glob.glob("/usr/share/man/man1/*.1.gz"))
     rng.shuffle(paths)
     pages = []
     for path in paths[: limit * 2]:
-        done = subprocess.run(
-            ["man", "-l", "-P", "cat", path],
-            capture_output=True,
-            text=True,
-            env={"MANWIDTH": "100", "PATH": "/usr/bin:/bin"},
-            check=False,
-            timeout=30,
-        )
-        if len(done.stdout) > 500:
-            pages.append(done.stdout)
+        page = render_man_page(path)
+        if len(page) > 500:
+            pages.append(page)
         if len(pages) == limit:
             break
     return pages
@@ -83,10 +95,7 @@ def _faqs() -> list[str]:
     for path in sorted(glob.glob("/usr/share/doc/*/*FAQ*") + glob.glob("/usr/share/doc/*/*faq*")):
         if path.endswith(".html"):
             continue
-        raw = Path(path).read_bytes()
-        if path.endswith(".gz"):
-            raw = gzip.decompress(raw)
-        text = raw.decode(errors="ignore")
+        text = read_document(path)
         if len(text) > 500:
             texts.append(text)
     return texts

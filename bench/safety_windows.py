@@ -33,9 +33,7 @@ from __future__ import annotations
 import argparse
 import ast
 import glob
-import gzip
 import random
-import subprocess
 import sys
 import sysconfig
 import time
@@ -45,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.quality_safety import read_document, render_man_page
 from bench.safety_data import injection_samples, split
 from safety.injection_windows import (
     DIM,
@@ -93,18 +92,13 @@ def _docstrings(root: Path, packages: bool) -> list[tuple[str, str]]:
     return out
 
 
-def _read(path: str) -> str:
-    raw = Path(path).read_bytes()
-    return (gzip.decompress(raw) if path.endswith(".gz") else raw).decode(errors="ignore")
-
-
 def _debian_docs() -> list[tuple[str, str]]:
     paths = glob.glob("/usr/share/doc/*/README*") + glob.glob("/usr/share/doc/*/NEWS*")
     out = []
     for path in sorted(paths):
         if "faq" in path.lower() or path.endswith(".html") or not Path(path).is_file():
             continue
-        text = _read(path)
+        text = read_document(path)
         if len(text) > 500:
             out.append((path, text))
     return out
@@ -113,7 +107,7 @@ def _debian_docs() -> list[tuple[str, str]]:
 def _info_manuals() -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for path in sorted(glob.glob("/usr/share/info/*.info*")):
-        out.extend((path, node) for node in _read(path).split("\x1f") if len(node) > 500)
+        out.extend((path, node) for node in read_document(path).split("\x1f") if len(node) > 500)
     return out
 
 
@@ -122,16 +116,9 @@ def _man_pages(limit: int, rng: random.Random) -> list[tuple[str, str]]:
     rng.shuffle(paths)
     out = []
     for path in paths[:limit]:
-        done = subprocess.run(
-            ["man", "-l", "-P", "cat", path],
-            capture_output=True,
-            text=True,
-            env={"MANWIDTH": "100", "PATH": "/usr/bin:/bin"},
-            check=False,
-            timeout=30,
-        )
-        if len(done.stdout) > 500:
-            out.append((path, done.stdout))
+        page = render_man_page(path)
+        if len(page) > 500:
+            out.append((path, page))
     return out
 
 
@@ -142,7 +129,7 @@ def benign_corpora(rng: random.Random) -> dict[str, tuple[int, list[tuple[str, s
     return {
         "stdlib docstrings": (5000, _docstrings(Path(sysconfig.get_paths()["stdlib"]), False)),
         "package docstrings": (8000, _docstrings(Path(site), True)),
-        "licences": (20, [(p, _read(p)) for p in licences if Path(p).is_file()]),
+        "licences": (20, [(p, read_document(p)) for p in licences if Path(p).is_file()]),
         "debian READMEs": (400, _debian_docs()),
         "info manuals": (800, _info_manuals()),
         "man 5/7/8": (300, _man_pages(300, rng)),
