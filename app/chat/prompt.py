@@ -42,6 +42,9 @@ class Source:
     similarity: float | None = None
     """The chunk's cosine similarity with the question (``score`` is the hybrid
     search's fused rank score, which says nothing of how close the chunk is)."""
+    tokens: int | None = None
+    """What ``sources_tokens`` counts it as, once ``fit_sources`` has counted it (so a
+    turn tokenises each source once); never shown or stored."""
 
     @classmethod
     def from_dict(cls, shown: Mapping[str, Any]) -> Source:
@@ -90,7 +93,7 @@ def fit_sources(
         if used + cost > budget:
             break
         used += cost
-        kept.append(source)
+        kept.append(replace(source, tokens=cost))
     return [replace(s, n=i) for i, s in enumerate(kept, start=1)]
 
 
@@ -126,8 +129,11 @@ def fit_history(
 
 
 def sources_tokens(sources: Sequence[Source], count_tokens: Callable[[str], int]) -> int:
-    """What ``fit_sources`` counts ``sources`` as."""
-    return sum(count_tokens(source.text) + 8 for source in sources)
+    """What ``fit_sources`` counts ``sources`` as (the count it kept, where it did)."""
+    return sum(
+        count_tokens(source.text) + 8 if source.tokens is None else source.tokens
+        for source in sources
+    )
 
 
 def system_message(sources: Sequence[Source]) -> str:
