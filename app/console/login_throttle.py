@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from app.core.errors import RateLimitedError
-from app.ratelimit.buckets import Bucket, BucketsUnavailableError, InProcessTokenBuckets
+from app.ratelimit.buckets import Bucket, InProcessTokenBuckets
+from app.ratelimit.buckets.fallback import acquire_or_fallback
 
 if TYPE_CHECKING:
     from app.console.settings import ConsoleSettings
@@ -64,7 +65,4 @@ class LoginThrottle:
         await self._acquire([self._account(account, need=0, cost=1)])
 
     async def _acquire(self, buckets: list[Bucket]) -> Decision:
-        try:
-            return await self._buckets.acquire(buckets)
-        except BucketsUnavailableError:
-            return await self._fallback.acquire(buckets)
+        return await acquire_or_fallback(self._buckets, self._fallback, buckets)

@@ -18,11 +18,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import structlog
-
 from app.core.errors import RateLimitedError, TooManyTurnsError
-from app.core.metrics import RATE_LIMIT_BACKEND_ERRORS, RATE_LIMIT_REJECTIONS
-from app.ratelimit.buckets import Bucket, BucketsUnavailableError, Decision, TokenBuckets
+from app.core.metrics import RATE_LIMIT_REJECTIONS
+from app.ratelimit.buckets import Bucket, Decision, TokenBuckets
+from app.ratelimit.buckets.fallback import acquire_or_fallback
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Quota", "RateLimiter"]
 
-log = structlog.get_logger(__name__)
 
 # Order of the buckets of a request check; the scopes name them in metrics.
 _SCOPES = ("key", "tenant", "key_tokens", "tenant_tokens")
@@ -240,14 +238,7 @@ class RateLimiter:
         ]
 
     async def _acquire(self, buckets: list[Bucket]) -> Decision | None:
-        try:
-            return await self._buckets.acquire(buckets)
-        except BucketsUnavailableError as exc:
-            RATE_LIMIT_BACKEND_ERRORS.inc()
-            log.warning("rate_limit_store_unavailable", error=str(exc))
-            if self._fallback is None:
-                return None
-            return await self._fallback.acquire(buckets)
+        return await acquire_or_fallback(self._buckets, self._fallback, buckets)
 
 
 _MESSAGES = {

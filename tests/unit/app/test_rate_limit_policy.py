@@ -8,6 +8,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from app.auth.principal import Principal, RateLimitOverride
+from app.console.login_throttle import LoginThrottle
+from app.console.settings import ConsoleSettings
 from app.core.errors import RateLimitedError, TooManyTurnsError
 from app.ratelimit import (
     Bucket,
@@ -160,3 +162,15 @@ async def test_an_unreachable_store_hands_the_decision_to_the_fallback_buckets()
     assert await rl.admit(ALICE) is not None
     with pytest.raises(RateLimitedError):
         await rl.admit(ALICE)
+
+
+async def test_console_sign_in_attempts_fall_back_to_local_buckets_and_count_the_outage() -> None:
+    throttle = LoginThrottle(_Down(), ConsoleSettings(login_attempts_per_account=2))
+    before = REGISTRY.get_sample_value("ragserve:rate_limit_backend_errors_total") or 0
+    await throttle.admit("ana", "10.0.0.1")
+    await throttle.failed("ana")
+    await throttle.failed("ana")
+    with pytest.raises(RateLimitedError):
+        await throttle.admit("ana", "10.0.0.1")
+    after = REGISTRY.get_sample_value("ragserve:rate_limit_backend_errors_total")
+    assert after == before + 4
