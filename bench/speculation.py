@@ -1,0 +1,164 @@
+"""What n-gram (prompt-lookup) speculative decoding would save at c=1, measured before
+building it.
+
+RAG answers copy phrases of their sources, so the tokens after the answer's last few
+tokens can be guessed from where those tokens occur earlier in the prompt or the
+answer, and a greedy engine could check ``k`` guesses in one forward pass of ``k + 1``
+rows. On the serving benchmark's own prompts (``bench.serve_load.prompts``: ~450
+tokens of Python documentation and a question) this answers each greedily with the
+packed bf16 forward pass and reports:
+
+- tokens per step: how many tokens each verifying pass would yield (accepted guesses
+  plus the one the pass computes anyway), for ``k`` of 2, 4 and 8, guessing from the
+  longest match of the last 3, 2 or 1 tokens;
+- the cost of a verifying pass: the median time of a ``k + 1``-row chunk against a
+  one-row decode step at the same position, with the model's weights and with INT8
+  decode weights (where a chunk's rows take the model's weights, as prompt rows do);
+- the projected speed-up of decode: tokens per step times one step's time over one
+  verifying pass's.
+
+``python -m bench.speculation [--quick]`` (about a minute), JSON to
+``bench/results/speculation[-quick].json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.decode_step import forwards
+from bench.machine import describe, machine
+from bench.serve_load import prompts
+from inference.batch_forward import LlamaBatchForward, StepBatch
+from inference.engine_support import render_chat
+from inference.loader import LoadedModel, load_model
+from inference.types import ChatMessage
+
+REPO = Path(__file__).resolve().parents[1]
+GUESSES = (2, 4, 8)
+LONGEST_MATCH = 3
+
+
+def guess(tokens: list[int], k: int) -> list[int]:
+    """Up to ``k`` tokens that followed the latest earlier occurrence of the longest
+    suffix (``LONGEST_MATCH`` tokens down to 1) of ``tokens``."""
+    for size in range(LONGEST_MATCH, 0, -1):
+        if len(tokens) <= size:
+            continue
+        tail = tokens[-size:]
+        for start in range(len(tokens) - size - 1, -1, -1):
+            if tokens[start : start + size] == tail:
+                return tokens[start + size : start + size + k]
+    return []
+
+
+def tokens_per_step(prompt: list[int], answer: list[int], k: int) -> tuple[int, int]:
+    """(verifying passes, tokens) for ``answer`` after ``prompt`` with ``k`` guesses."""
+    done = steps = 0
+    while done < len(answer):
+        guessed = guess(prompt + answer[:done], k)
+        accepted = 0
+        while (
+            accepted < len(guessed)
+            and done + accepted < len(answer)
+            and guessed[accepted] == answer[done + accepted]
+        ):
+            accepted += 1
+        done += accepted + 1
+        steps += 1
+    return steps, len(answer)
+
+
+def greedy(forward: LlamaBatchForward, prompt: list[int], max_tokens: int, eos: int) -> list[int]:
+    batch = StepBatch()
+    batch.logit_rows.append(batch.add_prefill(0, prompt, 0))
+    token = int(forward.forward(batch)[0].argmax())
+    answer = [token]
+    while len(answer) < max_tokens and token != eos:
+        batch = StepBatch()
+        batch.logit_rows.append(batch.add_decode(0, token, len(prompt) + len(answer) - 1))
+        token = int(forward.forward(batch)[0].argmax())
+        answer.append(token)
+    return answer
+
+
+def pass_ms(forward: LlamaBatchForward, position: int, rows: int, repeats: int) -> float:
+    """Median ms of a ``rows``-row pass at ``position`` of slot 0: a decode step for
+    one row, else a chunk wanting every row's logits (a verifying pass)."""
+    times = []
+    for _ in range(repeats + 2):
+        batch = StepBatch()
+        if rows == 1:
+            batch.logit_rows.append(batch.add_decode(0, 1000, position))
+        else:
+            last = batch.add_prefill(0, [1000 + i for i in range(rows)], position)
+            batch.logit_rows.extend(range(last - rows + 1, last + 1))
+        began = time.perf_counter()
+        forward.forward(batch)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times[2:]) * 1000
+
+
+def measure(loaded: LoadedModel, count: int, max_tokens: int, repeats: int) -> dict[str, Any]:
+    tokenizer = loaded.tokenizer
+    texts = prompts(lambda t: len(tokenizer.encode(t)), count, seed=3)
+    rendered = [render_chat(tokenizer, (ChatMessage(role="user", content=t),)) for t in texts]
+    context = max(len(p) for p in rendered) + max_tokens + max(GUESSES) + 1
+    made, _ = forwards(loaded, 1, context)
+    eos = int(tokenizer.eos_token_id)
+    answers = [greedy(made["packed"], p, max_tokens, eos) for p in rendered]
+    acceptance: dict[str, float] = {}
+    for k in GUESSES:
+        steps = tokens = 0
+        for prompt, answer in zip(rendered, answers, strict=True):
+            s, t = tokens_per_step(prompt, answer, k)
+            steps, tokens = steps + s, tokens + t
+        acceptance[str(k)] = round(tokens / steps, 3)
+    # Every slot-0 position up to the longest prompt holds real keys and values now.
+    position = len(rendered[-1])
+    cost: dict[str, dict[str, float]] = {}
+    for name in ("packed", "int8"):
+        one = pass_ms(made[name], position, 1, repeats)
+        cost[name] = {"1": round(one, 2)}
+        for k in GUESSES:
+            cost[name][str(k + 1)] = round(pass_ms(made[name], position, k + 1, repeats), 2)
+    projected = {
+        name: {
+            str(k): round(acceptance[str(k)] * cost[name]["1"] / cost[name][str(k + 1)], 3)
+            for k in GUESSES
+        }
+        for name in cost
+    }
+    return {
+        "prompts": count,
+        "max_tokens": max_tokens,
+        "answer_tokens": sum(len(a) for a in answers),
+        "tokens_per_step": acceptance,
+        "pass_ms": cost,
+        "projected_decode_speedup": projected,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="8 prompts (about a minute)")
+    args = parser.parse_args()
+    info = machine()
+    print(describe(info))
+    loaded = load_model(None, cache_dir=REPO / ".cache" / "models")
+    report = measure(loaded, 8 if args.quick else 32, 64, 10 if args.quick else 30)
+    print(f"tokens per verifying pass (k guesses): {report['tokens_per_step']}")
+    print(f"pass ms (rows): {report['pass_ms']}")
+    print(f"projected decode speed-up: {report['projected_decode_speedup']}")
+    out = REPO / "bench" / "results" / f"speculation{'-quick' if args.quick else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": info, **report}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
