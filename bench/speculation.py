@@ -14,6 +14,8 @@ packed bf16 forward pass and reports:
 - the cost of a verifying pass: the median time of a ``k + 1``-row chunk against a
   one-row decode step at the same position, with the model's weights and with INT8
   decode weights (where a chunk's rows take the model's weights, as prompt rows do);
+  and, as a proxy for a verifying pass whose rows ran on the INT8 weights (not
+  built), ``k + 1`` decode rows of as many slots (``int8_rows``);
 - the projected speed-up of decode: tokens per step times one step's time over one
   verifying pass's.
 
@@ -86,14 +88,18 @@ def greedy(forward: LlamaBatchForward, prompt: list[int], max_tokens: int, eos: 
     return answer
 
 
-def pass_ms(forward: LlamaBatchForward, position: int, rows: int, repeats: int) -> float:
-    """Median ms of a ``rows``-row pass at ``position`` of slot 0: a decode step for
-    one row, else a chunk wanting every row's logits (a verifying pass)."""
+def pass_ms(
+    forward: LlamaBatchForward, position: int, rows: int, repeats: int, slots: bool = False
+) -> float:
+    """Median ms of a ``rows``-row pass at ``position``: a decode step of slot 0 for
+    one row, else a chunk of slot 0 wanting every row's logits (a verifying pass), or
+    with ``slots`` a decode step of slots ``0 .. rows - 1``."""
     times = []
     for _ in range(repeats + 2):
         batch = StepBatch()
-        if rows == 1:
-            batch.logit_rows.append(batch.add_decode(0, 1000, position))
+        if rows == 1 or slots:
+            for slot in range(rows):
+                batch.logit_rows.append(batch.add_decode(slot, 1000, position))
         else:
             last = batch.add_prefill(0, [1000 + i for i in range(rows)], position)
             batch.logit_rows.extend(range(last - rows + 1, last + 1))
@@ -108,9 +114,14 @@ def measure(loaded: LoadedModel, count: int, max_tokens: int, repeats: int) -> d
     texts = prompts(lambda t: len(tokenizer.encode(t)), count, seed=3)
     rendered = [render_chat(tokenizer, (ChatMessage(role="user", content=t),)) for t in texts]
     context = max(len(p) for p in rendered) + max_tokens + max(GUESSES) + 1
-    made, _ = forwards(loaded, 1, context)
+    slots = max(GUESSES) + 1
+    made, _ = forwards(loaded, slots, context)
     eos = int(tokenizer.eos_token_id)
     answers = [greedy(made["packed"], p, max_tokens, eos) for p in rendered]
+    for slot in range(slots):  # real keys and values in every INT8 slot
+        batch = StepBatch()
+        batch.logit_rows.append(batch.add_prefill(slot, rendered[-1], 0))
+        made["int8"].forward(batch)
     acceptance: dict[str, float] = {}
     for k in GUESSES:
         steps = tokens = 0
@@ -126,6 +137,10 @@ def measure(loaded: LoadedModel, count: int, max_tokens: int, repeats: int) -> d
         cost[name] = {"1": round(one, 2)}
         for k in GUESSES:
             cost[name][str(k + 1)] = round(pass_ms(made[name], position, k + 1, repeats), 2)
+    cost["int8_rows"] = {"1": cost["int8"]["1"]}
+    for k in GUESSES:
+        ms = pass_ms(made["int8"], position, k + 1, repeats, slots=True)
+        cost["int8_rows"][str(k + 1)] = round(ms, 2)
     projected = {
         name: {
             str(k): round(acceptance[str(k)] * cost[name]["1"] / cost[name][str(k + 1)], 3)
