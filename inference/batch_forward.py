@@ -37,11 +37,14 @@ _SUPPORTED_MODEL_TYPES = frozenset({"llama"})
 
 @dataclass(frozen=True, slots=True)
 class PrefillChunk:
-    """``length`` prompt tokens of the sequence in ``slot``, from position ``start``."""
+    """``length`` tokens of the sequence in ``slot``, from position ``start``: prompt
+    tokens, or with ``draft`` a decoding sequence's last token and guesses to verify
+    (their rows take the decode rows' weights)."""
 
     slot: int
     start: int
     length: int
+    draft: bool = False
 
 
 @dataclass(slots=True)
@@ -71,11 +74,16 @@ class StepBatch:
         self.decode_slots.append(slot)
         return len(self.token_ids) - 1
 
-    def add_prefill(self, slot: int, token_ids: list[int], start: int) -> int:
-        """Add a prefill chunk; return the row index of its last token."""
+    def add_prefill(self, slot: int, token_ids: list[int], start: int, draft: bool = False) -> int:
+        """Add a prefill chunk; return the row index of its last token.
+
+        A ``draft`` chunk (speculative decoding) must come before any prompt chunk.
+        """
+        if draft and any(not chunk.draft for chunk in self.prefills):
+            raise ValueError("draft chunks must come before prompt chunks")
         self.token_ids.extend(token_ids)
         self.positions.extend(range(start, start + len(token_ids)))
-        self.prefills.append(PrefillChunk(slot, start, len(token_ids)))
+        self.prefills.append(PrefillChunk(slot, start, len(token_ids), draft))
         return len(self.token_ids) - 1
 
 
@@ -224,6 +232,8 @@ class LlamaBatchForward:
         slots = torch.tensor(row_slots, device=device)
         rows = len(batch.token_ids)
         n_decode = len(batch.decode_slots)
+        # Rows on the decode rows' weights (INT8 where chosen): decode rows and drafts.
+        n_fast = n_decode + sum(chunk.length for chunk in batch.prefills if chunk.draft)
 
         hidden = self._model.model.embed_tokens(ids)
         cos, sin = self._model.model.rotary_emb(hidden[None], positions[None])
@@ -240,7 +250,7 @@ class LlamaBatchForward:
         qk_width = qk_heads * self._head_dim
         for index, (layer, lin) in enumerate(zip(self._layers, self._linears, strict=True)):
             x = self._rms_norm(hidden, layer.input_layernorm.weight)
-            qkv = lin.qkv(x, n_decode)
+            qkv = lin.qkv(x, n_fast)
             # NOTE: q and k are rotated together: one set of elementwise calls, not two.
             qk = self._rotate(qkv[:, :qk_width].view(rows, qk_heads, -1), cos, signed_sin)
             q, k = qk[:, : self._heads], qk[:, self._heads :]
@@ -263,13 +273,13 @@ class LlamaBatchForward:
                         q[row : row + chunk.length], layer_keys, layer_values, chunk, mask
                     )
                     row += chunk.length
-            hidden = lin.o(out.reshape(rows, -1), hidden, n_decode)
+            hidden = lin.o(out.reshape(rows, -1), hidden, n_fast)
             x = self._rms_norm(hidden, layer.post_attention_layernorm.weight)
-            hidden = lin.down(lin.mlp(x, n_decode), hidden, n_decode)
+            hidden = lin.down(lin.mlp(x, n_fast), hidden, n_fast)
 
         wanted = hidden[torch.tensor(batch.logit_rows, dtype=torch.long, device=device)]
         wanted = self._rms_norm(wanted, self._model.model.norm.weight)
-        logits = self._lm_head(wanted, _leading_decode_rows(batch.logit_rows, n_decode))
+        logits = self._lm_head(wanted, _leading_decode_rows(batch.logit_rows, n_fast))
         return logits.float()
 
     # -- attention -------------------------------------------------------------

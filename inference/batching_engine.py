@@ -3,9 +3,9 @@
 Each step of the worker thread admits waiting requests (online before batch,
 round-robin over tenants within each class, within the slot and KV-cache budgets,
 preempting batch sequences an online request needs room from), computes a bounded
-chunk of new prompts, runs one decode token for every running sequence in the same
-forward pass, streams each new token to its request and retires finished sequences
-at once.
+chunk of new prompts, runs one decode token for every running sequence (or checks a
+lone one's guesses) in the same forward pass, streams each new token to its request
+and retires finished sequences at once.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ class BatchingEngine(ThreadedEngine):
         max_context_tokens: Optional further cap on prompt plus ``max_tokens``.
         prefix_cache_bytes, prefix_block_tokens: The prefix cache's bytes (0: off) and block.
         decode_weights: ``"int8"``: decode rows on INT8 weight copies (``int8_linear``).
+        speculate_tokens: Guesses a greedy request decoding alone verifies a step
+            (``inference.speculation``); 0 is off.
         registry: Where the metrics go; ``None`` is the default registry.
     """
 
@@ -101,10 +103,13 @@ class BatchingEngine(ThreadedEngine):
         prefix_cache_bytes: int = 256 << 20,
         prefix_block_tokens: int = 32,
         decode_weights: Literal["model", "int8"] = "model",
+        speculate_tokens: int = 0,
         registry: CollectorRegistry | None = None,
     ) -> None:
         if max_running < 1 or prefill_chunk_tokens < 1 or max_seq_len < 2:
             raise ValueError("max_running, prefill_chunk_tokens and max_seq_len must be positive")
+        if not 0 <= speculate_tokens <= 16:
+            raise ValueError("speculate_tokens must be between 0 and 16")
         if not 0.0 < max_batch_share <= 1.0:
             raise ValueError("max_batch_share must be in (0, 1]")
         check_decode_weights(decode_weights)
@@ -120,6 +125,7 @@ class BatchingEngine(ThreadedEngine):
         self._max_running = max_running
         self._max_batch_running = max(1, int(max_running * max_batch_share))
         self._chunk, self._batch_chunk = prefill_chunk_tokens, batch_prefill_tokens
+        self._speculate = speculate_tokens
         self._batch_busy = max(1, batch_slots_under_load)
         self._max_seq_len = max_seq_len
         self._kv_budget = max_running * max_seq_len if kv_cache_tokens is None else kv_cache_tokens
@@ -236,21 +242,15 @@ class BatchingEngine(ThreadedEngine):
 
     def _set_gauges(self) -> None:
         """The running and waiting gauges, from the worker thread."""
-        labels = self._metrics_labels()
-        self._metrics.num_requests_running.labels(*labels).set(len(self._running))
-        self._metrics.num_batch_requests_running.labels(*labels).set(
-            sum(1 for s in self._running if s.batch)
-        )
+        running = self._running
+        self._metrics.set_running(self.model_name, len(running), sum(s.batch for s in running))
         with self._cond:
             self._set_waiting_gauges()
 
     def _set_waiting_gauges(self) -> None:
         """The waiting gauges; hold ``_cond``."""
-        labels = self._metrics_labels()
-        self._metrics.num_requests_waiting.labels(*labels).set(self._scheduler.num_waiting)
-        self._metrics.num_batch_requests_waiting.labels(*labels).set(
-            self._scheduler.waiting(Priority.BATCH)
-        )
+        queue = self._scheduler
+        self._metrics.set_waiting(self.model_name, queue.num_waiting, queue.waiting(Priority.BATCH))
 
     # -- worker thread ---------------------------------------------------------
 
@@ -300,20 +300,13 @@ class BatchingEngine(ThreadedEngine):
         return decided.admitted
 
     def _preempt(self, seq: Seq) -> None:
-        """Free the slot and KV room of ``seq``, which the scheduler has requeued.
-
-        It resumes by recomputing its prompt and generated tokens
-        (``Sequence.preempt``), so its caller sees only a pause.
-        """
+        """Free the slot and KV room of ``seq``, which the scheduler has requeued; it
+        resumes by recomputing its tokens (``Sequence.preempt``): its caller sees a pause."""
         self._running.remove(seq)
         seq.preempt()
         self._metrics.num_preemptions.labels(*self._metrics_labels()).inc()
-        logger.debug(
-            "sequence_preempted",
-            request_id=seq.slot.request.request_id,
-            generated=len(seq.generated),
-            preemptions=seq.preemptions,
-        )
+        fields = {"generated": len(seq.generated), "preemptions": seq.preemptions}
+        logger.debug("sequence_preempted", request_id=seq.slot.request.request_id, **fields)
 
     def _admit(self, seq: Seq) -> None:
         """Start ``seq`` in the running batch (from its cached prefix, if any)."""
@@ -331,7 +324,7 @@ class BatchingEngine(ThreadedEngine):
         if not self._running:
             return
         labels = self._metrics_labels()
-        step = self._running.next_step(self._chunk, self._batch_chunk)
+        step = self._running.next_step(self._chunk, self._batch_chunk, self._speculate)
         batch = step.batch
         in_step = len(batch.decode_slots) + len(batch.prefills)
         self._max_batch_seen = max(self._max_batch_seen, in_step)
@@ -348,15 +341,20 @@ class BatchingEngine(ThreadedEngine):
         for seq in step.prefilled:
             self._running.remember_prefix(seq)
         now = time.monotonic()
-        for seq, row in zip(step.sampled, logits, strict=True):
-            try:
-                reason = self._accept(seq, row, now)
-            except Exception as exc:
-                logger.exception("sampling_failed", request_id=seq.slot.request.request_id)
-                self._retire(seq, FinishReason.ERROR, f"{type(exc).__name__}: {exc}")
-                continue
-            if reason is not None:
-                self._retire(seq, reason)
+        for seq, guessed, rows in step.outputs(logits):
+            for j, row in enumerate(rows):  # row j follows guess j - 1
+                try:
+                    reason = self._accept(seq, row, now)
+                except Exception as exc:
+                    logger.exception("sampling_failed", request_id=seq.slot.request.request_id)
+                    self._retire(seq, FinishReason.ERROR, f"{type(exc).__name__}: {exc}")
+                    break
+                if reason is not None:
+                    self._retire(seq, reason)
+                if reason is not None or (j < len(guessed) and seq.generated[-1] != guessed[j]):
+                    break
+            if guessed:  # rows 0 .. j - 1 followed guesses the model chose
+                self._metrics.count_speculation(self.model_name, len(guessed), j)
 
     def _accept(self, seq: Seq, logits: torch.Tensor, now: float) -> FinishReason | None:
         """Sample and stream ``seq``'s next token; return why it ends, if it does.

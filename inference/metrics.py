@@ -36,6 +36,23 @@ class EngineMetrics:
     prefix_cache_queries: Counter
     prefix_cache_hits: Counter
     requests_rejected: Counter
+    spec_decode_draft_tokens: Counter
+    spec_decode_accepted_tokens: Counter
+
+    def set_running(self, model: str, running: int, batch: int) -> None:
+        """The running gauges of ``model``: all sequences, and the batch ones."""
+        self.num_requests_running.labels(model).set(running)
+        self.num_batch_requests_running.labels(model).set(batch)
+
+    def count_speculation(self, model: str, drafted: int, accepted: int) -> None:
+        """A verifying step of ``model``: tokens guessed, and how many were right."""
+        self.spec_decode_draft_tokens.labels(model).inc(drafted)
+        self.spec_decode_accepted_tokens.labels(model).inc(accepted)
+
+    def set_waiting(self, model: str, waiting: int, batch: int) -> None:
+        """The waiting gauges of ``model``: all requests, and the batch ones."""
+        self.num_requests_waiting.labels(model).set(waiting)
+        self.num_batch_requests_waiting.labels(model).set(batch)
 
 
 _lock = threading.Lock()
@@ -114,5 +131,12 @@ def _create(registry: CollectorRegistry) -> EngineMetrics:
         ),
         requests_rejected=counter(
             "ragserve:requests_rejected", "Requests refused because the queue was full."
+        ),
+        spec_decode_draft_tokens=counter(
+            "ragserve:spec_decode_num_draft_tokens", "Tokens guessed for speculative decoding."
+        ),
+        spec_decode_accepted_tokens=counter(
+            "ragserve:spec_decode_num_accepted_tokens",
+            "Guessed tokens the model chose too (each saved a forward pass).",
         ),
     )

@@ -11,6 +11,7 @@ import torch
 from inference.batch_forward import StepBatch
 from inference.scheduler import plan_prefill
 from inference.sequence import Sequence as Seq
+from inference.speculation import guess
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,13 +26,23 @@ class Step:
 
     Attributes:
         batch: Its rows.
-        sampled: The sequences to sample a token for, in ``batch.logit_rows`` order.
+        sampled: The sequences to sample for, in ``batch.logit_rows`` order.
+        guesses: Each sampled sequence's guessed tokens (speculative decoding; mostly
+            none): it has one logits row more than guesses.
         prefilled: The sequences whose context this step completes.
     """
 
     batch: StepBatch = field(default_factory=StepBatch)
     sampled: list[Seq] = field(default_factory=list)
+    guesses: list[list[int]] = field(default_factory=list)
     prefilled: list[Seq] = field(default_factory=list)
+
+    def outputs(self, logits: torch.Tensor) -> Iterator[tuple[Seq, list[int], torch.Tensor]]:
+        """Each sampled sequence with its guesses and its rows of ``logits``."""
+        row = 0
+        for seq, guessed in zip(self.sampled, self.guesses, strict=True):
+            yield seq, guessed, logits[row : row + len(guessed) + 1]
+            row += len(guessed) + 1
 
 
 class RunningBatch:
@@ -91,9 +102,15 @@ class RunningBatch:
             self._cache.release(seq.kv_slot)
             self._reserved -= seq.kv_tokens
 
-    def next_step(self, prefill_budget: int, batch_prefill_cap: int | None = None) -> Step:
+    def next_step(
+        self, prefill_budget: int, batch_prefill_cap: int | None = None, speculate: int = 0
+    ) -> Step:
         """The rows of the next forward pass: one decode row per decoding sequence, then
         prefill chunks within ``prefill_budget`` tokens; advances each ``computed``.
+
+        With ``speculate``, a greedy sequence decoding alone feeds its last token and
+        up to that many guesses (``inference.speculation``) as a draft chunk instead:
+        alone, a step's cost is reading the weights, which more rows share.
 
         NOTE: online sequences' prefill comes first (oldest first), so batch-priority
         prefill gets only what the budget leaves over, and at most
@@ -102,12 +119,21 @@ class RunningBatch:
         """
         step = Step()
         batch = step.batch
+        guessed = self._guesses(speculate)
         for seq in self._seqs:
-            if not seq.prefilling:
+            if not seq.prefilling and not guessed:
                 batch.logit_rows.append(
                     batch.add_decode(seq.kv_slot, seq.generated[-1], seq.next_position)
                 )
                 step.sampled.append(seq)
+                step.guesses.append([])
+        if guessed:
+            seq = self._seqs[0]
+            chunk = [seq.generated[-1], *guessed]
+            last = batch.add_prefill(seq.kv_slot, chunk, seq.next_position, draft=True)
+            batch.logit_rows.extend(range(last - len(guessed), last + 1))
+            step.sampled.append(seq)
+            step.guesses.append(guessed)
         online = [s for s in self._seqs if s.prefilling and not s.batch]
         offline = [s for s in self._seqs if s.prefilling and s.batch]
         plan = plan_prefill([len(s.context) - s.computed for s in online], prefill_budget)
@@ -125,8 +151,21 @@ class RunningBatch:
             if not seq.prefilling:
                 batch.logit_rows.append(row)
                 step.sampled.append(seq)
+                step.guesses.append([])
                 step.prefilled.append(seq)
         return step
+
+    def _guesses(self, speculate: int) -> list[int]:
+        """The guesses of the one running sequence, when it decodes greedily (none
+        else): at most ``speculate``, and fewer than the tokens it may still make."""
+        if speculate < 1 or len(self._seqs) != 1 or self._seqs[0].prefilling:
+            return []
+        seq = self._seqs[0]
+        request = seq.slot.request
+        left = request.sampling.max_tokens - seq.slot.completion_tokens
+        if not request.sampling.greedy or left < 2:
+            return []
+        return guess(seq.prompt + seq.generated, min(speculate, left - 1))
 
     def remember_prefix(self, seq: Seq) -> None:
         """Put the full prompt blocks of freshly prefilled ``seq`` into the prefix cache."""

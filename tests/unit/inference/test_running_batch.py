@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -89,3 +90,50 @@ def test_a_preempted_sequence_recomputes_prompt_and_generated_then_samples(
     seq.generated.append(10)
     step = running.next_step(prefill_budget=64)
     assert (step.batch.token_ids, step.batch.positions) == ([10], [9])
+
+
+def test_a_lone_greedy_sequence_verifies_guesses_in_a_draft_chunk(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    running = _running()
+    seq = _seq(loop, "g", 8, Priority.ONLINE)  # prompt 1 .. 8
+    request = seq.slot.request
+    request.sampling = replace(request.sampling, max_tokens=16)
+    running.add(seq)
+    running.next_step(prefill_budget=64)
+    seq.generated = [3, 4]  # "3 4" occurred in the prompt, followed by 5 6 7 8
+    seq.slot.completion_tokens = 2
+    step = running.next_step(prefill_budget=64, speculate=3)
+    assert step.batch.decode_slots == []
+    chunk = step.batch.prefills[0]
+    assert (chunk.slot, chunk.start, chunk.length, chunk.draft) == (seq.kv_slot, 9, 4, True)
+    assert step.batch.token_ids == [4, 5, 6, 7]
+    assert step.batch.logit_rows == [0, 1, 2, 3]
+    assert step.guesses == [[5, 6, 7]]
+    rows = torch.arange(4.0)[:, None]
+    assert [(s, g, r.flatten().tolist()) for s, g, r in step.outputs(rows)] == [
+        (seq, [5, 6, 7], [0.0, 1.0, 2.0, 3.0])
+    ]
+    # No more guesses than the tokens left after the one the pass computes anyway.
+    seq.slot.completion_tokens = 14
+    assert running.next_step(prefill_budget=64, speculate=3).guesses == [[5]]
+    seq.slot.completion_tokens = 15
+    assert running.next_step(prefill_budget=64, speculate=3).guesses == [[]]
+
+
+def test_guesses_only_for_a_greedy_sequence_decoding_alone(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    running = _running()
+    first, second = _seq(loop, "a", 8, Priority.ONLINE), _seq(loop, "b", 8, Priority.ONLINE)
+    for seq in (first, second):
+        running.add(seq)
+    running.next_step(prefill_budget=64)
+    for seq in (first, second):
+        seq.generated, seq.slot.completion_tokens = [3, 4], 2
+    step = running.next_step(prefill_budget=64, speculate=3)
+    assert step.guesses == [[], []]
+    assert len(step.batch.decode_slots) == 2
+    running.remove(second)
+    first.slot.request.sampling = replace(first.slot.request.sampling, temperature=0.5)
+    assert running.next_step(prefill_budget=64, speculate=3).guesses == [[]]
