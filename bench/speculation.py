@@ -1,5 +1,4 @@
-"""What n-gram (prompt-lookup) speculative decoding would save at c=1, measured before
-building it.
+"""What n-gram (prompt-lookup) speculative decoding saves at c=1, in the forward pass.
 
 RAG answers copy phrases of their sources, so the tokens after the answer's last few
 tokens can be guessed from where those tokens occur earlier in the prompt or the
@@ -11,15 +10,15 @@ packed bf16 forward pass and reports:
 - tokens per step: how many tokens each verifying pass would yield (accepted guesses
   plus the one the pass computes anyway), for ``k`` of 2, 4 and 8, guessing from the
   longest match of the last 3, 2 or 1 tokens;
-- the cost of a verifying pass: the median time of a ``k + 1``-row chunk against a
-  one-row decode step at the same position, with the model's weights and with INT8
-  decode weights (where a chunk's rows take the model's weights, as prompt rows do);
-  and, as a proxy for a verifying pass whose rows ran on the INT8 weights (not
-  built), ``k + 1`` decode rows of as many slots (``int8_rows``);
+- the cost of a verifying pass (``inference.speculation``, a draft chunk): the
+  median time of a ``k + 1``-row draft chunk against a one-row decode step at the
+  same position, with the model's weights and with INT8 decode weights;
 - the projected speed-up of decode: tokens per step times one step's time over one
   verifying pass's.
 
-``python -m bench.speculation [--quick]`` (about a minute), JSON to
+It times the forward pass alone, with torch's threads; ``bench.serve`` measures
+the engine serving it (``RAGSERVE_GENERATION_SPECULATE_TOKENS``). ``python -m
+bench.speculation [--quick]`` (about a minute), JSON to
 ``bench/results/speculation[-quick].json``.
 """
 
@@ -38,24 +37,11 @@ from bench.serve_load import prompts
 from inference.batch_forward import LlamaBatchForward, StepBatch
 from inference.engine_support import render_chat
 from inference.loader import LoadedModel, load_model
+from inference.speculation import guess
 from inference.types import ChatMessage
 
 REPO = Path(__file__).resolve().parents[1]
 GUESSES = (2, 4, 8)
-LONGEST_MATCH = 3
-
-
-def guess(tokens: list[int], k: int) -> list[int]:
-    """Up to ``k`` tokens that followed the latest earlier occurrence of the longest
-    suffix (``LONGEST_MATCH`` tokens down to 1) of ``tokens``."""
-    for size in range(LONGEST_MATCH, 0, -1):
-        if len(tokens) <= size:
-            continue
-        tail = tokens[-size:]
-        for start in range(len(tokens) - size - 1, -1, -1):
-            if tokens[start : start + size] == tail:
-                return tokens[start + size : start + size + k]
-    return []
 
 
 def tokens_per_step(prompt: list[int], answer: list[int], k: int) -> tuple[int, int]:
@@ -88,20 +74,17 @@ def greedy(forward: LlamaBatchForward, prompt: list[int], max_tokens: int, eos: 
     return answer
 
 
-def pass_ms(
-    forward: LlamaBatchForward, position: int, rows: int, repeats: int, slots: bool = False
-) -> float:
-    """Median ms of a ``rows``-row pass at ``position``: a decode step of slot 0 for
-    one row, else a chunk of slot 0 wanting every row's logits (a verifying pass), or
-    with ``slots`` a decode step of slots ``0 .. rows - 1``."""
+def pass_ms(forward: LlamaBatchForward, position: int, rows: int, repeats: int) -> float:
+    """Median ms of a ``rows``-row pass at ``position`` of slot 0: a decode step for
+    one row, else a draft chunk wanting every row's logits (a verifying pass)."""
     times = []
     for _ in range(repeats + 2):
         batch = StepBatch()
-        if rows == 1 or slots:
-            for slot in range(rows):
-                batch.logit_rows.append(batch.add_decode(slot, 1000, position))
+        if rows == 1:
+            batch.logit_rows.append(batch.add_decode(0, 1000, position))
         else:
-            last = batch.add_prefill(0, [1000 + i for i in range(rows)], position)
+            ids = [1000 + i for i in range(rows)]
+            last = batch.add_prefill(0, ids, position, draft=True)
             batch.logit_rows.extend(range(last - rows + 1, last + 1))
         began = time.perf_counter()
         forward.forward(batch)
@@ -114,14 +97,12 @@ def measure(loaded: LoadedModel, count: int, max_tokens: int, repeats: int) -> d
     texts = prompts(lambda t: len(tokenizer.encode(t)), count, seed=3)
     rendered = [render_chat(tokenizer, (ChatMessage(role="user", content=t),)) for t in texts]
     context = max(len(p) for p in rendered) + max_tokens + max(GUESSES) + 1
-    slots = max(GUESSES) + 1
-    made, _ = forwards(loaded, slots, context)
+    made, _ = forwards(loaded, 1, context)
     eos = int(tokenizer.eos_token_id)
     answers = [greedy(made["packed"], p, max_tokens, eos) for p in rendered]
-    for slot in range(slots):  # real keys and values in every INT8 slot
-        batch = StepBatch()
-        batch.logit_rows.append(batch.add_prefill(slot, rendered[-1], 0))
-        made["int8"].forward(batch)
+    batch = StepBatch()  # real keys and values in the INT8 cache too
+    batch.logit_rows.append(batch.add_prefill(0, rendered[-1], 0))
+    made["int8"].forward(batch)
     acceptance: dict[str, float] = {}
     for k in GUESSES:
         steps = tokens = 0
@@ -137,10 +118,6 @@ def measure(loaded: LoadedModel, count: int, max_tokens: int, repeats: int) -> d
         cost[name] = {"1": round(one, 2)}
         for k in GUESSES:
             cost[name][str(k + 1)] = round(pass_ms(made[name], position, k + 1, repeats), 2)
-    cost["int8_rows"] = {"1": cost["int8"]["1"]}
-    for k in GUESSES:
-        ms = pass_ms(made["int8"], position, k + 1, repeats, slots=True)
-        cost["int8_rows"][str(k + 1)] = round(ms, 2)
     projected = {
         name: {
             str(k): round(acceptance[str(k)] * cost[name]["1"] / cost[name][str(k + 1)], 3)
