@@ -244,6 +244,10 @@ class LlamaBatchForward:
         # and a cat.
         signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
         decode_ctx = self._decode_context(batch) if n_decode else None
+        for slot, position in zip(batch.decode_slots, batch.positions, strict=False):
+            cache.mark_written(slot, position, position + 1)
+        for chunk in batch.prefills:
+            cache.mark_written(chunk.slot, chunk.start, chunk.start + chunk.length)
         prefill_masks = [self._causal_mask(c) for c in batch.prefills]
 
         qk_heads = self._heads + self._kv_heads
@@ -298,6 +302,7 @@ class LlamaBatchForward:
         )
         mask = torch.arange(length, device=device)[None, :] < visible[:, None]
         dense = batch.decode_slots == list(range(span))
+        self._cache.ensure_finite(span, length)
         return _DecodeContext(
             slot_index, self._additive(mask[:, None, None, :]), span, length, dense
         )

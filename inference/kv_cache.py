@@ -16,7 +16,11 @@ class KVCache:
 
     NOTE: the tensors come from ``torch.empty``, so the OS commits memory only for
     the pages a sequence actually writes: a large ``max_seq_len`` costs address
-    space, not RAM, until long sequences use it.
+    space, not RAM, until long sequences use it. Memory the allocator hands back
+    from earlier tensors may hold any bits, NaN included, and batched decode
+    attention reads every slot up to the longest sequence's length (masked, but a
+    NaN key times a masked weight is still NaN): ``ensure_finite`` zeroes what a
+    step is about to read for the first time.
 
     Free slots are handed out lowest first, which keeps the busy slots packed at
     the front: batched decode attends over the slice ``[0, highest busy slot]``.
@@ -42,6 +46,8 @@ class KVCache:
         self._free = list(range(num_slots))
         heapq.heapify(self._free)
         self._busy: set[int] = set()
+        self._finite = [0] * num_slots
+        """Per slot, positions ``0 .. n - 1`` hold finite values (zeroed or written)."""
 
     @property
     def bytes_per_token(self) -> int:
@@ -76,6 +82,25 @@ class KVCache:
             self._busy.remove(slot)
             heapq.heappush(self._free, slot)
 
+    def ensure_finite(self, slots: int, length: int) -> None:
+        """Zero positions of slots ``0 .. slots - 1`` below ``length`` never zeroed or
+        written before (attention reads them, masked); each position is zeroed once."""
+        for slot in range(slots):
+            start = self._finite[slot]
+            if start < length:
+                self.keys[:, slot, :, start:length] = 0
+                self.values[:, slot, :, start:length] = 0
+                self._finite[slot] = length
+
+    def mark_written(self, slot: int, start: int, stop: int) -> None:
+        """Positions ``[start, stop)`` of ``slot`` are (about to be) written.
+
+        NOTE: a sequence writes its positions in order from 0, so its writes never
+        leave a gap above what is already finite; one that would is not counted.
+        """
+        if start <= self._finite[slot]:
+            self._finite[slot] = max(self._finite[slot], stop)
+
     def read(self, slot: int, start: int, stop: int) -> torch.Tensor:
         """A copy of positions ``[start, stop)`` of ``slot``: ``[2, layers, kv_heads, n, dim]``."""
         return torch.stack(
@@ -87,3 +112,4 @@ class KVCache:
         stop = start + block.shape[3]
         self.keys[:, slot, :, start:stop] = block[0]
         self.values[:, slot, :, start:stop] = block[1]
+        self.mark_written(slot, start, stop)
