@@ -244,6 +244,10 @@ class LlamaBatchForward:
         # and a cat.
         signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
         decode_ctx = self._decode_context(batch) if n_decode else None
+        # Decode attention reads slots 0 .. span - 1 up to length: zero what nobody
+        # wrote there yet, before this step's writes count as written.
+        if decode_ctx is not None:
+            cache.ensure_finite(decode_ctx.span, decode_ctx.length)
         for slot, position in zip(batch.decode_slots, batch.positions, strict=False):
             cache.mark_written(slot, position, position + 1)
         for chunk in batch.prefills:
@@ -302,7 +306,6 @@ class LlamaBatchForward:
         )
         mask = torch.arange(length, device=device)[None, :] < visible[:, None]
         dense = batch.decode_slots == list(range(span))
-        self._cache.ensure_finite(span, length)
         return _DecodeContext(
             slot_index, self._additive(mask[:, None, None, :]), span, length, dense
         )

@@ -30,16 +30,26 @@ SEARCH_TOKENS = 4096
 
 def guess(tokens: Sequence[int], k: int) -> list[int]:
     """Up to ``k`` tokens that followed the latest earlier occurrence of the longest
-    suffix (``LONGEST_MATCH`` tokens down to 1) of ``tokens``."""
-    if k < 1:
+    suffix (``LONGEST_MATCH`` tokens down to 1) of ``tokens``.
+
+    One backward pass over the last ``SEARCH_TOKENS`` (a step's cost, on the hot
+    path): every earlier position holding the last token is a candidate end of a
+    match, scored by how many tokens before it match too.
+    """
+    window = tokens[-SEARCH_TOKENS:]
+    n = len(window)
+    if k < 1 or n < 2:
         return []
-    window = list(tokens[-SEARCH_TOKENS:])
-    for size in range(LONGEST_MATCH, 0, -1):
-        if len(window) <= size:
+    last = window[-1]
+    best_end, best = -1, 0
+    for end in range(n - 2, -1, -1):
+        if window[end] != last:
             continue
-        tail = window[-size:]
-        first = tail[0]
-        for start in range(len(window) - size - 1, -1, -1):
-            if window[start] == first and window[start : start + size] == tail:
-                return window[start + size : start + size + k]
-    return []
+        size = 1
+        while size < LONGEST_MATCH and size <= end and window[end - size] == window[n - 1 - size]:
+            size += 1
+        if size > best:
+            best_end, best = end, size
+            if size == LONGEST_MATCH:
+                break
+    return list(window[best_end + 1 : best_end + 1 + k]) if best else []
