@@ -82,6 +82,8 @@ def decode_point(loaded: LoadedModel, rows: int, context: int, steps: int) -> di
     for name in made:
         caches[name].keys.copy_(caches["packed"].keys)
         caches[name].values.copy_(caches["packed"].values)
+        for slot in range(rows):  # copied, not written through the cache: say so
+            caches[name].mark_written(slot, 0, context)
     seconds: dict[str, list[float]] = {name: [] for name in made}
     agree = dict.fromkeys(made, 0)
     for step in range(steps + 3):

@@ -72,8 +72,8 @@ class BatchingEngine(ThreadedEngine):
         max_context_tokens: Optional further cap on prompt plus ``max_tokens``.
         prefix_cache_bytes, prefix_block_tokens: The prefix cache's bytes (0: off) and block.
         decode_weights: ``"int8"``: decode rows on INT8 weight copies (``int8_linear``).
-        speculate_tokens: Guesses a greedy request decoding alone verifies a step
-            (``inference.speculation``); 0 is off.
+        speculate_tokens: Guesses a request decoding alone verifies a step (not a seeded
+            sampled one; ``inference.speculation``); 0 is off.
         registry: Where the metrics go; ``None`` is the default registry.
     """
 
@@ -344,7 +344,7 @@ class BatchingEngine(ThreadedEngine):
         for seq, guessed, rows in step.outputs(logits):
             for j, row in enumerate(rows):  # row j follows guess j - 1
                 try:
-                    reason = self._accept(seq, row, now)
+                    reason = self._accept(seq, row, now, guessed[j] if j < len(guessed) else None)
                 except Exception as exc:
                     logger.exception("sampling_failed", request_id=seq.slot.request.request_id)
                     self._retire(seq, FinishReason.ERROR, f"{type(exc).__name__}: {exc}")
@@ -356,15 +356,18 @@ class BatchingEngine(ThreadedEngine):
             if guessed:  # rows 0 .. j - 1 followed guesses the model chose
                 self._metrics.count_speculation(self.model_name, len(guessed), j)
 
-    def _accept(self, seq: Seq, logits: torch.Tensor, now: float) -> FinishReason | None:
-        """Sample and stream ``seq``'s next token; return why it ends, if it does.
+    def _accept(
+        self, seq: Seq, logits: torch.Tensor, now: float, guess: int | None = None
+    ) -> FinishReason | None:
+        """Sample (verifying ``guess``, if any) and stream ``seq``'s next token;
+        return why it ends, if it does.
 
         NOTE: an EOS token counts as a completion token (it cost a forward pass,
         and vLLM counts it too) but is never rendered as text.
         """
         slot = seq.slot
         params = slot.request.sampling
-        token = sample_next(logits, params, seq.generator, seq.generated)
+        token = sample_next(logits, params, seq.generator, seq.generated, guess)
         seq.generated.append(token)
         slot.completion_tokens += 1
         labels = self._metrics_labels()

@@ -156,14 +156,19 @@ class RunningBatch:
         return step
 
     def _guesses(self, speculate: int) -> list[int]:
-        """The guesses of the one running sequence, when it decodes greedily (none
-        else): at most ``speculate``, and fewer than the tokens it may still make."""
+        """The guesses of the one running sequence (none else): at most
+        ``speculate``, and fewer than the tokens it may still make.
+
+        NOTE: none for a seeded sampled request: verifying draws its random numbers
+        in another order, and its seed promises the same text whether it runs alone
+        or beside others.
+        """
         if speculate < 1 or len(self._seqs) != 1 or self._seqs[0].prefilling:
             return []
         seq = self._seqs[0]
-        request = seq.slot.request
-        left = request.sampling.max_tokens - seq.slot.completion_tokens
-        if not request.sampling.greedy or left < 2:
+        sampling = seq.slot.request.sampling
+        left = sampling.max_tokens - seq.slot.completion_tokens
+        if (not sampling.greedy and sampling.seed is not None) or left < 2:
             return []
         return guess(seq.prompt + seq.generated, min(speculate, left - 1))
 

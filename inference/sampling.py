@@ -92,6 +92,7 @@ def sample_next(
     params: SamplingParams,
     generator: torch.Generator | None = None,
     previous: Sequence[int] = (),
+    guess: int | None = None,
 ) -> int:
     """The id of the next token.
 
@@ -101,6 +102,11 @@ def sample_next(
         generator: The request's generator (see ``make_generator``); required
             for reproducible sampling.
         previous: The tokens generated so far, for ``repetition_penalty``.
+        guess: A speculated token to verify (``inference.speculation``): sampled,
+            it is kept with the probability the model gives it, and otherwise the
+            token is drawn from the rest of the distribution, which together is
+            exactly a draw from the distribution (speculative sampling with a
+            draft that is certain of its guess). Greedy ignores it.
 
     Returns:
         The chosen token id.
@@ -109,4 +115,12 @@ def sample_next(
     if params.greedy:
         return int(torch.argmax(logits).item())
     probs = torch.softmax(filter_logits(logits, params), dim=-1)
+    if guess is not None:
+        kept = float(probs[guess])
+        if float(torch.rand((), generator=generator, device=probs.device)) < kept:
+            return guess
+        probs = probs.clone()
+        probs[guess] = 0.0
+        if not bool(probs.any()):  # the guess held all the mass, up to rounding
+            return guess
     return int(torch.multinomial(probs, num_samples=1, generator=generator).item())

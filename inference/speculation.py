@@ -1,13 +1,14 @@
-"""n-gram (prompt-lookup) speculative decoding: guess a greedy sequence's next tokens
-from its own context.
+"""n-gram (prompt-lookup) speculative decoding: guess a sequence's next tokens from
+its own context.
 
 RAG answers copy phrases of their sources, so the tokens that followed the latest
 earlier occurrence of the answer's last few tokens are often the next ones. The
 engine feeds the sequence's last token and up to ``k`` guesses as one chunk of
 ``k + 1`` rows; row ``j``'s logits give the token after guess ``j - 1``, so every
 guess the model itself would have chosen is accepted, plus one more token, in one
-forward pass. Greedy only, and only for a sequence decoding alone, where a step's
-cost is reading the weights and more rows share that read.
+forward pass. Only for a sequence decoding alone, where a step's cost is reading
+the weights and more rows share that read; a sampled one keeps each guess with the
+probability the model gives it (speculative sampling, ``sampling.sample_next``).
 
 The output is the one plain decoding gives, up to the rounding of a product over
 more rows; with INT8 decode weights also up to the activations' scale, which the

@@ -134,10 +134,11 @@ class GenerationSettings(BaseSettings):
     faster with few requests at a time; prompts still run on the model's weights.
     Quality cost and speed in docs/benchmarks.md."""
     speculate_tokens: int = Field(default=4, ge=0, le=16)
-    """Speculative decoding (batching engine, a greedy request decoding alone): each
-    step checks up to this many tokens guessed from the request's own prompt and
-    answer (``inference/speculation.py``); 0 is off. 1.2x the tokens/s of one request
-    at a time, bf16 or INT8 (docs/benchmarks.md); no effect on batches."""
+    """Speculative decoding (batching engine, a request decoding alone, greedy or
+    sampled without a seed): each step checks up to this many tokens guessed from the
+    request's own prompt and answer (``inference/speculation.py``); 0 is off. 1.2x
+    the tokens/s of one request at a time, bf16 or INT8 (docs/benchmarks.md); no
+    effect on batches."""
     engine: Literal["batching", "sequential"] = "batching"
     """``batching``: continuous batching (many requests share each forward pass);
     ``sequential``: one request at a time (a baseline, and for debugging)."""

@@ -1,5 +1,6 @@
 """Speculative decoding in the BatchingEngine, against the real SmolLM2-135M-Instruct:
-greedy text equal to plain decoding, stops honoured inside a run of guesses, counted."""
+greedy text equal to plain decoding, stops honoured inside a run of guesses, sampled
+requests verified by speculative sampling, counted."""
 
 from __future__ import annotations
 
@@ -76,7 +77,22 @@ async def test_speculation_keeps_greedy_text_and_stops_exact(
     assert finish.reason == FinishReason.STOP
 
 
-async def test_speculation_stays_off_for_sampled_and_concurrent_requests(
+async def test_a_sampled_request_verifies_guesses_by_speculative_sampling(
+    speculating: tuple[BatchingEngine, CollectorRegistry],
+) -> None:
+    engine, registry = speculating
+    sampled = _request(engine, COPY, max_tokens=30, temperature=0.3)
+    text, finish = await _collect(engine, sampled)
+    drafted = _metric(registry, "ragserve:spec_decode_num_draft_tokens_total")
+    accepted = _metric(registry, "ragserve:spec_decode_num_accepted_tokens_total")
+    # At a low temperature the copy is still likely: most guesses are kept.
+    assert accepted >= 10
+    assert accepted <= drafted
+    assert finish.completion_tokens <= 30
+    assert "batching engine" in text
+
+
+async def test_speculation_stays_off_for_seeded_and_concurrent_requests(
     speculating: tuple[BatchingEngine, CollectorRegistry], loaded_fp32: LoadedModel
 ) -> None:
     engine, registry = speculating

@@ -121,7 +121,7 @@ def test_a_lone_greedy_sequence_verifies_guesses_in_a_draft_chunk(
     assert running.next_step(prefill_budget=64, speculate=3).guesses == [[]]
 
 
-def test_guesses_only_for_a_greedy_sequence_decoding_alone(
+def test_guesses_only_for_a_sequence_decoding_alone_and_not_seeded(
     loop: asyncio.AbstractEventLoop,
 ) -> None:
     running = _running()
@@ -135,5 +135,8 @@ def test_guesses_only_for_a_greedy_sequence_decoding_alone(
     assert step.guesses == [[], []]
     assert len(step.batch.decode_slots) == 2
     running.remove(second)
+    # Sampled, it guesses (speculative sampling verifies them) unless seeded.
     first.slot.request.sampling = replace(first.slot.request.sampling, temperature=0.5)
+    assert running.next_step(prefill_budget=64, speculate=3).guesses == [[5, 6, 7]]
+    first.slot.request.sampling = replace(first.slot.request.sampling, seed=7)
     assert running.next_step(prefill_budget=64, speculate=3).guesses == [[]]

@@ -134,3 +134,38 @@ def test_a_penalty_breaks_a_greedy_tie_towards_a_fresh_token() -> None:
     logits = torch.tensor([5.0, 4.9, 0.0])
     assert sample_next(logits, SamplingParams(), previous=[0]) == 0
     assert sample_next(logits, SamplingParams(repetition_penalty=1.2), previous=[0]) == 1
+
+
+@pytest.mark.parametrize("guess", [0, 1, 2])
+def test_verifying_a_guess_keeps_the_distribution(guess: int) -> None:
+    # Speculative sampling: keeping the guess with its probability, else drawing
+    # from the rest, is a draw from the whole distribution, whatever was guessed.
+    logits = _logits([0.6, 0.3, 0.1])
+    params = SamplingParams(temperature=1.0, seed=11)
+    generator = make_generator(params)
+    draws = [sample_next(logits, params, generator, guess=guess) for _ in range(6000)]
+    shares = [draws.count(i) / len(draws) for i in range(3)]
+    assert shares == pytest.approx([0.6, 0.3, 0.1], abs=0.025)
+
+
+def test_verifying_follows_temperature_top_k_and_the_penalty() -> None:
+    logits = _logits([0.5, 0.3, 0.2])
+    params = SamplingParams(temperature=1.0, top_k=2, repetition_penalty=2.0, seed=5)
+    generator = make_generator(params)
+    # Token 2 is outside the top 2: a guess of it is always rejected.
+    assert {sample_next(logits, params, generator, guess=2) for _ in range(300)} <= {0, 1}
+    # Penalised, token 0 falls to 0.25 / (0.25 + 0.3): the guess is kept that often.
+    draws = [sample_next(logits, params, generator, [0], guess=0) for _ in range(4000)]
+    assert draws.count(0) / len(draws) == pytest.approx(0.25 / 0.55, abs=0.03)
+
+
+def test_a_guess_holding_all_the_mass_is_kept() -> None:
+    logits = torch.tensor([10.0, -1e4, -1e4])
+    params = SamplingParams(temperature=1.0, top_k=1, seed=1)
+    generator = make_generator(params)
+    assert {sample_next(logits, params, generator, guess=0) for _ in range(100)} == {0}
+
+
+def test_greedy_ignores_the_guess() -> None:
+    logits = torch.tensor([0.1, 3.0, 2.9])
+    assert sample_next(logits, SamplingParams(temperature=0.0), guess=2) == 1
