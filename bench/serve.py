@@ -2,7 +2,8 @@
 FastAPI wrapper around ``generate``, one server at a time, on the same load.
 
 The load (``bench/serve_load.py``): the official OpenAI client streaming ~450-token
-prompts of real documentation plus a real question, ``max_tokens`` 64, greedy;
+prompts of real documentation plus a real question, ``max_tokens`` 64, greedy
+(``--temperature`` samples instead, the OpenAI points only);
 closed-loop concurrency points and open-loop Poisson rates up to saturation
 (``vllm bench serve``'s two modes), and multi-turn conversations whose follow-ups
 carry the conversation so far; for ragserve also the same conversations over its
@@ -28,7 +29,7 @@ cached KV over prompt tokens looked up, from its ``/metrics``). JSON and a PNG p
 lines printed are ragserve's ratios to each peer.
 
     python -m bench.serve [--quick] [--servers ragserve,llama.cpp,naive]
-        [--concurrency 1,32] [--multi-turn] [--env RAGSERVE_...=value]
+        [--concurrency 1,32] [--multi-turn] [--temperature 0.7] [--env RAGSERVE_...=value]
 
 ``--quick`` (two concurrency points, few requests) takes under 5 minutes once
 llama-server is built (the first build takes about 12 minutes on 2 cores).
@@ -97,6 +98,8 @@ class Peer:
     server: Server | None = None
     ws_url: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    temperature: float = 0.0
+    """Of every OpenAI request (0: greedy)."""
 
     def client(self) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(
@@ -183,7 +186,7 @@ def _sender(peer: Peer) -> Callable[[list[dict[str, str]]], Awaitable[Sample]]:
     client = peer.client()
 
     def send(messages: list[dict[str, str]]) -> Awaitable[Sample]:
-        return stream_openai(client, MODEL, messages, MAX_TOKENS, peer.extra)
+        return stream_openai(client, MODEL, messages, MAX_TOKENS, peer.extra, peer.temperature)
 
     return send
 
@@ -294,6 +297,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 peer = start_naive(root, naive_dtype)
             else:
                 raise SystemExit(f"unknown server {name!r}")
+            peer.temperature = args.temperature
             try:
                 levels = [int(c) for c in args.concurrency.split(",")] if args.concurrency else None
                 results[name] = await measure(peer, questions, args.quick, levels, args.multi_turn)
@@ -306,6 +310,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": info,
         "load": {
             "max_tokens": MAX_TOKENS,
+            "temperature": args.temperature,
             "prompt": "~450 tokens: Python reference passages + a question",
             "slo": {"ttft_s": SLO_TTFT_S, "tpot_s": SLO_TPOT_S},
         },
@@ -323,6 +328,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--multi-turn", action="store_true", help="only the 3-turn conversations (and warm-up)"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=0.0, help="sample at this temperature (0: greedy)"
     )
     parser.add_argument(
         "--env", action="append", default=[], help="RAGSERVE_...=value for ragserve (repeatable)"

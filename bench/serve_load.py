@@ -89,8 +89,9 @@ async def stream_openai(
     messages: list[dict[str, str]],
     max_tokens: int,
     extra: dict[str, Any] | None,
+    temperature: float = 0.0,
 ) -> Sample:
-    """Stream one chat completion with the OpenAI SDK (greedy)."""
+    """Stream one chat completion with the OpenAI SDK (greedy at temperature 0)."""
     sample = Sample(time.perf_counter())
     parts: list[str] = []
     try:
@@ -98,7 +99,7 @@ async def stream_openai(
             model=model,
             messages=messages,  # type: ignore[arg-type]
             max_tokens=max_tokens,
-            temperature=0,
+            temperature=temperature,
             stream=True,
             stream_options={"include_usage": True},
             extra_body=extra,

@@ -9,7 +9,8 @@ packed bf16 forward pass and reports:
 
 - tokens per step: how many tokens each verifying pass would yield (accepted guesses
   plus the one the pass computes anyway), for ``k`` of 2, 4 and 8, guessing from the
-  longest match of the last 3, 2 or 1 tokens;
+  longest match of the last 3, 2 or 1 tokens; and the same for answers sampled at
+  temperature 0.7, which speculative sampling verifies;
 - the cost of a verifying pass (``inference.speculation``, a draft chunk): the
   median time of a ``k + 1``-row draft chunk against a one-row decode step at the
   same position, with the model's weights and with INT8 decode weights;
@@ -37,11 +38,14 @@ from bench.serve_load import prompts
 from inference.batch_forward import LlamaBatchForward, StepBatch
 from inference.engine_support import render_chat
 from inference.loader import LoadedModel, load_model
+from inference.sampling import make_generator, sample_next
 from inference.speculation import guess
-from inference.types import ChatMessage
+from inference.types import ChatMessage, SamplingParams
 
 REPO = Path(__file__).resolve().parents[1]
 GUESSES = (2, 4, 8)
+SAMPLED = 0.7
+"""The temperature of the sampled answers (speculative sampling)."""
 
 
 def tokens_per_step(prompt: list[int], answer: list[int], k: int) -> tuple[int, int]:
@@ -61,17 +65,34 @@ def tokens_per_step(prompt: list[int], answer: list[int], k: int) -> tuple[int, 
     return steps, len(answer)
 
 
-def greedy(forward: LlamaBatchForward, prompt: list[int], max_tokens: int, eos: int) -> list[int]:
+def answer_of(
+    forward: LlamaBatchForward, prompt: list[int], max_tokens: int, eos: int, temperature: float
+) -> list[int]:
+    """The model's answer, greedy at ``temperature`` 0, else sampled (seeded)."""
+    params = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=len(prompt))
+    generator = make_generator(params)
     batch = StepBatch()
     batch.logit_rows.append(batch.add_prefill(0, prompt, 0))
-    token = int(forward.forward(batch)[0].argmax())
+    token = sample_next(forward.forward(batch)[0], params, generator)
     answer = [token]
     while len(answer) < max_tokens and token != eos:
         batch = StepBatch()
         batch.logit_rows.append(batch.add_decode(0, token, len(prompt) + len(answer) - 1))
-        token = int(forward.forward(batch)[0].argmax())
+        token = sample_next(forward.forward(batch)[0], params, generator)
         answer.append(token)
     return answer
+
+
+def acceptance_of(rendered: list[list[int]], answers: list[list[int]]) -> dict[str, float]:
+    """Tokens per verifying pass for each ``k``, all answers together."""
+    acceptance: dict[str, float] = {}
+    for k in GUESSES:
+        steps = tokens = 0
+        for prompt, answer in zip(rendered, answers, strict=True):
+            s, t = tokens_per_step(prompt, answer, k)
+            steps, tokens = steps + s, tokens + t
+        acceptance[str(k)] = round(tokens / steps, 3)
+    return acceptance
 
 
 def pass_ms(forward: LlamaBatchForward, position: int, rows: int, repeats: int) -> float:
@@ -99,17 +120,15 @@ def measure(loaded: LoadedModel, count: int, max_tokens: int, repeats: int) -> d
     context = max(len(p) for p in rendered) + max_tokens + max(GUESSES) + 1
     made, _ = forwards(loaded, 1, context)
     eos = int(tokenizer.eos_token_id)
-    answers = [greedy(made["packed"], p, max_tokens, eos) for p in rendered]
+    answers = [answer_of(made["packed"], p, max_tokens, eos, 0.0) for p in rendered]
+    # Speculative sampling keeps a guess exactly when the sampled token equals it
+    # (a rejected draw excludes the guess), so a sampled answer's own guesses give
+    # the passes verifying would take.
+    sampled = [answer_of(made["packed"], p, max_tokens, eos, SAMPLED) for p in rendered]
     batch = StepBatch()  # real keys and values in the INT8 cache too
     batch.logit_rows.append(batch.add_prefill(0, rendered[-1], 0))
     made["int8"].forward(batch)
-    acceptance: dict[str, float] = {}
-    for k in GUESSES:
-        steps = tokens = 0
-        for prompt, answer in zip(rendered, answers, strict=True):
-            s, t = tokens_per_step(prompt, answer, k)
-            steps, tokens = steps + s, tokens + t
-        acceptance[str(k)] = round(tokens / steps, 3)
+    acceptance = acceptance_of(rendered, answers)
     # Every slot-0 position up to the longest prompt holds real keys and values now.
     position = len(rendered[-1])
     cost: dict[str, dict[str, float]] = {}
@@ -130,6 +149,7 @@ def measure(loaded: LoadedModel, count: int, max_tokens: int, repeats: int) -> d
         "max_tokens": max_tokens,
         "answer_tokens": sum(len(a) for a in answers),
         "tokens_per_step": acceptance,
+        f"tokens_per_step_sampled_t{SAMPLED}": acceptance_of(rendered, sampled),
         "pass_ms": cost,
         "projected_decode_speedup": projected,
     }
@@ -144,6 +164,8 @@ def main() -> None:
     loaded = load_model(None, cache_dir=REPO / ".cache" / "models")
     report = measure(loaded, 8 if args.quick else 32, 64, 10 if args.quick else 30)
     print(f"tokens per verifying pass (k guesses): {report['tokens_per_step']}")
+    sampled = report[f"tokens_per_step_sampled_t{SAMPLED}"]
+    print(f"tokens per verifying pass, sampled at temperature {SAMPLED}: {sampled}")
     print(f"pass ms (rows): {report['pass_ms']}")
     print(f"projected decode speed-up: {report['projected_decode_speedup']}")
     out = REPO / "bench" / "results" / f"speculation{'-quick' if args.quick else ''}.json"

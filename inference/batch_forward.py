@@ -234,6 +234,10 @@ class LlamaBatchForward:
         n_decode = len(batch.decode_slots)
         # Rows on the decode rows' weights (INT8 where chosen): decode rows and drafts.
         n_fast = n_decode + sum(chunk.length for chunk in batch.prefills if chunk.draft)
+        if n_fast < rows:
+            # NOTE: a step with prompt rows reads the model's weights for them anyway;
+            # its decode rows share that read instead of reading the INT8 copies too.
+            n_fast = 0
 
         hidden = self._model.model.embed_tokens(ids)
         cos, sin = self._model.model.rotary_emb(hidden[None], positions[None])

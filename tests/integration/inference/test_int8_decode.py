@@ -83,6 +83,30 @@ def test_int8_decode_steps_pick_the_same_tokens_as_the_models_weights(
     assert agree >= 28
 
 
+def test_a_step_with_prompt_rows_runs_its_decode_rows_on_the_models_weights(
+    loaded_fp32: LoadedModel,
+) -> None:
+    """Prompt rows read the model's weights anyway: decode rows beside them share
+    that read, so their logits are the model's, not INT8's."""
+    layers, kv_heads, head_dim = LlamaBatchForward.cache_geometry(loaded_fp32.model)
+    prompt = loaded_fp32.tokenizer.encode("The prefix cache of a serving engine reuses")
+    other = loaded_fp32.tokenizer.encode("Continuous batching shares each forward pass")
+    decoded = {}
+    for int8 in (False, True):
+        cache = KVCache(layers, 2, kv_heads, 256, head_dim, torch.float32, torch.device("cpu"))
+        forward = LlamaBatchForward(loaded_fp32.model, cache, int8_decode=int8)
+        batch = StepBatch()
+        batch.logit_rows.append(batch.add_prefill(0, prompt, 0))
+        token = int(forward.forward(batch)[0].argmax())
+        alone, mixed = StepBatch(), StepBatch()
+        alone.logit_rows.append(alone.add_decode(0, token, len(prompt)))
+        mixed.logit_rows.append(mixed.add_decode(0, token, len(prompt)))
+        mixed.logit_rows.append(mixed.add_prefill(1, other, 0))
+        decoded[int8] = (forward.forward(alone)[0], forward.forward(mixed)[0])
+    assert not torch.equal(decoded[True][0], decoded[False][0])  # alone: INT8
+    assert torch.allclose(decoded[True][1], decoded[False][1], atol=1e-4)  # mixed: the model's
+
+
 async def test_alone_int8_greedy_is_deterministic(loaded_fp32: LoadedModel) -> None:
     """One request at a time, the same prompt always gets the same answer (the
     integer products are exact, whatever the thread count), and it is an answer
