@@ -30,6 +30,7 @@ from inference.running_batch import RunningBatch
 from inference.sampling import make_generator, sample_next
 from inference.scheduler import Scheduler
 from inference.sequence import Sequence as Seq
+from inference.speculation import SpeculationPolicy
 from inference.threaded_engine import Loader, ThreadedEngine
 from inference.types import FinishReason, GenerationRequest, Priority
 
@@ -66,14 +67,13 @@ class BatchingEngine(ThreadedEngine):
         batch_slots_under_load: Batch sequences newly admitted only while fewer run,
             as long as any online request runs or waits: every row slows the step.
         max_seq_len: Most tokens (prompt plus ``max_tokens``) per sequence (KV slot size).
-        kv_cache_tokens: KV-cache tokens that running sequences may reserve in all
-            (each reserves prompt plus ``max_tokens``); ``None`` means
-            ``max_running * max_seq_len``.
+        kv_cache_tokens: KV-cache tokens that running sequences may reserve in all (each
+            reserves prompt plus ``max_tokens``); ``None``: ``max_running * max_seq_len``.
         max_context_tokens: Optional further cap on prompt plus ``max_tokens``.
         prefix_cache_bytes, prefix_block_tokens: The prefix cache's bytes (0: off) and block.
         decode_weights: ``"int8"``: decode rows on INT8 weight copies (``int8_linear``).
-        speculate_tokens: Guesses a request decoding alone verifies a step (not a seeded
-            sampled one; ``inference.speculation``); 0 is off.
+        speculate_tokens: Guesses a request decoding alone verifies a step, where that
+            pays (not a seeded sampled one; ``inference.speculation``); 0 is off.
         registry: Where the metrics go; ``None`` is the default registry.
     """
 
@@ -108,10 +108,8 @@ class BatchingEngine(ThreadedEngine):
     ) -> None:
         if max_running < 1 or prefill_chunk_tokens < 1 or max_seq_len < 2:
             raise ValueError("max_running, prefill_chunk_tokens and max_seq_len must be positive")
-        if not 0 <= speculate_tokens <= 16:
-            raise ValueError("speculate_tokens must be between 0 and 16")
-        if not 0.0 < max_batch_share <= 1.0:
-            raise ValueError("max_batch_share must be in (0, 1]")
+        if not 0 <= speculate_tokens <= 16 or not 0.0 < max_batch_share <= 1.0:
+            raise ValueError("speculate_tokens must be in 0..16 and max_batch_share in (0, 1]")
         check_decode_weights(decode_weights)
         super().__init__(
             loader,
@@ -125,7 +123,7 @@ class BatchingEngine(ThreadedEngine):
         self._max_running = max_running
         self._max_batch_running = max(1, int(max_running * max_batch_share))
         self._chunk, self._batch_chunk = prefill_chunk_tokens, batch_prefill_tokens
-        self._speculate = speculate_tokens
+        self._speculate, self._policy = speculate_tokens, SpeculationPolicy()
         self._batch_busy = max(1, batch_slots_under_load)
         self._max_seq_len = max_seq_len
         self._kv_budget = max_running * max_seq_len if kv_cache_tokens is None else kv_cache_tokens
@@ -157,8 +155,7 @@ class BatchingEngine(ThreadedEngine):
 
     @property
     def max_batch_seen(self) -> int:
-        """The most sequences one step has run since start (for tests and benchmarks)."""
-        return self._max_batch_seen
+        return self._max_batch_seen  # the most sequences in a step since start (tests)
 
     @property
     def prefix_cache(self) -> PrefixCache:
@@ -172,7 +169,7 @@ class BatchingEngine(ThreadedEngine):
             layers, self._max_running, kv_heads, limit, head_dim, loaded.dtype, loaded.device
         )
         self._forward = LlamaBatchForward(loaded.model, cache, int8_decode=self._int8_decode)
-        self._running_batch = RunningBatch(cache, self._prefix, self._kv_budget)
+        self._running_batch = RunningBatch(cache, self._prefix, self._kv_budget, self._policy)
         self._context_limit = min(limit, self._kv_budget)
 
     async def stop(self) -> None:
@@ -330,7 +327,8 @@ class BatchingEngine(ThreadedEngine):
         self._max_batch_seen = max(self._max_batch_seen, in_step)
         self._metrics.batch_size.labels(*labels).observe(in_step)
         try:
-            with self._governor.step(len(batch.decode_slots), bool(batch.prefills)):
+            governed = self._governor.step(len(batch.decode_slots), bool(batch.prefills))
+            with governed, self._policy.timing(step.lone_rows()):
                 logits = self._forward.forward(batch)
         except Exception as exc:  # the worker must survive a failing step
             logger.exception("engine_step_failed")
@@ -355,6 +353,7 @@ class BatchingEngine(ThreadedEngine):
                     break
             if guessed:  # rows 0 .. j - 1 followed guesses the model chose
                 self._metrics.count_speculation(self.model_name, len(guessed), j)
+                self._policy.verified(seq.slot.request.sampling.greedy, j)
 
     def _accept(
         self, seq: Seq, logits: torch.Tensor, now: float, guess: int | None = None

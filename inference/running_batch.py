@@ -11,7 +11,7 @@ import torch
 from inference.batch_forward import StepBatch
 from inference.scheduler import plan_prefill
 from inference.sequence import Sequence as Seq
-from inference.speculation import guess
+from inference.speculation import SpeculationPolicy, guess
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -37,6 +37,15 @@ class Step:
     guesses: list[list[int]] = field(default_factory=list)
     prefilled: list[Seq] = field(default_factory=list)
 
+    def lone_rows(self) -> int:
+        """The rows of a lone sequence's step: 1 for a decode row, k + 1 for a
+        verifying pass; 0 for any other step."""
+        batch = self.batch
+        if len(batch.decode_slots) == 1 and not batch.prefills:
+            return 1
+        lone_draft = len(batch.prefills) == 1 and batch.prefills[0].draft
+        return batch.prefills[0].length if lone_draft and not batch.decode_slots else 0
+
     def outputs(self, logits: torch.Tensor) -> Iterator[tuple[Seq, list[int], torch.Tensor]]:
         """Each sampled sequence with its guesses and its rows of ``logits``."""
         row = 0
@@ -56,10 +65,19 @@ class RunningBatch:
         prefix: Shared-prefix blocks: copied into a new sequence's slot, and filled
             from the prompts of sequences that complete their prefill.
         kv_budget: KV-cache tokens all running sequences may reserve together.
+        speculation: Decides whether a lone sequence's guesses are worth verifying
+            (``None``: always).
     """
 
-    def __init__(self, cache: KVCache, prefix: PrefixCache, kv_budget: int) -> None:
+    def __init__(
+        self,
+        cache: KVCache,
+        prefix: PrefixCache,
+        kv_budget: int,
+        speculation: SpeculationPolicy | None = None,
+    ) -> None:
         self._cache = cache
+        self._policy = speculation
         self._prefix = prefix
         self._kv_budget = kv_budget
         self._seqs: list[Seq] = []
@@ -157,7 +175,8 @@ class RunningBatch:
 
     def _guesses(self, speculate: int) -> list[int]:
         """The guesses of the one running sequence (none else): at most
-        ``speculate``, and fewer than the tokens it may still make.
+        ``speculate``, and fewer than the tokens it may still make; none where the
+        policy finds verifying them slower than a plain step.
 
         NOTE: none for a seeded sampled request: verifying draws its random numbers
         in another order, and its seed promises the same text whether it runs alone
@@ -170,7 +189,32 @@ class RunningBatch:
         left = sampling.max_tokens - seq.slot.completion_tokens
         if (not sampling.greedy and sampling.seed is not None) or left < 2:
             return []
-        return guess(seq.prompt + seq.generated, min(speculate, left - 1))
+        self._score_unverified(seq)
+        guessed = guess(seq.prompt + seq.generated, min(speculate, left - 1))
+        if not guessed or self._policy is None:
+            return guessed
+        if self._policy.verify(sampling.greedy, len(guessed) + 1):
+            self._score_unverified(seq, final=True)
+            return guessed
+        if seq.unverified is None:
+            seq.unverified = (len(seq.generated), guessed)
+        return []
+
+    def _score_unverified(self, seq: Seq, final: bool = False) -> None:
+        """Tell the policy how many of the guesses it declined came true, once the
+        tokens since show it (or, ``final``, as many as have so far): for a sampled
+        sequence too, a verifying pass keeps a guess exactly when the token drawn
+        equals it."""
+        if seq.unverified is None or self._policy is None:
+            return
+        start, guessed = seq.unverified
+        came = seq.generated[start : start + len(guessed)]
+        matched = 0
+        while matched < len(came) and came[matched] == guessed[matched]:
+            matched += 1
+        if final or matched < len(came) or len(came) == len(guessed):
+            self._policy.observed(seq.slot.request.sampling.greedy, matched)
+            seq.unverified = None
 
     def remember_prefix(self, seq: Seq) -> None:
         """Put the full prompt blocks of freshly prefilled ``seq`` into the prefix cache."""

@@ -30,6 +30,9 @@ class Sequence:
         context: The tokens to prefill before decoding: the prompt, and after a
             preemption the prompt plus every token generated before it.
         preemptions: How many times it gave its slot back (batch only).
+        unverified: Guesses the speculation policy declined to verify, and how many
+            tokens had been generated then, until the tokens since show how many
+            would have been accepted (``RunningBatch``).
     """
 
     slot: RequestSlot
@@ -43,6 +46,7 @@ class Sequence:
     last_token_at: float = 0.0
     context: list[int] = field(default_factory=list)
     preemptions: int = 0
+    unverified: tuple[int, list[int]] | None = None
 
     def __post_init__(self) -> None:
         if not self.context:

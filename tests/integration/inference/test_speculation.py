@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import pytest
 from prometheus_client import CollectorRegistry
 
+from inference import batching_engine
+from inference.speculation import SpeculationPolicy
 from inference.types import FinishReason
 from tests.integration.inference.helpers import hf_greedy
 from tests.integration.inference.test_batching_engine import _collect, _make, _metric, _request
@@ -32,9 +34,12 @@ COPY = f"Repeat this sentence word for word: {PASSAGE}"
 
 @pytest.fixture
 async def speculating(
-    loaded_fp32: LoadedModel,
+    loaded_fp32: LoadedModel, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[BatchingEngine, CollectorRegistry]]:
-    """A started engine guessing up to 4 tokens a step, with its own metrics."""
+    """A started engine guessing up to 4 tokens a step, with its own metrics, that
+    verifies them at every lone step after the first (these tests check what
+    verifying does, whatever this CPU finds faster; the policy has its own tests)."""
+    monkeypatch.setattr(batching_engine, "SpeculationPolicy", lambda: SpeculationPolicy(explore=0))
     registry = CollectorRegistry()
     engine = _make(loaded_fp32, registry, max_running=2, speculate_tokens=4)
     await engine.start()
@@ -110,3 +115,21 @@ async def test_speculation_stays_off_for_seeded_and_concurrent_requests(
 def test_speculate_tokens_is_bounded(loaded_fp32: LoadedModel) -> None:
     with pytest.raises(ValueError, match="speculate_tokens"):
         _make(loaded_fp32, speculate_tokens=17)
+
+
+async def test_the_engine_times_lone_steps_for_its_policy(loaded_fp32: LoadedModel) -> None:
+    """The real policy: the engine times a lone request's plain steps and verifying
+    passes, and counts what each pass accepted, for the policy to weigh."""
+    registry = CollectorRegistry()
+    engine = _make(loaded_fp32, registry, max_running=2, speculate_tokens=4)
+    await engine.start()
+    try:
+        await _collect(engine, _request(engine, COPY, max_tokens=30))
+    finally:
+        await engine.stop()
+    seconds, accepted = engine._policy.measured()
+    assert seconds[1] > 0  # plain one-row steps
+    assert any(rows > 1 and took > 0 for rows, took in seconds.items())  # verifying passes
+    assert accepted[True] >= 0
+    assert False not in accepted  # greedy only, this time
+    assert _metric(registry, "ragserve:spec_decode_num_draft_tokens_total") > 0

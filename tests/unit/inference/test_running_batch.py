@@ -14,6 +14,7 @@ from inference.prefix_cache import PrefixCache
 from inference.request_slot import RequestSlot
 from inference.running_batch import RunningBatch
 from inference.sequence import Sequence
+from inference.speculation import SpeculationPolicy
 from inference.types import GenerationRequest, Priority
 
 if TYPE_CHECKING:
@@ -140,3 +141,49 @@ def test_guesses_only_for_a_sequence_decoding_alone_and_not_seeded(
     assert running.next_step(prefill_budget=64, speculate=3).guesses == [[5, 6, 7]]
     first.slot.request.sampling = replace(first.slot.request.sampling, seed=7)
     assert running.next_step(prefill_budget=64, speculate=3).guesses == [[]]
+
+
+def test_the_policy_decides_whether_guesses_are_verified(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    cache = KVCache(1, 4, 1, 128, 2, torch.float32, torch.device("cpu"))
+    policy = SpeculationPolicy(alpha=1.0)
+    running = RunningBatch(cache, PrefixCache(capacity_bytes=0), 512, policy)
+    seq = _seq(loop, "g", 8, Priority.ONLINE)
+    running.add(seq)
+    assert running.next_step(prefill_budget=64).lone_rows() == 0  # a prompt chunk
+    seq.generated, seq.slot.completion_tokens = [3, 4], 2
+    # No one-row step timed yet: a plain decode row, and that step is timed.
+    step = running.next_step(prefill_budget=64, speculate=3)
+    assert (step.guesses, step.lone_rows()) == ([[]], 1)
+    policy.timed(1, 0.02)
+    step = running.next_step(prefill_budget=64, speculate=3)
+    assert (step.guesses, step.lone_rows()) == ([[5, 6, 7]], 4)
+    policy.timed(4, 0.05)
+    policy.verified(True, 0)  # (1 + 0) x 20 ms < 50 ms: plain rows again
+    assert running.next_step(prefill_budget=64, speculate=3).guesses == [[]]
+    # Two sequences: no step is a lone one.
+    running.add(_seq(loop, "h", 8, Priority.ONLINE))
+    assert running.next_step(prefill_budget=64, speculate=3).lone_rows() == 0
+
+
+def test_declined_guesses_are_scored_by_the_tokens_that_follow(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    cache = KVCache(1, 4, 1, 128, 2, torch.float32, torch.device("cpu"))
+    policy = SpeculationPolicy(alpha=1.0, explore=100)
+    running = RunningBatch(cache, PrefixCache(capacity_bytes=0), 512, policy)
+    seq = _seq(loop, "g", 8, Priority.ONLINE)  # prompt 1 .. 8
+    running.add(seq)
+    running.next_step(prefill_budget=64)
+    policy.timed(1, 0.02)
+    policy.timed(4, 0.08)
+    policy.verified(True, 0)  # (1 + 0) x 20 ms < 80 ms: declined from now on
+    seq.generated, seq.slot.completion_tokens = [3, 4], 2
+    assert running.next_step(prefill_budget=64, speculate=3).guesses == [[]]
+    assert seq.unverified == (2, [5, 6, 7])
+    # Plain steps bring 5, 6 (as guessed), then 9: two of the three came true.
+    for token in (5, 6, 9):
+        seq.generated.append(token)
+        running.next_step(prefill_budget=64, speculate=3)
+    assert policy.measured()[1] == {True: 2.0}
