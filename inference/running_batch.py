@@ -54,6 +54,10 @@ class Step:
             row += len(guessed) + 1
 
 
+IDLE_PREFILL_CHUNKS = 4
+"""While no sequence decodes, a step prefills up to this many chunks' worth."""
+
+
 class RunningBatch:
     """The running sequences, each holding one KV-cache slot and reserving its prompt
     plus ``max_tokens`` of the KV budget, from admission to retirement or preemption.
@@ -124,7 +128,8 @@ class RunningBatch:
         self, prefill_budget: int, batch_prefill_cap: int | None = None, speculate: int = 0
     ) -> Step:
         """The rows of the next forward pass: one decode row per decoding sequence, then
-        prefill chunks within ``prefill_budget`` tokens; advances each ``computed``.
+        prefill chunks within ``prefill_budget`` tokens (``IDLE_PREFILL_CHUNKS`` times
+        that while nothing decodes); advances each ``computed``.
 
         With ``speculate``, a greedy sequence decoding alone feeds its last token and
         up to that many guesses (``inference.speculation``) as a draft chunk instead:
@@ -152,6 +157,11 @@ class RunningBatch:
             batch.logit_rows.extend(range(last - len(guessed), last + 1))
             step.sampled.append(seq)
             step.guesses.append(guessed)
+        if all(s.prefilling for s in self._seqs):
+            # NOTE: nothing decodes, so no one waits on this step: one big pass reads
+            # the weights once for more prompt rows (4 prompts of 450 tokens: 857 ms
+            # in 256-token steps, 582 ms in 1,024-token ones, on 2 AMX Xeon cores).
+            prefill_budget *= IDLE_PREFILL_CHUNKS
         online = [s for s in self._seqs if s.prefilling and not s.batch]
         offline = [s for s in self._seqs if s.prefilling and s.batch]
         plan = plan_prefill([len(s.context) - s.computed for s in online], prefill_budget)

@@ -12,7 +12,7 @@ import torch
 from inference.kv_cache import KVCache
 from inference.prefix_cache import PrefixCache
 from inference.request_slot import RequestSlot
-from inference.running_batch import RunningBatch
+from inference.running_batch import IDLE_PREFILL_CHUNKS, RunningBatch
 from inference.sequence import Sequence
 from inference.speculation import SpeculationPolicy
 from inference.types import GenerationRequest, Priority
@@ -45,7 +45,8 @@ def test_batch_prefill_gets_what_online_prefill_leaves(loop: asyncio.AbstractEve
     online = _seq(loop, "o", 30, Priority.ONLINE)
     running.add(batch)  # admitted first, yet prefilled second
     running.add(online)
-    step = running.next_step(prefill_budget=40)
+    # Nothing decodes yet: the step may take IDLE_PREFILL_CHUNKS budgets, 40 tokens.
+    step = running.next_step(prefill_budget=40 // IDLE_PREFILL_CHUNKS)
     chunks = [(c.slot, c.start, c.length) for c in step.batch.prefills]
     assert chunks == [(online.kv_slot, 0, 30), (batch.kv_slot, 0, 10)]
     assert step.sampled == [online]
@@ -59,11 +60,12 @@ def test_batch_prefill_is_capped_while_an_online_sequence_runs(
     running = _running()
     batch = _seq(loop, "b", 60, Priority.BATCH)
     running.add(batch)
-    alone = running.next_step(prefill_budget=40, batch_prefill_cap=8)
+    budget = 40 // IDLE_PREFILL_CHUNKS  # nothing decodes: 40 tokens a step
+    alone = running.next_step(prefill_budget=budget, batch_prefill_cap=8)
     assert [c.length for c in alone.batch.prefills] == [40]  # no online work: the whole budget
     online = _seq(loop, "o", 4, Priority.ONLINE)
     running.add(online)
-    step = running.next_step(prefill_budget=40, batch_prefill_cap=8)
+    step = running.next_step(prefill_budget=budget, batch_prefill_cap=8)
     chunks = [(c.slot, c.length) for c in step.batch.prefills]
     assert chunks == [(online.kv_slot, 4), (batch.kv_slot, 8)]
 
@@ -187,3 +189,17 @@ def test_declined_guesses_are_scored_by_the_tokens_that_follow(
         seq.generated.append(token)
         running.next_step(prefill_budget=64, speculate=3)
     assert policy.measured()[1] == {True: 2.0}
+
+
+def test_a_step_prefills_more_while_nothing_decodes(loop: asyncio.AbstractEventLoop) -> None:
+    running = _running()
+    first = _seq(loop, "a", 100, Priority.ONLINE)
+    running.add(first)
+    step = running.next_step(prefill_budget=16)
+    assert [c.length for c in step.batch.prefills] == [16 * IDLE_PREFILL_CHUNKS]
+    first.computed, first.generated = 100, [7]  # now it decodes
+    second = _seq(loop, "b", 100, Priority.ONLINE)
+    running.add(second)
+    step = running.next_step(prefill_budget=16)
+    assert step.batch.decode_slots == [first.kv_slot]
+    assert [c.length for c in step.batch.prefills] == [16]  # the decode row waits on it
