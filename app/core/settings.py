@@ -158,9 +158,8 @@ class GenerationSettings(BaseSettings):
     """Batch-class sequences admitted while any online request runs or waits (the
     share above otherwise): on a CPU every extra row slows each online step."""
     prefill_chunk_tokens: int = 256
-    """Prompt tokens prefilled per engine step, so a long prompt never stalls the
-    decoding of the others for longer than one chunk (four chunks' worth while no
-    sequence decodes)."""
+    """Prompt tokens prefilled per engine step (four times that while nothing
+    decodes), so a long prompt never stalls the others' decoding for longer."""
     max_seq_len: int = 2048
     """Longest sequence (prompt plus answer) a batch slot holds."""
     prefix_cache_mb: int = 256
