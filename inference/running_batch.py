@@ -131,9 +131,10 @@ class RunningBatch:
         prefill chunks within ``prefill_budget`` tokens (``IDLE_PREFILL_CHUNKS`` times
         that while nothing decodes); advances each ``computed``.
 
-        With ``speculate``, a greedy sequence decoding alone feeds its last token and
-        up to that many guesses (``inference.speculation``) as a draft chunk instead:
-        alone, a step's cost is reading the weights, which more rows share.
+        With ``speculate``, a sequence decoding alone (greedy, or sampled without a
+        seed) feeds its last token and up to that many guesses
+        (``inference.speculation``) as a draft chunk instead, where the policy finds
+        that faster: alone, a step's cost is reading the weights, which rows share.
 
         NOTE: online sequences' prefill comes first (oldest first), so batch-priority
         prefill gets only what the budget leaves over, and at most

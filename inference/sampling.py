@@ -119,8 +119,7 @@ def sample_next(
         kept = float(probs[guess])
         if float(torch.rand((), generator=generator, device=probs.device)) < kept:
             return guess
-        probs = probs.clone()
-        probs[guess] = 0.0
+        probs[guess] = 0.0  # this call's own softmax output: no copy needed
         if not bool(probs.any()):  # the guess held all the mass, up to rounding
             return guess
     return int(torch.multinomial(probs, num_samples=1, generator=generator).item())
