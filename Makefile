@@ -7,9 +7,10 @@ CONSTRAINTS := constraints.txt
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # NOTE: two pytest processes keep both of CI's cores busy: much of a test's time is
-# a server process importing and loading models, or a test waiting on one; the suite
-# took 766 s on 2 workers against 1,541 s on one (an AMD EPYC, 2 cores). Files stay
-# whole on one worker (--dist loadfile), so module fixtures start once.
+# a server process importing and loading models, or a test waiting on one. pytest
+# took 766 s on 2 workers on an AMD EPYC with 2 cores, where CI's last one-process
+# run took 1,180 s in all. Files stay whole on one worker (--dist loadfile), so a
+# module's fixtures start once.
 TEST_WORKERS ?= 2
 
 .PHONY: setup browser lock run test lint format bench clean
