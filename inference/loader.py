@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -165,7 +166,9 @@ def ensure_default_cache(cache_dir: Path) -> tuple[Path, dict[str, str]]:
 
     The conversion writes into a temporary sibling folder and renames it into
     place only when complete (marker included), so a crash never leaves a
-    half-written cache that later starts would trust.
+    half-written cache that later starts would trust. Processes that start at once
+    on one cache (API and inference nodes sharing a volume, parallel test workers)
+    convert one at a time under a lock file; the others then find it done.
 
     Raises:
         ModelLoadError: The GGUF file is missing or the conversion failed.
@@ -176,17 +179,22 @@ def ensure_default_cache(cache_dir: Path) -> tuple[Path, dict[str, str]]:
     if marker is not None:
         return target, marker
     cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_CACHE_SUBDIR}-", dir=cache_dir))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it owner-only; the cache is shareable.
-        marker = _convert_gguf(gguf, staging)
-        if target.exists():
-            # A stale or incomplete cache (no valid marker): replace it.
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except Exception as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ModelLoadError(f"cannot convert {gguf}: {exc}") from exc
+    with (cache_dir / f".{DEFAULT_CACHE_SUBDIR}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        marker = _read_marker(target, gguf)
+        if marker is not None:
+            return target, marker
+        staging = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_CACHE_SUBDIR}-", dir=cache_dir))
+        try:
+            staging.chmod(0o755)  # mkdtemp makes it owner-only; the cache is shareable.
+            marker = _convert_gguf(gguf, staging)
+            if target.exists():
+                # A stale or incomplete cache (no valid marker): replace it.
+                shutil.rmtree(target)
+            os.replace(staging, target)
+        except Exception as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ModelLoadError(f"cannot convert {gguf}: {exc}") from exc
     return target, marker
 
 
