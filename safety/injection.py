@@ -128,8 +128,9 @@ class Weights:
 
     NOTE: the three scores say how close a text comes to *some* attack; the vector
     says what kind of text it is as a whole (a support question that says "ignore my
-    last email" against an order to ignore the rules). On the held-out half it
-    caught 13 of 14 system-prompt extraction prompts against 7 without it.
+    last email" against an order to ignore the rules). At the same dev operating
+    point it refused 10 of 31 bastioncorpus traps and 3 of 470 Do-Not-Answer
+    questions of the held-out half, against 12 and 7 without it, at the same catch.
     """
 
     pattern: float
