@@ -37,11 +37,15 @@ from typing import TYPE_CHECKING, Any
 from bench.safety_data import injection_samples, split
 from retrieval.chunking import Chunker
 from safety import InputGuard, Policy
+from safety.injection import InjectionDetector, PatternDetector, SimilarityDetector
 
 if TYPE_CHECKING:
     from retrieval.embedding import SentenceTransformerEmbedder
 
 EXEMPLARS = Path(__file__).resolve().parents[1] / ".cache" / "models" / "exemplars"
+THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95)
+"""Scores at which the input filter's refusals and catches are also reported: a
+tenant trades catch for refusals with ``injection_threshold``."""
 
 
 def _pydoc() -> list[str]:
@@ -229,7 +233,11 @@ def input_filter_eval(embedder: SentenceTransformerEmbedder, quick: bool) -> dic
     limit = 100 if quick else 10_000
     guard = InputGuard(Policy(), embedder, cache_dir=EXEMPLARS)
     guard.check_input("warm up the embedder")
-    report: dict[str, Any] = {"benign_refused": {}, "attacks_caught": {}}
+    # The same layers as the guard's, for the score a tenant's threshold is held to.
+    detector = InjectionDetector(
+        PatternDetector(), SimilarityDetector(embedder, cache_dir=EXEMPLARS)
+    )
+    report: dict[str, Any] = {"benign_refused": {}, "attacks_caught": {}, "thresholds": {}}
     seconds, judged = 0.0, 0
     for key, groups in (("benign_refused", benign), ("attacks_caught", attacks)):
         for source, texts in sorted(groups.items()):
@@ -245,6 +253,11 @@ def input_filter_eval(embedder: SentenceTransformerEmbedder, quick: bool) -> dic
                 "texts": len(texts),
                 "ms_per_text": round(took / len(texts) * 1000, 2),
             }
+            scores = [detector.detect(text).score for text in texts]
+            for threshold in THRESHOLDS:
+                fired = sum(score >= threshold for score in scores)
+                point = report["thresholds"].setdefault(str(threshold), {})
+                point[f"{key}:{source}"] = round(fired / len(texts), 4)
     report["ms_per_text"] = round(seconds / judged * 1000, 2)
     return report
 
@@ -257,3 +270,12 @@ def print_input_report(report: dict[str, Any]) -> None:
             for n, m in report[key].items()
         )
         print(f"  {key.replace('_', ' ')}: {rows}   ({bar})")
+    print(
+        f"  at other thresholds (injection_threshold; {Policy().injection_threshold} by default):"
+    )
+    for threshold, rates in report["thresholds"].items():
+        rows = ", ".join(
+            f"{k.split(':', 1)[0].split('_')[0]} {k.split(':', 1)[1]} {v:.3f}"
+            for k, v in rates.items()
+        )
+        print(f"    {threshold}: {rows}")
