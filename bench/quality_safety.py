@@ -31,13 +31,13 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.safety_data import injection_samples, split
 from retrieval.chunking import Chunker
-from safety import InputGuard, Policy
-from safety.injection import InjectionDetector, PatternDetector, SimilarityDetector
+from safety import GuardResult, InputGuard, Policy
 
 if TYPE_CHECKING:
     from retrieval.embedding import SentenceTransformerEmbedder
@@ -231,35 +231,43 @@ def input_filter_eval(embedder: SentenceTransformerEmbedder, quick: bool) -> dic
     for sample in test:
         (attacks if sample.attack else benign)[sample.source].append(sample.text)
     limit = 100 if quick else 10_000
-    guard = InputGuard(Policy(), embedder, cache_dir=EXEMPLARS)
+    default = Policy().injection_threshold
+    # NOTE: at threshold 0 the injection filter's verdict carries every text's score,
+    # so one check serves the default and each other threshold alike.
+    guard = InputGuard(replace(Policy(), injection_threshold=0.0), embedder, cache_dir=EXEMPLARS)
     guard.check_input("warm up the embedder")
-    # The same layers as the guard's, for the score a tenant's threshold is held to.
-    detector = InjectionDetector(
-        PatternDetector(), SimilarityDetector(embedder, cache_dir=EXEMPLARS)
-    )
     report: dict[str, Any] = {"benign_refused": {}, "attacks_caught": {}, "thresholds": {}}
     seconds, judged = 0.0, 0
     for key, groups in (("benign_refused", benign), ("attacks_caught", attacks)):
         for source, texts in sorted(groups.items()):
             texts = texts[:limit]
             began = time.perf_counter()
-            refused = sum(1 for text in texts if guard.check_input(text).refused)
+            scores = [_injection_score(guard.check_input(text)) for text in texts]
             took = time.perf_counter() - began
             seconds += took
             judged += len(texts)
+            refused = sum(score >= default for score in scores)
             report[key][source] = {
                 "rate": round(refused / len(texts), 4),
                 "refused": refused,
                 "texts": len(texts),
                 "ms_per_text": round(took / len(texts) * 1000, 2),
             }
-            scores = [detector.detect(text).score for text in texts]
             for threshold in THRESHOLDS:
                 fired = sum(score >= threshold for score in scores)
                 point = report["thresholds"].setdefault(str(threshold), {})
                 point[f"{key}:{source}"] = round(fired / len(texts), 4)
     report["ms_per_text"] = round(seconds / judged * 1000, 2)
     return report
+
+
+def _injection_score(result: GuardResult) -> float:
+    """The injection filter's score in ``result``; 1 when an earlier filter (size)
+    refused the text, which no threshold lets through."""
+    for verdict in result.verdicts:
+        if verdict.filter == "injection":
+            return verdict.score
+    return 1.0 if result.refused else 0.0
 
 
 def print_input_report(report: dict[str, Any]) -> None:
