@@ -113,13 +113,13 @@ def build_bank(dedupe: float = 0.95) -> dict[str, object]:
             feats[i, col] = float((mine @ vecs[other].T).max())
         feats[i, 3:] = mean_direction(mine)
     weight = _stratum_weights(dev)
-    chosen: dict[float, float] = {}
-    for l2 in L2_GRID:
-        runs = [_operating_point(_cross_validated(feats, y, weight, l2, s), dev) for s in (0, 1)]
-        chosen[l2] = float(np.mean([caught for _, caught in runs]))
+    points = {
+        l2: [_operating_point(_cross_validated(feats, y, weight, l2, seed), dev) for seed in (0, 1)]
+        for l2 in L2_GRID
+    }
+    chosen = {l2: float(np.mean([caught for _, caught in runs])) for l2, runs in points.items()}
     l2 = max(chosen, key=lambda k: chosen[k])
-    cut = float(np.mean([_operating_point(_cross_validated(feats, y, weight, l2, s), dev)[0]
-                         for s in (0, 1)]))  # fmt: skip
+    cut = float(np.mean([cut for cut, _ in points[l2]]))
     w = _fit_logistic(feats, y.astype(float), weight, l2)
     bias = float(w[-1] - cut)  # score(cut) == 0.5
     sources = sorted({dev[owner[r]].source for r in attack_rows + benign_rows})
