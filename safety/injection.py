@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,14 +137,22 @@ class Weights:
     attack: float
     benign: float
     bias: float
-    vector: tuple[float, ...] = ()
+    vector: np.ndarray | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_bank(cls, weights: dict[str, Any]) -> Weights:
+        """The bank's ``weights`` entry, its vector as an array once (it serves every
+        question)."""
+        vector = weights.get("vector")
+        array = None if vector is None else np.asarray(vector, dtype=np.float32)
+        return cls(**{**weights, "vector": array})
 
     def score(
         self, pattern: float, attack: float, benign: float, mean: np.ndarray | None = None
     ) -> float:
         z = self.bias + self.pattern * pattern + self.attack * attack + self.benign * benign
-        if self.vector and mean is not None:
-            z += float(np.dot(np.asarray(self.vector, dtype=np.float32), mean))
+        if self.vector is not None and mean is not None:
+            z += float(np.dot(self.vector, mean))
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
 
@@ -185,7 +193,7 @@ class SimilarityDetector:
             exemplars = tuple(bank["attack"])
             benign = tuple(bank["benign"])
             w = bank.get("weights")
-            self.weights = Weights(**{**w, "vector": tuple(w.get("vector", ()))}) if w else None
+            self.weights = Weights.from_bank(w) if w else None
         else:
             self.weights = None
         self._matrix = self._embed(list(exemplars))

@@ -80,7 +80,7 @@ def test_the_mean_vector_moves_the_calibrated_score_along_its_weights() -> None:
 
     from safety.injection import Weights, mean_direction
 
-    w = Weights(pattern=0.0, attack=0.0, benign=0.0, bias=0.0, vector=(2.0, -2.0))
+    w = Weights(pattern=0.0, attack=0.0, benign=0.0, bias=0.0, vector=np.array([2.0, -2.0]))
     assert w.score(0.0, 0.0, 0.0, np.array([1.0, 0.0])) > 0.8
     assert w.score(0.0, 0.0, 0.0, np.array([0.0, 1.0])) < 0.2
     assert w.score(0.0, 0.0, 0.0, None) == 0.5  # no sentences, no vector term
