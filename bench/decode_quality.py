@@ -1,16 +1,17 @@
-"""What INT8 decode weights cost in answers: greedy output against the model's dtype.
+"""What INT8 and 4-bit decode weights cost in answers: greedy output against the model's.
 
 The same real prompts (``bench.serve_load.prompts``: Python reference passages and
 a question, ~450 tokens, in the model's chat template) are answered greedily,
-``max_tokens`` tokens each, by two ``BatchingEngine``s on the same loaded model:
-``decode_weights="model"`` (the reference) and ``"int8"``. Each is run one request
-at a time and, for INT8, also ``concurrency`` at a time (co-decoding rows share an
-activation scale there). Reported per run: the share of answers identical to the
-reference, and how far answers agree on average (the common prefix's share of the
-reference's characters). Greedy text diverges at the first near-tie, so the
-teacher-forced figures say more: the reference's own greedy tokens fed back one
-decode row at a time, with the share of steps where INT8's top token is the
-reference's, and the perplexity of those tokens under each set of weights.
+``max_tokens`` tokens each, by ``BatchingEngine``s on the same loaded model:
+``decode_weights="model"`` (the reference), ``"int8"`` and ``"int4"``. Each is run
+one request at a time and ``concurrency`` at a time (co-decoding INT8 rows share an
+activation scale; with ``int4`` a step of more than 4 rows runs on INT8). Reported
+per run: the share of answers identical to the reference, and how far answers agree
+on average (the common prefix's share of the reference's characters). Greedy text
+diverges at the first near-tie, so the teacher-forced figures say more: the
+reference's own greedy tokens fed back one decode row at a time, with the share of
+steps where each quantized set's top token is the reference's, and the perplexity
+of those tokens under each set of weights.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from inference.loader import LoadedModel
+
+QUANTIZED = ("int8", "int4")
+"""The decode weights measured against the model's own."""
 
 
 async def _answer(engine: BatchingEngine, prompt: list[int], max_tokens: int) -> str:
@@ -89,10 +93,11 @@ def teacher_forced(
     layers, kv_heads, head_dim = LlamaBatchForward.cache_geometry(loaded.model)
     longest = max(len(p) for p in rendered) + steps + 1
     made = {}
-    for name, int8 in (("model", False), ("int8", True)):
+    for name in ("model", *QUANTIZED):
         cache = KVCache(layers, 1, kv_heads, longest, head_dim, loaded.dtype, loaded.device)
-        made[name] = LlamaBatchForward(loaded.model, cache, int8_decode=int8)
-    agree = total = 0
+        made[name] = LlamaBatchForward(loaded.model, cache, decode_weights=name)
+    agree = dict.fromkeys(QUANTIZED, 0)
+    total = 0
     nll = dict.fromkeys(made, 0.0)
     for prompt in rendered:
         logits = {}
@@ -102,7 +107,8 @@ def teacher_forced(
             logits[name] = forward.forward(batch)[0]
         for step in range(steps):
             token = int(logits["model"].argmax())
-            agree += int(int(logits["int8"].argmax()) == token)
+            for name in QUANTIZED:
+                agree[name] += int(int(logits[name].argmax()) == token)
             total += 1
             for name, forward in made.items():
                 nll[name] -= float(torch.log_softmax(logits[name], -1)[token])
@@ -111,29 +117,32 @@ def teacher_forced(
                 logits[name] = forward.forward(batch)[0]
     return {
         "steps": total,
-        "top1_agreement": round(agree / total, 4),
+        "top1_agreement": {name: round(a / total, 4) for name, a in agree.items()},
         "perplexity": {name: round(math.exp(v / total), 4) for name, v in nll.items()},
     }
 
 
-def int8_quality(
+def quantized_quality(
     loaded: LoadedModel, count: int, max_tokens: int = 64, concurrency: int = 8
 ) -> dict[str, Any]:
-    """Greedy answers of INT8 decode weights against the model's own, on ``count`` prompts."""
+    """Greedy answers of INT8 and 4-bit decode weights against the model's own, on
+    ``count`` prompts."""
     tokenizer = loaded.tokenizer
     texts = prompts(lambda t: len(tokenizer.encode(t)), count, seed=1)
     rendered = [render_chat(tokenizer, (ChatMessage(role="user", content=text),)) for text in texts]
 
     async def run() -> dict[str, Any]:
         reference = await _answers(loaded, "model", rendered, max_tokens, 1)
-        alone = await _answers(loaded, "int8", rendered, max_tokens, 1)
-        together = await _answers(loaded, "int8", rendered, max_tokens, concurrency)
-        return {
+        report: dict[str, Any] = {
             "teacher_forced": teacher_forced(loaded, rendered, max_tokens),
             "prompts": count,
             "max_tokens": max_tokens,
-            "int8_alone": _agreement(reference, alone),
-            f"int8_c{concurrency}": _agreement(reference, together),
         }
+        for name in QUANTIZED:
+            alone = await _answers(loaded, name, rendered, max_tokens, 1)
+            together = await _answers(loaded, name, rendered, max_tokens, concurrency)
+            report[f"{name}_alone"] = _agreement(reference, alone)
+            report[f"{name}_c{concurrency}"] = _agreement(reference, together)
+        return report
 
     return asyncio.run(run())

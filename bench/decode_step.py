@@ -28,15 +28,18 @@ from typing import Any
 
 import torch
 
-from bench.decode_quality import int8_quality
+from bench.decode_quality import quantized_quality
 from bench.generation import REPO
 from bench.machine import describe, machine
 from inference.batch_forward import LlamaBatchForward, StepBatch
 from inference.kv_cache import KVCache
 from inference.loader import LoadedModel, load_model
 
-VARIANTS = {"packed": (True, False), "f_linear": (False, False), "int8": (True, True)}
-"""name: (``pack_weights``, ``int8_decode``) of ``LlamaBatchForward``."""
+VARIANTS = {
+    "packed": (True, "model"), "f_linear": (False, "model"), "int8": (True, "int8"),
+    "int4": (True, "int4"),
+}  # fmt: skip
+"""name: (``pack_weights``, ``decode_weights``) of ``LlamaBatchForward``."""
 
 
 def forwards(
@@ -44,11 +47,13 @@ def forwards(
 ) -> tuple[dict[str, LlamaBatchForward], dict[str, KVCache]]:
     layers, kv_heads, head_dim = LlamaBatchForward.cache_geometry(loaded.model)
     made, caches = {}, {}
-    for name, (pack, int8) in VARIANTS.items():
+    for name, (pack, weights) in VARIANTS.items():
         cache = KVCache(
             layers, slots, kv_heads, context + 64, head_dim, loaded.dtype, loaded.device
         )
-        made[name] = LlamaBatchForward(loaded.model, cache, pack_weights=pack, int8_decode=int8)
+        made[name] = LlamaBatchForward(
+            loaded.model, cache, pack_weights=pack, decode_weights=weights
+        )
         caches[name] = cache
     return made, caches
 
@@ -104,6 +109,7 @@ def decode_point(loaded: LoadedModel, rows: int, context: int, steps: int) -> di
         "tokens_per_s": {name: round(rows / m, 1) for name, m in medians.items()},
         "speedup": round(medians["f_linear"] / medians["packed"], 3),
         "int8_speedup": round(medians["packed"] / medians["int8"], 3),
+        "int4_speedup": round(medians["packed"] / medians["int4"], 3),
         "greedy_agreement": {
             n: round(a / (steps + 3), 3) for n, a in agree.items() if n != "packed"
         },
@@ -112,7 +118,7 @@ def decode_point(loaded: LoadedModel, rows: int, context: int, steps: int) -> di
 
 def prefill_point(loaded: LoadedModel, chunk: int, repeats: int) -> dict[str, Any]:
     made, _ = forwards(loaded, 1, chunk)
-    del made["int8"]  # prompt rows run on the model's own weights there
+    del made["int8"], made["int4"]  # prompt rows run on the model's own weights there
     prompt = [(i * 104729) % 40000 + 100 for i in range(chunk)]
     seconds: dict[str, list[float]] = {name: [] for name in made}
     for _ in range(repeats + 1):
@@ -186,7 +192,7 @@ def main() -> None:
     print(f"model {loaded.name}, dtype {loaded.dtype}, {torch.get_num_threads()} torch threads")
     points = [decode_point(loaded, rows, args.context, steps) for rows in (1, 8, 32)]
     prefilled = prefill_point(loaded, args.chunk, 3 if args.quick else 8)
-    quality = int8_quality(loaded, 8 if args.quick else 32)
+    quality = quantized_quality(loaded, 8 if args.quick else 32)
     roofline = matmul_roofline(loaded, args.chunk)
     achieved = prefill_flops(loaded, args.chunk) / (prefilled["ms"]["packed"] / 1e3) / 1e9
     prefilled["roofline_gflops"] = roofline
@@ -196,7 +202,8 @@ def main() -> None:
         print(
             f"decode rows {point['rows']:>2}: packed {point['ms_per_step']['packed']} ms, "
             f"F.linear {point['ms_per_step']['f_linear']} ms, "
-            f"int8 {point['ms_per_step']['int8']} ms a step, "
+            f"int8 {point['ms_per_step']['int8']} ms, int4 {point['ms_per_step']['int4']} ms a "
+            "step, "
             f"greedy agreement with packed {point['greedy_agreement']}"
         )
     print(
@@ -206,15 +213,16 @@ def main() -> None:
     for point in points:
         print(f"ratio packed/F.linear decode rows {point['rows']}: {point['speedup']}x faster")
         print(f"ratio int8/packed decode rows {point['rows']}: {point['int8_speedup']}x faster")
+        print(f"ratio int4/packed decode rows {point['rows']}: {point['int4_speedup']}x faster")
     print(
         f"prefill {args.chunk} tokens: {prefilled['achieved_gflops']} GFLOP/s against a "
         f"matmul roofline of {max(roofline.values())} GFLOP/s ({roofline})"
     )
     print(f"ratio packed/F.linear prefill: {prefilled['speedup']}x faster")
-    print(f"int8 decode weights against {loaded.dtype}, greedy answers: {quality}")
+    print(f"int8 and int4 decode weights against {loaded.dtype}, greedy answers: {quality}")
     print(f"ratio prefill/matmul roofline: {prefilled['share_of_roofline']}")
     out = REPO / "bench" / "results" / f"decode_step{'-quick' if args.quick else ''}.json"
-    report = {"machine": info, "dtype": str(loaded.dtype), "decode": points, "int8": quality}
+    report = {"machine": info, "dtype": str(loaded.dtype), "decode": points, "quantized": quality}
     out.write_text(json.dumps({**report, "prefill": prefilled}, indent=2) + "\n")
     print(f"wrote {out.relative_to(REPO)}")
 

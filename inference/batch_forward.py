@@ -19,14 +19,15 @@ import torch
 import torch.nn.functional as F
 
 from inference.errors import ModelLoadError
+from inference.int4_linear import Int4Projections, decode_projections
 from inference.int8_linear import (
     Int8Projections,
     RowsLinear,
     RowsResidual,
+    check_decode_weights,
     float_residual_rows,
     float_rows,
 )
-from inference.int8_linear import available as int8_available
 from inference.packed_linear import gated_linear, linear, residual_linear, stacked_linear
 
 if TYPE_CHECKING:
@@ -162,15 +163,16 @@ class LlamaBatchForward:
         cache: Where keys and values live; sized for this model.
         pack_weights: Run bf16 CPU projections on weights packed for oneDNN
             (``packed_linear``; a copy of the weights); ``False`` for ``F.linear``.
-        int8_decode: Also keep every projection's weight as INT8 and run decode
-            rows on it (``int8_linear``; CPU only).
+        decode_weights: ``"int8"``: also keep every projection's weight as INT8 and
+            run decode rows on it (``int8_linear``); ``"int4"``: 4-bit copies too, for
+            steps of a few decode rows (``int4_linear``); CPU only. ``"model"``: none.
 
     Raises:
         ModelLoadError: The model is not a supported Llama-family model.
     """
 
     def __init__(
-        self, model: Any, cache: KVCache, pack_weights: bool = True, int8_decode: bool = False
+        self, model: Any, cache: KVCache, pack_weights: bool = True, decode_weights: str = "model"
     ) -> None:
         config = model.config
         check_supported(config)
@@ -185,14 +187,19 @@ class LlamaBatchForward:
         self._eps = float(config.rms_norm_eps)
         self._norm_shape = (int(config.hidden_size),)
         self._device = next(model.parameters()).device
-        int8 = _int8_projections(self._device) if int8_decode else None
+        check_decode_weights(decode_weights)
+        int8 = (
+            None if decode_weights == "model" else decode_projections(self._device, decode_weights)
+        )
         self._linears = [_LayerLinears.of(layer, pack_weights, int8) for layer in self._layers]
         head = linear(model.lm_head.weight, pack_weights)
         self._lm_head = (
             float_rows(head) if int8 is None else int8.linear(model.lm_head.weight, head)
         )
         self.int8_bytes = 0 if int8 is None else int8.bytes
-        """Bytes of INT8 weights held beside the model's own (0 without ``int8_decode``)."""
+        """Bytes of INT8 weights held beside the model's own (0 for ``"model"``)."""
+        self.int4_bytes = int8.int4_bytes if isinstance(int8, Int4Projections) else 0
+        """Bytes of 4-bit weights and their scales held (``"int4"`` only)."""
         if int8 is not None:
             int8.log()
 
@@ -385,11 +392,3 @@ def _leading_decode_rows(logit_rows: list[int], n_decode: int) -> int:
             break
         count += 1
     return count if all(row >= n_decode for row in logit_rows[count:]) else 0
-
-
-def _int8_projections(device: torch.device) -> Int8Projections:
-    if device.type != "cpu":
-        raise ModelLoadError("INT8 decode weights run on the CPU only (fbgemm)")
-    if not int8_available():
-        raise ModelLoadError("this torch has no fbgemm INT8 kernels for INT8 decode weights")
-    return Int8Projections()

@@ -71,7 +71,8 @@ class BatchingEngine(ThreadedEngine):
             reserves prompt plus ``max_tokens``); ``None``: ``max_running * max_seq_len``.
         max_context_tokens: Optional further cap on prompt plus ``max_tokens``.
         prefix_cache_bytes, prefix_block_tokens: The prefix cache's bytes (0: off) and block.
-        decode_weights: ``"int8"``: decode rows on INT8 weight copies (``int8_linear``).
+        decode_weights: ``"int8"``: decode rows on INT8 weight copies (``int8_linear``);
+            ``"int4"``: 4-bit copies for steps of a few rows (``int4_linear``).
         speculate_tokens: Guesses a request decoding alone verifies a step, where that
             pays (not a seeded sampled one; ``inference.speculation``); 0 is off.
         registry: Where the metrics go; ``None`` is the default registry.
@@ -102,7 +103,7 @@ class BatchingEngine(ThreadedEngine):
         max_context_tokens: int | None = None,
         prefix_cache_bytes: int = 256 << 20,
         prefix_block_tokens: int = 32,
-        decode_weights: Literal["model", "int8"] = "model",
+        decode_weights: Literal["model", "int8", "int4"] = "model",
         speculate_tokens: int = 0,
         registry: CollectorRegistry | None = None,
     ) -> None:
@@ -132,7 +133,7 @@ class BatchingEngine(ThreadedEngine):
         )
         self._prefix = PrefixCache(prefix_block_tokens, prefix_cache_bytes)
         self._metrics = engine_metrics(registry)
-        self._int8_decode = decode_weights == "int8"
+        self._decode_weights = decode_weights
         self._forward: LlamaBatchForward | None = None
         self._running_batch: RunningBatch | None = None
         self._avg_e2e, self._max_batch_seen = 1.0, 0
@@ -168,7 +169,7 @@ class BatchingEngine(ThreadedEngine):
         cache = KVCache(
             layers, self._max_running, kv_heads, limit, head_dim, loaded.dtype, loaded.device
         )
-        self._forward = LlamaBatchForward(loaded.model, cache, int8_decode=self._int8_decode)
+        self._forward = LlamaBatchForward(loaded.model, cache, decode_weights=self._decode_weights)
         self._running_batch = RunningBatch(cache, self._prefix, self._kv_budget, self._policy)
         self._context_limit = min(limit, self._kv_budget)
 

@@ -41,10 +41,15 @@ RowsResidual = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 """``(x, residual, n_decode) -> residual + x @ weight.T``."""
 
 
+DECODE_WEIGHTS = ("model", "int8", "int4")
+"""What decode rows run on: the model's weights, INT8 copies, or 4-bit copies for
+steps of a few rows (``int4_linear``; INT8 for larger steps)."""
+
+
 def check_decode_weights(name: str) -> None:
-    """Raise ``ValueError`` unless ``name`` is ``"model"`` or ``"int8"``."""
-    if name not in ("model", "int8"):
-        raise ValueError(f"decode_weights must be 'model' or 'int8', not {name!r}")
+    """Raise ``ValueError`` unless ``name`` is one of ``DECODE_WEIGHTS``."""
+    if name not in DECODE_WEIGHTS:
+        raise ValueError(f"decode_weights must be one of {DECODE_WEIGHTS}, not {name!r}")
 
 
 def available() -> bool:
@@ -100,7 +105,7 @@ class Int8Projections:
 
     def linear(self, weight: torch.Tensor, full: Linear) -> RowsLinear:
         """``full`` (the float projection of ``weight``) for prompt rows, INT8 for decode rows."""
-        return _split_rows(self._int8(weight), full)
+        return _split_rows(self._product(weight), full)
 
     def stacked(self, weights: Sequence[torch.Tensor], full: Linear) -> RowsLinear:
         """``stacked_linear``'s projection, decode rows on one stacked INT8 matrix."""
@@ -108,7 +113,7 @@ class Int8Projections:
 
     def residual(self, weight: torch.Tensor, full: Residual) -> RowsResidual:
         """``residual_linear``'s ``residual + x @ weight.T``, decode rows on INT8."""
-        int8 = self._int8(weight)
+        int8 = self._product(weight)
 
         def rows(x: torch.Tensor, residual: torch.Tensor, n_decode: int) -> torch.Tensor:
             if n_decode == 0:
@@ -124,7 +129,7 @@ class Int8Projections:
         """``gated_linear``'s ``silu(x @ gate.T) * (x @ up.T)``, decode rows on one
         stacked INT8 matrix."""
         width = int(gate.shape[0])
-        both = self._int8(torch.cat((gate, up)))
+        both = self._product(torch.cat((gate, up)))
 
         def int8(x: torch.Tensor) -> torch.Tensor:
             out = both(x)
@@ -133,7 +138,8 @@ class Int8Projections:
 
         return _split_rows(int8, full)
 
-    def _int8(self, weight: torch.Tensor) -> Linear:
+    def _product(self, weight: torch.Tensor) -> Linear:
+        """``x @ weight.T`` on an INT8 copy of ``weight``."""
         packed = quantize(weight)
         self.bytes += weight.numel()
         reduce = self._reduce

@@ -128,11 +128,11 @@ class GenerationSettings(BaseSettings):
     """Default ``max_tokens`` of a turn."""
     max_tokens_limit: int = 1024
     """Largest ``max_tokens`` a client may ask for."""
-    decode_weights: Literal["model", "int8"] = "model"
+    decode_weights: Literal["model", "int8", "int4"] = "model"
     """``int8``: the batching engine also keeps every projection as INT8 (one scale
     per output channel, CPU only) and decodes on it: fewer bytes read a step, so
-    faster with few requests at a time; prompts still run on the model's weights.
-    Quality cost and speed in docs/benchmarks.md."""
+    faster with few requests at a time; ``int4``: 4-bit copies too (Q4_1's layout)
+    for steps of up to 4 rows. Prompts keep the model's weights. docs/benchmarks.md."""
     speculate_tokens: int = Field(default=4, ge=0, le=16)
     """Speculative decoding (batching engine, a request decoding alone, greedy or
     sampled without a seed): each step checks up to this many tokens guessed from the

@@ -1,5 +1,5 @@
-"""INT8 decode weights on the real SmolLM2-135M-Instruct: prompt rows exactly the
-model's own, decode rows close to them, deterministic alone."""
+"""INT8 and 4-bit decode weights on the real SmolLM2-135M-Instruct: prompt rows
+exactly the model's own, decode rows close to them, deterministic alone."""
 
 from __future__ import annotations
 
@@ -28,10 +28,12 @@ SYSTEM = (
 )
 
 
-def _engine(loaded: LoadedModel, registry: CollectorRegistry, **knobs: int) -> BatchingEngine:
+def _engine(
+    loaded: LoadedModel, registry: CollectorRegistry, weights: str = "int8", **knobs: int
+) -> BatchingEngine:
     return BatchingEngine(
         lambda: loaded,
-        decode_weights="int8",
+        decode_weights=weights,  # type: ignore[arg-type]
         max_seq_len=1024,
         registry=registry,
         **knobs,  # type: ignore[arg-type]
@@ -51,17 +53,27 @@ async def _text(engine: BatchingEngine, request: GenerationRequest) -> str:
     return "".join([e.text async for e in engine.generate(request) if isinstance(e, TokenEvent)])
 
 
-def test_int8_decode_steps_pick_the_same_tokens_as_the_models_weights(
-    loaded_fp32: LoadedModel,
+@pytest.mark.parametrize(
+    ("weights", "cosine_floor", "min_agree"), [("int8", 0.98, 28), ("int4", 0.95, 26)]
+)
+def test_quantized_decode_steps_pick_the_same_tokens_as_the_models_weights(
+    loaded_fp32: LoadedModel, weights: str, cosine_floor: float, min_agree: int
 ) -> None:
     """Teacher-forced: the model's own greedy tokens fed back one decode row at a
-    time; INT8's logits stay close and its top token agrees on nearly every step."""
+    time; the quantized logits stay close and their top token agrees on nearly
+    every step."""
     layers, kv_heads, head_dim = LlamaBatchForward.cache_geometry(loaded_fp32.model)
     made = {}
-    for int8 in (False, True):
+    for quantized in (False, True):
         cache = KVCache(layers, 1, kv_heads, 256, head_dim, torch.float32, torch.device("cpu"))
-        made[int8] = LlamaBatchForward(loaded_fp32.model, cache, int8_decode=int8)
+        made[quantized] = LlamaBatchForward(
+            loaded_fp32.model, cache, decode_weights=weights if quantized else "model"
+        )
     assert made[True].int8_bytes > 100 * 2**20  # every projection, the LM head too
+    if weights == "int4":  # half a byte a weight, plus a float32 scale and offset per 32
+        assert 60 * 2**20 < made[True].int4_bytes < made[True].int8_bytes
+    else:
+        assert made[True].int4_bytes == 0
     prompt = loaded_fp32.tokenizer.encode("The prefix cache of a serving engine reuses")
     logits = {}
     for int8, forward in made.items():
@@ -75,12 +87,12 @@ def test_int8_decode_steps_pick_the_same_tokens_as_the_models_weights(
         agree += int(int(logits[True].argmax()) == token)
         if step:
             cosine = torch.cosine_similarity(logits[True], logits[False], dim=0)
-            assert float(cosine) > 0.98
+            assert float(cosine) > cosine_floor
         for int8, forward in made.items():
             batch = StepBatch()
             batch.logit_rows.append(batch.add_decode(0, token, len(prompt) + step))
             logits[int8] = forward.forward(batch)[0]
-    assert agree >= 28
+    assert agree >= min_agree
 
 
 def test_a_step_with_prompt_rows_runs_its_decode_rows_on_the_models_weights(
@@ -94,7 +106,9 @@ def test_a_step_with_prompt_rows_runs_its_decode_rows_on_the_models_weights(
     decoded = {}
     for int8 in (False, True):
         cache = KVCache(layers, 2, kv_heads, 256, head_dim, torch.float32, torch.device("cpu"))
-        forward = LlamaBatchForward(loaded_fp32.model, cache, int8_decode=int8)
+        forward = LlamaBatchForward(
+            loaded_fp32.model, cache, decode_weights="int8" if int8 else "model"
+        )
         batch = StepBatch()
         batch.logit_rows.append(batch.add_prefill(0, prompt, 0))
         token = int(forward.forward(batch)[0].argmax())
@@ -107,11 +121,15 @@ def test_a_step_with_prompt_rows_runs_its_decode_rows_on_the_models_weights(
     assert torch.allclose(decoded[True][1], decoded[False][1], atol=1e-4)  # mixed: the model's
 
 
-async def test_alone_int8_greedy_is_deterministic(loaded_fp32: LoadedModel) -> None:
-    """One request at a time, the same prompt always gets the same answer (the
-    integer products are exact, whatever the thread count), and it is an answer
-    (its words depend on the CPU: without VNNI activations get 7 bits)."""
-    engine = _engine(loaded_fp32, CollectorRegistry(), prefix_cache_bytes=0)
+@pytest.mark.parametrize("weights", ["int8", "int4"])
+async def test_alone_quantized_greedy_is_deterministic(
+    loaded_fp32: LoadedModel, weights: str
+) -> None:
+    """One request at a time, the same prompt always gets the same answer (INT8's
+    integer products are exact whatever the thread count; a 4-bit row is its own),
+    and it is an answer (INT8's words depend on the CPU: without VNNI activations
+    get 7 bits)."""
+    engine = _engine(loaded_fp32, CollectorRegistry(), weights, prefix_cache_bytes=0)
     await engine.start()
     try:
         question = "What does the prefix cache reuse?"
@@ -124,7 +142,7 @@ async def test_alone_int8_greedy_is_deterministic(loaded_fp32: LoadedModel) -> N
 
 def test_unknown_decode_weights_are_refused() -> None:
     with pytest.raises(ValueError, match="decode_weights"):
-        BatchingEngine(lambda: None, decode_weights="int4")  # type: ignore[arg-type, return-value]
+        BatchingEngine(lambda: None, decode_weights="int2")  # type: ignore[arg-type, return-value]
     with pytest.raises(ValidationError, match="decode_weights"):
-        GenerationSettings(decode_weights="int4")  # type: ignore[arg-type]
+        GenerationSettings(decode_weights="int2")  # type: ignore[arg-type]
     assert GenerationSettings().decode_weights == "model"

@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inference.batch_forward import _int8_projections, _leading_decode_rows
+from inference.batch_forward import _leading_decode_rows
 from inference.errors import ModelLoadError
+from inference.int4_linear import decode_projections
 from inference.int8_linear import Int8Projections, available
 
 
@@ -99,6 +100,7 @@ def test_only_leading_decode_rows_take_the_int8_head() -> None:
     assert _leading_decode_rows([7, 0], 3) == 0  # out of order: nothing on INT8
 
 
-def test_int8_decode_weights_refuse_a_gpu() -> None:
+@pytest.mark.parametrize("weights", ["int8", "int4"])
+def test_quantized_decode_weights_refuse_a_gpu(weights: str) -> None:
     with pytest.raises(ModelLoadError, match="CPU only"):
-        _int8_projections(torch.device("cuda"))
+        decode_projections(torch.device("cuda"), weights)
