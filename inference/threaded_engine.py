@@ -19,6 +19,7 @@ from inference.engine_support import context_limit, eos_token_ids, render_chat, 
 from inference.errors import EngineUnavailableError, InvalidRequestError
 from inference.loader import LoadedModel, load_model
 from inference.thread_governor import ThreadGovernor
+from kernel.torch_threads import default_threads
 
 if TYPE_CHECKING:
     from inference.request_slot import RequestSlot
@@ -105,14 +106,17 @@ class ThreadedEngine(Engine):
             if self._worker is not None and self._worker.is_alive():
                 return
             if self._loaded is None:
-                loaded = await asyncio.to_thread(self._loader)
-                await asyncio.to_thread(self._adopt, loaded)
+                await _in_own_thread(self._load_and_adopt)
             with self._cond:
                 self._stopping = False
             self._worker = threading.Thread(
                 target=self._worker_main, name=self.thread_name, daemon=True
             )
             self._worker.start()
+
+    def _load_and_adopt(self) -> None:
+        torch.set_num_threads(self._threads or default_threads())
+        self._adopt(self._loader())
 
     def _adopt(self, loaded: LoadedModel) -> None:
         """Take ``loaded`` as the served model; subclasses size their state from it."""
@@ -191,8 +195,10 @@ class ThreadedEngine(Engine):
                 del self._slots[slot.request.request_id]
 
     def _worker_main(self) -> None:
-        if self._threads is not None:
-            torch.set_num_threads(self._threads)
+        # NOTE: set, not inherited: threads beside the engine pin themselves to one
+        # torch thread (``kernel.torch_threads``), and a new thread would take the last
+        # count set anywhere.
+        torch.set_num_threads(self._threads or default_threads())
         self._work()
 
     @abstractmethod
@@ -206,3 +212,37 @@ class ThreadedEngine(Engine):
     @abstractmethod
     def _work(self) -> None:
         """The worker thread's loop; returns when ``_stopping`` is set."""
+
+
+async def _in_own_thread(fn: Callable[[], None]) -> None:
+    """Run ``fn`` on a new thread that ends with it, and wait for it.
+
+    NOTE: not the event loop's executor: a thread that has run torch on several
+    threads keeps an OpenMP pool while it lives, which slows the engine's own
+    (``kernel.torch_threads``); this one's pool goes when it ends.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # handed to the awaiting task
+            loop.call_soon_threadsafe(settle, exc)
+        else:
+            loop.call_soon_threadsafe(settle, None)
+
+    thread = threading.Thread(target=run, name="ragserve-model-load", daemon=True)
+    thread.start()
+    try:
+        await done
+    finally:
+        await asyncio.to_thread(thread.join)

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from kernel.tasks import stop_task
+from kernel.torch_threads import pin_if_beside_engine
 from retrieval.metrics import QUERY_EMBED_BATCH
 
 EmbedBatch = Callable[[Sequence[str]], np.ndarray]
@@ -36,11 +37,12 @@ NICENESS = 5
 """How much lower than the process's the embedding thread's CPU priority is."""
 
 
-def _lower_priority() -> None:
+def _start_thread() -> None:
     # Per thread on Linux (a thread is a task); the torch threads it starts inherit it.
     with contextlib.suppress(AttributeError, OSError):
         tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + NICENESS)
+    pin_if_beside_engine()
 
 
 class QueryEmbedder:
@@ -132,7 +134,7 @@ class QueryEmbedder:
         try:
             if self._thread is None:
                 self._thread = ThreadPoolExecutor(
-                    1, thread_name_prefix="query-embedder", initializer=_lower_priority
+                    1, thread_name_prefix="query-embedder", initializer=_start_thread
                 )
             loop = asyncio.get_running_loop()
             vectors = await loop.run_in_executor(self._thread, self._embed, texts)

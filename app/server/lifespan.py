@@ -57,6 +57,7 @@ from conversation import (
     UserService,
 )
 from kernel.db import create_engine, session_factory
+from kernel.torch_threads import share_cores_with_engine
 from retrieval import SentenceTransformerEmbedder
 
 if TYPE_CHECKING:
@@ -100,6 +101,10 @@ async def open_state(
         are ``None`` where not configured.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    gen = settings.generation
+    if with_engine and not gen.backend_url_list and gen.device == "cpu":
+        # Before the embedder loads: only the engine's thread runs torch on every core.
+        stack.callback(share_cores_with_engine(asyncio.get_running_loop()))
     state = State({"settings": settings})
     state.redis = redis = open_redis(settings)
     if redis is not None:
@@ -139,7 +144,7 @@ async def open_state(
     engine: Engine | None = None
     pipeline: TurnPipeline | None = None
     # NOTE: a node given backend URLs routes every turn to them and loads no model.
-    if with_engine and not settings.generation.backend_url_list:
+    if with_engine and not gen.backend_url_list:
         state.engine = engine = build_engine(settings)
         await engine.start()
         stack.push_async_callback(engine.stop)

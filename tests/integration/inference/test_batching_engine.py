@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -12,7 +13,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from inference.batching_engine import BatchingEngine
-from inference.errors import EngineOverloadedError, InvalidRequestError
+from inference.errors import (
+    EngineOverloadedError,
+    EngineUnavailableError,
+    InvalidRequestError,
+    ModelLoadError,
+)
 from inference.types import (
     ChatMessage,
     FinishEvent,
@@ -378,3 +384,34 @@ async def test_beside_online_work_batch_requests_run_only_a_few_at_a_time(
         await online.aclose()
     finally:
         await engine.stop()
+
+
+async def test_the_model_loads_on_a_thread_that_ends_and_a_failed_load_is_raised(
+    loaded_fp32: LoadedModel,
+) -> None:
+    """Not on the event loop's executor, whose threads live on (with an OpenMP pool
+    that would slow every step: ``kernel/torch_threads.py``)."""
+    where: list[str] = []
+
+    def loader() -> LoadedModel:
+        where.append(threading.current_thread().name)
+        return loaded_fp32
+
+    engine = BatchingEngine(loader, max_seq_len=256, registry=CollectorRegistry())
+    await engine.start()
+    try:
+        assert where == ["ragserve-model-load"]
+        alive = [t.name for t in threading.enumerate()]
+        assert "ragserve-model-load" not in alive
+        assert engine.thread_name in alive
+    finally:
+        await engine.stop()
+
+    def broken() -> LoadedModel:
+        raise ModelLoadError("no such model")
+
+    failing = BatchingEngine(broken, registry=CollectorRegistry())
+    with pytest.raises(ModelLoadError, match="no such model"):
+        await failing.start()
+    with pytest.raises(EngineUnavailableError):
+        await failing.check_health()
