@@ -4,15 +4,17 @@ One process, one model (the packaged SmolLM2, the engine's dtype choice), the sa
 KV state and the same steps for both variants of ``LlamaBatchForward``: the
 default (bf16 projections on weights packed once, q/k/v stacked into one matrix;
 ``inference/packed_linear.py``) and ``pack_weights=False`` (``F.linear`` on the
-model's own weights, the engine before packing). For each batch size, every slot
-holds a prompt of ``--context`` tokens; decode steps alternate between the two
-variants (so drift on a shared machine hits both alike) and the medians are
-compared. A prefill point times one ``--chunk``-token prompt chunk the same way,
+model's own weights, the engine before packing), and the packed default with
+decode rows on INT8 and on 4-bit copies (``decode_weights="int8"`` / ``"int4"``).
+For each batch size, every slot holds a prompt of ``--context`` tokens; decode
+steps alternate between the variants (so drift on a shared machine hits all
+alike) and the medians are compared. A prefill point times one ``--chunk``-token prompt chunk the same way,
 and sets its FLOP/s against the matmul roofline measured in the same run: the
 best of ``F.linear`` and the packed oneDNN product on the model's own projection
 shapes at ``--chunk`` rows, in the model's dtype.
-Both decode from the same KV state (the packed variant's prefill, copied), and
-the report says how often every row's greedy next token agrees between them.
+All decode from the same KV state (the packed variant's prefill, copied), and
+the report says how often each row's greedy next token agrees with the packed
+variant's; ``bench.decode_quality`` measures what the quantized weights cost.
 
 Run ``python -m bench.decode_step [--quick]``; JSON goes to
 ``bench/results/decode_step[-quick].json``.
