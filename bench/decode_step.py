@@ -8,10 +8,10 @@ model's own weights, the engine before packing), and the packed default with
 decode rows on INT8 and on 4-bit copies (``decode_weights="int8"`` / ``"int4"``).
 For each batch size, every slot holds a prompt of ``--context`` tokens; decode
 steps alternate between the variants (so drift on a shared machine hits all
-alike) and the medians are compared. A prefill point times one ``--chunk``-token prompt chunk the same way,
-and sets its FLOP/s against the matmul roofline measured in the same run: the
-best of ``F.linear`` and the packed oneDNN product on the model's own projection
-shapes at ``--chunk`` rows, in the model's dtype.
+alike) and the medians are compared. A prefill point times one ``--chunk``-token
+prompt chunk the same way, and sets its FLOP/s against the matmul roofline
+measured in the same run: the best of ``F.linear`` and the packed oneDNN product on
+the model's own projection shapes at ``--chunk`` rows, in the model's dtype.
 All decode from the same KV state (the packed variant's prefill, copied), and
 the report says how often each row's greedy next token agrees with the packed
 variant's; ``bench.decode_quality`` measures what the quantized weights cost.

@@ -27,7 +27,7 @@ from inference.metrics import engine_metrics
 from inference.prefix_cache import PrefixCache
 from inference.request_slot import RequestSlot
 from inference.running_batch import RunningBatch
-from inference.sampling import make_generator, sample_next
+from inference.sampling import biased_tokens, make_generator, sample_next
 from inference.scheduler import Scheduler
 from inference.sequence import Sequence as Seq
 from inference.speculation import SpeculationPolicy
@@ -62,8 +62,7 @@ class BatchingEngine(ThreadedEngine):
             requests, counted apart; ``None`` takes the online ones.
         prefill_chunk_tokens: Prompt tokens computed per step, all new sequences
             together: the longest a prompt can stall the others' decoding.
-        batch_prefill_tokens: Of those, the most batch prompts get while any online
-            sequence runs (the whole chunk otherwise).
+        batch_prefill_tokens: Of those, the most batch prompts get while online ones run.
         batch_slots_under_load: Batch sequences newly admitted only while fewer run,
             as long as any online request runs or waits: every row slows the step.
         max_seq_len: Most tokens (prompt plus ``max_tokens``) per sequence (KV slot size).
@@ -71,8 +70,8 @@ class BatchingEngine(ThreadedEngine):
             reserves prompt plus ``max_tokens``); ``None``: ``max_running * max_seq_len``.
         max_context_tokens: Optional further cap on prompt plus ``max_tokens``.
         prefix_cache_bytes, prefix_block_tokens: The prefix cache's bytes (0: off) and block.
-        decode_weights: ``"int8"``: decode rows on INT8 weight copies (``int8_linear``);
-            ``"int4"``: 4-bit copies for steps of a few rows (``int4_linear``).
+        decode_weights: ``"int8"``: decode rows on INT8 copies (``int8_linear``), ``"int4"``
+            also on 4-bit ones in steps of a few rows (``int4_linear``).
         speculate_tokens: Guesses a request decoding alone verifies a step, where that
             pays (not a seeded sampled one; ``inference.speculation``); 0 is off.
         registry: Where the metrics go; ``None`` is the default registry.
@@ -200,6 +199,7 @@ class BatchingEngine(ThreadedEngine):
             stream=OutputStream(loaded.tokenizer, request.prompt_token_ids, params.stop),
             generator=None if params.greedy else make_generator(params, loaded.device),
             kv_tokens=len(request.prompt_token_ids) + params.max_tokens,
+            biased=biased_tokens(params, request.prompt_token_ids, self._special_ids),
         )
         ticket = seq.ticket()
         labels = self._metrics_labels()
@@ -367,7 +367,7 @@ class BatchingEngine(ThreadedEngine):
         """
         slot = seq.slot
         params = slot.request.sampling
-        token = sample_next(logits, params, seq.generator, seq.generated, guess)
+        token = sample_next(logits, params, seq.generator, seq.generated, guess, seq.biased)
         seq.generated.append(token)
         slot.completion_tokens += 1
         labels = self._metrics_labels()

@@ -24,7 +24,7 @@ from inference.errors import (
     InvalidRequestError,
 )
 from inference.request_slot import RequestSlot
-from inference.sampling import make_generator, sample_next
+from inference.sampling import biased_tokens, make_generator, sample_next
 from inference.threaded_engine import Loader, ThreadedEngine
 from inference.types import (
     FinishReason,
@@ -198,6 +198,7 @@ class LocalEngine(ThreadedEngine):
         if slot.should_cancel():
             return FinishReason.CANCELLED
         generated: list[int] = []
+        biased = biased_tokens(params, request.prompt_token_ids, self._special_ids)
         with torch.inference_mode():
             input_ids = torch.tensor([request.prompt_token_ids], device=loaded.device)
             # Only the last position's logits matter; the full [prompt, vocab] matrix
@@ -206,7 +207,8 @@ class LocalEngine(ThreadedEngine):
             while True:
                 if slot.should_cancel():
                     return FinishReason.CANCELLED
-                token = sample_next(output.logits[0, -1], params, generator, generated)
+                logits = output.logits[0, -1]
+                token = sample_next(logits, params, generator, generated, biased=biased)
                 generated.append(token)
                 slot.completion_tokens += 1
                 if token in self._eos_ids:

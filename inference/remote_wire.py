@@ -57,7 +57,7 @@ def chat_body(
 
     ``priority: "batch"`` goes only for a batch request to a ragserve node
     (``ragserve_node``): vLLM has a ``priority`` field of its own, an integer, and
-    refuses the string.
+    refuses the string. ``prompt_bias`` is ragserve's own too and goes only there.
     """
     sampling = request.sampling
     body: dict[str, Any] = {
@@ -82,6 +82,8 @@ def chat_body(
         body["user"] = request.tenant_id
     if ragserve_node and request.priority is Priority.BATCH:
         body["priority"] = Priority.BATCH.value
+    if ragserve_node and sampling.prompt_bias:
+        body["prompt_bias"] = sampling.prompt_bias
     return body
 
 

@@ -10,7 +10,7 @@ import torch
 from inference.errors import InvalidRequestError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from inference.types import SamplingParams
 
@@ -31,6 +31,8 @@ def validate_sampling(params: SamplingParams) -> None:
         raise InvalidRequestError("repetition_penalty must be between 1 and 2")
     if params.top_k < 0:
         raise InvalidRequestError("top_k must not be negative")
+    if not 0.0 <= params.prompt_bias <= 10.0:
+        raise InvalidRequestError("prompt_bias must be between 0 and 10")
     if any(not stop for stop in params.stop):
         raise InvalidRequestError("stop strings must not be empty")
 
@@ -45,6 +47,17 @@ def make_generator(params: SamplingParams, device: torch.device | str = "cpu") -
     seed = params.seed if params.seed is not None else secrets.randbits(63)
     generator.manual_seed(seed)
     return generator
+
+
+def biased_tokens(
+    params: SamplingParams, prompt: Sequence[int], special: Collection[int]
+) -> torch.Tensor | None:
+    """The distinct ids of ``prompt`` that ``params.prompt_bias`` raises, never a
+    special token (an end-of-turn token among them would end answers early);
+    ``None`` without a bias."""
+    if not params.prompt_bias:
+        return None
+    return torch.tensor(sorted(set(prompt).difference(special)), dtype=torch.long)
 
 
 def filter_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
@@ -93,6 +106,7 @@ def sample_next(
     generator: torch.Generator | None = None,
     previous: Sequence[int] = (),
     guess: int | None = None,
+    biased: torch.Tensor | None = None,
 ) -> int:
     """The id of the next token.
 
@@ -107,10 +121,14 @@ def sample_next(
             token is drawn from the rest of the distribution, which together is
             exactly a draw from the distribution (speculative sampling with a
             draft that is certain of its guess). Greedy ignores it.
+        biased: ``biased_tokens`` of the request, raised by ``params.prompt_bias``.
 
     Returns:
         The chosen token id.
     """
+    if biased is not None and biased.numel():
+        raise_by = logits.new_full(biased.shape, params.prompt_bias)
+        logits = logits.index_add(0, biased.to(logits.device), raise_by)
     logits = penalize_repetition(logits, previous, params.repetition_penalty)
     if params.greedy:
         return int(torch.argmax(logits).item())

@@ -33,6 +33,7 @@ class Sequence:
         unverified: Guesses the speculation policy declined to verify, and how many
             tokens had been generated then, until the tokens since show how many
             would have been accepted (``RunningBatch``).
+        biased: The prompt's token ids ``prompt_bias`` raises (``sampling.biased_tokens``).
     """
 
     slot: RequestSlot
@@ -47,6 +48,7 @@ class Sequence:
     context: list[int] = field(default_factory=list)
     preemptions: int = 0
     unverified: tuple[int, list[int]] | None = None
+    biased: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if not self.context:

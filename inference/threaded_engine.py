@@ -74,6 +74,7 @@ class ThreadedEngine(Engine):
         self._loaded: LoadedModel | None = None
         self._context_limit = 0
         self._eos_ids: frozenset[int] = frozenset()
+        self._special_ids: frozenset[int] = frozenset()
         self._start_lock = asyncio.Lock()
         self._cond = threading.Condition()
         self._slots: dict[str, RequestSlot] = {}
@@ -122,6 +123,7 @@ class ThreadedEngine(Engine):
         """Take ``loaded`` as the served model; subclasses size their state from it."""
         self._context_limit = context_limit(loaded, self._max_context_tokens)
         self._eos_ids = eos_token_ids(loaded)
+        self._special_ids = self._eos_ids.union(loaded.tokenizer.all_special_ids)
         self._loaded = loaded
         adaptive = self._threads is None and loaded.device.type == "cpu"
         self._governor = ThreadGovernor(adaptive=adaptive)

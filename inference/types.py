@@ -35,7 +35,10 @@ class SamplingParams:
     reproducible. ``stop`` strings are never part of the returned text.
     ``repetition_penalty`` (> 1 discourages) follows Hugging Face's rule but only
     over the tokens generated so far: a RAG answer should be free to repeat the
-    words of its sources.
+    words of its sources. ``prompt_bias`` (>= 0) is added to the logit of every
+    token the prompt contains (special tokens excepted) before anything else: it
+    leans an answer toward the words of its sources (in-process engines and
+    ragserve nodes; other backends never see it).
     """
 
     max_tokens: int = 256
@@ -45,6 +48,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     repetition_penalty: float = 1.0
+    prompt_bias: float = 0.0
 
     @property
     def greedy(self) -> bool:

@@ -1,9 +1,8 @@
 """One chat turn, from the stored conversation to the stored answer.
 
-The stages and where each lives are listed in ``docs/architecture.md``.
-
-The pipeline is transport-agnostic: REST, SSE and WebSocket handlers iterate the
-events of ``TurnPipeline.run`` and only translate them to their wire format.
+The stages and where each lives are listed in ``docs/architecture.md``. The pipeline
+is transport-agnostic: REST, SSE and WebSocket handlers iterate the events of
+``TurnPipeline.run`` and only translate them to their wire format.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from app.chat.events import (
 )
 from app.chat.outcome import Stopwatch, TurnOutcome
 from app.chat.response_cache.turns import cached_sources
-from app.chat.sampling import turn_sampling, within_version
+from app.chat.sampling import turn_sampling, with_sources, within_version
 from app.chat.streams import closing, replay
 from app.core.errors import UnavailableError, classify
 from app.core.metrics import observe_turn
@@ -197,6 +196,7 @@ class TurnPipeline:
             messages: list[ChatMessage] = []
             if refusal is None:
                 out.sources = await self._context.sources(request, route, out)
+                sampling = with_sources(sampling, out.sources, self._config)
                 watch.lap("retrieve")
                 messages, out.prompt_tokens = await self._context.messages(
                     request, route, out.sources, earlier

@@ -10,10 +10,13 @@ from app.core.errors import UnprocessableError
 from inference import SamplingParams
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from app.chat.prompt import Source
     from app.chat.turn import PipelineConfig, TurnOptions, TurnRequest
     from app.routing.specs import VersionSpec
 
-__all__ = ["turn_sampling", "within_version"]
+__all__ = ["turn_sampling", "with_sources", "within_version"]
 
 
 def turn_sampling(request: TurnRequest, cfg: PipelineConfig) -> SamplingParams:
@@ -64,3 +67,13 @@ def within_version(
     if opts.temperature is None and defaults.temperature is not None:
         temperature = defaults.temperature
     return replace(sampling, max_tokens=max_tokens, temperature=temperature)
+
+
+def with_sources(
+    sampling: SamplingParams, sources: Sequence[Source], cfg: PipelineConfig
+) -> SamplingParams:
+    """``sampling`` with the configured ``prompt_bias`` where the prompt holds
+    sources: the answer leans toward their words (none without sources)."""
+    if not sources or not cfg.prompt_bias:
+        return sampling
+    return replace(sampling, prompt_bias=cfg.prompt_bias)

@@ -20,6 +20,7 @@ class PipelineConfig:
     max_message_chars: int = 8000
     temperature: float = 0.0
     repetition_penalty: float = 1.1
+    prompt_bias: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

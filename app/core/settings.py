@@ -129,10 +129,9 @@ class GenerationSettings(BaseSettings):
     max_tokens_limit: int = 1024
     """Largest ``max_tokens`` a client may ask for."""
     decode_weights: Literal["model", "int8", "int4"] = "model"
-    """``int8``: the batching engine also keeps every projection as INT8 (one scale
-    per output channel, CPU only) and decodes on it: fewer bytes read a step, so
-    faster with few requests at a time; ``int4``: 4-bit copies too (Q4_1's layout)
-    for steps of up to 4 rows. Prompts keep the model's weights. docs/benchmarks.md."""
+    """``int8``: the batching engine also keeps every projection as INT8 (a scale per
+    output channel, CPU only) and decodes on it, faster with few requests at a time;
+    ``int4``: 4-bit copies too (Q4_1) for steps of up to 4 rows. docs/engine.md."""
     speculate_tokens: int = Field(default=4, ge=0, le=16)
     """Speculative decoding (batching engine, a request decoding alone, greedy or
     sampled without a seed): each step checks up to this many tokens guessed from the
@@ -158,8 +157,7 @@ class GenerationSettings(BaseSettings):
     """Batch-class sequences admitted while any online request runs or waits (the
     share above otherwise): on a CPU every extra row slows each online step."""
     prefill_chunk_tokens: int = 256
-    """Prompt tokens prefilled per engine step (four times that while nothing
-    decodes), so a long prompt never stalls the others' decoding for longer."""
+    """Prompt tokens prefilled per engine step (four times that while nothing decodes)."""
     max_seq_len: int = 2048
     """Longest sequence (prompt plus answer) a batch slot holds."""
     prefix_cache_mb: int = 256
@@ -176,10 +174,12 @@ class GenerationSettings(BaseSettings):
     repetition_penalty: float = 1.1
     """Default penalty on tokens the answer already used (1 is none); keeps a small
     model out of loops without stopping it from quoting its sources."""
+    prompt_bias: float = Field(default=1.0, ge=0.0, le=10.0)
+    """Added to the prompt's tokens' logits in turns with sources (0: off; docs/engine.md)."""
     threads: int | None = None
     """Torch intra-op threads; unset leaves torch's default."""
     cache_dir: Path | None = None
-    """Where the packaged GGUF model is cached as safetensors; default ``<data_dir>/models``."""
+    """Where the packaged GGUF model is cached; default ``<data_dir>/models``."""
     backend_urls: str = ""
     """Comma-separated OpenAI-compatible base URLs (``ragserve inference`` nodes, vLLM,
     TGI, llama.cpp); set, this node loads no model and routes every turn to them."""

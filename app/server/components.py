@@ -292,6 +292,7 @@ def build_pipeline_config(settings: Settings) -> PipelineConfig:
         max_message_chars=settings.server.max_message_chars,
         temperature=gen.temperature,
         repetition_penalty=gen.repetition_penalty,
+        prompt_bias=gen.prompt_bias,
     )
 
 

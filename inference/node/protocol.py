@@ -47,6 +47,7 @@ class ChatCompletionRequest(WireModel):
 
     ``priority`` is ragserve's own: ``"batch"`` runs the request in the engine's
     batch class (docs/engine.md), behind online traffic; ``RemoteEngine`` sends it.
+    So is ``prompt_bias`` (``SamplingParams.prompt_bias``), sent the same way.
     """
 
     model: str = Field(min_length=1, max_length=256)
@@ -59,6 +60,7 @@ class ChatCompletionRequest(WireModel):
     stop: StopStr | list[StopStr] | None = None
     seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
     repetition_penalty: float | None = Field(default=None, ge=1.0, le=2.0)
+    prompt_bias: float | None = Field(default=None, ge=0.0, le=10.0)
     n: int = 1
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -124,6 +126,7 @@ class ChatCompletionRequest(WireModel):
             # non-negative one, and folding keeps equal seeds equal.
             seed=None if self.seed is None else self.seed % 2**63,
             repetition_penalty=self.repetition_penalty or 1.0,
+            prompt_bias=self.prompt_bias or 0.0,
         )
         return GenerationRequest(
             request_id=f"chatcmpl-{uuid.uuid4().hex}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 import uuid
@@ -415,3 +416,23 @@ async def test_the_model_loads_on_a_thread_that_ends_and_a_failed_load_is_raised
         await failing.start()
     with pytest.raises(EngineUnavailableError):
         await failing.check_health()
+
+
+async def test_the_prompt_bias_leans_the_answer_toward_the_prompts_words(
+    batching: BatchingEngine,
+) -> None:
+    def words(text: str) -> list[str]:
+        return re.findall(r"[a-z]{3,}", text.lower())
+
+    prompt_words = set(words(SYSTEM))
+    shares = {}
+    for bias in (0.0, 4.0):
+        request = _request(
+            batching, "What does the prefix cache do?", SYSTEM, max_tokens=40, prompt_bias=bias
+        )
+        text, _ = await _collect(batching, request)
+        said = words(text)
+        assert said, text
+        shares[bias] = sum(word in prompt_words for word in said) / len(said)
+    assert shares[4.0] > shares[0.0]
+    assert shares[4.0] > 0.6

@@ -1,4 +1,5 @@
-"""The inference node's request model: the ``priority`` field it adds to OpenAI's."""
+"""The inference node's request model: the ``priority`` and ``prompt_bias`` fields it
+adds to OpenAI's."""
 
 from __future__ import annotations
 
@@ -33,3 +34,17 @@ def test_a_bad_priority_is_a_400_naming_the_field(value: object) -> None:
     assert info.value.status == 400
     assert info.value.param == "priority"
     assert "'online' or 'batch'" in info.value.message
+
+
+def test_prompt_bias_reaches_the_engine_and_out_of_range_is_a_400() -> None:
+    def bias(request: ChatCompletionRequest) -> float:
+        made = request.to_generation_request(default_max_tokens=8, max_tokens_limit=16)
+        return made.sampling.prompt_bias
+
+    assert bias(_parse()) == 0.0
+    assert bias(_parse(prompt_bias=2.5)) == 2.5
+    for value in (-1.0, 11.0, "high"):
+        with pytest.raises(NodeError) as info:
+            _parse(prompt_bias=value)
+        assert info.value.status == 400
+        assert info.value.param == "prompt_bias"

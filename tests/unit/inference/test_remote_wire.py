@@ -64,6 +64,15 @@ def test_priority_goes_only_for_batch_requests_to_a_ragserve_node() -> None:
     assert "priority" not in chat_body(online, "m", ragserve_node=True)
 
 
+def test_the_prompt_bias_goes_only_to_a_ragserve_node() -> None:
+    chat = (ChatMessage("user", "hi"),)
+    biased = GenerationRequest("r", sampling=SamplingParams(prompt_bias=2.0), messages=chat)
+    assert chat_body(biased, "m", ragserve_node=True)["prompt_bias"] == 2.0
+    assert "prompt_bias" not in chat_body(biased, "m")
+    plain = GenerationRequest("r", messages=chat)
+    assert "prompt_bias" not in chat_body(plain, "m", ragserve_node=True)
+
+
 async def _lines(*lines: str) -> AsyncIterator[str]:
     for line in lines:
         yield line

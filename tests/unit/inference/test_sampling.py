@@ -1,4 +1,4 @@
-"""Sampling: greedy, temperature, top-k, top-p and seeded reproducibility."""
+"""Sampling: greedy, temperature, top-k, top-p, seeded reproducibility and the prompt bias."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from inference.errors import InvalidRequestError
-from inference.sampling import filter_logits, make_generator, sample_next, validate_sampling
+from inference.sampling import (
+    biased_tokens,
+    filter_logits,
+    make_generator,
+    sample_next,
+    validate_sampling,
+)
 from inference.types import SamplingParams
 
 
@@ -104,6 +110,8 @@ def test_bfloat16_logits_are_accepted() -> None:
         SamplingParams(top_p=1.5),
         SamplingParams(top_k=-1),
         SamplingParams(stop=("",)),
+        SamplingParams(prompt_bias=-0.5),
+        SamplingParams(prompt_bias=10.5),
     ],
 )
 def test_invalid_parameters_are_rejected(params: SamplingParams) -> None:
@@ -169,3 +177,22 @@ def test_a_guess_holding_all_the_mass_is_kept() -> None:
 def test_greedy_ignores_the_guess() -> None:
     logits = torch.tensor([0.1, 3.0, 2.9])
     assert sample_next(logits, SamplingParams(temperature=0.0), guess=2) == 1
+
+
+def test_the_prompt_bias_raises_the_prompts_tokens_but_never_a_special_one() -> None:
+    params = SamplingParams(prompt_bias=1.5)
+    assert biased_tokens(SamplingParams(), [3, 4], set()) is None
+    biased = biased_tokens(params, [4, 2, 4, 0], {0})
+    assert biased is not None
+    assert biased.tolist() == [2, 4]
+    logits = torch.tensor([2.0, 2.2, 1.0, 0.0, 0.0])
+    assert sample_next(logits, SamplingParams()) == 1
+    assert sample_next(logits, params, biased=biased) == 2  # 1 + 1.5 beats 2.2
+    assert sample_next(logits, SamplingParams(prompt_bias=0.5), biased=biased) == 1
+    assert torch.equal(logits, torch.tensor([2.0, 2.2, 1.0, 0.0, 0.0]))  # not in place
+    # sampled: the bias moves probability toward the prompt's tokens
+    sampled = SamplingParams(temperature=1.0, seed=3, prompt_bias=2.0)
+    generator = make_generator(sampled)
+    draws = [sample_next(logits, sampled, generator, biased=biased) for _ in range(400)]
+    plain = _draw(logits, SamplingParams(temperature=1.0, seed=3), 400)
+    assert draws.count(2) + draws.count(4) > 2 * (plain.count(2) + plain.count(4))
