@@ -192,14 +192,14 @@ class BatchingEngine(ThreadedEngine):
     def _submit(self, request: GenerationRequest) -> RequestSlot:
         loaded = self.loaded
         check_request(request, self._context_limit)
-        params = request.sampling
+        params, prompt = request.sampling, request.prompt_token_ids
         slot = RequestSlot(request=request, loop=asyncio.get_running_loop())
         seq = Seq(
             slot=slot,
-            stream=OutputStream(loaded.tokenizer, request.prompt_token_ids, params.stop),
+            stream=OutputStream(loaded.tokenizer, prompt, params.stop),
             generator=None if params.greedy else make_generator(params, loaded.device),
-            kv_tokens=len(request.prompt_token_ids) + params.max_tokens,
-            biased=biased_tokens(params, request.prompt_token_ids, self._special_ids),
+            kv_tokens=len(prompt) + params.max_tokens,
+            biased=biased_tokens(params, prompt, self._special_ids, loaded.device),
         )
         ticket = seq.ticket()
         labels = self._metrics_labels()

@@ -198,7 +198,7 @@ class LocalEngine(ThreadedEngine):
         if slot.should_cancel():
             return FinishReason.CANCELLED
         generated: list[int] = []
-        biased = biased_tokens(params, request.prompt_token_ids, self._special_ids)
+        biased = biased_tokens(params, request.prompt_token_ids, self._special_ids, loaded.device)
         with torch.inference_mode():
             input_ids = torch.tensor([request.prompt_token_ids], device=loaded.device)
             # Only the last position's logits matter; the full [prompt, vocab] matrix

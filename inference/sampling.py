@@ -50,14 +50,19 @@ def make_generator(params: SamplingParams, device: torch.device | str = "cpu") -
 
 
 def biased_tokens(
-    params: SamplingParams, prompt: Sequence[int], special: Collection[int]
+    params: SamplingParams,
+    prompt: Sequence[int],
+    special: Collection[int],
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor | None:
     """The distinct ids of ``prompt`` that ``params.prompt_bias`` raises, never a
-    special token (an end-of-turn token among them would end answers early);
-    ``None`` without a bias."""
+    special token (an end-of-turn token among them would end answers early), on the
+    logits' ``device`` (made once a request, used every token); ``None`` without a
+    bias."""
     if not params.prompt_bias:
         return None
-    return torch.tensor(sorted(set(prompt).difference(special)), dtype=torch.long)
+    ids = sorted(set(prompt).difference(special))
+    return torch.tensor(ids, dtype=torch.long, device=device)
 
 
 def filter_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
@@ -128,7 +133,7 @@ def sample_next(
     """
     if biased is not None and biased.numel():
         raise_by = logits.new_full(biased.shape, params.prompt_bias)
-        logits = logits.index_add(0, biased.to(logits.device), raise_by)
+        logits = logits.index_add(0, biased, raise_by)
     logits = penalize_repetition(logits, previous, params.repetition_penalty)
     if params.greedy:
         return int(torch.argmax(logits).item())
