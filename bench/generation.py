@@ -61,6 +61,7 @@ from bench.generation_workload import BenchRequest, build_requests, load_corpus,
 from bench.machine import describe, machine
 from inference import Engine, LocalEngine
 from inference.loader import LoadedModel, load_model
+from kernel.cpu import cpu_model
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -158,14 +159,6 @@ def environment(loaded: LoadedModel, engine_class: str) -> dict[str, object]:
         except OSError:
             return ""
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
         "model": f"{loaded.name} ({loaded.version})",
         "dtype": str(loaded.dtype).removeprefix("torch."),
@@ -173,7 +166,7 @@ def environment(loaded: LoadedModel, engine_class: str) -> dict[str, object]:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "torch_threads": torch.get_num_threads(),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "python": platform.python_version(),
         "git_commit": git("rev-parse", "HEAD"),

@@ -22,7 +22,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from bench.machine import cpu_flags
+from kernel.cpu import cpu_flags
 
 __all__ = ["SDIST_VERSION", "ensure_server"]
 

@@ -10,34 +10,17 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from kernel.cpu import cpu_flags, cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 
 CPU_FLAGS = ("fma", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 """The flags that decide which kernels (and which dtype) win on a CPU."""
 
 
-def _cpuinfo() -> tuple[str, set[str]]:
-    model, flags = platform.processor() or "unknown", set[str]()
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return model, flags
-    for line in lines:
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-        elif line.startswith("flags") and not flags:
-            flags = set(line.split(":", 1)[1].split())
-    return model, flags
-
-
-def cpu_flags() -> set[str]:
-    """Every flag ``/proc/cpuinfo`` reports for the first CPU."""
-    return _cpuinfo()[1]
-
-
 def machine() -> dict[str, Any]:
     """The CPU model, core count, the flags of ``CPU_FLAGS`` it has, and the commit."""
-    model, flags = _cpuinfo()
+    model, flags = cpu_model(), cpu_flags()
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
     ).stdout.strip()

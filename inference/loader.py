@@ -54,29 +54,14 @@ class LoadedModel:
     device: torch.device
 
 
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU runs bf16 matmuls natively (AVX512-BF16 or AMX)."""
-    if "AVX512" not in torch.backends.cpu.get_cpu_capability():
-        return False
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-            break
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
 def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """Map a dtype name to a torch dtype; ``"auto"`` picks bf16 where it is fast.
+    """Map a dtype name to a torch dtype; ``"auto"`` picks the faster by measurement.
 
     Args:
         dtype: ``"auto"``, ``"float32"``/``"fp32"``, ``"bfloat16"``/``"bf16"`` or
             ``"float16"``/``"fp16"``.
-        device: The target device; ``"auto"`` means bf16 on CUDA.
+        device: The target device: ``"auto"`` means bf16 on CUDA and, on the
+            CPU, whichever of fp32 and bf16 ``inference/cpu_dtype.py`` times faster.
 
     Raises:
         ModelLoadError: The name is unknown.
@@ -84,7 +69,9 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     if dtype == "auto":
         if torch.device(device).type == "cuda":
             return torch.bfloat16
-        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+        from inference.cpu_dtype import fastest_cpu_dtype
+
+        return fastest_cpu_dtype()
     try:
         return _DTYPES[dtype.lower()]
     except KeyError:

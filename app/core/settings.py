@@ -121,7 +121,7 @@ class GenerationSettings(BaseSettings):
     model_path: str | None = None
     """A local Hugging Face model folder; unset means the packaged SmolLM2-135M-Instruct."""
     dtype: str = "auto"
-    """``auto`` (bf16 where the hardware supports it), ``bfloat16`` or ``float32``."""
+    """``auto`` (bf16 on CUDA; on a CPU fp32 or bf16, timed), ``bfloat16``, ``float32``."""
     device: str = "cpu"
     """Torch device for generation."""
     max_tokens: int = 256
