@@ -42,8 +42,10 @@ def test_a_decode_row_is_the_product_with_the_dequantized_weight(weight: torch.T
     x = torch.randn(2, 128)
     got = project(x, 2)
     assert got.shape == (2, 96)
-    # the kernel computes exactly Q4_1's dequantized weight (to float rounding) ...
-    assert _relative_error(got, F.linear(x, _dequantized(weight))) < 1e-3
+    assert got.dtype == torch.float32
+    # the kernel computes Q4_1's dequantized weight, in bf16 (to its rounding) ...
+    want = F.linear(x.bfloat16().float(), _dequantized(weight))
+    assert _relative_error(got, want) < 1e-2
     # ... which is 4 bits: about 8 % off the float product on random weights
     assert 0.02 < _relative_error(got, F.linear(x, weight)) < 0.15
 
@@ -94,6 +96,6 @@ def test_the_held_bytes_are_counted(weight: torch.Tensor) -> None:
     projections = Int4Projections()
     projections.linear(weight, _full(weight))  # type: ignore[arg-type]
     codes = weight.numel() // 2
-    pairs = 2 * (weight.shape[1] // GROUP) * weight.shape[0] * weight.element_size()
+    pairs = 2 * (weight.shape[1] // GROUP) * weight.shape[0] * 2  # bf16 scales, fp32 weight
     assert projections.int4_bytes == codes + pairs
     assert projections.bytes == weight.numel()
