@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import structlog
 import torch
 
-from inference import packed_linear
+from inference.packed_linear import linear
 from kernel.cpu import cpu_flags
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def _time(
     dtype: torch.dtype, weights: list[torch.Tensor], prompt: torch.Tensor, repeats: int
 ) -> tuple[float, float]:
     """(one prompt chunk's product, one decode row's product) in ``dtype``, in ms."""
-    products = [packed_linear.linear(w.to(dtype)) for w in weights]
+    products = [linear(w.to(dtype)) for w in weights]
     x, row = prompt.to(dtype), prompt[:1].to(dtype)
 
     def decode() -> None:
