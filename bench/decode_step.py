@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from bench.decode_quality import quantized_quality
+from bench.decode_quality import QUANTIZED, quantized_quality
 from bench.generation import REPO
 from bench.machine import describe, machine
 from inference.batch_forward import LlamaBatchForward, StepBatch
@@ -110,8 +110,7 @@ def decode_point(loaded: LoadedModel, rows: int, context: int, steps: int) -> di
         "ms_per_step": {name: round(m * 1e3, 2) for name, m in medians.items()},
         "tokens_per_s": {name: round(rows / m, 1) for name, m in medians.items()},
         "speedup": round(medians["f_linear"] / medians["packed"], 3),
-        "int8_speedup": round(medians["packed"] / medians["int8"], 3),
-        "int4_speedup": round(medians["packed"] / medians["int4"], 3),
+        **{f"{n}_speedup": round(medians["packed"] / medians[n], 3) for n in QUANTIZED},
         "greedy_agreement": {
             n: round(a / (steps + 3), 3) for n, a in agree.items() if n != "packed"
         },
@@ -120,7 +119,8 @@ def decode_point(loaded: LoadedModel, rows: int, context: int, steps: int) -> di
 
 def prefill_point(loaded: LoadedModel, chunk: int, repeats: int) -> dict[str, Any]:
     made, _ = forwards(loaded, 1, chunk)
-    del made["int8"], made["int4"]  # prompt rows run on the model's own weights there
+    for name in QUANTIZED:
+        del made[name]  # prompt rows run on the model's own weights there
     prompt = [(i * 104729) % 40000 + 100 for i in range(chunk)]
     seconds: dict[str, list[float]] = {name: [] for name in made}
     for _ in range(repeats + 1):
@@ -214,8 +214,8 @@ def main() -> None:
     )
     for point in points:
         print(f"ratio packed/F.linear decode rows {point['rows']}: {point['speedup']}x faster")
-        print(f"ratio int8/packed decode rows {point['rows']}: {point['int8_speedup']}x faster")
-        print(f"ratio int4/packed decode rows {point['rows']}: {point['int4_speedup']}x faster")
+        for n in QUANTIZED:
+            print(f"ratio {n}/packed decode rows {point['rows']}: {point[f'{n}_speedup']}x faster")
     print(
         f"prefill {args.chunk} tokens: {prefilled['achieved_gflops']} GFLOP/s against a "
         f"matmul roofline of {max(roofline.values())} GFLOP/s ({roofline})"
