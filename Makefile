@@ -81,6 +81,7 @@ bench: setup
 	$(BIN)/python -m bench.batch_priority --quick
 	$(BIN)/python -m bench.batches --quick
 	$(BIN)/python -m bench.serve --quick
+	$(BIN)/python -m bench.rag_reuse --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

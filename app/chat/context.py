@@ -8,11 +8,20 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from app.chat.prompt import Source, build_messages, fit_history, fit_sources, sources_tokens
+from app.chat.prompt import (
+    Source,
+    build_messages,
+    fit_history,
+    fit_sources,
+    sources_tokens,
+    stable_order,
+)
 from app.core.errors import ContextLengthError
 from inference import ChatMessage
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from app.chat.outcome import TurnOutcome
     from app.chat.safety_gate import SafetyGate
     from app.chat.turn import PipelineConfig, TurnRequest
@@ -20,7 +29,7 @@ if TYPE_CHECKING:
     from conversation import MessageInfo
     from retrieval import RetrievalService
 
-__all__ = ["ContextBuilder", "previous_version", "stored_history"]
+__all__ = ["ContextBuilder", "previous_version", "shown_before", "stored_history"]
 
 log = structlog.get_logger(__name__)
 
@@ -40,9 +49,17 @@ class ContextBuilder:
         self._config = config
         self._safety = safety
 
-    async def sources(self, request: TurnRequest, route: Route, out: TurnOutcome) -> list[Source]:
+    async def sources(
+        self,
+        request: TurnRequest,
+        route: Route,
+        out: TurnOutcome,
+        shown: Sequence[str] = (),
+    ) -> list[Source]:
         """The tenant's chunks for the question, filtered by the retrieval safety
-        guard (its verdicts go to ``out``), numbered, within the context budget."""
+        guard (its verdicts go to ``out``), the best-ranked within the context budget,
+        those of ``shown`` (the previous answer's, ``shown_before``) first and in
+        their earlier order (``stable_order``), numbered."""
         k = (
             self._config.top_k
             if request.options.retrieval_k is None
@@ -67,11 +84,12 @@ class ContextBuilder:
             ranked, refused, verdicts = await self._safety.filter_sources(request.tenant_id, ranked)
             out.verdicts.extend(verdicts)
             out.withheld = refused
-        return fit_sources(
+        fitted = fit_sources(
             ranked,
             self._config.context_token_budget,
             lambda text: self._models.count_tokens(route, text),
         )
+        return stable_order(fitted, shown)
 
     async def prefetch_next(self, request: TurnRequest, answer: str) -> None:
         """Warm the node's chunk cache for the conversation's likely next question.
@@ -155,6 +173,18 @@ def previous_version(earlier: list[MessageInfo], model: str) -> str | None:
         if message.role == "assistant" and message.model == model and message.model_version:
             return message.model_version
     return None
+
+
+def shown_before(earlier: list[MessageInfo]) -> list[str]:
+    """The chunk ids the latest answer's model was shown, in their order (none when the
+    latest answer is not complete: its prompt may never have been cached)."""
+    for message in reversed(earlier):
+        if message.role == "assistant":
+            if message.status != "complete":
+                return []
+            shown = [s for s in message.sources if s.get("n")]
+            return [str(s["chunk_id"]) for s in sorted(shown, key=lambda s: int(s["n"]))]
+    return []
 
 
 def stored_history(earlier: list[MessageInfo]) -> list[ChatMessage]:

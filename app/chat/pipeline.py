@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 
 from app.chat.citations import cite
-from app.chat.context import ContextBuilder, previous_version, stored_history
+from app.chat.context import ContextBuilder, previous_version, shown_before, stored_history
 from app.chat.events import (
     GENERATION_FAILED,
     GENERATION_FAILED_CODE,
@@ -195,7 +195,7 @@ class TurnPipeline:
             watch.lap("input_safety")
             messages: list[ChatMessage] = []
             if refusal is None:
-                out.sources = await self._context.sources(request, route, out)
+                out.sources = await self._context.sources(request, route, out, shown_before(stored))
                 sampling = with_sources(sampling, out.sources, self._config)
                 watch.lap("retrieve")
                 messages, out.prompt_tokens = await self._context.messages(

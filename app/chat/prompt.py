@@ -97,6 +97,21 @@ def fit_sources(
     return [replace(s, n=i) for i, s in enumerate(kept, start=1)]
 
 
+def stable_order(sources: Sequence[Source], shown_before: Sequence[str]) -> list[Source]:
+    """``sources`` with the chunks the conversation's previous answer was shown first,
+    in that answer's order, then the others by rank; renumbered from 1.
+
+    NOTE: a follow-up often retrieves some of the same chunks. Numbered by rank, they
+    move, and the prompt differs from the previous turn's right after the
+    instructions; kept in their earlier places, they extend the prefix the engine
+    cached for that turn (issue 15, RAG-aware KV reuse). Which chunks are shown is
+    still decided by rank (``fit_sources``); only their order changes.
+    """
+    place = {chunk_id: i for i, chunk_id in enumerate(shown_before)}
+    ordered = sorted(sources, key=lambda s: (place.get(s.chunk_id, len(place)), s.n))
+    return [replace(s, n=i) for i, s in enumerate(ordered, start=1)]
+
+
 def fit_history(
     history: Sequence[ChatMessage], budget: int, count_tokens: Callable[[str], int]
 ) -> list[ChatMessage]:

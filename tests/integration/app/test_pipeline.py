@@ -214,3 +214,44 @@ async def test_an_unsupported_marker_is_dropped_and_its_count_stored(
     span = kept["support"]
     assert text[span["start"] : span["end"]].startswith("Honey bees dance")
     assert span["similarity"] > 0.5
+
+
+async def test_a_follow_up_shows_the_chunks_it_shares_with_the_previous_turn_first(
+    services: State,
+) -> None:
+    """RAG-aware KV reuse: chunks the previous answer was shown keep their places,
+    so the follow-up's prompt starts like that turn's; the others follow by rank."""
+    assert services.pipeline is not None
+    tenant = (await services.tenants.ensure("source-order-tenant")).id
+    notes = {
+        "hives.md": "A bee hive holds one queen, thousands of workers and some drones.",
+        "dance.md": "Honey bees dance a waggle dance to show the hive where flowers are.",
+        "honey.md": "Bees make honey from flower nectar and store it in wax cells of the hive.",
+        "wasps.md": "Wasps build paper nests and, unlike bees, make no honey.",
+        "ants.md": "Ants leave scent trails that lead the colony to food.",
+    }
+    for name, text in notes.items():
+        await services.retrieval.ingest(tenant, name, text.encode())
+    turns = []
+    conversation_id = None
+    for question in ("How do bees tell the hive where flowers are?", "How do bees make honey?"):
+        options = TurnOptions(max_tokens=8, retrieval_k=3)
+        events = [
+            e
+            async for e in services.pipeline.run(
+                TurnRequest(tenant, conversation_id, question, options)
+            )
+        ]
+        conversation_id = events[0].conversation_id
+        turns.append([s for s in events[1].sources if s.n])
+    first, follow_up = turns
+    before = [s.chunk_id for s in first]
+    shared = [s.chunk_id for s in follow_up if s.chunk_id in before]
+    assert shared, "the follow-up retrieved none of the first turn's chunks"
+    assert [s.chunk_id for s in follow_up[: len(shared)]] == sorted(shared, key=before.index)
+    rest = follow_up[len(shared) :]
+    assert [s.score for s in rest] == sorted((s.score for s in rest), reverse=True)
+    assert [s.n for s in follow_up] == list(range(1, len(follow_up) + 1))
+    # Reordered: by rank alone the shared chunks would not all lead in the same order.
+    by_rank = sorted(follow_up, key=lambda s: -s.score)
+    assert [s.chunk_id for s in by_rank] != [s.chunk_id for s in follow_up]
