@@ -78,7 +78,7 @@ def _counter(name: str) -> float:
     )
 
 
-def _rank_order(sources: Sequence[Source], shown_before: Sequence[str]) -> list[Source]:
+def _rank_order(sources: Sequence[Source], shown_before: Sequence[Sequence[str]]) -> list[Source]:
     return list(sources)
 
 

@@ -54,12 +54,12 @@ class ContextBuilder:
         request: TurnRequest,
         route: Route,
         out: TurnOutcome,
-        shown: Sequence[str] = (),
+        shown: Sequence[Sequence[str]] = (),
     ) -> list[Source]:
         """The tenant's chunks for the question, filtered by the retrieval safety
         guard (its verdicts go to ``out``), the best-ranked within the context budget,
-        those of ``shown`` (the previous answer's, ``shown_before``) first and in
-        their earlier order (``stable_order``), numbered."""
+        led by those an earlier answer was shown, in its order (``shown_before``,
+        ``stable_order``), numbered."""
         k = (
             self._config.top_k
             if request.options.retrieval_k is None
@@ -175,16 +175,18 @@ def previous_version(earlier: list[MessageInfo], model: str) -> str | None:
     return None
 
 
-def shown_before(earlier: list[MessageInfo]) -> list[str]:
-    """The chunk ids the latest answer's model was shown, in their order (none when the
-    latest answer is not complete: its prompt may never have been cached)."""
+def shown_before(earlier: list[MessageInfo], answers: int = 3) -> list[list[str]]:
+    """The chunk ids each of the latest ``answers`` complete answers' model was shown,
+    in their order, newest first (an interrupted answer's prompt may never have been
+    cached: it is skipped)."""
+    shown: list[list[str]] = []
     for message in reversed(earlier):
-        if message.role == "assistant":
-            if message.status != "complete":
-                return []
-            shown = [s for s in message.sources if s.get("n")]
-            return [str(s["chunk_id"]) for s in sorted(shown, key=lambda s: int(s["n"]))]
-    return []
+        if len(shown) == answers:
+            break
+        if message.role == "assistant" and message.status == "complete":
+            chunks = sorted((s for s in message.sources if s.get("n")), key=lambda s: int(s["n"]))
+            shown.append([str(s["chunk_id"]) for s in chunks])
+    return shown
 
 
 def stored_history(earlier: list[MessageInfo]) -> list[ChatMessage]:

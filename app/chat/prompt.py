@@ -97,17 +97,29 @@ def fit_sources(
     return [replace(s, n=i) for i, s in enumerate(kept, start=1)]
 
 
-def stable_order(sources: Sequence[Source], shown_before: Sequence[str]) -> list[Source]:
-    """``sources`` with the chunks the conversation's previous answer was shown first,
+def stable_order(sources: Sequence[Source], shown_before: Sequence[Sequence[str]]) -> list[Source]:
+    """``sources`` led by the chunks an earlier answer of the conversation was shown,
     in that answer's order, then the others by rank; renumbered from 1.
 
     NOTE: a follow-up often retrieves some of the same chunks. Numbered by rank, they
-    move, and the prompt differs from the previous turn's right after the
+    move, and the prompt differs from the earlier turns' right after the
     instructions; kept in their earlier places, they extend the prefix the engine
-    cached for that turn (issue 15, RAG-aware KV reuse). Which chunks are shown is
+    cached for such a turn (issue 15, RAG-aware KV reuse). ``shown_before`` holds the
+    chunk ids of the latest answers, newest first; the one whose leading chunks are
+    most of ``sources`` gives the order (the newest on a tie), since a prompt's
+    shared prefix ends at its first chunk not shown again. Which chunks are shown is
     still decided by rank (``fit_sources``); only their order changes.
     """
-    place = {chunk_id: i for i, chunk_id in enumerate(shown_before)}
+    kept = {s.chunk_id for s in sources}
+
+    def lead(shown: Sequence[str]) -> int:
+        run = 0
+        while run < len(shown) and shown[run] in kept:
+            run += 1
+        return run
+
+    best = max(shown_before, key=lead, default=())
+    place = {chunk_id: i for i, chunk_id in enumerate(best[: lead(best)])}
     ordered = sorted(sources, key=lambda s: (place.get(s.chunk_id, len(place)), s.n))
     return [replace(s, n=i) for i, s in enumerate(ordered, start=1)]
 
