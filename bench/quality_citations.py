@@ -4,8 +4,10 @@ The corpus is Python's Language Reference help topics (``pydoc_data.topics``), c
 into sections, one document each; the questions are made from section titles by
 fixed rules, each labelled with the sections that answer it
 (``bench/retrieval_corpus.py``, as the retrieval benchmark does). Every question goes
-through the whole turn pipeline (retrieval, safety, the packaged model, greedy,
-citing), in one process.
+through the whole turn pipeline (retrieval, safety, the packaged model with the
+default sampling: greedy, repetition penalty 1.1, prompt bias 1; citing), in one
+process. (Until 2026-12-07 it turned the repetition penalty off, and its figures
+were not the default's: docs/benchmarks.md, "Grounded answers".)
 
 Reported: the share of answers in which the model wrote a ``[n]`` marker; the
 markers dropped as unsupported; the share of answers (every question has sections
@@ -55,7 +57,7 @@ async def citation_eval(quick: bool, seed: int = 0) -> dict[str, Any]:
         for section in corpus:
             await services.retrieval.ingest(tenant.id, section.name, section.text.encode())
         for query in queries:
-            options = TurnOptions(max_tokens=64, repetition_penalty=1.0)
+            options = TurnOptions(max_tokens=64)  # the deployment's defaults otherwise
             answer = None
             async for event in services.pipeline.run(
                 TurnRequest(tenant.id, None, query.query, options)
@@ -131,7 +133,7 @@ async def _sentence_recall(
 def print_report(report: dict[str, Any]) -> None:
     print(
         f"\ncitations ({report['questions']} questions over {report['documents']} pydoc "
-        f"sections, the packaged model, greedy, 64 tokens):"
+        f"sections, the packaged model, default sampling, 64 tokens):"
     )
     print(
         f"  answers with a [n] written {report['with_marker_written']}, markers dropped "

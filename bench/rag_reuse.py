@@ -14,7 +14,8 @@ The corpus is Python's Language Reference help topics (``pydoc_data.topics``), c
 into sections, one document each; a conversation asks three questions made from the
 titles of sections of one help topic (``bench/retrieval_corpus.py``), so follow-ups
 retrieve some of the same chunks, as a user's follow-ups about one subject do. The
-packaged model, greedy, 32 tokens an answer, one conversation at a time.
+packaged model, greedy without the repetition penalty (as the other engine
+benchmarks), 32 tokens an answer, one conversation at a time.
 
     python -m bench.rag_reuse [--quick]
 """

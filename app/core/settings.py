@@ -172,8 +172,8 @@ class GenerationSettings(BaseSettings):
     temperature: float = 0.0
     """Default temperature (0 is greedy)."""
     repetition_penalty: float = 1.1
-    """Default penalty on tokens the answer already used (1 is none); keeps a small
-    model out of loops without stopping it from quoting its sources."""
+    """Default penalty on tokens the answer already used (1 is none): keeps a small
+    model out of loops, at a cost in quoting its sources (docs/benchmarks.md)."""
     prompt_bias: float = Field(default=1.0, ge=0.0, le=10.0)
     """Added to the prompt's tokens' logits in turns with sources (0: off; docs/engine.md)."""
     threads: int | None = None
