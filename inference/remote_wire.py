@@ -57,7 +57,8 @@ def chat_body(
 
     ``priority: "batch"`` goes only for a batch request to a ragserve node
     (``ragserve_node``): vLLM has a ``priority`` field of its own, an integer, and
-    refuses the string. ``prompt_bias`` is ragserve's own too and goes only there.
+    refuses the string. ``prompt_bias`` and ``no_repeat_ngram`` are ragserve's own
+    too and go only there.
     """
     sampling = request.sampling
     body: dict[str, Any] = {
@@ -84,6 +85,8 @@ def chat_body(
         body["priority"] = Priority.BATCH.value
     if ragserve_node and sampling.prompt_bias:
         body["prompt_bias"] = sampling.prompt_bias
+    if ragserve_node and sampling.no_repeat_ngram:
+        body["no_repeat_ngram"] = sampling.no_repeat_ngram
     return body
 
 

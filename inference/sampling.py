@@ -33,6 +33,8 @@ def validate_sampling(params: SamplingParams) -> None:
         raise InvalidRequestError("top_k must not be negative")
     if not 0.0 <= params.prompt_bias <= 10.0:
         raise InvalidRequestError("prompt_bias must be between 0 and 10")
+    if params.no_repeat_ngram == 1 or not 0 <= params.no_repeat_ngram <= 64:
+        raise InvalidRequestError("no_repeat_ngram must be 0 (off) or between 2 and 64")
     if any(not stop for stop in params.stop):
         raise InvalidRequestError("stop strings must not be empty")
 
@@ -105,6 +107,25 @@ def penalize_repetition(
     return scores
 
 
+def repeated_ngram_tokens(previous: Sequence[int], n: int) -> set[int]:
+    """The tokens that would make the last ``n`` of ``previous`` a run of ``n`` tokens
+    ``previous`` already holds (Hugging Face's ``no_repeat_ngram_size``)."""
+    if n < 2 or len(previous) < n:
+        return set()
+    tokens = previous if isinstance(previous, list) else list(previous)
+    tail = tokens[len(tokens) - n + 1 :]
+    end = len(tokens) - n + 1
+    banned: set[int] = set()
+    at = -1
+    while True:
+        try:
+            at = tokens.index(tail[0], at + 1, end)
+        except ValueError:
+            return banned
+        if tokens[at : at + n - 1] == tail:
+            banned.add(tokens[at + n - 1])
+
+
 def sample_next(
     logits: torch.Tensor,
     params: SamplingParams,
@@ -120,7 +141,8 @@ def sample_next(
         params: ``temperature <= 0`` means greedy (argmax).
         generator: The request's generator (see ``make_generator``); required
             for reproducible sampling.
-        previous: The tokens generated so far, for ``repetition_penalty``.
+        previous: The tokens generated so far, for ``repetition_penalty`` and
+            ``no_repeat_ngram``.
         guess: A speculated token to verify (``inference.speculation``): sampled,
             it is kept with the probability the model gives it, and otherwise the
             token is drawn from the rest of the distribution, which together is
@@ -135,6 +157,11 @@ def sample_next(
         raise_by = logits.new_full(biased.shape, params.prompt_bias)
         logits = logits.index_add(0, biased, raise_by)
     logits = penalize_repetition(logits, previous, params.repetition_penalty)
+    banned = repeated_ngram_tokens(previous, params.no_repeat_ngram)
+    if banned:
+        logits = logits.index_fill(
+            0, torch.tensor(sorted(banned), device=logits.device), -torch.inf
+        )
     if params.greedy:
         return int(torch.argmax(logits).item())
     probs = torch.softmax(filter_logits(logits, params), dim=-1)

@@ -38,7 +38,10 @@ class SamplingParams:
     words of its sources. ``prompt_bias`` (>= 0) is added to the logit of every
     token the prompt contains (special tokens excepted) before anything else: it
     leans an answer toward the words of its sources (in-process engines and
-    ragserve nodes; other backends never see it).
+    ragserve nodes; other backends never see it). ``no_repeat_ngram`` (0: off, else
+    2-64) forbids the answer a run of that many tokens it already holds (Hugging
+    Face's ``no_repeat_ngram_size``): it stops loops without penalising the words a
+    grounded answer repeats (the same engines and nodes only).
     """
 
     max_tokens: int = 256
@@ -49,6 +52,7 @@ class SamplingParams:
     seed: int | None = None
     repetition_penalty: float = 1.0
     prompt_bias: float = 0.0
+    no_repeat_ngram: int = 0
 
     @property
     def greedy(self) -> bool:

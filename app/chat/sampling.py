@@ -44,6 +44,7 @@ def turn_sampling(request: TurnRequest, cfg: PipelineConfig) -> SamplingParams:
         repetition_penalty=(
             cfg.repetition_penalty if opts.repetition_penalty is None else opts.repetition_penalty
         ),
+        no_repeat_ngram=cfg.no_repeat_ngram,
     )
 
 

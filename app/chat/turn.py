@@ -19,8 +19,9 @@ class PipelineConfig:
     max_tokens_limit: int = 1024
     max_message_chars: int = 8000
     temperature: float = 0.0
-    repetition_penalty: float = 1.1
+    repetition_penalty: float = 1.0
     prompt_bias: float = 0.0
+    no_repeat_ngram: int = 0
 
 
 @dataclass(frozen=True, slots=True)

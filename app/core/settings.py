@@ -165,15 +165,15 @@ class GenerationSettings(BaseSettings):
     history_token_budget: int = 600
     """Tokens of earlier turns put into the prompt (the oldest are left out first)."""
     instructions_token_budget: int = 400
-    """Tokens of a caller's own system and developer messages (OpenAI API); more is a
-    400 ``context_length_exceeded``."""
+    """Tokens of a caller's system and developer messages (OpenAI API); more is a 400."""
     context_token_budget: int = 1200
     """Tokens of retrieved sources put into the prompt."""
     temperature: float = 0.0
     """Default temperature (0 is greedy)."""
-    repetition_penalty: float = 1.1
-    """Default penalty on tokens the answer already used (1 is none): keeps a small
-    model out of loops, at a cost in quoting its sources (docs/benchmarks.md)."""
+    repetition_penalty: float = 1.0
+    """Default penalty on tokens the answer already used (1 is none; docs/engine.md)."""
+    no_repeat_ngram: int = Field(default=4, ge=0, le=64)
+    """An answer never repeats a run of this many of its tokens (0: off; docs/engine.md)."""
     prompt_bias: float = Field(default=1.0, ge=0.0, le=10.0)
     """Added to the prompt's tokens' logits in turns with sources (0: off; docs/engine.md)."""
     threads: int | None = None

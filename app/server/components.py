@@ -293,6 +293,7 @@ def build_pipeline_config(settings: Settings) -> PipelineConfig:
         temperature=gen.temperature,
         repetition_penalty=gen.repetition_penalty,
         prompt_bias=gen.prompt_bias,
+        no_repeat_ngram=gen.no_repeat_ngram,
     )
 
 

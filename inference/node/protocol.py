@@ -47,7 +47,7 @@ class ChatCompletionRequest(WireModel):
 
     ``priority`` is ragserve's own: ``"batch"`` runs the request in the engine's
     batch class (docs/engine.md), behind online traffic; ``RemoteEngine`` sends it.
-    So is ``prompt_bias`` (``SamplingParams.prompt_bias``), sent the same way.
+    So are ``prompt_bias`` and ``no_repeat_ngram`` (``SamplingParams``), sent the same way.
     """
 
     model: str = Field(min_length=1, max_length=256)
@@ -61,6 +61,7 @@ class ChatCompletionRequest(WireModel):
     seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
     repetition_penalty: float | None = Field(default=None, ge=1.0, le=2.0)
     prompt_bias: float | None = Field(default=None, ge=0.0, le=10.0)
+    no_repeat_ngram: int | None = Field(default=None, ge=0, le=64)
     n: int = 1
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -127,6 +128,7 @@ class ChatCompletionRequest(WireModel):
             seed=None if self.seed is None else self.seed % 2**63,
             repetition_penalty=self.repetition_penalty or 1.0,
             prompt_bias=self.prompt_bias or 0.0,
+            no_repeat_ngram=self.no_repeat_ngram or 0,
         )
         return GenerationRequest(
             request_id=f"chatcmpl-{uuid.uuid4().hex}",

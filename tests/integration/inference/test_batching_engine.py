@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import threading
 import time
@@ -436,3 +437,23 @@ async def test_the_prompt_bias_leans_the_answer_toward_the_prompts_words(
         shares[bias] = sum(word in prompt_words for word in said) / len(said)
     assert shares[4.0] > shares[0.0]
     assert shares[4.0] > 0.6
+
+
+async def test_no_repeat_ngram_forbids_the_answer_a_run_it_already_holds(
+    batching: BatchingEngine,
+) -> None:
+    def repeated_pairs(text: str) -> int:
+        words = text.split()
+        pairs = list(itertools.pairwise(words))
+        return len(pairs) - len(set(pairs))
+
+    source = (
+        "Answer from this source.\n[1] Methods are functions called using the attribute notation."
+    )
+    ask = "What are methods?"
+    free, _ = await _collect(batching, _request(batching, ask, source, max_tokens=64))
+    assert repeated_pairs(free) > 0, free  # the model does repeat pairs of words here
+    request = _request(batching, ask, source, max_tokens=64, no_repeat_ngram=2)
+    text, _ = await _collect(batching, request)
+    assert len(text.split()) > 10, text
+    assert repeated_pairs(text) == 0, text

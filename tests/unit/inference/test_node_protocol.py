@@ -1,5 +1,5 @@
-"""The inference node's request model: the ``priority`` and ``prompt_bias`` fields it
-adds to OpenAI's."""
+"""The inference node's request model: the ``priority``, ``prompt_bias`` and
+``no_repeat_ngram`` fields it adds to OpenAI's."""
 
 from __future__ import annotations
 
@@ -48,3 +48,17 @@ def test_prompt_bias_reaches_the_engine_and_out_of_range_is_a_400() -> None:
             _parse(prompt_bias=value)
         assert info.value.status == 400
         assert info.value.param == "prompt_bias"
+
+
+def test_no_repeat_ngram_reaches_the_engine_and_out_of_range_is_a_400() -> None:
+    def ngram(request: ChatCompletionRequest) -> int:
+        made = request.to_generation_request(default_max_tokens=8, max_tokens_limit=16)
+        return made.sampling.no_repeat_ngram
+
+    assert ngram(_parse()) == 0
+    assert ngram(_parse(no_repeat_ngram=4)) == 4
+    for value in (-1, 65, "four"):
+        with pytest.raises(NodeError) as info:
+            _parse(no_repeat_ngram=value)
+        assert info.value.status == 400
+        assert info.value.param == "no_repeat_ngram"

@@ -125,3 +125,12 @@ def test_retry_after_takes_seconds_or_a_date() -> None:
     assert parse_retry_after("soon") == 1.0
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 25 < parse_retry_after(later) <= 30
+
+
+def test_no_repeat_ngram_goes_only_to_a_ragserve_node() -> None:
+    chat = (ChatMessage("user", "hi"),)
+    banned = GenerationRequest("r", sampling=SamplingParams(no_repeat_ngram=4), messages=chat)
+    assert chat_body(banned, "m", ragserve_node=True)["no_repeat_ngram"] == 4
+    assert "no_repeat_ngram" not in chat_body(banned, "m")
+    plain = GenerationRequest("r", messages=chat)
+    assert "no_repeat_ngram" not in chat_body(plain, "m", ragserve_node=True)

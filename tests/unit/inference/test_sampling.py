@@ -1,4 +1,5 @@
-"""Sampling: greedy, temperature, top-k, top-p, seeded reproducibility and the prompt bias."""
+"""Sampling: greedy, temperature, top-k, top-p, seeded reproducibility, the prompt bias
+and repeated runs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from inference.sampling import (
     biased_tokens,
     filter_logits,
     make_generator,
+    repeated_ngram_tokens,
     sample_next,
     validate_sampling,
 )
@@ -112,6 +114,9 @@ def test_bfloat16_logits_are_accepted() -> None:
         SamplingParams(stop=("",)),
         SamplingParams(prompt_bias=-0.5),
         SamplingParams(prompt_bias=10.5),
+        SamplingParams(no_repeat_ngram=1),
+        SamplingParams(no_repeat_ngram=-1),
+        SamplingParams(no_repeat_ngram=65),
     ],
 )
 def test_invalid_parameters_are_rejected(params: SamplingParams) -> None:
@@ -196,3 +201,23 @@ def test_the_prompt_bias_raises_the_prompts_tokens_but_never_a_special_one() -> 
     draws = [sample_next(logits, sampled, generator, biased=biased) for _ in range(400)]
     plain = _draw(logits, SamplingParams(temperature=1.0, seed=3), 400)
     assert draws.count(2) + draws.count(4) > 2 * (plain.count(2) + plain.count(4))
+
+
+def test_no_repeat_ngram_forbids_completing_a_run_the_answer_already_holds() -> None:
+    # The answer 5 6 7 8 ... 5 6 7: a 4th token 8 would repeat the run 5 6 7 8.
+    previous = [5, 6, 7, 8, 1, 5, 6, 7]
+    assert repeated_ngram_tokens(previous, 4) == {8}
+    assert repeated_ngram_tokens(previous, 3) == {8}
+    assert repeated_ngram_tokens(previous, 5) == set()  # 1 5 6 7 was never followed
+    assert repeated_ngram_tokens([7, 7, 7], 2) == {7}
+    assert repeated_ngram_tokens([5, 6, 7, 9, 5, 6, 7, 8, 5, 6, 7], 4) == {8, 9}
+    assert repeated_ngram_tokens(previous, 0) == set()
+    assert repeated_ngram_tokens((5, 6, 5), 2) == {6}  # any sequence, not only lists
+    logits = torch.tensor([0.0] * 6 + [1.0, 0.5, 3.0])  # token 8 is the argmax
+    params = SamplingParams(no_repeat_ngram=4)
+    assert sample_next(logits, params, previous=previous) == 6
+    assert sample_next(logits, SamplingParams(), previous=previous) == 8
+    # A sampled draw never picks a forbidden token either.
+    sampled = SamplingParams(no_repeat_ngram=4, temperature=1.0, seed=3)
+    draws = {sample_next(logits, sampled, make_generator(sampled), previous) for _ in range(50)}
+    assert 8 not in draws
