@@ -36,29 +36,21 @@ def test_a_bad_priority_is_a_400_naming_the_field(value: object) -> None:
     assert "'online' or 'batch'" in info.value.message
 
 
-def test_prompt_bias_reaches_the_engine_and_out_of_range_is_a_400() -> None:
-    def bias(request: ChatCompletionRequest) -> float:
+@pytest.mark.parametrize(
+    ("field", "value", "bad"),
+    [("prompt_bias", 2.5, (-1.0, 11.0, "high")), ("no_repeat_ngram", 4, (-1, 65, "four"))],
+)
+def test_ragserves_sampling_fields_reach_the_engine_and_out_of_range_is_a_400(
+    field: str, value: object, bad: tuple[object, ...]
+) -> None:
+    def sampled(request: ChatCompletionRequest) -> object:
         made = request.to_generation_request(default_max_tokens=8, max_tokens_limit=16)
-        return made.sampling.prompt_bias
+        return getattr(made.sampling, field)
 
-    assert bias(_parse()) == 0.0
-    assert bias(_parse(prompt_bias=2.5)) == 2.5
-    for value in (-1.0, 11.0, "high"):
+    assert sampled(_parse()) == 0
+    assert sampled(_parse(**{field: value})) == value
+    for wrong in bad:
         with pytest.raises(NodeError) as info:
-            _parse(prompt_bias=value)
+            _parse(**{field: wrong})
         assert info.value.status == 400
-        assert info.value.param == "prompt_bias"
-
-
-def test_no_repeat_ngram_reaches_the_engine_and_out_of_range_is_a_400() -> None:
-    def ngram(request: ChatCompletionRequest) -> int:
-        made = request.to_generation_request(default_max_tokens=8, max_tokens_limit=16)
-        return made.sampling.no_repeat_ngram
-
-    assert ngram(_parse()) == 0
-    assert ngram(_parse(no_repeat_ngram=4)) == 4
-    for value in (-1, 65, "four"):
-        with pytest.raises(NodeError) as info:
-            _parse(no_repeat_ngram=value)
-        assert info.value.status == 400
-        assert info.value.param == "no_repeat_ngram"
+        assert info.value.param == field

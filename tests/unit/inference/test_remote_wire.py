@@ -64,13 +64,16 @@ def test_priority_goes_only_for_batch_requests_to_a_ragserve_node() -> None:
     assert "priority" not in chat_body(online, "m", ragserve_node=True)
 
 
-def test_the_prompt_bias_goes_only_to_a_ragserve_node() -> None:
+@pytest.mark.parametrize(("field", "value"), [("prompt_bias", 2.0), ("no_repeat_ngram", 4)])
+def test_ragserves_own_sampling_fields_go_only_to_a_ragserve_node(
+    field: str, value: object
+) -> None:
     chat = (ChatMessage("user", "hi"),)
-    biased = GenerationRequest("r", sampling=SamplingParams(prompt_bias=2.0), messages=chat)
-    assert chat_body(biased, "m", ragserve_node=True)["prompt_bias"] == 2.0
-    assert "prompt_bias" not in chat_body(biased, "m")
+    tuned = GenerationRequest("r", sampling=SamplingParams(**{field: value}), messages=chat)  # type: ignore[arg-type]
+    assert chat_body(tuned, "m", ragserve_node=True)[field] == value
+    assert field not in chat_body(tuned, "m")
     plain = GenerationRequest("r", messages=chat)
-    assert "prompt_bias" not in chat_body(plain, "m", ragserve_node=True)
+    assert field not in chat_body(plain, "m", ragserve_node=True)
 
 
 async def _lines(*lines: str) -> AsyncIterator[str]:
@@ -125,12 +128,3 @@ def test_retry_after_takes_seconds_or_a_date() -> None:
     assert parse_retry_after("soon") == 1.0
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 25 < parse_retry_after(later) <= 30
-
-
-def test_no_repeat_ngram_goes_only_to_a_ragserve_node() -> None:
-    chat = (ChatMessage("user", "hi"),)
-    banned = GenerationRequest("r", sampling=SamplingParams(no_repeat_ngram=4), messages=chat)
-    assert chat_body(banned, "m", ragserve_node=True)["no_repeat_ngram"] == 4
-    assert "no_repeat_ngram" not in chat_body(banned, "m")
-    plain = GenerationRequest("r", messages=chat)
-    assert "no_repeat_ngram" not in chat_body(plain, "m", ragserve_node=True)
