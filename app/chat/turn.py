@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from inference import ChatMessage, Priority
+from inference import ChatMessage, InvalidRequestError, Priority, SamplingParams
+from inference.sampling import validate_sampling
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,20 @@ class PipelineConfig:
     repetition_penalty: float = 1.0
     prompt_bias: float = 0.0
     no_repeat_ngram: int = 0
+
+    def __post_init__(self) -> None:
+        # NOTE: a default sampling the engine refuses would fail every turn; the
+        # engine's own check refuses it here, when the deployment starts.
+        defaults = SamplingParams(
+            temperature=self.temperature,
+            repetition_penalty=self.repetition_penalty,
+            prompt_bias=self.prompt_bias,
+            no_repeat_ngram=self.no_repeat_ngram,
+        )
+        try:
+            validate_sampling(defaults)
+        except InvalidRequestError as exc:
+            raise ValueError(f"RAGSERVE_GENERATION_* default sampling: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
