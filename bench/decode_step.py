@@ -11,7 +11,9 @@ steps alternate between the variants (so drift on a shared machine hits all
 alike) and the medians are compared. A prefill point times one ``--chunk``-token
 prompt chunk the same way, and sets its FLOP/s against the matmul roofline
 measured in the same run: the best of ``F.linear`` and the packed oneDNN product on
-the model's own projection shapes at ``--chunk`` rows, in the model's dtype.
+the model's own projection shapes at ``--chunk`` rows, in the model's dtype. Decode
+attention runs in the C kernel (``inference/decode_attention.py``, the default)
+except in ``sdpa``, the packed default on torch's SDPA.
 All decode from the same KV state (the packed variant's prefill, copied), and
 the report says how often each row's greedy next token agrees with the packed
 variant's; ``bench.decode_quality`` measures what the quantized weights cost.
@@ -34,14 +36,16 @@ from bench.decode_quality import QUANTIZED, quantized_quality
 from bench.generation import REPO
 from bench.machine import describe, machine
 from inference.batch_forward import LlamaBatchForward, StepBatch
+from inference.decode_attention import load_decode_attention
 from inference.kv_cache import KVCache
 from inference.loader import LoadedModel, load_model
 
 VARIANTS = {
-    "packed": (True, "model"), "f_linear": (False, "model"), "int8": (True, "int8"),
-    "int4": (True, "int4"),
+    "packed": (True, "model", True), "f_linear": (False, "model", True),
+    "int8": (True, "int8", True), "int4": (True, "int4", True), "sdpa": (True, "model", False),
 }  # fmt: skip
-"""name: (``pack_weights``, ``decode_weights``) of ``LlamaBatchForward``."""
+"""name: (``pack_weights``, ``decode_weights``, the decode attention kernel or torch's
+SDPA) of ``LlamaBatchForward``."""
 
 
 def forwards(
@@ -49,12 +53,13 @@ def forwards(
 ) -> tuple[dict[str, LlamaBatchForward], dict[str, KVCache]]:
     layers, kv_heads, head_dim = LlamaBatchForward.cache_geometry(loaded.model)
     made, caches = {}, {}
-    for name, (pack, weights) in VARIANTS.items():
+    kernel = load_decode_attention("auto", REPO / ".cache" / "models", loaded.device)
+    for name, (pack, weights, attention) in VARIANTS.items():
         cache = KVCache(
             layers, slots, kv_heads, context + 64, head_dim, loaded.dtype, loaded.device
         )
         made[name] = LlamaBatchForward(
-            loaded.model, cache, pack_weights=pack, decode_weights=weights
+            loaded.model, cache, pack, weights, kernel if attention else None
         )
         caches[name] = cache
     return made, caches
@@ -110,6 +115,7 @@ def decode_point(loaded: LoadedModel, rows: int, context: int, steps: int) -> di
         "ms_per_step": {name: round(m * 1e3, 2) for name, m in medians.items()},
         "tokens_per_s": {name: round(rows / m, 1) for name, m in medians.items()},
         "speedup": round(medians["f_linear"] / medians["packed"], 3),
+        "kernel_speedup": round(medians["sdpa"] / medians["packed"], 3),
         **{f"{n}_speedup": round(medians["packed"] / medians[n], 3) for n in QUANTIZED},
         "greedy_agreement": {
             n: round(a / (steps + 3), 3) for n, a in agree.items() if n != "packed"
@@ -119,8 +125,8 @@ def decode_point(loaded: LoadedModel, rows: int, context: int, steps: int) -> di
 
 def prefill_point(loaded: LoadedModel, chunk: int, repeats: int) -> dict[str, Any]:
     made, _ = forwards(loaded, 1, chunk)
-    for name in QUANTIZED:
-        del made[name]  # prompt rows run on the model's own weights there
+    for name in (*QUANTIZED, "sdpa"):
+        del made[name]  # prompt rows run on the model's own weights and SDPA there
     prompt = [(i * 104729) % 40000 + 100 for i in range(chunk)]
     seconds: dict[str, list[float]] = {name: [] for name in made}
     for _ in range(repeats + 1):
@@ -204,8 +210,8 @@ def main() -> None:
         print(
             f"decode rows {point['rows']:>2}: packed {point['ms_per_step']['packed']} ms, "
             f"F.linear {point['ms_per_step']['f_linear']} ms, "
-            f"int8 {point['ms_per_step']['int8']} ms, int4 {point['ms_per_step']['int4']} ms a "
-            "step, "
+            f"int8 {point['ms_per_step']['int8']} ms, int4 {point['ms_per_step']['int4']} ms, "
+            f"packed with SDPA decode attention {point['ms_per_step']['sdpa']} ms a step, "
             f"greedy agreement with packed {point['greedy_agreement']}"
         )
     print(
@@ -216,6 +222,7 @@ def main() -> None:
         print(f"ratio packed/F.linear decode rows {point['rows']}: {point['speedup']}x faster")
         for n in QUANTIZED:
             print(f"ratio {n}/packed decode rows {point['rows']}: {point[f'{n}_speedup']}x faster")
+        print(f"ratio kernel/SDPA decode rows {point['rows']}: {point['kernel_speedup']}x faster")
     print(
         f"prefill {args.chunk} tokens: {prefilled['achieved_gflops']} GFLOP/s against a "
         f"matmul roofline of {max(roofline.values())} GFLOP/s ({roofline})"

@@ -13,11 +13,12 @@ decoding gives the same tokens as ``model.generate``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
+from inference.decode_attention import DecodeAttention, DecodeRows, sdpa_attend
 from inference.errors import ModelLoadError
 from inference.int4_linear import Int4Projections, decode_projections
 from inference.int8_linear import (
@@ -28,10 +29,11 @@ from inference.int8_linear import (
     float_residual_rows,
     float_rows,
 )
+from inference.kv_cache import KVCache
 from inference.packed_linear import gated_linear, linear, residual_linear, stacked_linear
 
 if TYPE_CHECKING:
-    from inference.kv_cache import KVCache
+    from inference.loader import LoadedModel
 
 _SUPPORTED_MODEL_TYPES = frozenset({"llama"})
 
@@ -103,22 +105,6 @@ def check_supported(config: Any) -> None:
         raise ModelLoadError("pretraining_tp > 1 is not supported")
 
 
-class _DecodeContext(NamedTuple):
-    """What every layer's decode attention shares within one step."""
-
-    slot_index: torch.Tensor
-    """The slot of each decode row."""
-    mask: torch.Tensor
-    """``[span, 1, 1, length]``, additive: 0 at the positions each slot up to ``span``
-    sees, -inf elsewhere."""
-    span: int
-    """Slots ``0 .. span - 1`` take part (the highest decoding slot, plus one)."""
-    length: int
-    """Positions read: the longest decoding sequence's."""
-    dense: bool
-    """The decode rows are slots ``0 .. span - 1`` in order: no scatter or gather."""
-
-
 @dataclass(frozen=True, slots=True)
 class _LayerLinears:
     """One decoder layer's projections (``packed_linear``; with ``int8``, decode rows
@@ -166,18 +152,25 @@ class LlamaBatchForward:
         decode_weights: ``"int8"``: also keep every projection's weight as INT8 and
             run decode rows on it (``int8_linear``); ``"int4"``: 4-bit copies too, for
             steps of a few decode rows (``int4_linear``); CPU only. ``"model"``: none.
+        decode_attention: The decode rows' attention kernel (``decode_attention``);
+            ``None``: torch's SDPA.
 
     Raises:
         ModelLoadError: The model is not a supported Llama-family model.
     """
 
     def __init__(
-        self, model: Any, cache: KVCache, pack_weights: bool = True, decode_weights: str = "model"
+        self,
+        model: Any,
+        cache: KVCache,
+        pack_weights: bool = True,
+        decode_weights: str = "model",
+        decode_attention: DecodeAttention | None = None,
     ) -> None:
         config = model.config
         check_supported(config)
         self._model = model
-        self._cache = cache
+        self.cache = cache
         self._layers = list(model.model.layers)
         self._heads = int(config.num_attention_heads)
         self._kv_heads = int(config.num_key_value_heads)
@@ -187,6 +180,10 @@ class LlamaBatchForward:
         self._eps = float(config.rms_norm_eps)
         self._norm_shape = (int(config.hidden_size),)
         self._device = next(model.parameters()).device
+        supported = decode_attention is not None and decode_attention.supports(
+            cache.keys.dtype, self._rep, self._head_dim
+        )
+        self._kernel = decode_attention if supported else None
         check_decode_weights(decode_weights)
         int8 = (
             None if decode_weights == "model" else decode_projections(self._device, decode_weights)
@@ -202,6 +199,20 @@ class LlamaBatchForward:
         """Bytes of 4-bit weights and their scales held (``"int4"`` only)."""
         if int8 is not None:
             int8.log()
+
+    @classmethod
+    def with_cache(
+        cls,
+        loaded: LoadedModel,
+        slots: int,
+        max_seq_len: int,
+        decode_weights: str = "model",
+        decode_attention: DecodeAttention | None = None,
+    ) -> LlamaBatchForward:
+        """A forward pass over a new ``KVCache`` of ``slots`` x ``max_seq_len`` for ``loaded``."""
+        layers, kv_heads, head_dim = cls.cache_geometry(loaded.model)
+        cache = KVCache(layers, slots, kv_heads, max_seq_len, head_dim, loaded.dtype, loaded.device)
+        return cls(loaded.model, cache, True, decode_weights, decode_attention)
 
     @staticmethod
     def cache_geometry(model: Any) -> tuple[int, int, int]:
@@ -230,7 +241,7 @@ class LlamaBatchForward:
             ``[len(batch.logit_rows), vocab]`` float32 logits.
         """
         device = self._device
-        cache = self._cache
+        cache = self.cache
         ids = torch.tensor(batch.token_ids, device=device)
         positions = torch.tensor(batch.positions, device=device)
         row_slots = list(batch.decode_slots)
@@ -303,47 +314,40 @@ class LlamaBatchForward:
 
     # -- attention -------------------------------------------------------------
 
-    def _decode_context(self, batch: StepBatch) -> _DecodeContext:
+    def _decode_context(self, batch: StepBatch) -> DecodeRows:
         """What every layer's decode attention shares."""
         device = self._device
+        n_decode = len(batch.decode_slots)
         span = max(batch.decode_slots) + 1
-        length = max(batch.positions[: len(batch.decode_slots)]) + 1
+        length = max(batch.positions[:n_decode]) + 1
+        slot_index = torch.tensor(batch.decode_slots, device=device)
+        lengths = torch.tensor(batch.positions[:n_decode], device=device) + 1
+        dense = batch.decode_slots == list(range(span))
+        if self._kernel is not None:  # reads each row's own positions: no mask
+            return DecodeRows(slot_index, lengths, None, span, length, dense)
         # Slots in the span that do not decode this step attend to position 0 only,
         # so their (discarded) rows never see an all-masked softmax.
         visible = torch.ones(span, dtype=torch.long, device=device)
-        slot_index = torch.tensor(batch.decode_slots, device=device)
-        visible[slot_index] = (
-            torch.tensor(batch.positions[: len(batch.decode_slots)], device=device) + 1
-        )
+        visible[slot_index] = lengths
         mask = torch.arange(length, device=device)[None, :] < visible[:, None]
-        dense = batch.decode_slots == list(range(span))
-        return _DecodeContext(
-            slot_index, self._additive(mask[:, None, None, :]), span, length, dense
+        return DecodeRows(
+            slot_index, lengths, self._additive(mask[:, None, None, :]), span, length, dense
         )
 
     def _decode_attention(
-        self,
-        q: torch.Tensor,
-        keys: torch.Tensor,
-        values: torch.Tensor,
-        ctx: _DecodeContext,
+        self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, ctx: DecodeRows
     ) -> torch.Tensor:
-        slot_index, mask, span, length, dense = ctx
         # NOTE: with one query token, the ``rep`` query heads sharing a KV head are
         # laid out as ``rep`` query rows of that head: GQA without repeating K and V.
-        grouped = q.view(-1, self._kv_heads, self._rep, self._head_dim)
-        if not dense:  # scatter the rows into their slots' places
-            scattered = grouped.new_zeros(span, self._kv_heads, self._rep, self._head_dim)
-            scattered[slot_index] = grouped
-            grouped = scattered
-        out = F.scaled_dot_product_attention(
-            grouped,
-            keys[:span, :, :length],
-            values[:span, :, :length],
-            attn_mask=mask,
-            scale=self._scale,
-        )
-        return (out if dense else out[slot_index]).reshape(-1, self._heads, self._head_dim)
+        grouped = q.reshape(-1, self._kv_heads, self._rep, self._head_dim)
+        if self._kernel is not None:
+            out = self._kernel.attend(
+                grouped.contiguous(), keys, values, ctx.slot_index, ctx.lengths, ctx.length,
+                self._scale,
+            )  # fmt: skip
+        else:
+            out = sdpa_attend(grouped, keys, values, ctx, self._scale)
+        return out.reshape(-1, self._heads, self._head_dim)
 
     def _causal_mask(self, chunk: PrefillChunk) -> torch.Tensor:
         end = chunk.start + chunk.length
@@ -353,7 +357,7 @@ class LlamaBatchForward:
     def _additive(self, visible: torch.Tensor) -> torch.Tensor:
         """``visible`` as the additive mask SDPA would build from it in every layer
         (0 where visible, -inf elsewhere), built once a step."""
-        dtype = self._cache.keys.dtype
+        dtype = self.cache.keys.dtype
         mask = torch.zeros(visible.shape, dtype=dtype, device=self._device)
         return mask.masked_fill_(~visible, float("-inf"))
 

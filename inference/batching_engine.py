@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Literal
 import structlog
 
 from inference.batch_forward import LlamaBatchForward
+from inference.decode_attention import check_decode_attention, load_decode_attention
 from inference.detokenizer import OutputStream
 from inference.engine_support import check_request
 from inference.errors import EngineOverloadedError, EngineUnavailableError, InvalidRequestError
 from inference.int8_linear import check_decode_weights
-from inference.kv_cache import KVCache
 from inference.metrics import engine_metrics
 from inference.prefix_cache import PrefixCache
 from inference.request_slot import RequestSlot
@@ -55,9 +55,8 @@ class BatchingEngine(ThreadedEngine):
         max_running: Most sequences in the running batch (KV-cache slots).
         max_waiting: Most online requests waiting to start (``EngineOverloadedError``).
         max_waiting_tokens: Most online prompt tokens waiting, all requests together.
-        max_batch_share: The share of ``max_running`` that batch-priority sequences
-            may hold at once (at least one slot), so online requests mostly find a
-            free slot without preempting any.
+        max_batch_share: The share of ``max_running`` batch-priority sequences may hold
+            (at least one slot), so online requests mostly find one without preempting.
         max_waiting_batch, max_waiting_batch_tokens: The same bounds for batch
             requests, counted apart; ``None`` takes the online ones.
         prefill_chunk_tokens: Prompt tokens computed per step, all new sequences
@@ -66,14 +65,15 @@ class BatchingEngine(ThreadedEngine):
         batch_slots_under_load: Batch sequences newly admitted only while fewer run,
             as long as any online request runs or waits: every row slows the step.
         max_seq_len: Most tokens (prompt plus ``max_tokens``) per sequence (KV slot size).
-        kv_cache_tokens: KV-cache tokens that running sequences may reserve in all (each
-            reserves prompt plus ``max_tokens``); ``None``: ``max_running * max_seq_len``.
+        kv_cache_tokens: KV-cache tokens running sequences may reserve in all (prompt plus
+            ``max_tokens`` each); ``None``: ``max_running * max_seq_len``.
         max_context_tokens: Optional further cap on prompt plus ``max_tokens``.
         prefix_cache_bytes, prefix_block_tokens: The prefix cache's bytes (0: off) and block.
         decode_weights: ``"int8"``: decode rows on INT8 copies (``int8_linear``), ``"int4"``
             also on 4-bit ones in steps of a few rows (``int4_linear``).
-        speculate_tokens: Guesses a request decoding alone verifies a step, where that
-            pays (not a seeded sampled one; ``inference.speculation``); 0 is off.
+        decode_attention: ``"auto"``, ``"kernel"`` or ``"sdpa"`` (``decode_attention``;
+            the kernel is built under ``cache_dir``).
+        speculate_tokens: Guesses a lone request checks a step (``inference.speculation``); 0: off.
         registry: Where the metrics go; ``None`` is the default registry.
     """
 
@@ -103,6 +103,7 @@ class BatchingEngine(ThreadedEngine):
         prefix_cache_bytes: int = 256 << 20,
         prefix_block_tokens: int = 32,
         decode_weights: Literal["model", "int8", "int4"] = "model",
+        decode_attention: Literal["auto", "kernel", "sdpa"] = "auto",
         speculate_tokens: int = 0,
         registry: CollectorRegistry | None = None,
     ) -> None:
@@ -111,6 +112,7 @@ class BatchingEngine(ThreadedEngine):
         if not 0 <= speculate_tokens <= 16 or not 0.0 < max_batch_share <= 1.0:
             raise ValueError("speculate_tokens must be in 0..16 and max_batch_share in (0, 1]")
         check_decode_weights(decode_weights)
+        check_decode_attention(decode_attention)
         super().__init__(
             loader,
             model_path=model_path,
@@ -124,15 +126,15 @@ class BatchingEngine(ThreadedEngine):
         self._max_batch_running = max(1, int(max_running * max_batch_share))
         self._chunk, self._batch_chunk = prefill_chunk_tokens, batch_prefill_tokens
         self._speculate, self._policy = speculate_tokens, SpeculationPolicy()
-        self._batch_busy = max(1, batch_slots_under_load)
-        self._max_seq_len = max_seq_len
+        self._batch_busy, self._max_seq_len = max(1, batch_slots_under_load), max_seq_len
         self._kv_budget = max_running * max_seq_len if kv_cache_tokens is None else kv_cache_tokens
         self._scheduler: Scheduler[Seq] = Scheduler(
             max_waiting, max_waiting_tokens, max_waiting_batch, max_waiting_batch_tokens
         )
         self._prefix = PrefixCache(prefix_block_tokens, prefix_cache_bytes)
         self._metrics = engine_metrics(registry)
-        self._decode_weights = decode_weights
+        self._decode_weights, self._decode_attention = decode_weights, decode_attention
+        self._kernel_dir = Path(cache_dir)
         self._forward: LlamaBatchForward | None = None
         self._running_batch: RunningBatch | None = None
         self._avg_e2e, self._max_batch_seen = 1.0, 0
@@ -162,14 +164,14 @@ class BatchingEngine(ThreadedEngine):
         return self._prefix
 
     def _adopt(self, loaded: LoadedModel) -> None:
-        layers, kv_heads, head_dim = LlamaBatchForward.cache_geometry(loaded.model)
+        LlamaBatchForward.cache_geometry(loaded.model)  # refuses an unsupported model first
         super()._adopt(loaded)
         limit = min(self._context_limit, self._max_seq_len)
-        cache = KVCache(
-            layers, self._max_running, kv_heads, limit, head_dim, loaded.dtype, loaded.device
-        )
-        self._forward = LlamaBatchForward(loaded.model, cache, decode_weights=self._decode_weights)
-        self._running_batch = RunningBatch(cache, self._prefix, self._kv_budget, self._policy)
+        kernel = load_decode_attention(self._decode_attention, self._kernel_dir, loaded.device)
+        slots, weights = self._max_running, self._decode_weights
+        forward = LlamaBatchForward.with_cache(loaded, slots, limit, weights, kernel)
+        self._forward, budget = forward, self._kv_budget
+        self._running_batch = RunningBatch(forward.cache, self._prefix, budget, self._policy)
         self._context_limit = min(limit, self._kv_budget)
 
     async def stop(self) -> None:
@@ -219,8 +221,7 @@ class BatchingEngine(ThreadedEngine):
         return slot
 
     def _retry_after(self, priority: Priority) -> float:
-        """A guess at when the class's queue will have room: its queued rounds times
-        the mean latency."""
+        """When the class's queue may have room: its queued rounds times the mean latency."""
         slots = self._max_batch_running if priority is Priority.BATCH else self._max_running
         batches = self._scheduler.waiting(priority) / slots + 1.0
         return round(min(max(self._avg_e2e * batches, 1.0), 60.0), 1)
@@ -298,8 +299,8 @@ class BatchingEngine(ThreadedEngine):
         return decided.admitted
 
     def _preempt(self, seq: Seq) -> None:
-        """Free the slot and KV room of ``seq``, which the scheduler has requeued; it
-        resumes by recomputing its tokens (``Sequence.preempt``): its caller sees a pause."""
+        """Free ``seq``'s slot and KV room (the scheduler has requeued it); it resumes by
+        recomputing its tokens (``Sequence.preempt``): its caller sees a pause."""
         self._running.remove(seq)
         seq.preempt()
         self._metrics.num_preemptions.labels(*self._metrics_labels()).inc()
@@ -362,9 +363,8 @@ class BatchingEngine(ThreadedEngine):
         """Sample (verifying ``guess``, if any) and stream ``seq``'s next token;
         return why it ends, if it does.
 
-        NOTE: an EOS token counts as a completion token (it cost a forward pass,
-        and vLLM counts it too) but is never rendered as text.
-        """
+        NOTE: an EOS token counts as a completion token (it cost a forward pass, and
+        vLLM counts it too) but is never rendered as text."""
         slot = seq.slot
         params = slot.request.sampling
         token = sample_next(logits, params, seq.generator, seq.generated, guess, seq.biased)

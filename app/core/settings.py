@@ -132,12 +132,12 @@ class GenerationSettings(BaseSettings):
     """``int8``: the batching engine also keeps every projection as INT8 (a scale per
     output channel, CPU only) and decodes on it, faster with few requests at a time;
     ``int4``: 4-bit copies too (Q4_1) for steps of up to 4 rows. docs/engine.md."""
+    decode_attention: Literal["auto", "kernel", "sdpa"] = "auto"
+    """CPU decode attention: a C kernel built here (``auto``: SDPA if it fails), ``sdpa``."""
     speculate_tokens: int = Field(default=4, ge=0, le=16)
-    """Speculative decoding (batching engine, a request decoding alone, greedy or
-    sampled without a seed): each step checks up to this many tokens guessed from the
-    request's own prompt and answer (``inference/speculation.py``); 0 is off. 1.2x
-    the tokens/s of one request at a time, bf16 or INT8 (docs/benchmarks.md); no
-    effect on batches."""
+    """Speculative decoding (batching engine, a lone request, greedy or sampled without
+    a seed): each step checks up to this many tokens guessed from its own prompt and
+    answer (``inference/speculation.py``); 0 is off. 1.2x a lone request's tokens/s."""
     engine: Literal["batching", "sequential"] = "batching"
     """``batching``: continuous batching (many requests share each forward pass);
     ``sequential``: one request at a time (a baseline, and for debugging)."""

@@ -229,6 +229,7 @@ def build_engine(settings: Settings) -> Engine:
         max_seq_len=gen.max_seq_len,
         prefix_cache_bytes=gen.prefix_cache_mb << 20,
         decode_weights=gen.decode_weights,
+        decode_attention=gen.decode_attention,
         speculate_tokens=gen.speculate_tokens,
     )
 

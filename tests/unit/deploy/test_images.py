@@ -93,6 +93,14 @@ def test_torch_comes_first_from_the_cpu_index(node: str) -> None:
 
 
 @pytest.mark.parametrize("node", DOCKERFILES)
+def test_each_image_has_a_c_compiler_for_the_decode_attention_kernel(node: str) -> None:
+    """The kernel is built on the host the container runs on (``-march=native``), at
+    first start; without a compiler the engine falls back to the slower SDPA."""
+    runs = [a for k, a in instructions(REPO / "deploy" / f"Dockerfile.{node}") if k == "RUN"]
+    assert any(re.search(r"apt-get install .*\bgcc\b.*\blibc6-dev\b", run) for run in runs)
+
+
+@pytest.mark.parametrize("node", DOCKERFILES)
 def test_copied_files_exist_and_are_not_ignored(node: str) -> None:
     ignored = {
         line.strip()
