@@ -266,9 +266,10 @@ class LlamaBatchForward:
         # and a cat.
         signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
         decode_ctx = self._decode_context(batch) if n_decode else None
-        # Decode attention reads slots 0 .. span - 1 up to length: zero what nobody
-        # wrote there yet, before this step's writes count as written.
-        if decode_ctx is not None:
+        # SDPA decode attention reads slots 0 .. span - 1 up to length: zero what nobody
+        # wrote there yet, before this step's writes count as written (the kernel reads
+        # each row's own written positions only, so it needs no zeroing).
+        if decode_ctx is not None and self._kernel is None:
             cache.ensure_finite(decode_ctx.span, decode_ctx.length)
         for slot, position in zip(batch.decode_slots, batch.positions, strict=False):
             cache.mark_written(slot, position, position + 1)
