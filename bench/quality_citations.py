@@ -41,12 +41,16 @@ REPO = Path(__file__).resolve().parents[1]
 _MARKER = re.compile(r"\[\d{1,2}(?:\s*,\s*\d{1,2})*\]")
 
 
-async def citation_eval(quick: bool, seed: int = 0) -> dict[str, Any]:
+async def citation_eval(
+    quick: bool, seed: int = 0, questions: slice | None = None
+) -> dict[str, Any]:
+    """The citation figures over the first 12 (``quick``) or 40 shuffled questions, or
+    over the ``questions`` slice of them (a further split, disjoint from the first 40)."""
     rng = random.Random(seed)
     sections = build_sections(load_topics())
     queries = label_queries(sections)
     rng.shuffle(queries)
-    queries = queries[: 12 if quick else 40]
+    queries = queries[questions] if questions else queries[: 12 if quick else 40]
     # The sections that answer the questions, and as many others as distractors.
     wanted = {name for q in queries for name in q.relevant}
     others = [s for s in sections if s.name not in wanted]
