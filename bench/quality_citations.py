@@ -5,7 +5,7 @@ into sections, one document each; the questions are made from section titles by
 fixed rules, each labelled with the sections that answer it
 (``bench/retrieval_corpus.py``, as the retrieval benchmark does). Every question goes
 through the whole turn pipeline (retrieval, safety, the packaged model with the
-default sampling: greedy, no repeated 4-token run, prompt bias 1; citing), in one
+default sampling: greedy, no repeated 4-token run, prompt bias 3; citing), in one
 process. (Until 2026-12-07 it turned the repetition penalty off while the default
 was 1.1, so its figures were not the default's: docs/benchmarks.md, "The repetition
 penalty".)

@@ -174,7 +174,7 @@ class GenerationSettings(BaseSettings):
     """Default penalty on tokens the answer already used (1 is none; docs/engine.md)."""
     no_repeat_ngram: int = Field(default=4, ge=0, le=64)
     """An answer never repeats a run of this many of its tokens (0: off; docs/engine.md)."""
-    prompt_bias: float = Field(default=1.0, ge=0.0, le=10.0)
+    prompt_bias: float = Field(default=3.0, ge=0.0, le=10.0)
     """Added to the prompt's tokens' logits in turns with sources (0: off; docs/engine.md)."""
     threads: int | None = None
     """Torch intra-op threads; unset leaves torch's default."""
