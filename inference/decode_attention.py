@@ -93,7 +93,18 @@ class DecodeAttention:
 
         Returns:
             ``[rows, kv_heads, rep, head_dim]``.
+
+        Raises:
+            ValueError: A layout the kernel would misread (it takes raw pointers).
         """
+        dim = keys.shape[3]
+        if (
+            not q.is_contiguous() or q.shape[3] != dim or q.dtype != keys.dtype
+            or keys.stride()[2:] != (dim, 1) or values.stride() != keys.stride()
+            or slots.dtype != torch.int64 or lengths.dtype != torch.int64
+            or not (slots.is_contiguous() and lengths.is_contiguous())
+        ):  # fmt: skip
+            raise ValueError("decode attention needs contiguous rows of the cache's layout")
         out = torch.empty_like(q)
         status = self._functions[keys.dtype](
             q.data_ptr(), keys.data_ptr(), values.data_ptr(), slots.data_ptr(),
@@ -101,6 +112,8 @@ class DecodeAttention:
             q.shape[3], keys.stride(0), keys.stride(1), max_length, scale,
             torch.get_num_threads(),
         )  # fmt: skip
+        if status == 1:
+            raise ValueError(f"the kernel takes at most {MAX_REP} heads a KV head, width {MAX_DIM}")
         if status:
             raise MemoryError("decode attention could not allocate its score buffers")
         return out

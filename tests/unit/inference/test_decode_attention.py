@@ -97,6 +97,25 @@ def test_it_takes_only_the_shapes_it_was_written_for(kernel: DecodeAttention) ->
     assert not kernel.supports(torch.float32, REP, 512)
 
 
+def test_a_layout_it_would_misread_is_refused(kernel: DecodeAttention) -> None:
+    keys, values = _cache(torch.float32)
+    q = torch.randn(2, KV_HEADS, REP, DIM)
+    slots, lengths = torch.tensor([0, 1]), torch.tensor([4, 4])
+    bad = [
+        (q.transpose(0, 1).contiguous().transpose(0, 1), keys, values, slots, lengths),
+        (q, keys.transpose(2, 3), values.transpose(2, 3), slots, lengths),
+        (q, keys, torch.randn(SLOTS, KV_HEADS, 50, DIM), slots, lengths),  # other strides
+        (q.to(torch.bfloat16), keys, values, slots, lengths),
+        (q, keys, values, slots.int(), lengths),
+    ]
+    for args in bad:
+        with pytest.raises(ValueError, match="contiguous rows"):
+            kernel.attend(*args, 4, DIM**-0.5)
+    wide = torch.randn(2, 1, 17, DIM)  # 17 query heads to a KV head: past the bound
+    with pytest.raises(ValueError, match="at most 16 heads"):
+        kernel.attend(wide, keys, values, slots, lengths, 4, DIM**-0.5)
+
+
 def test_the_library_is_built_once_and_reused(tmp_path: Path) -> None:
     first = build(tmp_path)
     stamp = first.stat().st_mtime_ns
