@@ -44,7 +44,11 @@ DECODE_ATTENTION = ("auto", "kernel", "sdpa")
 nothing, torch's SDPA."""
 
 SOURCE = Path(__file__).with_name("decode_attention.c")
-FLAGS = ("-O3", "-march=native", "-ffast-math", "-fopenmp", "-shared", "-fPIC")
+FLAGS = ("-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC")
+"""Compile flags. ``-ffast-math`` only compiles: linked, GCC adds ``crtfastmath.o``,
+whose constructor sets flush-to-zero for the loading thread, so the process's own
+float arithmetic would lose subnormals."""
+LINK_FLAGS = ("-shared", "-fopenmp")
 MAX_REP, MAX_DIM = 16, 256
 """The kernel's bounds on query heads per KV head and on the head's width."""
 
@@ -170,7 +174,7 @@ def build(directory: Path) -> Path:
         [compiler, "--version"], capture_output=True, text=True, timeout=30, check=False
     ).stdout
     key = hashlib.sha256(
-        b"\0".join([source, " ".join(FLAGS).encode(), version.encode(),
+        b"\0".join([source, " ".join(FLAGS + LINK_FLAGS).encode(), version.encode(),
                     " ".join(sorted(cpu_flags())).encode()])
     ).hexdigest()[:16]  # fmt: skip
     target = directory / f"decode_attention-{key}.so"
@@ -178,14 +182,18 @@ def build(directory: Path) -> Path:
         return target
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory) as scratch:
-        built = Path(scratch) / target.name
-        done = subprocess.run(  # noqa: S603 - the compiler found on PATH, our source
-            [compiler, *FLAGS, "-o", str(built), str(SOURCE), "-lm"],
-            capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            error = done.stderr[-2000:]
-            raise ModelLoadError(f"building the decode attention kernel failed: {error}")
+        built, compiled = Path(scratch) / target.name, Path(scratch) / "decode_attention.o"
+        steps = (
+            [compiler, *FLAGS, "-c", "-o", str(compiled), str(SOURCE)],
+            [compiler, *LINK_FLAGS, "-o", str(built), str(compiled), "-lm"],
+        )
+        for argv in steps:
+            done = subprocess.run(  # noqa: S603 - the compiler found on PATH, our source
+                argv, capture_output=True, text=True, timeout=300, check=False
+            )
+            if done.returncode != 0:
+                error = done.stderr[-2000:]
+                raise ModelLoadError(f"building the decode attention kernel failed: {error}")
         os.replace(built, target)  # atomic: another process may be building it too
     logger.info("decode_attention_built", path=str(target))
     return target

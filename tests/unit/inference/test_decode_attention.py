@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 from typing import TYPE_CHECKING
 
 import pytest
@@ -114,6 +115,16 @@ def test_a_layout_it_would_misread_is_refused(kernel: DecodeAttention) -> None:
     wide = torch.randn(2, 1, 17, DIM)  # 17 query heads to a KV head: past the bound
     with pytest.raises(ValueError, match="at most 16 heads"):
         kernel.attend(wide, keys, values, slots, lengths, 4, DIM**-0.5)
+
+
+def test_loading_it_keeps_subnormal_floats(tmp_path: Path) -> None:
+    """Linked with ``-ffast-math``, GCC's ``crtfastmath.o`` would set flush-to-zero in
+    the loading thread: the process's own float arithmetic would lose subnormals."""
+    library = build(tmp_path)
+    ctypes.CDLL(str(library))
+    tiny = float.fromhex("0x1p-1060")  # subnormal
+    assert tiny * 0.5 > 0.0
+    assert torch.tensor([tiny], dtype=torch.float64).mul(0.5).item() > 0.0
 
 
 def test_the_library_is_built_once_and_reused(tmp_path: Path) -> None:
