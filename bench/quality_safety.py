@@ -35,7 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.safety_data import injection_samples, split
+from bench.safety_data import injection_samples, interface_messages, split
 from retrieval.chunking import Chunker
 from safety import GuardResult, InputGuard, Policy
 
@@ -222,13 +222,14 @@ def input_filter_eval(embedder: SentenceTransformerEmbedder, quick: bool) -> dic
     source, on the held-out half (its weights were fitted on the dev half).
 
     Benign: questions made from the titles of the Python Language Reference sections
-    (how a user asks about documentation), the Do-Not-Answer questions and
-    bastioncorpus's benign traps (``bench/safety_data.py``).
+    (how a user asks about documentation), the Do-Not-Answer questions,
+    bastioncorpus's benign traps, and program messages of the held-out packages in
+    English and eight other languages (three never fitted on; ``bench/safety_data.py``).
     """
     _, test = split(injection_samples())
     benign: dict[str, list[str]] = defaultdict(list)
     attacks: dict[str, list[str]] = defaultdict(list)
-    for sample in test:
+    for sample in test + interface_messages("test"):
         (attacks if sample.attack else benign)[sample.source].append(sample.text)
     limit = 100 if quick else 10_000
     default = Policy().injection_threshold

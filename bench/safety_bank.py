@@ -8,9 +8,11 @@ import numpy as np
 
 from bench.safety_data import (
     DEV_FRACTION,
+    FIT_LANGUAGES,
     SEED,
     Sample,
     injection_samples,
+    interface_messages,
     split,
     text_key,
     versions,
@@ -59,11 +61,17 @@ def _cross_validated(
 
 
 def _operating_point(z: np.ndarray, samples: list[Sample]) -> tuple[float, float]:
-    """The logit at which DEV_FP_TARGET of the benign prompts fire, and the lowest
-    share of any attack source caught there."""
+    """The logit at which DEV_FP_TARGET of the benign prompts fire, each benign source
+    weighing the same (as in the fit), and the lowest share of any attack source
+    caught there."""
     source = np.array([s.source for s in samples])
     attack = np.array([s.attack for s in samples])
-    cut = float(np.quantile(z[~attack], 1 - DEV_FP_TARGET, method="higher")) + 1e-6
+    benign_z = z[~attack]
+    weight = _stratum_weights(samples)[~attack]
+    order = np.argsort(benign_z)[::-1]
+    fired = np.cumsum(weight[order]) / weight.sum()
+    # NOTE: the highest benign logit at which the weighted share firing passes the target.
+    cut = float(benign_z[order][np.searchsorted(fired, DEV_FP_TARGET, side="right")]) + 1e-6
     caught = min(
         float((z[(source == name) & attack] >= cut).mean()) for name in set(source[attack])
     )
@@ -86,6 +94,18 @@ def build_bank(dedupe: float = 0.95) -> dict[str, object]:
 
     embedder = SentenceTransformerEmbedder()
     dev, _ = split(injection_samples())
+    # NOTE: program messages weigh as two benign sources, English and the five other
+    # languages. They are fitted on but never become exemplars: the bank holds no text of
+    # theirs, and without them the model learned "not English" as a sign of attack
+    # (bastioncorpus's dev half has 14 attacks in other languages and 2 benign texts).
+    fitted = {"gettext:en", *(f"gettext:{language}" for language in FIT_LANGUAGES)}
+    messages = [
+        Sample(m.text, False, "gettext:en" if m.source == "gettext:en" else "gettext")
+        for m in interface_messages("dev")
+        if m.source in fitted
+    ]
+    exemplar_owners = len(dev)
+    dev = dev + messages
     pieces, owner, sources = [], [], []
     for i, sample in enumerate(dev):
         for piece in sentences(normalize(sample.text)):
@@ -100,7 +120,7 @@ def build_bank(dedupe: float = 0.95) -> dict[str, object]:
         if attack_rows and float((vecs[attack_rows] @ vecs[j]).max()) >= dedupe:
             continue
         attack_rows.append(int(j))
-    benign_rows = [int(j) for j in np.where(~y[owner_a])[0]]
+    benign_rows = [int(j) for j in np.where(~y[owner_a] & (owner_a < exemplar_owners))[0]]
     feats = np.zeros((len(dev), 3 + vecs.shape[1]))
     patterns = PatternDetector()
     for i, sample in enumerate(dev):
@@ -150,6 +170,11 @@ def build_bank(dedupe: float = 0.95) -> dict[str, object]:
             "benign": round(float(w[2]), 4),
             "bias": round(bias, 4),
             "vector": [round(float(v), 5) for v in w[3:-1]],
+        },
+        "fitted_without_exemplars": {
+            "gettext": "Debian packages' program messages (/usr/share/locale/*/LC_MESSAGES/"
+            "*.mo) of the dev half of the packages, in English and " + ", ".join(FIT_LANGUAGES),
+            "messages": len(messages),
         },
         "dev_keys": sorted({str(keys[owner[r]]) for r in attack_rows + benign_rows}),
         "attack": [pieces[r] for r in attack_rows],

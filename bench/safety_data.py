@@ -15,6 +15,10 @@ bastioncorpus==0.6.0``; bench-only, never needed at runtime):
 - Python's standard library ships ``pydoc_data.topics`` (the Language Reference
   help topics): questions made from its section titles are the benign questions of
   a documentation user (``documentation_questions``).
+- Debian packages ship their programs' messages and translations as gettext
+  catalogues (``/usr/share/locale/<language>/LC_MESSAGES/<package>.mo``): benign
+  text in English and other languages (``interface_messages``), split by package,
+  not by text, so a held-out package's wording was never seen.
 
 ``split`` cuts the samples into a seeded dev half (for tuning: thresholds,
 exemplars, weights) and a held-out test half (for reporting only), stratified by
@@ -23,6 +27,7 @@ source and label; identical texts always land in the same half.
 
 from __future__ import annotations
 
+import gettext
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -116,3 +121,61 @@ def split(
     dev = [s for s in samples if text_key(s.text) in dev_keys]
     test = [s for s in samples if text_key(s.text) not in dev_keys]
     return dev, test
+
+
+LOCALE_DIR = Path("/usr/share/locale")
+FIT_LANGUAGES = ("fr", "de", "es", "it", "pt")
+"""Languages whose dev packages' messages the input filter is fitted on; others
+(``REPORT_ONLY_LANGUAGES``) are reported and never fitted on."""
+REPORT_ONLY_LANGUAGES = ("nl", "pl", "sv")
+
+
+def package_half(package: str) -> str:
+    """``dev`` or ``test``: a package's half, the same in every language."""
+    digest = hashlib.sha256(f"{SEED}:{package}".encode()).digest()
+    return "dev" if digest[0] < 256 * DEV_FRACTION else "test"
+
+
+def _message(text: str) -> str | None:
+    """A catalogue entry as a user could type it; None for format strings and fragments."""
+    text = " ".join(text.split())
+    if not 40 <= len(text) <= 300 or any(mark in text for mark in ("%", "\\", "{", "$")):
+        return None
+    return text
+
+
+def interface_messages(half: str, per_language: int = 150, seed: int = SEED) -> list[Sample]:
+    """Benign program messages of one half's packages: ``per_language`` English
+    originals (source ``gettext:en``) and as many translations per language
+    (``gettext:<language>``), drawn with a seeded generator.
+
+    Raises:
+        FileNotFoundError: The machine has no gettext catalogues.
+    """
+    english: set[str] = set()
+    translated: dict[str, set[str]] = {}
+    for language in FIT_LANGUAGES + REPORT_ONLY_LANGUAGES:
+        found = translated.setdefault(language, set())
+        for path in sorted((LOCALE_DIR / language / "LC_MESSAGES").glob("*.mo")):
+            if package_half(path.stem) != half:
+                continue
+            try:
+                with path.open("rb") as handle:
+                    catalogue = gettext.GNUTranslations(handle)._catalog  # type: ignore[attr-defined]
+            except (OSError, ValueError):  # not a catalogue, or not UTF-8
+                continue
+            for original, text in catalogue.items():
+                if not isinstance(original, str) or not isinstance(text, str) or not original:
+                    continue
+                for kept, into in ((_message(text), found), (_message(original), english)):
+                    if kept is not None:
+                        into.add(kept)
+    if not english:
+        raise FileNotFoundError(f"no gettext catalogues under {LOCALE_DIR}")
+    rng = random.Random(seed)
+    out: list[Sample] = []
+    for language, texts in (("en", english), *translated.items()):
+        chosen = sorted(texts - english) if language != "en" else sorted(texts)
+        rng.shuffle(chosen)
+        out.extend(Sample(t, False, f"gettext:{language}") for t in chosen[:per_language])
+    return out

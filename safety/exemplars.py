@@ -13,6 +13,11 @@ from __future__ import annotations
 _PREV = r"(?:previous|prior|above|preceding|earlier|former|initial|original|all|any|your|the|these|those|system)"
 _INSTR = r"(?:instructions?|prompts?|rules?|directions?|guidelines?|context|commands?|programming|guidance|constraints?|messages?)"
 
+_ML_OVERRIDE = r"(?:ignore[rz]?|oublie[rz]?|neglige[rz]?|ignoriere|ignorieren|vergiss|vergessen sie|missachte|ignora|ignorar|olvida|olvide|olvidar|dimentica|dimenticare|trascura|esqueca|esquece|esquecer)"
+_ML_INSTR = r"(?:instructions|consignes|regles|anweisungen|instruktionen|regeln|richtlinien|vorgaben|instrucciones|reglas|directrices|normas|istruzioni|regole|direttive|linee guida|instrucoes|regras|diretrizes)"
+_ML_REVEAL = r"(?:revele[rz]?|montre[rz]?|affiche[rz]?|donne[rz]?|repete[rz]?|verrate|zeige|zeig|gib|nenne|wiederhole|revela|muestra|muestrame|dame|repite|imprime|rivela|mostra|mostrami|dammi|ripeti|stampa|mostre|repita|imprima)"
+_ML_SYSTEM_PROMPT = r"(?:(?:tes |vos |tus |sus |le tue |deine |ihre |suas |tuas )?(?:instructions|consignes|prompt|instrucciones|indicaciones|istruzioni|instrucoes) (?:du |de |del |di |do )?(?:systeme|sistema|initiales|iniciales|iniziali|iniciais|cachees|ocultas|nascoste)|system-?prompt|systemanweisungen|system-anweisungen|prompt (?:du |de |del |di |do )?(?:systeme|sistema))"
+
 INJECTION_PATTERNS: tuple[tuple[str, float, str], ...] = (
     (rf"\b(?:ignore|disregard|forget|skip|override|bypass|overlook|neglect)\b(?: \S+){{0,3}} {_PREV}\b(?: \S+){{0,2}} {_INSTR}\b", 0.85, "override_instructions"),
     (r"\b(?:ignore|disregard|forget) (?:everything|all|anything)(?: (?:you|that|i|we)\b(?: \S+){0,4})? (?:above|before|so far|previously|earlier)", 0.8, "override_everything"),
@@ -43,6 +48,11 @@ INJECTION_PATTERNS: tuple[tuple[str, float, str], ...] = (
     (r"\b(?:respond|answer|reply) only (?:with|in)\b(?: \S+){0,4} (?:no|without) (?:warnings?|disclaimers?|refusals?)", 0.5, "no_disclaimers"),
     (r"\b(?:never|do not|don'?t|must not|cannot) (?:refuse|decline|say no|apologi[sz]e|add (?:a )?(?:warning|disclaimer))", 0.45, "never_refuse"),
     (r"\bhypothetical(?:ly)? (?:response|scenario|story)\b(?: \S+){0,10} (?:how to|step by step|detailed)", 0.3, "hypothetical_wrapper"),
+    # The first three rules in French, German, Spanish, Italian and Portuguese (folded:
+    # no accents), so a text in those languages needs no English to be caught.
+    (rf"\b{_ML_OVERRIDE}\b(?:-\S+)?(?: \S+){{0,4}} {_ML_INSTR}\b", 0.85, "override_instructions"),
+    (rf"\b{_ML_REVEAL}\b(?:-\S+)?(?: \S+){{0,4}} {_ML_SYSTEM_PROMPT}", 0.75, "prompt_extraction"),
+    (r"\b(?:sans (?:aucune )?(?:restrictions?|limites?|filtres?)|ohne (?:jegliche )?(?:einschrankungen|grenzen|filter)|uneingeschrankt|(?:sin|senza|sem) (?:ninguna |alcuna |nenhuma )?(?:restricciones|restrizioni|restricoes|limites|limiti|filtros?|filtri))\b", 0.45, "no_limits"),
 )  # fmt: skip
 
 ATTACK_EXEMPLARS: tuple[str, ...] = (
