@@ -52,7 +52,8 @@ INJECTION_PATTERNS: tuple[tuple[str, float, str], ...] = (
     # no accents), so a text in those languages needs no English to be caught.
     (rf"\b{_ML_OVERRIDE}\b(?:-\S+)?(?: \S+){{0,4}} {_ML_INSTR}\b", 0.85, "override_instructions"),
     (rf"\b{_ML_REVEAL}\b(?:-\S+)?(?: \S+){{0,4}} {_ML_SYSTEM_PROMPT}", 0.75, "prompt_extraction"),
-    (r"\b(?:sans (?:aucune )?(?:restrictions?|limites?|filtres?)|ohne (?:jegliche )?(?:einschrankungen|grenzen|filter)|uneingeschrankt|(?:sin|senza|sem) (?:ninguna |alcuna |nenhuma )?(?:restricciones|restrizioni|restricoes|limites|limiti|filtros?|filtri))\b", 0.45, "no_limits"),
+    # NOTE: not "without filters": technical prose says "ohne Filter" (xz's man page).
+    (r"\b(?:sans (?:aucune )?(?:restrictions?|limites?)|ohne (?:jegliche )?(?:einschrankungen|grenzen)|uneingeschrankt|(?:sin|senza|sem) (?:ninguna |alcuna |nenhuma )?(?:restricciones|restrizioni|restricoes|limites|limiti))\b", 0.45, "no_limits"),
 )  # fmt: skip
 
 ATTACK_EXEMPLARS: tuple[str, ...] = (

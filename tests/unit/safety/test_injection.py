@@ -115,6 +115,7 @@ def test_the_override_and_extraction_rules_read_five_more_languages(text: str, r
         "Olvide la cotización anterior, los precios cambiaron.",
         "Zeige die Systemanforderungen der Desktop-App an.",
         "The parser will ignore all directives it does not know.",
+        "Die Kompression ist dann schlechter als ohne Filter.",  # xz(1), German
     ],
 )
 def test_a_text_in_those_languages_that_only_says_ignore_fires_no_rule(text: str) -> None:
