@@ -48,6 +48,7 @@ INJECTION_PATTERNS: tuple[tuple[str, float, str], ...] = (
     (r"\b(?:respond|answer|reply) only (?:with|in)\b(?: \S+){0,4} (?:no|without) (?:warnings?|disclaimers?|refusals?)", 0.5, "no_disclaimers"),
     (r"\b(?:never|do not|don'?t|must not|cannot) (?:refuse|decline|say no|apologi[sz]e|add (?:a )?(?:warning|disclaimer))", 0.45, "never_refuse"),
     (r"\bhypothetical(?:ly)? (?:response|scenario|story)\b(?: \S+){0,10} (?:how to|step by step|detailed)", 0.3, "hypothetical_wrapper"),
+    (r"\b(?:decode|decipher|translate|convert|unscramble|read)\b(?: \S+){0,8} (?:and|then)(?: then)?,? (?:do (?:exactly )?(?:what|as) (?:it|they) (?:says?|tells?|instructs?)|follow (?:the |its |their )?(?:instructions?|orders?|commands?)|execute (?:it|them|that|this|the (?:result|command|instructions?))|obey (?:it|them)|carry out (?:the )?(?:instructions?|commands?))", 0.6, "decode_and_obey"),
     # The first three rules in French, German, Spanish, Italian and Portuguese (folded:
     # no accents), so a text in those languages needs no English to be caught.
     (rf"\b{_ML_OVERRIDE}\b(?:-\S+)?(?: \S+){{0,4}} {_ML_INSTR}\b", 0.85, "override_instructions"),

@@ -73,7 +73,7 @@ class PatternDetector:
         if norm.confusable_count >= 2:
             fired["homoglyphs"] = 0.25
         if norm.decoded and fired:
-            fired["base64_payload"] = 0.2
+            fired["encoded_payload"] = 0.2
         return Detection(combine(list(fired.values())), tuple(sorted(fired)))
 
 

@@ -4,17 +4,18 @@
 styled letters), confusable letters from Cyrillic and Greek mapped to the Latin
 ones they imitate, zero-width and bidi controls removed, accents stripped.
 ``fold_leet`` also reads digits and symbols as the letters they stand for, and
-``decoded_segments`` finds base64 runs that decode to readable text. Detectors
-scan every variant (see ``variants``).
+``safety.decode`` finds segments in base64, hex, binary, Morse and other encodings
+that decode to readable text. Detectors scan every variant (see ``variants``),
+the text read as ROT13 and backwards among them.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import unicodedata
 from dataclasses import dataclass
+
+from safety.decode import decoded_segments, rot13
 
 # Format characters that render as nothing: zero-width spaces and joiners, word
 # joiner, BOM, soft hyphen, the Mongolian vowel separator, and every bidi control.
@@ -49,8 +50,6 @@ LEET = str.maketrans(
 )  # fmt: skip
 
 _WS = re.compile(r"\s+")
-# Runs of base64 long enough to hide a sentence (24 chars decode to 18 bytes).
-_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/=_-])")
 # NOTE: a leet word is found in two linear steps, a run of these characters and then
 # a walk over it (``_fold_leet_run``). The one regex that said it all,
 # ``\b(?=[…]*[a-z])(?=[…]*[0-9…])[…]+``, rescanned the rest of the run from every
@@ -67,7 +66,7 @@ class Normalized:
     Attributes:
         folded: Lowercase, confusables mapped, invisibles removed, spaces collapsed.
         leet: ``folded`` with leetspeak read as letters and s p a c e d letters joined.
-        decoded: Normalised texts of the base64 segments that decode to text.
+        decoded: Normalised texts of the encoded segments that decode to text.
         invisible_count: Zero-width and bidi characters removed.
         confusable_count: Letters mapped from other scripts inside Latin words.
     """
@@ -79,10 +78,14 @@ class Normalized:
     confusable_count: int
 
     def variants(self) -> tuple[str, ...]:
-        """Every distinct form to scan, the plain folded one first."""
+        """Every distinct form to scan, the plain folded one first; then the decoded
+        segments, and the text read as ROT13 and backwards (for patterns only: they
+        are never embedded, since they read as nonsense unless they are an attack)."""
         seen: dict[str, None] = {self.folded: None, self.leet: None}
         for text in self.decoded:
             seen[text] = None
+        seen[rot13(self.folded)] = None
+        seen[self.folded[::-1]] = None
         return tuple(seen)
 
 
@@ -138,25 +141,6 @@ def fold_leet(folded: str) -> str:
     """
     text = _LEET_RUN.sub(_fold_leet_run, folded)
     return _SPACED.sub(lambda m: m.group(0).replace(" ", ""), text)
-
-
-def decoded_segments(text: str, limit: int = 8) -> tuple[str, ...]:
-    """Texts hidden as base64 (standard or URL-safe) in ``text``, at most ``limit``."""
-    found: list[str] = []
-    for match in _BASE64_RUN.finditer(text):
-        run = match.group(0)
-        padded = run + "=" * (-len(run) % 4)
-        try:
-            raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
-            decoded = raw.decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            continue
-        printable = sum(ch.isprintable() or ch.isspace() for ch in decoded)
-        if decoded and printable / len(decoded) > 0.95 and " " in decoded.strip():
-            found.append(decoded)
-        if len(found) >= limit:
-            break
-    return tuple(found)
 
 
 def normalize(text: str) -> Normalized:
