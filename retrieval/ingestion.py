@@ -224,7 +224,15 @@ class IngestionWorkers:
                 attempts=take.attempts - 1,
                 max_attempts=self._max_attempts,
             )
-            await self._discard(job)
+            if not await self._discard(job):
+                return False  # the store failed: the entry comes back and the drop is retried
+            await self._documents.finish(
+                job,
+                DocumentStatus.FAILED,
+                chunk_count=0,
+                error=FAILURES["too_many_attempts"],
+                error_code="too_many_attempts",
+            )
             return True
         upload = take.upload
         if upload is None:  # pragma: no cover - STARTED always carries the upload
@@ -324,10 +332,16 @@ class IngestionWorkers:
             error_code="indexing_failed",
         )
 
-    async def _discard(self, job: IngestJob) -> None:
-        """Remove what earlier attempts at the job wrote (the row is failed)."""
+    async def _discard(self, job: IngestJob) -> bool:
+        """Remove what earlier attempts at the job wrote; whether that is done (false:
+        the vector store failed, and the points are still there)."""
         try:
             document = await self._documents.get(job.tenant_id, job.document_id)
         except DocumentNotFoundError:
-            return
-        await self._indexer.discard_quietly(job.tenant_id, document.collection, job.document_id)
+            return True
+        try:
+            await self._indexer.discard(job.tenant_id, document.collection, job.document_id)
+        except Exception:
+            _log.warning("chunk_removal_failed_retrying", document_id=job.document_id)
+            return False
+        return True

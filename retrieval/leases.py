@@ -6,7 +6,8 @@ document can kill every worker that takes it. The row is therefore the guard:
 taking a job counts an attempt and marks the document ``indexing`` in one
 transaction, lets only one of two concurrent takers through, leaves a document
 whose lease (``updated_at``, renewed by the worker) is fresh to its worker, and
-fails a document past the attempts allowed (``too_many_attempts``).
+says when a document is past the attempts allowed (its worker then removes its
+points and fails it, ``too_many_attempts``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy import or_, select, update
 
 from kernel.orm import utcnow
-from retrieval.errors import FAILURES
 from retrieval.models import DocumentRow, DocumentUploadRow
 from retrieval.repository import StoredUpload, to_info
 from retrieval.types import DocumentStatus
@@ -41,7 +41,7 @@ class Taken(Enum):
     BUSY = "busy"
     """A live worker indexes it: leave the entry; it comes back after the idle time."""
     EXHAUSTED = "exhausted"
-    """Past the attempts allowed: the document is now ``failed`` (too_many_attempts)."""
+    """Past the attempts allowed: the worker drops its points, then fails it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +70,9 @@ class UploadLeases:
         worker died). Of two workers handed the same job at once, the second's
         UPDATE runs after the first commits (the row's lock on PostgreSQL, the one
         writer on SQLite) and matches nothing, so only one starts it. Past
-        ``max_attempts`` the document ends ``failed`` (``too_many_attempts``): a
-        document that kills its worker is not handed out for ever.
+        ``max_attempts`` it answers EXHAUSTED and changes nothing: the worker removes
+        the document's points and then ends it ``failed`` (``too_many_attempts``), so
+        a document that kills its worker is not handed out for ever.
         """
         async with self._sessions() as session:
             upload = await session.get(DocumentUploadRow, job.document_id)
@@ -104,13 +105,12 @@ class UploadLeases:
                 return Take(Taken.GONE)
             upload.attempts += 1
             if upload.attempts > max_attempts:
-                row.status = DocumentStatus.FAILED.value
-                row.chunk_count = 0
-                row.error_code = "too_many_attempts"
-                row.error = FAILURES["too_many_attempts"]
+                # NOTE: nothing is written here. The worker drops what the attempts wrote
+                # to the vector store first and then fails the document; failed here, it
+                # was terminal while its points were still searchable, and for good if
+                # the process died before dropping them.
                 attempts = upload.attempts
-                await session.delete(upload)
-                await session.commit()
+                await session.rollback()
                 return Take(Taken.EXHAUSTED, attempts=attempts)
             attempts, data, content_type = upload.attempts, upload.data, upload.content_type
             await session.commit()

@@ -27,6 +27,7 @@ from retrieval.errors import (
     InvalidDocumentError,
     InvalidRequestError,
     UnsupportedDocumentError,
+    VectorStoreUnavailableError,
 )
 from retrieval.extract import ExtractLimits
 from retrieval.ingest_queue import IngestQueue, InProcessIngestQueue, RedisStreamsIngestQueue
@@ -430,6 +431,49 @@ async def test_attempts_survive_a_restart_and_end_the_document_past_the_max(
     after = await make_service(InProcessIngestQueue(claim_idle_s=CLAIM_IDLE_S), max_attempts=1)
     await after.start_workers()
     [done] = await after.wait_for(TENANT, [document_id], timeout_s=30)
+    assert (done.status, done.error_code) == (DocumentStatus.FAILED, "too_many_attempts")
+    assert await store.count(TENANT, document_id) == 0
+    assert await uploads_stored(sessions) == {}
+
+
+@pytest.mark.parametrize("store", ["edge"], indirect=True)
+async def test_a_document_past_the_max_is_failed_only_once_its_points_are_gone(
+    make_service: Callable[..., Awaitable[RetrievalService]],
+    sessions: async_sessionmaker,
+    store: VectorStore,
+) -> None:
+    """Guards against a failed document whose points stay searchable: it was failed
+    first and its points dropped after, quietly, so a client saw ``failed`` while they
+    were still there (the test above raced that window now and then), and a failed
+    drop left them for good. Now the drop comes first and a failed one is retried."""
+    before = await make_service(InProcessIngestQueue(claim_idle_s=CLAIM_IDLE_S), max_attempts=1)
+    await before.start_workers()
+    document_id = (await before.submit(TENANT, "big.txt", manual(60))).document.id
+
+    async def partly_indexed() -> bool:
+        return await store.count(TENANT, document_id) >= EMBED_ROUND
+
+    await eventually(partly_indexed)
+    await before.stop_workers()
+    written = await store.count(TENANT, document_id)
+    original = store.delete_document
+    drops: list[int] = []
+
+    async def down_once(tenant_id: str, doc_id: str, keep_ids: Any = ()) -> None:
+        drops.append(await store.count(tenant_id, doc_id))
+        if len(drops) == 1:
+            raise VectorStoreUnavailableError("the vector store is down")
+        await original(tenant_id, doc_id, keep_ids)
+
+    store.delete_document = down_once  # type: ignore[method-assign,assignment]
+    try:
+        after = await make_service(InProcessIngestQueue(claim_idle_s=CLAIM_IDLE_S), max_attempts=1)
+        await after.start_workers()
+        [done] = await after.wait_for(TENANT, [document_id], timeout_s=30)
+    finally:
+        store.delete_document = original  # type: ignore[method-assign]
+    # Pending while the first drop failed (its points kept), failed once they were gone.
+    assert drops == [written, written]
     assert (done.status, done.error_code) == (DocumentStatus.FAILED, "too_many_attempts")
     assert await store.count(TENANT, document_id) == 0
     assert await uploads_stored(sessions) == {}

@@ -144,7 +144,8 @@ async def test_start_indexing_counts_attempts_and_lets_one_taker_start(
     """Guards the SQL transition every worker goes through: of two takers at once one
     starts (the attempt counter is the guard, on SQLite and PostgreSQL); a fresh lease
     keeps others off; a stale one (its worker died) is taken with one more attempt;
-    past the max the document is failed with a code and its upload dropped."""
+    past the max it says so and changes nothing (the worker fails the document once
+    its points are gone)."""
     service = RetrievalService(sessions, embedder, store, ingest_workers=0)
     document = (await service.submit(TENANT, "doc.txt", b"Pumps need filters.")).document
     job = IngestJob(TENANT, document.id, document.content_hash)
@@ -164,8 +165,9 @@ async def test_start_indexing_counts_attempts_and_lets_one_taker_start(
     assert again.upload.data == b"Pumps need filters."
     last = await documents.start_indexing(job, max_attempts=2, stale_before=stale)
     assert (last.taken, last.attempts) == (Taken.EXHAUSTED, 3)
-    failed = await service.get_document(TENANT, document.id)
-    assert (failed.status, failed.error_code) == (DocumentStatus.FAILED, "too_many_attempts")
-    assert await _stored_uploads(sessions) == 0
-    gone = await documents.start_indexing(job, max_attempts=2, stale_before=stale)
-    assert gone.taken is Taken.GONE
+    # Nothing written: the worker drops the points first, then fails the document.
+    pending = await service.get_document(TENANT, document.id)
+    assert pending.status is DocumentStatus.INDEXING
+    assert await _stored_uploads(sessions) == 1
+    again = await documents.start_indexing(job, max_attempts=2, stale_before=stale)
+    assert (again.taken, again.attempts) == (Taken.EXHAUSTED, 3)
