@@ -180,10 +180,9 @@ class LlamaBatchForward:
         self._eps = float(config.rms_norm_eps)
         self._norm_shape = (int(config.hidden_size),)
         self._device = next(model.parameters()).device
-        supported = decode_attention is not None and decode_attention.supports(
+        self._kernel = decode_attention and decode_attention.usable_for(
             cache.keys.dtype, self._rep, self._head_dim
         )
-        self._kernel = decode_attention if supported else None
         check_decode_weights(decode_weights)
         int8 = (
             None if decode_weights == "model" else decode_projections(self._device, decode_weights)

@@ -76,6 +76,21 @@ class DecodeAttention:
     def supports(self, dtype: torch.dtype, rep: int, head_dim: int) -> bool:
         return dtype in self._functions and rep <= MAX_REP and head_dim <= MAX_DIM
 
+    def usable_for(self, dtype: torch.dtype, rep: int, head_dim: int) -> DecodeAttention | None:
+        """This kernel if it takes the model's shapes; else ``None`` (SDPA), said in a
+        warning, since the kernel was loaded and the log already names it."""
+        if self.supports(dtype, rep, head_dim):
+            return self
+        logger.warning(
+            "decode_attention_kernel_unsupported_using_sdpa",
+            dtype=str(dtype),
+            heads_per_kv_head=rep,
+            head_dim=head_dim,
+            max_heads_per_kv_head=MAX_REP,
+            max_head_dim=MAX_DIM,
+        )
+        return None
+
     def attend(
         self,
         q: torch.Tensor,

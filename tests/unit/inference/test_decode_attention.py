@@ -6,6 +6,7 @@ import ctypes
 from typing import TYPE_CHECKING
 
 import pytest
+import structlog
 import torch
 import torch.nn.functional as F
 
@@ -96,6 +97,15 @@ def test_it_takes_only_the_shapes_it_was_written_for(kernel: DecodeAttention) ->
     assert not kernel.supports(torch.float16, REP, DIM)
     assert not kernel.supports(torch.float32, 17, DIM)  # more query heads per KV head
     assert not kernel.supports(torch.float32, REP, 512)
+
+
+def test_a_model_it_cannot_take_uses_sdpa_and_says_so(kernel: DecodeAttention) -> None:
+    assert kernel.usable_for(torch.bfloat16, REP, DIM) is kernel
+    with structlog.testing.capture_logs() as logs:
+        assert kernel.usable_for(torch.float16, REP, DIM) is None
+    [warning] = logs
+    assert warning["event"] == "decode_attention_kernel_unsupported_using_sdpa"
+    assert (warning["dtype"], warning["head_dim"]) == ("torch.float16", DIM)
 
 
 def test_a_layout_it_would_misread_is_refused(kernel: DecodeAttention) -> None:
