@@ -104,10 +104,10 @@ def _quoted_printable(run: str) -> bytes:
 
 
 def _morse(run: str) -> str:
+    """Words split by "/" or two spaces, letters by one; "" when a code is unknown."""
     words = re.split(r" ?/ ?| {2,}", run)
-    letters = [" ".join("".join(_MORSE.get(c, "?") for c in w.split()) for w in words)]
-    text = letters[0]
-    return text if "?" not in text else ""
+    text = " ".join("".join(_MORSE.get(code, "?") for code in word.split()) for word in words)
+    return "" if "?" in text else text
 
 
 def _tags(run: str) -> str:
