@@ -408,6 +408,23 @@ async def test_extraction_caps_fail_the_document_with_their_code(
     assert await store.count(TENANT) == 1
 
 
+async def died_mid_document(
+    make_service: Callable[..., Awaitable[RetrievalService]], store: VectorStore
+) -> str:
+    """A document whose one attempt (``max_attempts=1``) stopped mid-document, as a
+    process dying would leave it; its id."""
+    before = await make_service(InProcessIngestQueue(claim_idle_s=CLAIM_IDLE_S), max_attempts=1)
+    await before.start_workers()
+    document_id: str = (await before.submit(TENANT, "big.txt", manual(60))).document.id
+
+    async def partly_indexed() -> bool:
+        return await store.count(TENANT, document_id) >= EMBED_ROUND
+
+    await eventually(partly_indexed)
+    await before.stop_workers()  # the process dies mid-document
+    return document_id
+
+
 @pytest.mark.parametrize("store", ["edge"], indirect=True)
 async def test_attempts_survive_a_restart_and_end_the_document_past_the_max(
     make_service: Callable[..., Awaitable[RetrievalService]],
@@ -417,15 +434,7 @@ async def test_attempts_survive_a_restart_and_end_the_document_past_the_max(
     """Guards against a crash loop with the in-process queue: the attempt of a process
     that died mid-document is counted in SQL; the restarted process re-queues the
     upload left ``indexing`` at once, and past the max fails it, dropping its points."""
-    before = await make_service(InProcessIngestQueue(claim_idle_s=CLAIM_IDLE_S), max_attempts=1)
-    await before.start_workers()
-    document_id = (await before.submit(TENANT, "big.txt", manual(60))).document.id
-
-    async def partly_indexed() -> bool:
-        return await store.count(TENANT, document_id) >= EMBED_ROUND
-
-    await eventually(partly_indexed)
-    await before.stop_workers()  # the process dies mid-document
+    document_id = await died_mid_document(make_service, store)
     assert await uploads_stored(sessions) == {document_id: 1}
 
     after = await make_service(InProcessIngestQueue(claim_idle_s=CLAIM_IDLE_S), max_attempts=1)
@@ -446,15 +455,7 @@ async def test_a_document_past_the_max_is_failed_only_once_its_points_are_gone(
     first and its points dropped after, quietly, so a client saw ``failed`` while they
     were still there (the test above raced that window now and then), and a failed
     drop left them for good. Now the drop comes first and a failed one is retried."""
-    before = await make_service(InProcessIngestQueue(claim_idle_s=CLAIM_IDLE_S), max_attempts=1)
-    await before.start_workers()
-    document_id = (await before.submit(TENANT, "big.txt", manual(60))).document.id
-
-    async def partly_indexed() -> bool:
-        return await store.count(TENANT, document_id) >= EMBED_ROUND
-
-    await eventually(partly_indexed)
-    await before.stop_workers()
+    document_id = await died_mid_document(make_service, store)
     written = await store.count(TENANT, document_id)
     original = store.delete_document
     drops: list[int] = []
