@@ -135,7 +135,7 @@ def _candidates(text: str) -> Iterator[str]:
             run = match.group(1) if pattern.groups else match.group(0)
             try:
                 decoded = readable(decode(run))
-            except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError):
+            except (ValueError, OverflowError):  # binascii.Error and UnicodeDecodeError among them
                 continue
             if decoded is not None and decoded != run:
                 yield decoded
