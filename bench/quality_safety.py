@@ -35,7 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.safety_data import injection_samples, interface_messages, split
+from bench.safety_data import injection_samples, interface_messages, latent_injections, split
 from retrieval.chunking import Chunker
 from safety import GuardResult, InputGuard, Policy
 
@@ -143,7 +143,7 @@ def retrieval_filter_eval(
         benign[name] = chunks[:per_source]
     _, test = split(injection_samples())
     attacks: dict[str, list[str]] = defaultdict(list)
-    for sample in test:
+    for sample in test + latent_injections("test"):
         if sample.attack:
             attacks[sample.source].append(sample.text)
     limit = 40 if quick else 400

