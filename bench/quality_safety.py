@@ -27,6 +27,7 @@ import glob
 import gzip
 import pydoc_data.topics
 import random
+import re
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from bench.safety_data import injection_samples, interface_messages, latent_injections, split
 from retrieval.chunking import Chunker
 from safety import GuardResult, InputGuard, Policy
+from safety.chunk_redaction import REMOVED, WHOLE
 
 if TYPE_CHECKING:
     from retrieval.embedding import SentenceTransformerEmbedder
@@ -116,6 +118,15 @@ def corpora(rng: random.Random, quick: bool) -> dict[str, list[str]]:
     return {name: docs for name, docs in found.items() if docs}
 
 
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]{4,}", text.lower()))
+
+
+def _unmarked(text: str) -> str:
+    """A chunk's text without the placeholders the filter put in it."""
+    return text.replace(WHOLE, " ").replace(REMOVED, " ")
+
+
 def _plant(document: str, attack: str, rng: random.Random) -> str:
     words = document.split(" ")
     at = rng.randrange(len(words) + 1)
@@ -148,16 +159,19 @@ def retrieval_filter_eval(
         if sample.attack:
             attacks[sample.source].append(sample.text)
     limit = 40 if quick else 400
-    planted: dict[str, list[list[str]]] = {}
+    # Per attack: the words only the attack has (not its document), and the chunks
+    # that carry part of it (more than a few of its words).
+    planted: dict[str, list[tuple[set[str], list[str]]]] = {}
     all_docs = [d for docs in documents.values() for d in docs]
     for source, texts in attacks.items():
         rows = []
         for attack in texts[:limit]:
-            chunks = [c.text for c in chunker.split(_plant(rng.choice(all_docs), attack, rng))]
+            document = rng.choice(all_docs)
+            chunks = [c.text for c in chunker.split(_plant(document, attack, rng))]
             words = set(attack.split())
-            # The chunks that carry part of the attack (more than a few of its words).
-            rows.append([c for c in chunks if len(words & set(c.split())) >= min(4, len(words))])
-        planted[source] = [r for r in rows if r]
+            carrying = [c for c in chunks if len(words & set(c.split())) >= min(4, len(words))]
+            rows.append((_words(attack) - _words(document), carrying))
+        planted[source] = [r for r in rows if r[1]]
 
     report: dict[str, Any] = {"sources": {n: len(c) for n, c in benign.items()}}
     policies = [
@@ -179,19 +193,30 @@ def retrieval_filter_eval(
             seconds += time.perf_counter() - began
             judged += len(chunks)
             withheld = sum(1 for r in results if r.verdicts)
+            removed = sum(end - start for r in results for start, end in r.removed)
             row["benign_withheld"][name] = {
                 "rate": round(withheld / len(chunks), 4),
                 "withheld": withheld,
                 "chunks": len(chunks),
+                # The share of the corpus's text the prompt lost (sentences removed).
+                "text_removed": round(removed / sum(len(c) for c in chunks), 5),
             }
         for source, rows in planted.items():
-            caught = sum(
-                1 for chunks in rows if any(r.verdicts for r in guard.check_chunks(chunks))
-            )
+            caught, left = 0, []
+            for own_words, chunks in rows:
+                results = guard.check_chunks(chunks)
+                if any(r.verdicts for r in results):
+                    caught += 1
+                    kept = set().union(
+                        *(_words(_unmarked(r.text)) for r in results if not r.refused)
+                    )
+                    left.append(len(own_words & kept) / max(len(own_words), 1))
             row["attacks_caught"][source] = {
                 "rate": round(caught / len(rows), 4),
                 "caught": caught,
                 "attacks": len(rows),
+                # Of a caught attack's own words, the share still in the prompt.
+                "words_left": round(sum(left) / len(left), 4) if left else None,
             }
         row["ms_per_chunk"] = round(seconds / judged * 1000, 2)
         report[label] = row
@@ -206,11 +231,12 @@ def print_report(report: dict[str, Any]) -> None:
             continue
         row = report[label]
         withheld = ", ".join(
-            f"{n} {m['rate']:.3f} ({m['withheld']}/{m['chunks']})"
+            f"{n} {m['rate']:.3f} ({m['withheld']}/{m['chunks']};"
+            f" text removed {m['text_removed']:.4f})"
             for n, m in row["benign_withheld"].items()
         )
         caught = ", ".join(
-            f"{n} {m['rate']:.3f} ({m['caught']}/{m['attacks']})"
+            f"{n} {m['rate']:.3f} ({m['caught']}/{m['attacks']}; words left {m['words_left']})"
             for n, m in row["attacks_caught"].items()
         )
         print(f"  {label}: {row['ms_per_chunk']} ms/chunk")

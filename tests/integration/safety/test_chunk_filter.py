@@ -15,6 +15,7 @@ from app.chat.prompt import Source
 from app.chat.safety_gate import SafetyGate
 from retrieval.embedding import SentenceTransformerEmbedder
 from safety import NEUTRALISED, Action, InputGuard, Policy, VerdictStore
+from safety.chunk_redaction import REMOVED
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -62,7 +63,9 @@ def test_real_documentation_is_left_alone_and_an_injection_is_caught(
     *docs, planted = guard.check_chunks([*documentation, PLANTED])
     flagged = [d.text[:80] for d in docs if d.verdicts]
     assert not flagged, f"{len(flagged)} of {len(docs)} documentation chunks flagged"
-    assert planted.text == NEUTRALISED
+    # The planted sentence goes; the document's own sentence stays.
+    assert planted.text == f"Glaciers carve valleys. {REMOVED}"
+    assert planted.removed == ((len("Glaciers carve valleys. "), len(PLANTED)),)
     assert planted.action is Action.REDACT
 
 
@@ -93,8 +96,12 @@ async def test_the_answer_names_a_caught_chunk_whatever_the_tenant_does_with_it(
     ]
 
     kept, refused, verdicts = await gate.filter_sources("default", sources)
-    assert [s.text for s in kept] == ["Glaciers carve valleys.", NEUTRALISED]
+    assert [s.text for s in kept] == [
+        "Glaciers carve valleys.",
+        f"Glaciers carve valleys. {REMOVED}",
+    ]
     shown = kept[1].to_dict()["verdict"]
+    assert shown["removed"] == [[len("Glaciers carve valleys. "), len(PLANTED)]]
     assert shown["filter"] == "chunk_injection"
     assert shown["action"] == "redact"
     assert shown["rules"]

@@ -13,6 +13,7 @@ import pytest
 
 from bench.safety_windows import SCALE, _matrix
 from safety import NEUTRALISED, InputGuard, Policy
+from safety.chunk_redaction import REMOVED
 from safety.injection_windows import (
     DIM,
     WindowClassifier,
@@ -116,7 +117,15 @@ def test_the_tenant_turns_the_classifier_on_for_its_chunks() -> None:
     clean, caught = guarded.check_chunks([document, poisoned])
     assert not clean.verdicts
     assert clean.text == document
-    assert caught.text == NEUTRALISED
+    # Only the planted sentences are gone; the rest of the document is kept.
+    assert "evil twin" not in caught.text
+    assert "without any filter" not in caught.text
+    assert REMOVED in caught.text
+    assert caught.text != NEUTRALISED
+    assert "context manager" in caught.text
+    ((start, end),) = caught.removed
+    assert "evil twin" in poisoned[start:end]
+    assert caught.text == poisoned[:start] + REMOVED + poisoned[end:]
     (verdict,) = caught.verdicts
     assert verdict.score >= 0.5
     assert "learned_window" in verdict.reason
