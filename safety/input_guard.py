@@ -102,8 +102,9 @@ class InputGuard:
         A chunk refused by policy is dropped by the caller (``result.refused``);
         one to redact comes back without the sentences that fire on their own
         (``safety.chunk_redaction``; ``result.removed`` has their spans), or
-        replaced by ``NEUTRALISED`` when that does not clear it or when the
-        similarity layer judges chunks (too slow to judge sentence by sentence).
+        replaced by ``NEUTRALISED`` when that does not clear it, when the policy's
+        ``retrieval_redaction`` is ``chunk`` or when the similarity layer judges
+        chunks (too slow to judge sentence by sentence).
         """
         results = []
         for chunk in chunks:
@@ -125,7 +126,7 @@ class InputGuard:
             )
             if verdict.action is not Action.REDACT:
                 results.append(GuardResult(chunk, (verdict,)))
-            elif self.policy.chunk_similarity:
+            elif self.policy.chunk_similarity or self.policy.retrieval_redaction == "chunk":
                 results.append(GuardResult(NEUTRALISED, (verdict,), ((0, len(chunk)),)))
             else:
                 cut = redact(chunk, self._chunk_score, self.policy.injection_threshold)

@@ -11,6 +11,8 @@ from safety.types import Action, Category
 INPUT_FILTERS = ("size", "injection", "blocked_topics")
 RETRIEVAL_FILTERS = ("chunk_injection",)
 OUTPUT_FILTERS = ("pii", "markup", "leakage", "harmful")
+REDACTIONS = ("sentences", "chunk")
+"""What ``redact`` removes from a caught chunk (``Policy.retrieval_redaction``)."""
 
 DEFAULT_ACTIONS: Mapping[Category, Action] = {
     Category.PROMPT_INJECTION: Action.REFUSE,
@@ -73,6 +75,9 @@ class Policy:
             share of benign chunks ``docs/benchmarks.md`` reports per corpus. Its
             score is 0.5 at its own calibrated threshold; ``injection_threshold``
             moves its cut as it moves the other layers'.
+        retrieval_redaction: What ``redact`` removes from a caught chunk:
+            ``sentences`` (those that carry the attack, ``safety.chunk_redaction``;
+            the rest of the chunk stays in the prompt) or ``chunk`` (all of it).
     """
 
     input_filters: tuple[str, ...] = INPUT_FILTERS
@@ -87,6 +92,7 @@ class Policy:
     retrieval_action: Action | None = None
     chunk_similarity: bool = False
     chunk_classifier: bool = False
+    retrieval_redaction: str = "sentences"
 
     def action_for(self, category: Category) -> Action:
         """The action this tenant takes for ``category``."""
@@ -116,6 +122,7 @@ class Policy:
             "leak_ngram": self.leak_ngram,
             "chunk_similarity": self.chunk_similarity,
             "chunk_classifier": self.chunk_classifier,
+            "retrieval_redaction": self.retrieval_redaction,
         }
         if self.retrieval_action is not None:
             document["retrieval_action"] = str(self.retrieval_action)
@@ -163,6 +170,10 @@ class Policy:
             if action is Action.ALLOW:
                 raise ValueError("retrieval_action: leave out 'chunk_injection' to allow all")
             kwargs["retrieval_action"] = action
+        if "retrieval_redaction" in data:
+            if data["retrieval_redaction"] not in REDACTIONS:
+                raise ValueError(f"retrieval_redaction must be one of {list(REDACTIONS)}")
+            kwargs["retrieval_redaction"] = data["retrieval_redaction"]
         for key in ("chunk_similarity", "chunk_classifier"):
             if key in data:
                 if not isinstance(data[key], bool):

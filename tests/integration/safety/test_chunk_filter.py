@@ -56,6 +56,16 @@ def documentation() -> list[str]:
     return [chunk for topic in TOPICS for chunk in _chunks(topic)]
 
 
+def test_a_tenant_may_have_the_whole_caught_chunk_removed(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    policy = Policy.from_mapping({"retrieval_redaction": "chunk"})
+    assert Policy.from_mapping(policy.to_mapping()).retrieval_redaction == "chunk"
+    (planted,) = InputGuard(policy, embedder, cache_dir=EXEMPLARS).check_chunks([PLANTED])
+    assert planted.text == NEUTRALISED
+    assert planted.removed == ((0, len(PLANTED)),)
+
+
 def test_real_documentation_is_left_alone_and_an_injection_is_caught(
     embedder: SentenceTransformerEmbedder, documentation: list[str]
 ) -> None:
@@ -128,6 +138,8 @@ async def test_the_answer_names_a_caught_chunk_whatever_the_tenant_does_with_it(
         ({"retrieval_action": "ignore"}, "ignore"),
         ({"chunk_similarity": "yes"}, "true or false"),
         ({"chunk_classifier": 1}, "true or false"),
+        ({"retrieval_redaction": "paragraphs"}, "one of"),
+        ({"retrieval_redaction": None}, "one of"),
     ],
 )
 def test_bad_retrieval_policies_are_refused(policy: dict[str, object], message: str) -> None:
