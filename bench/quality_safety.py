@@ -158,7 +158,7 @@ def retrieval_filter_eval(
     for sample in test + latent_injections("test"):
         if sample.attack:
             attacks[sample.source].append(sample.text)
-    limit = 40 if quick else 400
+    limit = 25 if quick else 400  # --quick: under 3 minutes in all
     # Per attack: the words only the attack has (not its document), and the chunks
     # that carry part of it (more than a few of its words).
     planted: dict[str, list[tuple[set[str], list[str]]]] = {}
@@ -261,7 +261,7 @@ def input_filter_eval(embedder: SentenceTransformerEmbedder, quick: bool) -> dic
     # Latent injections too: a user may paste a document that carries one.
     for sample in test + interface_messages("test") + latent_injections("test"):
         (attacks if sample.attack else benign)[sample.source].append(sample.text)
-    limit = 100 if quick else 10_000
+    limit = 60 if quick else 10_000
     default = Policy().injection_threshold
     # NOTE: at threshold 0 the injection filter's verdict carries every text's score,
     # so one check serves the default and each other threshold alike.

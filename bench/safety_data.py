@@ -287,4 +287,5 @@ def latent_injections(half: str, per_template: int = 12, seed: int = SEED) -> li
             )
             rng.shuffle(variants)
             out.extend(Sample(v, True, LATENT_SOURCE) for v in variants[:per_template])
+    rng.shuffle(out)  # a prefix (bench.quality --quick) then spans the templates
     return out
