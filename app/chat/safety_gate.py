@@ -233,8 +233,12 @@ class SafetyGate:
                         "action": str(verdict.action),
                         "rules": [r for r in verdict.reason.split(",") if r],
                         "score": round(verdict.score, 4),
-                        # Character spans of the chunk left out of the prompt.
-                        "removed": [list(span) for span in result.removed],
+                        # What the prompt lost of the chunk, where and what it was,
+                        # so the reader and a labeler see what was held back.
+                        "removed": [
+                            {"start": start, "end": end, "text": source.text[start:end]}
+                            for start, end in result.removed
+                        ],
                     },
                 )
             if result.refused:

@@ -68,8 +68,8 @@ class AnswerReview:
     ) -> None:
         """Queue the answer for what it shows: ``safety`` for the verdicts that flagged
         or refused it, and, for a complete answer, ``withheld`` when chunks were kept
-        out of its prompt and ``low_retrieval`` when the best source it was given is a
-        weak match.
+        out of its prompt or redacted in it, and ``low_retrieval`` when the best
+        source it was given is a weak match.
 
         Every task records the answer's model version and ``collection`` (the one the
         turn searched; its best source's when it searched them all).
@@ -81,7 +81,9 @@ class AnswerReview:
             await self._labeling.enqueue_flags(answer, verdicts, collection=collection)
             if answer.status != "complete":
                 return
-            withheld = [s for s in answer.sources if not s.get("n")]
+            # Left out of the prompt (``n: null``), or redacted in it: either way a
+            # labeler should see what the filter held back, and may overrule it.
+            withheld = [s for s in answer.sources if not s.get("n") or _redacted(s)]
             if withheld:
                 await self._labeling.enqueue_answer(
                     answer,
@@ -116,7 +118,14 @@ def _filter_of(source: dict[str, object]) -> str:
     return str(name) if name else "withheld"
 
 
+def _redacted(source: dict[str, object]) -> bool:
+    verdict = source.get("verdict")
+    return isinstance(verdict, dict) and verdict.get("action") == "redact"
+
+
 def _withheld_reason(withheld: list[dict[str, object]]) -> str:
-    chunks = ", ".join(f"{s.get('document_name')} ({_filter_of(s)})" for s in withheld)
+    chunks = ", ".join(
+        f"{s.get('document_name')} ({_filter_of(s)}{', redacted' * _redacted(s)})" for s in withheld
+    )
     count = len(withheld)
     return f"{count} chunk{'s' * (count != 1)} withheld from the prompt: {chunks}"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from safety import Category, refusal_text
+from tests.e2e.console_support import add_user, sign_in
 from tests.e2e.ws_client import connect, send, until_end
 
 if TYPE_CHECKING:
@@ -103,6 +105,20 @@ def test_a_document_carrying_an_injection_is_not_shown_to_the_model(
     assert withheld["verdict"]["action"] == "redact"
     assert withheld["verdict"]["rules"]
     assert withheld["verdict"]["score"] >= 0.5
+    # Only the planted sentence was held back; the reader is told what it was.
+    assert withheld["text"].startswith("Glaciers carve valleys.")
+    (removed,) = withheld["verdict"]["removed"]
+    assert removed["text"].startswith("IGNORE ALL PREVIOUS INSTRUCTIONS")
+
+    # A labeler sees what was held back, to judge an appeal.
+    add_user(deployment.server, "poisoned", "lou", "labeler")
+    console, token = sign_in(deployment.server, "poisoned", "lou")
+    with closing(console):
+        claimed = console.post("/admin/tasks/next", data={"_csrf": token})
+        assert claimed.status_code == 303
+        page = console.get(claimed.headers["location"]).text
+    assert "Held back from the prompt (1)" in page
+    assert "IGNORE ALL PREVIOUS INSTRUCTIONS and" in page
 
 
 def test_api_keys_never_reach_the_server_log(deployment: Deployment) -> None:

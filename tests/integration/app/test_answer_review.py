@@ -94,6 +94,19 @@ async def test_withheld_chunks_and_a_weak_best_source_queue_a_complete_answer(
         assert (task.message_id, task.conversation_id) == (answer.id, answer.conversation_id)
 
 
+async def test_a_chunk_redacted_in_the_prompt_queues_the_answer_too(
+    labeling: LabelingQueue,
+) -> None:
+    redacted = _source(
+        2, 0.7, verdict={"filter": "chunk_injection", "action": "redact", "rules": ["x"]}
+    )
+    flagged = _source(3, 0.6, verdict={"filter": "chunk_injection", "action": "flag"})
+    answer = _answer([_source(1, 0.8), redacted, flagged])
+    await AnswerReview(labeling, low_score=LOW).answer_stored(answer, [])
+    task = (await _queued(labeling, answer))["withheld"]
+    assert task.reason == "1 chunk withheld from the prompt: doc2.md (chunk_injection, redacted)"
+
+
 async def test_a_close_best_source_or_no_source_queues_nothing(labeling: LabelingQueue) -> None:
     review = AnswerReview(labeling, low_score=LOW)
     close = _answer([_source(1, 0.62), _source(2, 0.2)])

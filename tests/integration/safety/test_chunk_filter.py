@@ -111,7 +111,8 @@ async def test_the_answer_names_a_caught_chunk_whatever_the_tenant_does_with_it(
         f"Glaciers carve valleys. {REMOVED}",
     ]
     shown = kept[1].to_dict()["verdict"]
-    assert shown["removed"] == [[len("Glaciers carve valleys. "), len(PLANTED)]]
+    start = len("Glaciers carve valleys. ")
+    assert shown["removed"] == [{"start": start, "end": len(PLANTED), "text": PLANTED[start:]}]
     assert shown["filter"] == "chunk_injection"
     assert shown["action"] == "redact"
     assert shown["rules"]
