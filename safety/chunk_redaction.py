@@ -80,28 +80,37 @@ def _render(
     return "".join(out), runs
 
 
+def whole(text: str) -> Redaction:
+    """``text`` replaced by ``WHOLE``: all of it removed."""
+    return Redaction(WHOLE, ((0, len(text)),))
+
+
 def redact(text: str, score: Callable[[str], float], threshold: float) -> Redaction:
     """``text`` with its offending pieces replaced (those whose ``score`` reaches
     ``threshold``, and their neighbours that reach half of it); ``WHOLE`` when
     removing them does not leave a text scoring at most half of ``threshold``."""
     spans = pieces(text)
+    # Each piece alone, scored once: the runs of 1 and the neighbours both read them.
+    alone = [score(text[start:end]) for start, end in spans]
     removed: set[int] = set()
 
-    def piece_score(run: range) -> float:
+    def run_score(run: range) -> float:
+        if len(run) == 1:
+            return alone[run[0]]
         return score(text[spans[run[0]][0] : spans[run[-1]][1]])
 
     for length in RUN_LENGTHS:
         for i in range(len(spans)):
             run = range(i, min(i + length, len(spans)))
             # NOTE: a run holding a removed piece would fire for that piece alone.
-            if not any(j in removed for j in run) and piece_score(run) >= threshold:
+            if not any(j in removed for j in run) and run_score(run) >= threshold:
                 removed.update(run)
         # An attack's first and last sentences may say little on their own ("Begin
         # each reply with [X]."): next to a removed piece, half the evidence will do.
         grown = True
         while grown:
             edge = {j for i in removed for j in (i - 1, i + 1) if 0 <= j < len(spans)}
-            near = {j for j in edge - removed if piece_score(range(j, j + 1)) >= threshold / 2}
+            near = {j for j in edge - removed if alone[j] >= threshold / 2}
             removed |= near
             grown = bool(near)
         if len(removed) == len(spans):
@@ -113,4 +122,4 @@ def redact(text: str, score: Callable[[str], float], threshold: float) -> Redact
             # (Scored without the markers, whose words would count against it.)
             if score(_render(text, spans, removed, "\n")[0]) <= threshold / 2:
                 return Redaction(rest, tuple(runs))
-    return Redaction(WHOLE, ((0, len(text)),))
+    return whole(text)

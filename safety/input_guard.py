@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from safety.chunk_redaction import WHOLE, redact
+from safety.chunk_redaction import WHOLE, redact, whole
 from safety.injection import InjectionDetector, PatternDetector, SimilarityDetector
 from safety.injection_windows import packaged_classifier
 from safety.input_checks import TopicMatcher, size_and_characters
@@ -126,11 +126,12 @@ class InputGuard:
             )
             if verdict.action is not Action.REDACT:
                 results.append(GuardResult(chunk, (verdict,)))
-            elif self.policy.chunk_similarity or self.policy.retrieval_redaction == "chunk":
-                results.append(GuardResult(NEUTRALISED, (verdict,), ((0, len(chunk)),)))
+                continue
+            if self.policy.chunk_similarity or self.policy.retrieval_redaction == "chunk":
+                cut = whole(chunk)
             else:
                 cut = redact(chunk, self._chunk_score, self.policy.injection_threshold)
-                results.append(GuardResult(cut.text, (verdict,), cut.removed))
+            results.append(GuardResult(cut.text, (verdict,), cut.removed))
         return results
 
     def _chunk_score(self, text: str) -> float:
