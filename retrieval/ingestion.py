@@ -226,13 +226,7 @@ class IngestionWorkers:
             )
             if not await self._discard(job):
                 return False  # the store failed: the entry comes back and the drop is retried
-            await self._documents.finish(
-                job,
-                DocumentStatus.FAILED,
-                chunk_count=0,
-                error=FAILURES["too_many_attempts"],
-                error_code="too_many_attempts",
-            )
+            await self._end(job, DocumentStatus.FAILED, "too_many_attempts")
             return True
         upload = take.upload
         if upload is None:  # pragma: no cover - STARTED always carries the upload
@@ -278,14 +272,7 @@ class IngestionWorkers:
                 attempt=take.attempts,
                 error=repr(exc),
             )
-            await self._documents.finish(
-                job,
-                DocumentStatus.QUEUED,
-                chunk_count=0,
-                error=FAILURES["index_retrying"],
-                error_code="index_retrying",
-                keep_upload=True,
-            )
+            await self._end(job, DocumentStatus.QUEUED, "index_retrying", keep_upload=True)
             return False
         finished = await self._documents.finish(
             job, DocumentStatus.READY, chunk_count=len(chunks), error=None
@@ -324,12 +311,20 @@ class IngestionWorkers:
             last_error_code=document.error_code,
         )
         await self._indexer.discard_quietly(job.tenant_id, document.collection, job.document_id)
+        await self._end(job, DocumentStatus.FAILED, "indexing_failed")
+
+    async def _end(
+        self, job: IngestJob, status: DocumentStatus, code: str, *, keep_upload: bool = False
+    ) -> None:
+        """Record ``job`` as ended without chunks, for failure ``code``
+        (``FAILURES``' message for it)."""
         await self._documents.finish(
             job,
-            DocumentStatus.FAILED,
+            status,
             chunk_count=0,
-            error=FAILURES["indexing_failed"],
-            error_code="indexing_failed",
+            error=FAILURES[code],
+            error_code=code,
+            keep_upload=keep_upload,
         )
 
     async def _discard(self, job: IngestJob) -> bool:
