@@ -84,9 +84,29 @@ class Normalized:
         seen: dict[str, None] = {self.folded: None, self.leet: None}
         for text in self.decoded:
             seen[text] = None
-        seen[rot13(self.folded)] = None
-        seen[self.folded[::-1]] = None
+        for disguised in (rot13(self.folded), self.folded[::-1]):
+            # NOTE: a disguised reading is scanned only when it holds an attack's
+            # vocabulary: it is nonsense otherwise, and each form scanned costs every
+            # pattern's pass over the text.
+            if _ATTACK_WORDS.search(disguised):
+                seen[disguised] = None
         return tuple(seen)
+
+
+_ATTACK_WORDS = re.compile(
+    r"\b(?:ignore|disregard|forget|instructions?|prompt|system|previous|rules|reveal"
+    r"|jailbreak|dan|pretend|restrictions|assistant|ai|developer|mode|unfiltered|persona)\b"
+)
+
+
+# Letters of other scripts in CONFUSABLES: disguise when a Latin letter touches them.
+_FOREIGN = frozenset(
+    ch for ch in CONFUSABLES if unicodedata.name(ch, "").startswith(("CYRILLIC", "GREEK"))
+)
+
+
+def _latin(text: str, i: int) -> bool:
+    return 0 <= i < len(text) and text[i].isascii() and text[i].isalpha()
 
 
 def fold(text: str) -> tuple[str, int, int]:
@@ -96,13 +116,16 @@ def fold(text: str) -> tuple[str, int, int]:
     text = unicodedata.normalize("NFKC", text)
     confusable = 0
     out = []
-    for ch in text:
+    for i, ch in enumerate(text):
         mapped = CONFUSABLES.get(ch)
-        if mapped is not None:
-            confusable += 1
-            out.append(mapped)
-        else:
+        if mapped is None:
             out.append(ch)
+            continue
+        out.append(mapped)
+        # NOTE: counted only inside a Latin word: typographic quotes, dashes, "ß"
+        # and Greek or Cyrillic words are ordinary text, not disguise.
+        if ch in _FOREIGN and (_latin(text, i - 1) or _latin(text, i + 1)):
+            confusable += 1
     text = unicodedata.normalize("NFKD", "".join(out))
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return _WS.sub(" ", text.lower()).strip(), invisible, confusable

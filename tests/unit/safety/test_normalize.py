@@ -24,6 +24,12 @@ def test_homoglyphs_map_to_the_latin_letters_they_imitate() -> None:
     assert norm.confusable_count == 3
 
 
+def test_typographic_quotes_and_foreign_words_are_not_counted_as_disguise() -> None:
+    norm = normalize("The translators’ ‘grep’ “input” — Straße, α-β, слово")
+    assert norm.folded.startswith("the translators' 'grep' \"input\" - strasse")
+    assert norm.confusable_count == 0
+
+
 def test_fullwidth_and_accents_fold_to_ascii() -> None:
     assert normalize("Ｉｇｎｏｒｅ prévious").folded == "ignore previous"
 
