@@ -66,7 +66,7 @@ class PatternDetector:
         fired: dict[str, float] = {}
         for text in norm.variants():
             for pattern, weight, name in self._patterns:
-                if name not in fired and pattern.search(text):
+                if weight > fired.get(name, 0.0) and pattern.search(text):
                     fired[name] = weight
         if norm.invisible_count:
             fired["invisible_characters"] = 0.25
