@@ -34,7 +34,8 @@ INJECTION_PATTERNS: tuple[tuple[str, float, str], ...] = (
     (r"\b(?:what|which) (?:is|are|were) your (?:system prompt|initial instructions|hidden instructions|original instructions)", 0.7, "prompt_extraction_question"),
     (r"\bdo(?:es)? anything now\b|\bdan mode\b|\byou are (?:now )?dan\b|\bdan,? (?:which|who) stands\b|\bas dan\b", 0.9, "dan"),
     (r"\b(?:developer|god|jailbreak|unrestricted|unfiltered|uncensored|evil|chaos|opposite) mode\b", 0.75, "mode_switch"),
-    (r"\bjailbr(?:ea|o)k(?:en|ed|ing)?\b", 0.6, "jailbreak_word"),
+    # NOTE: under the threshold alone: documents about LLM safety name the topic.
+    (r"\bjailbr(?:ea|o)k(?:en|ed|ing)?\b", 0.45, "jailbreak_word"),
     (r"\b(?:no|without|free of|free from|beyond|ignore|ignoring|bypass(?:ing)?) (?:any |all |the )?(?:ethical|moral|content|safety|openai|usage) (?:guidelines|restrictions|limits|filters|policies|policy|constraints|boundaries|principles)", 0.7, "no_restrictions"),
     (r"\b(?:has|have|with) no (?:restrictions|limits|limitations|filters|censorship|boundaries|rules|morals|ethics)\b", 0.6, "no_limits"),
     (r"\b(?:unfiltered|uncensored|amoral|unrestricted|unethical)\b(?: \S+){0,3} (?:ai|assistant|chatbot|model|bot|persona|character|response)", 0.65, "unfiltered_persona"),

@@ -206,6 +206,7 @@ def test_agent_and_persona_instructions_fire_their_rule(text: str, rule: str) ->
         "The kernel keeps the line discipline when a BREAK character arrives.",
         "The translators\u2019 notes use \u2018quotes\u2019 and \u201cdouble quotes\u201d.",
         "This API is not subject to semantic versioning rules.",
+        "The safety guide explains how jailbreak prompts are caught.",  # names the topic
     ],
 )
 def test_technical_prose_near_those_rules_stays_under_half(text: str) -> None:
