@@ -158,7 +158,7 @@ def retrieval_filter_eval(
     for sample in test + latent_injections("test"):
         if sample.attack:
             attacks[sample.source].append(sample.text)
-    limit = 25 if quick else 400  # --quick: under 3 minutes in all
+    limit = 20 if quick else 400  # --quick: under 3 minutes in all
     # Per attack: the words only the attack has (not its document), and the chunks
     # that carry part of it (more than a few of its words).
     planted: dict[str, list[tuple[set[str], list[str]]]] = {}
