@@ -23,7 +23,7 @@ import time
 from collections import Counter, defaultdict
 
 from bench.safety_data import injection_samples, interface_messages, latent_injections, split
-from bench.safety_windows import benign_corpora
+from bench.safety_windows import MAX_CHARS, benign_corpora
 from safety.injection import PatternDetector
 from safety.normalize import normalize
 
@@ -46,7 +46,7 @@ def dev_data(
     for name, (cap, docs) in benign_corpora(rng).items():
         texts = [text for _, text in docs]
         rng.shuffle(texts)
-        chunks = [c.text for text in texts[:cap] for c in chunker.split(text[:20_000])]
+        chunks = [c.text for text in texts[:cap] for c in chunker.split(text[:MAX_CHARS])]
         rng.shuffle(chunks)
         benign[name] = chunks[:per_corpus]
     dev, _ = split(injection_samples())
@@ -69,6 +69,10 @@ def report(
 ) -> dict[str, object]:
     """Print and return the firings on benign text and the catch per attack source."""
     detector = PatternDetector()
+
+    def fires(text: str) -> bool:
+        return detector.detect(normalize(text)).score >= THRESHOLD
+
     out: dict[str, object] = {}
     firings: Counter[str] = Counter()
     began, judged = time.perf_counter(), 0
@@ -88,9 +92,7 @@ def report(
     ms = (time.perf_counter() - began) / max(judged, 1) * 1000
     print(f"rules firing on benign chunks (any weight; {ms:.2f} ms a chunk): {dict(firings)}")
     for source, rows in attacks.items():
-        missed = [
-            r for r in rows if not any(detector.detect(normalize(c)).score >= THRESHOLD for c in r)
-        ]
+        missed = [chunks for chunks in rows if not any(fires(c) for c in chunks)]
         caught = len(rows) - len(missed)
         out[f"caught {source}"] = round(caught / len(rows), 3)
         print(f"attack {source:32s} caught {caught / len(rows):.3f} ({caught}/{len(rows)})")
@@ -98,7 +100,7 @@ def report(
             for chunks in missed:
                 print(f"    - {' '.join(chunks[0].split())[:250]}")
     for source, texts in prompts.items():
-        fired = sum(1 for t in texts if detector.detect(normalize(t)).score >= THRESHOLD)
+        fired = sum(1 for t in texts if fires(t))
         out[f"prompts {source}"] = f"{fired}/{len(texts)}"
         print(f"benign prompts {source:20s} over the threshold {fired}/{len(texts)}")
     return out

@@ -12,10 +12,14 @@ Patterns run on normalised text: lowercase ASCII, single spaces.
 
 from __future__ import annotations
 
-_PREV = r"(?:previous|prior|above|preceding|earlier|former|initial|original|all|any|your|the|these|those|system)"
-_PREV_STRONG = r"(?:previous|prior|above|preceding|earlier|former|initial|original|your|system)"
-_INSTR_NOUNS = r"(?:instructions?|prompts?|rules?|directions?|guidelines?|context|programming|guidance|constraints?)"
-_INSTR = r"(?:instructions?|prompts?|rules?|directions?|guidelines?|context|commands?|programming|guidance|constraints?|messages?)"
+# Words that point back at earlier instructions; the weak ones also point at anything.
+_EARLIER = r"previous|prior|above|preceding|earlier|former|initial|original|your|system"
+_PREV_STRONG = rf"(?:{_EARLIER})"
+_PREV = rf"(?:{_EARLIER}|all|any|the|these|those)"
+# What gets overridden; "commands" and "messages" are everyday words of technical prose.
+_INSTRUCTIONS = r"instructions?|prompts?|rules?|directions?|guidelines?|context|programming|guidance|constraints?"
+_INSTR_NOUNS = rf"(?:{_INSTRUCTIONS})"
+_INSTR = rf"(?:{_INSTRUCTIONS}|commands?|messages?)"
 
 _ML_OVERRIDE = r"(?:ignore[rz]?|oublie[rz]?|neglige[rz]?|ignoriere|ignorieren|vergiss|vergessen sie|missachte|ignora|ignorar|olvida|olvide|olvidar|dimentica|dimenticare|trascura|esqueca|esquece|esquecer)"
 _ML_INSTR = r"(?:instructions|consignes|regles|anweisungen|instruktionen|regeln|richtlinien|vorgaben|instrucciones|reglas|directrices|normas|istruzioni|regole|direttive|linee guida|instrucoes|regras|diretrizes)"
