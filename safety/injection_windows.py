@@ -47,8 +47,15 @@ def tokens(text: str) -> list[str]:
 
 
 def folded_tokens(folded: str) -> list[str]:
-    """The tokens of a text already folded by ``normalize``."""
-    return _TOKEN.findall(folded)
+    """The tokens of a text already folded by ``normalize``; a run of one
+    punctuation mark counts once, so banners (``!!!!``, ``====``, ``----``) do not
+    fill a window with one repeated n-gram."""
+    out: list[str] = []
+    for token in _TOKEN.findall(folded):
+        if out and token == out[-1] and not token[0].isalnum():
+            continue
+        out.append(token)
+    return out
 
 
 def _bucket(gram: str) -> int:
