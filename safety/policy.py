@@ -71,8 +71,10 @@ class Policy:
             prose resembles instructions) and costs ~200 ms a chunk (``bench/quality.py``).
         chunk_classifier: Also judge chunks with the learned window classifier
             (``safety.injection_windows``), which catches most jailbreaks planted
-            in a document that the patterns miss, at ~0.5 ms a chunk and the
-            share of benign chunks ``docs/benchmarks.md`` reports per corpus. Its
+            in a document that the patterns miss, at ~0.3 ms a chunk. On by
+            default: on held-out documentation it touches at most 0.3 % of the
+            chunks, on novels and web text 1.5 % (``docs/benchmarks.md``); a
+            tenant whose corpus is mostly conversation may turn it off. Its
             score is 0.5 at its own calibrated threshold; ``injection_threshold``
             moves its cut as it moves the other layers'.
         retrieval_redaction: What ``redact`` removes from a caught chunk:
@@ -91,7 +93,7 @@ class Policy:
     leak_ngram: int = 8
     retrieval_action: Action | None = None
     chunk_similarity: bool = False
-    chunk_classifier: bool = False
+    chunk_classifier: bool = True
     retrieval_redaction: str = "sentences"
 
     def action_for(self, category: Category) -> Action:

@@ -69,6 +69,12 @@ def test_words_are_read_through_homoglyphs_and_invisible_characters() -> None:
     ]  # fmt: skip
 
 
+def test_a_run_of_one_punctuation_mark_is_one_token() -> None:
+    assert tokens("WARNING!!! ====== Read me, read me -- now.") == [
+        "warning", "!", "=", "read", "me", ",", "read", "me", "-", "now", ".",
+    ]  # fmt: skip
+
+
 def test_a_saved_model_reads_back_and_a_bad_file_is_refused(tmp_path: Path) -> None:
     weights = np.linspace(-1, 1, DIM, dtype=np.float32)
     WindowClassifier(weights, 0.25, 1.5).save(tmp_path / "m.npz")
@@ -107,13 +113,37 @@ def test_the_packaged_model_finds_a_jailbreak_planted_in_documentation() -> None
         assert model.best(_planted(document, JAILBREAK, len(topic))).logit >= model.threshold
 
 
-def test_the_tenant_turns_the_classifier_on_for_its_chunks() -> None:
+# Conversation in prose. The model fitted on documentation alone read "you", "tell me"
+# and quoted speech as an attack and withheld half the chunks of held-out novels.
+NOVEL = (
+    '"My dear Mr. Bennet," said his lady to him one day, "have you heard that Netherfield '
+    'Park is let at last?" Mr. Bennet replied that he had not. "But it is," returned she; '
+    '"for Mrs. Long has just been here, and she told me all about it." Mr. Bennet made no '
+    'answer. "Do you not want to know who has taken it?" cried his wife impatiently. "You '
+    'want to tell me, and I have no objection to hearing it." This was invitation enough.'
+)
+LETTER = (
+    "Dear Sir, I have read your letter with great attention. You must forgive me for "
+    "writing so late: I was away all of last week and came home to find your note on my "
+    "desk. Please tell me what you would have me do about the roof, and I will do it at "
+    "once. Write to me again soon!"
+)
+
+
+def test_the_packaged_model_lets_novels_and_letters_through() -> None:
+    model = packaged_classifier()
+    for text in (NOVEL, LETTER):
+        assert model.best(text).logit < model.threshold, model.best(text).window
+
+
+def test_the_classifier_judges_chunks_by_default_and_a_tenant_can_turn_it_off() -> None:
     document = pydoc_data.topics.topics["with"][:1200]
     poisoned = _planted(document, JAILBREAK, 1)
-    plain = InputGuard(Policy()).check_chunks([document, poisoned])
-    assert [r.verdicts for r in plain] == [(), ()]  # the patterns miss this one
+    plain = InputGuard(Policy.from_mapping({"chunk_classifier": False}))
+    assert [r.verdicts for r in plain.check_chunks([document, poisoned])] == [(), ()]
+    assert Policy.from_mapping(plain.policy.to_mapping()).chunk_classifier is False
 
-    guarded = InputGuard(Policy.from_mapping({"chunk_classifier": True}))
+    guarded = InputGuard(Policy())
     clean, caught = guarded.check_chunks([document, poisoned])
     assert not clean.verdicts
     assert clean.text == document
