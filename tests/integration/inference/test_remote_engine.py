@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.model
 
 RUNNING = "ragserve:num_requests_running"
+# NOTE: how long the node may take to let go of a stopped request. A wait, not a
+# measure: on a machine busy with other work one engine step can take seconds.
+SETTLE = 10.0
 QUESTION = (ChatMessage("user", "What is the capital of France?"),)
 LONG = (ChatMessage("user", "Count from 1 to 1000, separated by commas."),)
 """A prompt the model answers at length: hundreds of tokens, seconds of work."""
@@ -123,7 +126,7 @@ async def test_closing_the_stream_frees_the_node_slot_at_once(
     assert node.metric(RUNNING) == 1
     closed_at = time.monotonic()
     await stream.aclose()
-    await eventually(lambda: node.metric(RUNNING) == 0, within=2.0)
+    await eventually(lambda: node.metric(RUNNING) == 0, within=SETTLE)
     assert time.monotonic() - closed_at < 2.0
 
 
@@ -139,7 +142,7 @@ async def test_a_batch_request_runs_in_the_node_batch_class(node: InferenceNode)
             assert isinstance(await anext(stream), TokenEvent)
         assert node.metric("ragserve:num_batch_requests_running") == 1
         await stream.aclose()
-        await eventually(lambda: node.metric(RUNNING) == 0, within=2.0)
+        await eventually(lambda: node.metric(RUNNING) == 0, within=SETTLE)
     finally:
         await engine.stop()
 
@@ -157,7 +160,7 @@ async def test_abort_ends_the_stream_cancelled_and_frees_the_slot(
     assert isinstance(finish, FinishEvent)
     assert finish.reason is FinishReason.CANCELLED
     assert finish.completion_tokens == len(events) - 1
-    await eventually(lambda: node.metric(RUNNING) == 0, within=2.0)
+    await eventually(lambda: node.metric(RUNNING) == 0, within=SETTLE)
 
 
 async def test_a_passed_deadline_cancels_the_stream(
@@ -169,7 +172,7 @@ async def test_a_passed_deadline_cancels_the_stream(
     tokens, finish = await _collect(remote, request)
     assert finish.reason is FinishReason.CANCELLED
     assert tokens
-    await eventually(lambda: node.metric(RUNNING) == 0, within=2.0)
+    await eventually(lambda: node.metric(RUNNING) == 0, within=SETTLE)
 
 
 async def test_a_request_the_node_refuses_is_invalid_with_its_message(
