@@ -260,12 +260,14 @@ async def test_a_reader_that_read_sql_before_a_write_cannot_fill_in_stale_state(
 async def test_an_entry_expires_after_its_ttl(
     sessions: async_sessionmaker[AsyncSession], make_hot: MakeHot, tenant: TenantInfo
 ) -> None:
-    hot = make_hot(ttl_s=0.3)
+    # NOTE: a TTL long enough for the first lookup to come before it on a loaded
+    # machine: at 0.3 s, one CI run's write and lookup were further apart.
+    hot = make_hot(ttl_s=1.0)
     service = ConversationService(sessions, hot)
     conversation = await service.create(tenant.id)
     await service.add_user_message(tenant.id, conversation.id, "hello")
     assert (await hot.lookup(tenant.id, conversation.id)).entry is not None
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(1.5)
     assert (await hot.lookup(tenant.id, conversation.id)).entry is None
 
 
