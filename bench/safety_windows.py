@@ -296,6 +296,12 @@ def fit(seed: int = 1) -> tuple[WindowClassifier, dict[str, object]]:
     )
     report["calibration_chunks"] = len(logits)
     report["threshold"] = round(classifier.threshold, 4)
+    # The dev estimate of what each kind of text loses: the share of its held-back
+    # chunks at or over the threshold (the quality benchmark reports held-out corpora).
+    fired = Counter(o for o, z in zip(owners, logits, strict=True) if z >= classifier.threshold)
+    report["calibration_firing"] = {
+        name: f"{fired[name]}/{count}" for name, count in Counter(owners).items()
+    }
     return classifier, report
 
 
