@@ -267,7 +267,9 @@ def fit(seed: int = 1) -> tuple[WindowClassifier, dict[str, object]]:
         if not sample.attack:
             for grams in _windows(sample.text):
                 rows.append(grams)
-                sources.append(sample.source.split(":")[0])  # gettext: all languages one
+                # The program messages of all languages are one corpus.
+                gettext = sample.source.startswith("gettext:")
+                sources.append("gettext" if gettext else sample.source)
     weights = _balanced(sources[:attack_rows], attack_rows)
     weights = np.concatenate([weights, _balanced(sources[attack_rows:], attack_rows)])
     labels = np.zeros(len(rows), dtype=np.int8)
@@ -277,7 +279,8 @@ def fit(seed: int = 1) -> tuple[WindowClassifier, dict[str, object]]:
     model.fit(_matrix(rows), labels, sample_weight=weights)
     report["fit_seconds"] = round(time.perf_counter() - began, 1)
     report["windows"] = {"attack": attack_rows, "benign": len(rows) - attack_rows}
-    report["windows_per_source"] = dict(Counter(sources))
+    report["attack_windows"] = dict(Counter(sources[:attack_rows]))
+    report["benign_windows"] = dict(Counter(sources[attack_rows:]))
     classifier = WindowClassifier(
         (model.coef_[0] * SCALE).astype(np.float16).astype(np.float32),
         float(model.intercept_[0]),
