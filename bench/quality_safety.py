@@ -19,7 +19,8 @@ as caught when a chunk that holds part of it is withheld.
 Nothing here is fitted: the patterns are hand-written, the similarity layer's weights
 come from the input bank fitted on the dev half of the prompts (``bench/safety.py
 --build``), and the window classifier was fitted on the dev half of the attacks
-against other corpora than these (and the other half of the prose) (``bench/safety_windows.py``).
+against other corpora than these and the dev half of the prose
+(``bench/safety_windows.py``).
 """
 
 from __future__ import annotations

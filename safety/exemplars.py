@@ -5,8 +5,9 @@ Written for this package from the published taxonomies of prompt injection
 (instruction override, role-play personas, system-prompt extraction, delimiter
 and fake-turn injection, indirect injection addressed to an assistant). The later
 rules were written from the attacks of the benchmark's dev half that the earlier
-ones missed (``bench/safety_data.py``), and checked against ~17,000 chunks of the
-window classifier's benign dev corpora; never from the held-out half.
+ones missed (``bench/safety_data.py``), and checked against ~20,500 chunks of the
+window classifier's benign dev corpora (``python -m bench.safety_rules``); never from
+the held-out half.
 Patterns run on normalised text: lowercase ASCII, single spaces.
 """
 
