@@ -26,10 +26,11 @@ import torch
 from prometheus_client import CollectorRegistry
 
 from bench.serve_load import prompts
-from inference.batch_forward import LlamaBatchForward, StepBatch
+from inference.batch_forward import LlamaBatchForward
 from inference.batching_engine import BatchingEngine
 from inference.engine_support import render_chat
 from inference.kv_cache import KVCache
+from inference.step_batch import StepBatch
 from inference.types import ChatMessage, GenerationRequest, SamplingParams, TokenEvent
 
 if TYPE_CHECKING:

@@ -12,8 +12,9 @@ alike) and the medians are compared. A prefill point times one ``--chunk``-token
 prompt chunk the same way, and sets its FLOP/s against the matmul roofline
 measured in the same run: the best of ``F.linear`` and the packed oneDNN product on
 the model's own projection shapes at ``--chunk`` rows, in the model's dtype. Decode
-attention runs in the C kernel (``inference/decode_attention.py``, the default)
-except in ``sdpa``, the packed default on torch's SDPA.
+and prefill attention run in the C kernels (``inference/decode_attention.py``,
+``inference/prefill_attention.py``, the defaults) except in ``sdpa``, the packed
+default with both on torch's SDPA.
 All decode from the same KV state (the packed variant's prefill, copied), and
 the report says how often each row's greedy next token agrees with the packed
 variant's; ``bench.decode_quality`` measures what the quantized weights cost.
@@ -35,17 +36,18 @@ import torch
 from bench.decode_quality import QUANTIZED, quantized_quality
 from bench.generation import REPO
 from bench.machine import describe, machine
-from inference.batch_forward import LlamaBatchForward, StepBatch
-from inference.decode_attention import load_decode_attention
+from inference.batch_forward import LlamaBatchForward
 from inference.kv_cache import KVCache
 from inference.loader import LoadedModel, load_model
+from inference.step_attention import load_attention
+from inference.step_batch import StepBatch
 
 VARIANTS = {
     "packed": (True, "model", True), "f_linear": (False, "model", True),
     "int8": (True, "int8", True), "int4": (True, "int4", True), "sdpa": (True, "model", False),
 }  # fmt: skip
-"""name: (``pack_weights``, ``decode_weights``, the decode attention kernel or torch's
-SDPA) of ``LlamaBatchForward``."""
+"""name: (``pack_weights``, ``decode_weights``, the attention kernels or torch's SDPA)
+of ``LlamaBatchForward``."""
 
 
 def forwards(
@@ -53,13 +55,13 @@ def forwards(
 ) -> tuple[dict[str, LlamaBatchForward], dict[str, KVCache]]:
     layers, kv_heads, head_dim = LlamaBatchForward.cache_geometry(loaded.model)
     made, caches = {}, {}
-    kernel = load_decode_attention("auto", REPO / ".cache" / "models", loaded.device)
+    kernels = load_attention("auto", "auto", REPO / ".cache" / "models", loaded.device)
     for name, (pack, weights, attention) in VARIANTS.items():
         cache = KVCache(
             layers, slots, kv_heads, context + 64, head_dim, loaded.dtype, loaded.device
         )
         made[name] = LlamaBatchForward(
-            loaded.model, cache, pack, weights, kernel if attention else None
+            loaded.model, cache, pack, weights, *(kernels if attention else (None, None))
         )
         caches[name] = cache
     return made, caches
@@ -125,8 +127,8 @@ def decode_point(loaded: LoadedModel, rows: int, context: int, steps: int) -> di
 
 def prefill_point(loaded: LoadedModel, chunk: int, repeats: int) -> dict[str, Any]:
     made, _ = forwards(loaded, 1, chunk)
-    for name in (*QUANTIZED, "sdpa"):
-        del made[name]  # prompt rows run on the model's own weights and SDPA there
+    for name in QUANTIZED:
+        del made[name]  # prompt rows run on the model's own weights
     prompt = [(i * 104729) % 40000 + 100 for i in range(chunk)]
     seconds: dict[str, list[float]] = {name: [] for name in made}
     for _ in range(repeats + 1):
@@ -139,6 +141,7 @@ def prefill_point(loaded: LoadedModel, chunk: int, repeats: int) -> dict[str, An
         "ms": {name: round(m * 1e3, 1) for name, m in medians.items()},
         "prompt_tokens_per_s": {name: round(chunk / m) for name, m in medians.items()},
         "speedup": round(medians["f_linear"] / medians["packed"], 3),
+        "kernel_speedup": round(medians["sdpa"] / medians["packed"], 3),
     }
 
 
@@ -206,17 +209,19 @@ def main() -> None:
     prefilled["roofline_gflops"] = roofline
     prefilled["achieved_gflops"] = round(achieved, 1)
     prefilled["share_of_roofline"] = round(achieved / max(roofline.values()), 3)
+    with_sdpa = prefill_flops(loaded, args.chunk) / (prefilled["ms"]["sdpa"] / 1e3) / 1e9
+    prefilled["share_of_roofline_sdpa"] = round(with_sdpa / max(roofline.values()), 3)
     for point in points:
         print(
             f"decode rows {point['rows']:>2}: packed {point['ms_per_step']['packed']} ms, "
             f"F.linear {point['ms_per_step']['f_linear']} ms, "
             f"int8 {point['ms_per_step']['int8']} ms, int4 {point['ms_per_step']['int4']} ms, "
-            f"packed with SDPA decode attention {point['ms_per_step']['sdpa']} ms a step, "
+            f"packed with SDPA attention {point['ms_per_step']['sdpa']} ms a step, "
             f"greedy agreement with packed {point['greedy_agreement']}"
         )
     print(
         f"prefill {args.chunk} tokens: packed {prefilled['ms']['packed']} ms, "
-        f"F.linear {prefilled['ms']['f_linear']} ms"
+        f"F.linear {prefilled['ms']['f_linear']} ms, SDPA attention {prefilled['ms']['sdpa']} ms"
     )
     for point in points:
         print(f"ratio packed/F.linear decode rows {point['rows']}: {point['speedup']}x faster")
@@ -228,8 +233,12 @@ def main() -> None:
         f"matmul roofline of {max(roofline.values())} GFLOP/s ({roofline})"
     )
     print(f"ratio packed/F.linear prefill: {prefilled['speedup']}x faster")
+    print(f"ratio kernel/SDPA prefill: {prefilled['kernel_speedup']}x faster")
     print(f"int8 and int4 decode weights against {loaded.dtype}, greedy answers: {quality}")
-    print(f"ratio prefill/matmul roofline: {prefilled['share_of_roofline']}")
+    print(
+        f"ratio prefill/matmul roofline: {prefilled['share_of_roofline']} "
+        f"(with SDPA attention {prefilled['share_of_roofline_sdpa']})"
+    )
     out = REPO / "bench" / "results" / f"decode_step{'-quick' if args.quick else ''}.json"
     report = {"machine": info, "dtype": str(loaded.dtype), "decode": points, "quantized": quality}
     out.write_text(json.dumps({**report, "prefill": prefilled}, indent=2) + "\n")

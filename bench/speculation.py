@@ -30,17 +30,20 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.decode_step import forwards
 from bench.machine import describe, machine
 from bench.serve_load import prompts
-from inference.batch_forward import LlamaBatchForward, StepBatch
 from inference.engine_support import render_chat
 from inference.loader import LoadedModel, load_model
 from inference.sampling import make_generator, sample_next
 from inference.speculation import guess
+from inference.step_batch import StepBatch
 from inference.types import ChatMessage, SamplingParams
+
+if TYPE_CHECKING:
+    from inference.batch_forward import LlamaBatchForward
 
 REPO = Path(__file__).resolve().parents[1]
 GUESSES = (2, 4, 8)

@@ -12,13 +12,11 @@ decoding gives the same tokens as ``model.generate``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
-from inference.decode_attention import DecodeAttention, DecodeRows, sdpa_attend
 from inference.errors import ModelLoadError
 from inference.int4_linear import Int4Projections, decode_projections
 from inference.int8_linear import (
@@ -31,63 +29,15 @@ from inference.int8_linear import (
 )
 from inference.kv_cache import KVCache
 from inference.packed_linear import gated_linear, linear, residual_linear, stacked_linear
+from inference.step_attention import StepAttention
 
 if TYPE_CHECKING:
+    from inference.decode_attention import DecodeAttention
     from inference.loader import LoadedModel
+    from inference.prefill_attention import PrefillAttention
+    from inference.step_batch import StepBatch
 
 _SUPPORTED_MODEL_TYPES = frozenset({"llama"})
-
-
-@dataclass(frozen=True, slots=True)
-class PrefillChunk:
-    """``length`` tokens of the sequence in ``slot``, from position ``start``: prompt
-    tokens, or with ``draft`` a decoding sequence's last token and guesses to verify
-    (their rows take the decode rows' weights)."""
-
-    slot: int
-    start: int
-    length: int
-    draft: bool = False
-
-
-@dataclass(slots=True)
-class StepBatch:
-    """The tokens of one engine step, flattened: decode tokens first, then prefill chunks.
-
-    Attributes:
-        token_ids: One id per row.
-        positions: Each row's position in its sequence.
-        decode_slots: The slot of each decode row (rows ``0 .. len - 1``).
-        prefills: The prefill chunks, in row order after the decode rows.
-        logit_rows: The rows whose next-token logits are wanted, in output order.
-    """
-
-    token_ids: list[int] = field(default_factory=list)
-    positions: list[int] = field(default_factory=list)
-    decode_slots: list[int] = field(default_factory=list)
-    prefills: list[PrefillChunk] = field(default_factory=list)
-    logit_rows: list[int] = field(default_factory=list)
-
-    def add_decode(self, slot: int, token_id: int, position: int) -> int:
-        """Add a decode row (before any prefill chunk); return its row index."""
-        if self.prefills:
-            raise ValueError("decode rows must come before prefill chunks")
-        self.token_ids.append(token_id)
-        self.positions.append(position)
-        self.decode_slots.append(slot)
-        return len(self.token_ids) - 1
-
-    def add_prefill(self, slot: int, token_ids: list[int], start: int, draft: bool = False) -> int:
-        """Add a prefill chunk; return the row index of its last token.
-
-        A ``draft`` chunk (speculative decoding) must come before any prompt chunk.
-        """
-        if draft and any(not chunk.draft for chunk in self.prefills):
-            raise ValueError("draft chunks must come before prompt chunks")
-        self.token_ids.extend(token_ids)
-        self.positions.extend(range(start, start + len(token_ids)))
-        self.prefills.append(PrefillChunk(slot, start, len(token_ids), draft))
-        return len(self.token_ids) - 1
 
 
 def check_supported(config: Any) -> None:
@@ -152,8 +102,8 @@ class LlamaBatchForward:
         decode_weights: ``"int8"``: also keep every projection's weight as INT8 and
             run decode rows on it (``int8_linear``); ``"int4"``: 4-bit copies too, for
             steps of a few decode rows (``int4_linear``); CPU only. ``"model"``: none.
-        decode_attention: The decode rows' attention kernel (``decode_attention``);
-            ``None``: torch's SDPA.
+        decode_attention, prefill_attention: The attention kernels of decode rows
+            and of prompt chunks (``step_attention``); ``None``: torch's SDPA.
 
     Raises:
         ModelLoadError: The model is not a supported Llama-family model.
@@ -166,6 +116,7 @@ class LlamaBatchForward:
         pack_weights: bool = True,
         decode_weights: str = "model",
         decode_attention: DecodeAttention | None = None,
+        prefill_attention: PrefillAttention | None = None,
     ) -> None:
         config = model.config
         check_supported(config)
@@ -174,15 +125,14 @@ class LlamaBatchForward:
         self._layers = list(model.model.layers)
         self._heads = int(config.num_attention_heads)
         self._kv_heads = int(config.num_key_value_heads)
-        self._rep = self._heads // self._kv_heads
         self._head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // self._heads)
-        self._scale = self._head_dim**-0.5
         self._eps = float(config.rms_norm_eps)
         self._norm_shape = (int(config.hidden_size),)
         self._device = next(model.parameters()).device
-        self._kernel = decode_attention and decode_attention.usable_for(
-            cache.keys.dtype, self._rep, self._head_dim
-        )
+        self._attention = StepAttention(
+            self._heads, self._kv_heads, self._head_dim, cache.keys.dtype, self._device,
+            decode_attention, prefill_attention,
+        )  # fmt: skip
         check_decode_weights(decode_weights)
         int8 = (
             None if decode_weights == "model" else decode_projections(self._device, decode_weights)
@@ -207,11 +157,12 @@ class LlamaBatchForward:
         max_seq_len: int,
         decode_weights: str = "model",
         decode_attention: DecodeAttention | None = None,
+        prefill_attention: PrefillAttention | None = None,
     ) -> LlamaBatchForward:
         """A forward pass over a new ``KVCache`` of ``slots`` x ``max_seq_len`` for ``loaded``."""
         layers, kv_heads, head_dim = cls.cache_geometry(loaded.model)
         cache = KVCache(layers, slots, kv_heads, max_seq_len, head_dim, loaded.dtype, loaded.device)
-        return cls(loaded.model, cache, True, decode_weights, decode_attention)
+        return cls(loaded.model, cache, True, decode_weights, decode_attention, prefill_attention)
 
     @staticmethod
     def cache_geometry(model: Any) -> tuple[int, int, int]:
@@ -264,17 +215,16 @@ class LlamaBatchForward:
         # a * (-b) in IEEE arithmetic. One roll a layer instead of two slices, a neg
         # and a cat.
         signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
-        decode_ctx = self._decode_context(batch) if n_decode else None
+        decode_ctx, prefill_masks = self._attention.prepare(batch)
         # SDPA decode attention reads slots 0 .. span - 1 up to length: zero what nobody
         # wrote there yet, before this step's writes count as written (the kernel reads
         # each row's own written positions only, so it needs no zeroing).
-        if decode_ctx is not None and self._kernel is None:
+        if decode_ctx is not None and self._attention.reads_unwritten:
             cache.ensure_finite(decode_ctx.span, decode_ctx.length)
         for slot, position in zip(batch.decode_slots, batch.positions, strict=False):
             cache.mark_written(slot, position, position + 1)
         for chunk in batch.prefills:
             cache.mark_written(chunk.slot, chunk.start, chunk.start + chunk.length)
-        prefill_masks = [self._causal_mask(c) if c.start else None for c in batch.prefills]
 
         qk_heads = self._heads + self._kv_heads
         qk_width = qk_heads * self._head_dim
@@ -290,17 +240,18 @@ class LlamaBatchForward:
             layer_values[slots, :, positions] = v.to(layer_values.dtype)
 
             if decode_ctx is not None and not batch.prefills:
-                out = self._decode_attention(q, layer_keys, layer_values, decode_ctx)
+                out = self._attention.decode(q, layer_keys, layer_values, decode_ctx)
             else:
                 out = torch.empty_like(q)
                 if decode_ctx is not None:
-                    out[:n_decode] = self._decode_attention(
+                    out[:n_decode] = self._attention.decode(
                         q[:n_decode], layer_keys, layer_values, decode_ctx
                     )
                 row = n_decode
                 for chunk, mask in zip(batch.prefills, prefill_masks, strict=True):
-                    out[row : row + chunk.length] = self._prefill_attention(
-                        q[row : row + chunk.length], layer_keys, layer_values, chunk, mask
+                    rows_of = slice(row, row + chunk.length)
+                    self._attention.prefill(
+                        q[rows_of], layer_keys, layer_values, chunk, mask, out[rows_of]
                     )
                     row += chunk.length
             hidden = lin.o(out.reshape(rows, -1), hidden, n_fast)
@@ -311,80 +262,6 @@ class LlamaBatchForward:
         wanted = self._rms_norm(wanted, self._model.model.norm.weight)
         logits = self._lm_head(wanted, _leading_decode_rows(batch.logit_rows, n_fast))
         return logits.float()
-
-    # -- attention -------------------------------------------------------------
-
-    def _decode_context(self, batch: StepBatch) -> DecodeRows:
-        """What every layer's decode attention shares."""
-        device = self._device
-        n_decode = len(batch.decode_slots)
-        span = max(batch.decode_slots) + 1
-        length = max(batch.positions[:n_decode]) + 1
-        slot_index = torch.tensor(batch.decode_slots, device=device)
-        lengths = torch.tensor(batch.positions[:n_decode], device=device) + 1
-        dense = batch.decode_slots == list(range(span))
-        if self._kernel is not None:  # reads each row's own positions: no mask
-            return DecodeRows(slot_index, lengths, None, span, length, dense)
-        # Slots in the span that do not decode this step attend to position 0 only,
-        # so their (discarded) rows never see an all-masked softmax.
-        visible = torch.ones(span, dtype=torch.long, device=device)
-        visible[slot_index] = lengths
-        mask = torch.arange(length, device=device)[None, :] < visible[:, None]
-        return DecodeRows(
-            slot_index, lengths, self._additive(mask[:, None, None, :]), span, length, dense
-        )
-
-    def _decode_attention(
-        self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, ctx: DecodeRows
-    ) -> torch.Tensor:
-        # NOTE: with one query token, the ``rep`` query heads sharing a KV head are
-        # laid out as ``rep`` query rows of that head: GQA without repeating K and V.
-        grouped = q.reshape(-1, self._kv_heads, self._rep, self._head_dim)
-        if self._kernel is not None:
-            out = self._kernel.attend(
-                grouped.contiguous(), keys, values, ctx.slot_index, ctx.lengths, ctx.length,
-                self._scale,
-            )  # fmt: skip
-        else:
-            out = sdpa_attend(grouped, keys, values, ctx, self._scale)
-        return out.reshape(-1, self._heads, self._head_dim)
-
-    def _causal_mask(self, chunk: PrefillChunk) -> torch.Tensor:
-        end = chunk.start + chunk.length
-        query_pos = torch.arange(chunk.start, end, device=self._device)
-        return self._additive(torch.arange(end, device=self._device)[None, :] <= query_pos[:, None])
-
-    def _additive(self, visible: torch.Tensor) -> torch.Tensor:
-        """``visible`` as the additive mask SDPA would build from it in every layer
-        (0 where visible, -inf elsewhere), built once a step."""
-        dtype = self.cache.keys.dtype
-        mask = torch.zeros(visible.shape, dtype=dtype, device=self._device)
-        return mask.masked_fill_(~visible, float("-inf"))
-
-    def _prefill_attention(
-        self,
-        q: torch.Tensor,
-        keys: torch.Tensor,
-        values: torch.Tensor,
-        chunk: PrefillChunk,
-        mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        end = chunk.start + chunk.length
-        # NOTE: 4-D with ``enable_gqa`` reaches the CPU's fused (flash) kernel; the
-        # 3-D grouped form it replaces fell back to bmm + softmax (256 tokens: 3.4 ->
-        # 1.2 ms a layer on 2 cores, bf16). A chunk from position 0 (``mask`` None)
-        # is square: ``is_causal`` lets the kernel skip the blocks above the
-        # diagonal (512 tokens: 1.06 -> 0.97 ms a layer, the same bits).
-        out = F.scaled_dot_product_attention(
-            q.transpose(0, 1)[None],
-            keys[chunk.slot, :, :end][None],
-            values[chunk.slot, :, :end][None],
-            attn_mask=mask,
-            scale=self._scale,
-            is_causal=mask is None,
-            enable_gqa=True,
-        )
-        return out[0].transpose(0, 1)
 
 
 def _leading_decode_rows(logit_rows: list[int], n_decode: int) -> int:

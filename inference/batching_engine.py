@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Literal
 import structlog
 
 from inference.batch_forward import LlamaBatchForward
-from inference.decode_attention import check_decode_attention, load_decode_attention
 from inference.detokenizer import OutputStream
 from inference.engine_support import check_request
 from inference.errors import EngineOverloadedError, EngineUnavailableError, InvalidRequestError
@@ -31,6 +30,7 @@ from inference.sampling import biased_tokens, make_generator, sample_next
 from inference.scheduler import Scheduler
 from inference.sequence import Sequence as Seq
 from inference.speculation import SpeculationPolicy
+from inference.step_attention import check_attention, load_attention
 from inference.threaded_engine import Loader, ThreadedEngine
 from inference.types import FinishReason, GenerationRequest, Priority
 
@@ -47,20 +47,18 @@ class BatchingEngine(ThreadedEngine):
     """Generate for many requests at once with iteration-level batching.
 
     Args:
-        loader: Returns the model to serve; when given, the load parameters below
-            are ignored.
+        loader: Returns the model to serve (the load parameters below then unused).
         model_path, cache_dir, dtype, device: See ``load_model`` (``model_path``
             ``None`` is the packaged SmolLM2).
         threads: Intra-op threads for the worker; ``None`` keeps torch's default.
         max_running: Most sequences in the running batch (KV-cache slots).
         max_waiting: Most online requests waiting to start (``EngineOverloadedError``).
         max_waiting_tokens: Most online prompt tokens waiting, all requests together.
-        max_batch_share: The share of ``max_running`` batch-priority sequences may hold
-            (at least one slot), so online requests mostly find one without preempting.
+        max_batch_share: The share of ``max_running`` batch sequences may hold (at
+            least one slot), so online requests mostly find one without preempting.
         max_waiting_batch, max_waiting_batch_tokens: The same bounds for batch
             requests, counted apart; ``None`` takes the online ones.
-        prefill_chunk_tokens: Prompt tokens computed per step, all new sequences
-            together: the longest a prompt can stall the others' decoding.
+        prefill_chunk_tokens: Prompt tokens a step computes, all new sequences together.
         batch_prefill_tokens: Of those, the most batch prompts get while online ones run.
         batch_slots_under_load: Batch sequences newly admitted only while fewer run,
             as long as any online request runs or waits: every row slows the step.
@@ -71,8 +69,8 @@ class BatchingEngine(ThreadedEngine):
         prefix_cache_bytes, prefix_block_tokens: The prefix cache's bytes (0: off) and block.
         decode_weights: ``"int8"``: decode rows on INT8 copies (``int8_linear``), ``"int4"``
             also on 4-bit ones in steps of a few rows (``int4_linear``).
-        decode_attention: ``"auto"``, ``"kernel"`` or ``"sdpa"`` (``decode_attention``;
-            the kernel is built under ``cache_dir``).
+        decode_attention, prefill_attention: ``"auto"``, ``"kernel"`` or ``"sdpa"``
+            (``decode_attention``, ``prefill_attention``; built under ``cache_dir``).
         speculate_tokens: Guesses a lone request checks a step (``inference.speculation``); 0: off.
         registry: Where the metrics go; ``None`` is the default registry.
     """
@@ -104,6 +102,7 @@ class BatchingEngine(ThreadedEngine):
         prefix_block_tokens: int = 32,
         decode_weights: Literal["model", "int8", "int4"] = "model",
         decode_attention: Literal["auto", "kernel", "sdpa"] = "auto",
+        prefill_attention: Literal["auto", "kernel", "sdpa"] = "auto",
         speculate_tokens: int = 0,
         registry: CollectorRegistry | None = None,
     ) -> None:
@@ -112,7 +111,7 @@ class BatchingEngine(ThreadedEngine):
         if not 0 <= speculate_tokens <= 16 or not 0.0 < max_batch_share <= 1.0:
             raise ValueError("speculate_tokens must be in 0..16 and max_batch_share in (0, 1]")
         check_decode_weights(decode_weights)
-        check_decode_attention(decode_attention)
+        check_attention(decode_attention, prefill_attention)
         super().__init__(
             loader,
             model_path=model_path,
@@ -133,7 +132,8 @@ class BatchingEngine(ThreadedEngine):
         )
         self._prefix = PrefixCache(prefix_block_tokens, prefix_cache_bytes)
         self._metrics = engine_metrics(registry)
-        self._decode_weights, self._decode_attention = decode_weights, decode_attention
+        self._decode_weights = decode_weights
+        self._attention = (decode_attention, prefill_attention)
         self._kernel_dir = Path(cache_dir)
         self._forward: LlamaBatchForward | None = None
         self._running_batch: RunningBatch | None = None
@@ -167,9 +167,9 @@ class BatchingEngine(ThreadedEngine):
         LlamaBatchForward.cache_geometry(loaded.model)  # refuses an unsupported model first
         super()._adopt(loaded)
         limit = min(self._context_limit, self._max_seq_len)
-        kernel = load_decode_attention(self._decode_attention, self._kernel_dir, loaded.device)
+        kernels = load_attention(*self._attention, self._kernel_dir, loaded.device)
         slots, weights = self._max_running, self._decode_weights
-        forward = LlamaBatchForward.with_cache(loaded, slots, limit, weights, kernel)
+        forward = LlamaBatchForward.with_cache(loaded, slots, limit, weights, *kernels)
         self._forward, budget = forward, self._kv_budget
         self._running_batch = RunningBatch(forward.cache, self._prefix, budget, self._policy)
         self._context_limit = min(limit, self._kv_budget)

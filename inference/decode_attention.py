@@ -9,12 +9,8 @@ work per (row, KV head): the row's grouped query heads read that head's keys onc
 once; 25 ms for the same step, and each row reads only its own positions, not the
 longest row's. Prompt chunks keep SDPA (its flash kernel is efficient there).
 
-It is compiled on first use with the machine's C compiler (``-O3 -march=native
--ffast-math -fopenmp``, so it uses whatever vector units this CPU has) into
-``<cache_dir>/kernels``, named by a hash of the source, the flags, the compiler
-and the CPU's flags, and loaded with ``ctypes`` (which releases the GIL while it
-runs). Its OpenMP is the ``libgomp.so.1`` torch has already loaded, so both share
-one thread pool. ``RAGSERVE_GENERATION_DECODE_ATTENTION``: ``auto`` (the kernel
+It is compiled on first use with the machine's C compiler (``c_kernel.py``: flags,
+cache, loading). ``RAGSERVE_GENERATION_DECODE_ATTENTION``: ``auto`` (the kernel
 where it builds, else SDPA with a warning), ``kernel`` (refuse to start without
 it), ``sdpa``.
 """
@@ -22,11 +18,6 @@ it), ``sdpa``.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,21 +25,13 @@ import structlog
 import torch
 import torch.nn.functional as F
 
-from inference.errors import ModelLoadError
-from kernel.cpu import cpu_flags
+import inference.c_kernel as c_kernel
 
 logger = structlog.get_logger(__name__)
 
-DECODE_ATTENTION = ("auto", "kernel", "sdpa")
-"""Where decode rows' attention runs: the kernel when it builds, the kernel or
-nothing, torch's SDPA."""
+DECODE_ATTENTION = c_kernel.CHOICES
 
 SOURCE = Path(__file__).with_name("decode_attention.c")
-FLAGS = ("-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC")
-"""Compile flags. ``-ffast-math`` only compiles: linked, GCC adds ``crtfastmath.o``,
-whose constructor sets flush-to-zero for the loading thread, so the process's own
-float arithmetic would lose subnormals."""
-LINK_FLAGS = ("-shared", "-fopenmp")
 MAX_REP, MAX_DIM = 16, 256
 """The kernel's bounds on query heads per KV head and on the head's width."""
 
@@ -176,42 +159,9 @@ def sdpa_attend(
 
 
 def build(directory: Path) -> Path:
-    """The kernel's shared library for this CPU under ``directory``, compiled if missing.
-
-    Raises:
-        ModelLoadError: No C compiler, or it failed.
-    """
-    compiler = shutil.which(os.environ.get("CC", "cc"))
-    if compiler is None:
-        raise ModelLoadError("no C compiler (cc) to build the decode attention kernel")
-    source = SOURCE.read_bytes()
-    version = subprocess.run(  # noqa: S603 - the compiler found on PATH, fixed arguments
-        [compiler, "--version"], capture_output=True, text=True, timeout=30, check=False
-    ).stdout
-    key = hashlib.sha256(
-        b"\0".join([source, " ".join(FLAGS + LINK_FLAGS).encode(), version.encode(),
-                    " ".join(sorted(cpu_flags())).encode()])
-    ).hexdigest()[:16]  # fmt: skip
-    target = directory / f"decode_attention-{key}.so"
-    if target.exists():
-        return target
-    directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory) as scratch:
-        built, compiled = Path(scratch) / target.name, Path(scratch) / "decode_attention.o"
-        steps = (
-            [compiler, *FLAGS, "-c", "-o", str(compiled), str(SOURCE)],
-            [compiler, *LINK_FLAGS, "-o", str(built), str(compiled), "-lm"],
-        )
-        for argv in steps:
-            done = subprocess.run(  # noqa: S603 - the compiler found on PATH, our source
-                argv, capture_output=True, text=True, timeout=300, check=False
-            )
-            if done.returncode != 0:
-                error = done.stderr[-2000:]
-                raise ModelLoadError(f"building the decode attention kernel failed: {error}")
-        os.replace(built, target)  # atomic: another process may be building it too
-    logger.info("decode_attention_built", path=str(target))
-    return target
+    """The kernel's shared library for this CPU under ``directory``, compiled if missing
+    (``c_kernel.build``)."""
+    return c_kernel.build(SOURCE, directory)
 
 
 def load_decode_attention(
@@ -223,18 +173,5 @@ def load_decode_attention(
         ModelLoadError: ``choice`` is ``"kernel"`` and it cannot be had.
     """
     check_decode_attention(choice)
-    if choice == "sdpa":
-        return None
-    try:
-        if device.type != "cpu":
-            raise ModelLoadError("the decode attention kernel runs on the CPU only")
-        library = build(cache_dir / "kernels")
-        kernel = DecodeAttention(ctypes.CDLL(str(library)))
-    except (ModelLoadError, OSError, subprocess.SubprocessError) as exc:
-        if choice == "kernel":
-            raise ModelLoadError(str(exc)) from exc
-        if device.type == "cpu":
-            logger.warning("decode_attention_kernel_unavailable", error=str(exc), using="sdpa")
-        return None
-    logger.info("decode_attention_kernel_loaded", library=str(library))
-    return kernel
+    library = c_kernel.load_chosen(choice, SOURCE, cache_dir, device)
+    return None if library is None else DecodeAttention(library)

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from inference.batch_forward import StepBatch
 from inference.scheduler import plan_prefill
 from inference.sequence import Sequence as Seq
 from inference.speculation import SpeculationPolicy, guess
+from inference.step_batch import StepBatch
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

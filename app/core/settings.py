@@ -122,18 +122,18 @@ class GenerationSettings(BaseSettings):
     """A local Hugging Face model folder; unset means the packaged SmolLM2-135M-Instruct."""
     dtype: str = "auto"
     """``auto`` (bf16 on CUDA; on a CPU fp32 or bf16, timed), ``bfloat16``, ``float32``."""
-    device: str = "cpu"
-    """Torch device for generation."""
+    device: str = "cpu"  # torch device for generation
     max_tokens: int = 256
     """Default ``max_tokens`` of a turn."""
     max_tokens_limit: int = 1024
     """Largest ``max_tokens`` a client may ask for."""
     decode_weights: Literal["model", "int8", "int4"] = "model"
-    """``int8``: the batching engine also keeps every projection as INT8 (a scale per
-    output channel, CPU only) and decodes on it, faster with few requests at a time;
-    ``int4``: 4-bit copies too (Q4_1) for steps of up to 4 rows. docs/engine.md."""
+    """``int8``: the batching engine also keeps INT8 projections (CPU) and decodes on them,
+    faster with few requests; ``int4``: 4-bit ones too (Q4_1), steps of <= 4 rows."""
     decode_attention: Literal["auto", "kernel", "sdpa"] = "auto"
-    """CPU decode attention: a C kernel built here (``auto``: SDPA if it fails), ``sdpa``."""
+    prefill_attention: Literal["auto", "kernel", "sdpa"] = "auto"
+    """CPU attention of decode rows, of prompt chunks: C kernels built here (``auto``: SDPA
+    where one fails; ``kernel``: refuse to start without), ``sdpa``. docs/engine.md."""
     speculate_tokens: int = Field(default=4, ge=0, le=16)
     """Speculative decoding (batching engine, a lone request, greedy or sampled without
     a seed): each step checks up to this many tokens guessed from its own prompt and

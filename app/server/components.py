@@ -230,6 +230,7 @@ def build_engine(settings: Settings) -> Engine:
         prefix_cache_bytes=gen.prefix_cache_mb << 20,
         decode_weights=gen.decode_weights,
         decode_attention=gen.decode_attention,
+        prefill_attention=gen.prefill_attention,
         speculate_tokens=gen.speculate_tokens,
     )
 

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 import pytest
 import torch
 
-from inference.batch_forward import LlamaBatchForward, StepBatch
+from inference.batch_forward import LlamaBatchForward
 from inference.decode_attention import load_decode_attention
+from inference.step_batch import StepBatch
 
 if TYPE_CHECKING:
     from pathlib import Path

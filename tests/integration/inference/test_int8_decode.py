@@ -12,10 +12,11 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from app.core.settings import GenerationSettings
-from inference.batch_forward import LlamaBatchForward, StepBatch
+from inference.batch_forward import LlamaBatchForward
 from inference.batching_engine import BatchingEngine
 from inference.int8_linear import Int8Projections
 from inference.kv_cache import KVCache
+from inference.step_batch import StepBatch
 from inference.types import ChatMessage, GenerationRequest, SamplingParams, TokenEvent
 
 if TYPE_CHECKING:

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 import pytest
 import torch
 
-from inference.batch_forward import LlamaBatchForward, StepBatch
+from inference.batch_forward import LlamaBatchForward
 from inference.kv_cache import KVCache
+from inference.step_batch import StepBatch
 
 if TYPE_CHECKING:
     from inference.loader import LoadedModel
