@@ -102,9 +102,17 @@ class Peer:
     """Of every OpenAI request (0: greedy)."""
 
     def client(self) -> openai.AsyncOpenAI:
+        # NOTE: a new connection per request, for every server alike: with keep-alive,
+        # llama-server now and then closed a pooled connection just as the client
+        # reused it ("APIConnectionError", 1-2 requests a run, even at c=1), and a
+        # failed request counts no tokens. No retries either: they would add their
+        # back-off to the TTFT.
         return openai.AsyncOpenAI(
-            base_url=f"{self.url}/v1", api_key=self.key, max_retries=0, timeout=600
-        )
+            base_url=f"{self.url}/v1", api_key=self.key, max_retries=0, timeout=600,
+            http_client=openai.DefaultAsyncHttpxClient(
+                limits=httpx.Limits(max_keepalive_connections=0)
+            ),
+        )  # fmt: skip
 
     def prefix_counters(self) -> tuple[float, float] | None:
         """ragserve's prefix-cache (hits, queries) in prompt tokens so far; ``None``
