@@ -34,15 +34,18 @@ software says to its user, "you must ...", in six languages). Each corpus weighs
 the same in the fit, as each attack source does.
 
 Each corpus is split by file: two thirds fit the weights, the rest (chunked as
-ingestion does, at most ``CALIBRATION_CHUNKS`` of each) sets the threshold, at the
-logit that ``CALIBRATION_QUANTILE`` of calibration chunks stay under, each corpus
-again weighing the same.
+ingestion does, at most ``CALIBRATION_CHUNKS`` of each) sets the threshold: the
+higher of the logit that ``CALIBRATION_QUANTILE`` of calibration chunks stay under,
+each corpus again weighing the same, and the one that at most
+``CALIBRATION_MAX_SHARE`` of any one corpus's chunks reach (pooled, the quantile let
+the prose sit at 1.6 % on dev and 1.5 % held out; now 1 of 124 and 1 of 414).
 
 Why the prose and the weighing: fitted on documentation alone, with every window
 weighing the same (docstrings were most of them) and the threshold set on a pool
 that was mostly docstrings, the model read conversation as an attack. It withheld
-49 % of the held-out prose chunks and 2.2 % of the FAQ ones; now 1.5 % and 0.2 %
-(``docs/benchmarks.md``, 2026-12-07, eighth session).
+49 % of the held-out prose chunks and 2.2 % of the FAQ ones; then 1.5 % and 0.2 %
+(``docs/benchmarks.md``, 2026-12-07, eighth session), and with the per-corpus cut
+0.2 % and 0 (2026-12-08).
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ from safety.injection_windows import (
 )
 
 CALIBRATION_QUANTILE = 0.998
+CALIBRATION_MAX_SHARE = 0.01  # of any one corpus's calibration chunks at or over it
 CALIBRATION_CHUNKS = 1000  # at most, of each corpus's calibration files
 # The fit's inverse regularisation (liblinear's C), on features scaled by 10.
 C = 4.0
@@ -235,6 +239,21 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> flo
     return float(values[order][at])
 
 
+def _per_corpus_cuts(logits: list[float], owners: list[str]) -> dict[str, float]:
+    """For each corpus, the lowest threshold at or over which at most
+    ``CALIBRATION_MAX_SHARE`` of its calibration chunks are (just over its highest
+    chunk where that share is less than one chunk)."""
+    by_corpus: dict[str, list[float]] = {}
+    for owner, logit in zip(owners, logits, strict=True):
+        by_corpus.setdefault(owner, []).append(logit)
+    cuts = {}
+    for owner, values in by_corpus.items():
+        ranked = sorted(values, reverse=True)
+        allowed = int(CALIBRATION_MAX_SHARE * len(ranked))
+        cuts[owner] = ranked[allowed - 1] if allowed else float(np.nextafter(ranked[0], np.inf))
+    return cuts
+
+
 def fit(seed: int = 1) -> tuple[WindowClassifier, dict[str, object]]:
     """Fit weights on the fit files, the threshold on the calibration files."""
     from sklearn.linear_model import LogisticRegression
@@ -294,9 +313,9 @@ def fit(seed: int = 1) -> tuple[WindowClassifier, dict[str, object]]:
         for chunk in chunks[:CALIBRATION_CHUNKS]:
             logits.append(classifier.best(chunk).logit)
             owners.append(name)
-    classifier.threshold = _weighted_quantile(
-        np.array(logits), _balanced(owners, 1.0), CALIBRATION_QUANTILE
-    )
+    pooled = _weighted_quantile(np.array(logits), _balanced(owners, 1.0), CALIBRATION_QUANTILE)
+    classifier.threshold = max(pooled, *_per_corpus_cuts(logits, owners).values())
+    report["threshold_pooled"] = round(pooled, 4)
     report["calibration_chunks"] = len(logits)
     report["threshold"] = round(classifier.threshold, 4)
     # The dev estimate of what each kind of text loses: the share of its held-back
