@@ -23,12 +23,13 @@ kept citation passed the scorer, so it cannot be counted here without labels.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.chat.citations import SupportScorer, cite, sentences
 from app.chat.events import TurnFinished
@@ -36,6 +37,9 @@ from app.chat.prompt import Source
 from app.chat.turn import TurnOptions, TurnRequest
 from bench.retrieval_corpus import build_sections, label_queries, load_topics
 from bench.services import bench_services
+
+if TYPE_CHECKING:
+    from conversation import MessageInfo
 
 REPO = Path(__file__).resolve().parents[1]
 _MARKER = re.compile(r"\[\d{1,2}(?:\s*,\s*\d{1,2})*\]")
@@ -59,17 +63,12 @@ async def citation_eval(
     rows: list[dict[str, Any]] = []
     async with bench_services() as services:
         tenant = await services.tenants.ensure("quality")
-        for section in corpus:
-            await services.retrieval.ingest(tenant.id, section.name, section.text.encode())
-        for query in queries:
-            options = TurnOptions(max_tokens=64)  # the deployment's defaults otherwise
-            answer = None
-            async for event in services.pipeline.run(
-                TurnRequest(tenant.id, None, query.query, options)
-            ):
-                if isinstance(event, TurnFinished):
-                    answer = event.message
-            assert answer is not None
+        await asyncio.gather(
+            *(services.retrieval.ingest(tenant.id, s.name, s.text.encode()) for s in corpus)
+        )
+        # The turns run together, as a deployment's users would: the engine batches them.
+        answers = await asyncio.gather(*(_answer(services, tenant.id, q.query) for q in queries))
+        for query, answer in zip(queries, answers, strict=True):
             citations = answer.citations
             shown = [Source.from_dict(s) for s in answer.sources if s.get("n")]
             began = time.perf_counter()
@@ -113,6 +112,17 @@ async def citation_eval(
         "cite_ms_median": round(statistics.median(r["cite_ms"] for r in rows), 1),
         "rows": rows,
     }
+
+
+async def _answer(services: Any, tenant_id: str, question: str) -> MessageInfo:
+    options = TurnOptions(max_tokens=64)  # the deployment's defaults otherwise
+    answer = None
+    async for event in services.pipeline.run(TurnRequest(tenant_id, None, question, options)):
+        if isinstance(event, TurnFinished):
+            answer = event.message
+    if answer is None:
+        raise RuntimeError(f"no answer to {question!r}")
+    return answer
 
 
 async def _sentence_recall(

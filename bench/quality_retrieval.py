@@ -12,6 +12,7 @@ cache off. Recall@K: a relevant section among the first K chunks; MRR of the fir
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from typing import TYPE_CHECKING, Any
@@ -74,12 +75,15 @@ async def _one_configuration(
     async with bench_services(configure) as services:
         tenant = (await services.tenants.ensure("quality-retrieval")).id
         start = time.perf_counter()
-        chunks = 0
-        for section in sections:
-            result = await services.retrieval.ingest(
-                tenant, section.name, section.text.encode(), "text/plain"
+        # Submitted together, as an upload of many files is: the ingestion workers
+        # share them (49 -> ~30 s for 138 sections on a 2-core EPYC).
+        results = await asyncio.gather(
+            *(
+                services.retrieval.ingest(tenant, s.name, s.text.encode(), "text/plain")
+                for s in sections
             )
-            chunks += result.document.chunk_count
+        )
+        chunks = sum(result.document.chunk_count for result in results)
         out: dict[str, Any] = {"chunks": chunks, "ingest_s": round(time.perf_counter() - start, 1)}
         for split, qs in splits.items():
             out[split] = {}
