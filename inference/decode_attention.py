@@ -7,7 +7,7 @@ layers on a 2-core AMD EPYC, where memory gives ~33 GB/s. The kernel does the sa
 work per (row, KV head): the row's grouped query heads read that head's keys once
 (scores in float32), take the softmax (vectorized ``expf``), and read its values
 once; 25 ms for the same step, and each row reads only its own positions, not the
-longest row's. Prompt chunks keep SDPA (its flash kernel is efficient there).
+longest row's. Prompt chunks have their own kernel (``prefill_attention.py``).
 
 It is compiled on first use with the machine's C compiler (``c_kernel.py``: flags,
 cache, loading). ``RAGSERVE_GENERATION_DECODE_ATTENTION``: ``auto`` (the kernel
