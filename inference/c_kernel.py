@@ -1,12 +1,12 @@
 """Build a C kernel's shared library on this machine, once, and load it.
 
-The engine's CPU attention kernels (``decode_attention.c``, ``prefill_attention.c``)
-are compiled on first use with the machine's C compiler (``-O3 -march=native
--ffast-math -fopenmp``, so they use whatever vector units this CPU has) into
-``<cache_dir>/kernels``, named by a hash of the source, the flags, the compiler and
-the CPU's flags, and loaded with ``ctypes`` (which releases the GIL while they run).
-Their OpenMP is the ``libgomp.so.1`` torch has already loaded, so all share one
-thread pool.
+The engine's CPU attention kernels (``decode_attention.c``, ``prefill_attention.c``,
+both including ``bf16.h``) are compiled on first use with the machine's C compiler
+(``-O3 -march=native -ffast-math -fopenmp``, so they use whatever vector units this
+CPU has) into ``<cache_dir>/kernels``, named by a hash of the source and the headers
+beside it, the flags, the compiler and the CPU's flags, and loaded with ``ctypes``
+(which releases the GIL while they run). Their OpenMP is the ``libgomp.so.1`` torch
+has already loaded, so all share one thread pool.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def build(source: Path, directory: Path) -> Path:
     compiler = shutil.which(os.environ.get("CC", "cc"))
     if compiler is None:
         raise ModelLoadError(f"no C compiler (cc) to build the {name} kernel")
-    text = source.read_bytes()
+    # The headers beside it (``bf16.h``) are part of what it compiles to.
+    text = b"\0".join(p.read_bytes() for p in [source, *sorted(source.parent.glob("*.h"))])
     version = subprocess.run(  # noqa: S603 - the compiler found on PATH, fixed arguments
         [compiler, "--version"], capture_output=True, text=True, timeout=30, check=False
     ).stdout
