@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import structlog
 
@@ -87,6 +87,38 @@ def build(source: Path, directory: Path) -> Path:
 CHOICES = ("auto", "kernel", "sdpa")
 """Where an attention runs: the kernel when it builds (else SDPA, with a warning), the
 kernel or refuse to start, torch's SDPA."""
+
+
+def check_choice(setting: str, value: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``CHOICES``."""
+    if value not in CHOICES:
+        raise ValueError(f"{setting} must be one of {CHOICES}, not {value!r}")
+
+
+class AttentionKernel:
+    """A loaded attention kernel, written for some shapes only (subclasses say which)."""
+
+    NAME: ClassVar[str]
+    """``decode_attention``, ``prefill_attention``: names its log events."""
+    BOUNDS: ClassVar[dict[str, object]]
+    """The shapes it takes, as logged when a model's are not among them."""
+
+    def supports(self, dtype: torch.dtype, rep: int, head_dim: int) -> bool:
+        raise NotImplementedError
+
+    def usable_for(self, dtype: torch.dtype, rep: int, head_dim: int) -> Self | None:
+        """This kernel if it takes the model's shapes; else ``None`` (SDPA), said in a
+        warning, since the kernel was loaded and the log already names it."""
+        if self.supports(dtype, rep, head_dim):
+            return self
+        logger.warning(
+            f"{self.NAME}_kernel_unsupported_using_sdpa",
+            dtype=str(dtype),
+            heads_per_kv_head=rep,
+            head_dim=head_dim,
+            **self.BOUNDS,
+        )
+        return None
 
 
 def load_chosen(

@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import ctypes
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
-import structlog
 import torch
 import torch.nn.functional as F
 
 import inference.c_kernel as c_kernel
-
-logger = structlog.get_logger(__name__)
 
 DECODE_ATTENTION = c_kernel.CHOICES
 
@@ -42,12 +39,17 @@ _ARGS = [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _I, _I, ctypes.c_float, cty
 
 def check_decode_attention(name: str) -> None:
     """Raise ``ValueError`` unless ``name`` is one of ``DECODE_ATTENTION``."""
-    if name not in DECODE_ATTENTION:
-        raise ValueError(f"decode_attention must be one of {DECODE_ATTENTION}, not {name!r}")
+    c_kernel.check_choice("decode_attention", name)
 
 
-class DecodeAttention:
+class DecodeAttention(c_kernel.AttentionKernel):
     """The loaded kernel: ``attend`` runs one layer's decode rows."""
+
+    NAME = "decode_attention"
+    BOUNDS: ClassVar[dict[str, object]] = {
+        "max_heads_per_kv_head": MAX_REP,
+        "max_head_dim": MAX_DIM,
+    }
 
     def __init__(self, library: ctypes.CDLL) -> None:
         self._functions = {}
@@ -58,21 +60,6 @@ class DecodeAttention:
 
     def supports(self, dtype: torch.dtype, rep: int, head_dim: int) -> bool:
         return dtype in self._functions and rep <= MAX_REP and head_dim <= MAX_DIM
-
-    def usable_for(self, dtype: torch.dtype, rep: int, head_dim: int) -> DecodeAttention | None:
-        """This kernel if it takes the model's shapes; else ``None`` (SDPA), said in a
-        warning, since the kernel was loaded and the log already names it."""
-        if self.supports(dtype, rep, head_dim):
-            return self
-        logger.warning(
-            "decode_attention_kernel_unsupported_using_sdpa",
-            dtype=str(dtype),
-            heads_per_kv_head=rep,
-            head_dim=head_dim,
-            max_heads_per_kv_head=MAX_REP,
-            max_head_dim=MAX_DIM,
-        )
-        return None
 
     def attend(
         self,

@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import ctypes
 from pathlib import Path
+from typing import ClassVar
 
-import structlog
 import torch
 
 import inference.c_kernel as c_kernel
-
-logger = structlog.get_logger(__name__)
 
 SOURCE = Path(__file__).with_name("prefill_attention.c")
 MAX_REP = 16
@@ -44,12 +42,14 @@ _ARGS = [_P, _I, _P, _P, _I, _P, _I, _I, _I, _I, _I, ctypes.c_float, ctypes.c_in
 
 def check_prefill_attention(name: str) -> None:
     """Raise ``ValueError`` unless ``name`` is one of ``c_kernel.CHOICES``."""
-    if name not in c_kernel.CHOICES:
-        raise ValueError(f"prefill_attention must be one of {c_kernel.CHOICES}, not {name!r}")
+    c_kernel.check_choice("prefill_attention", name)
 
 
-class PrefillAttention:
+class PrefillAttention(c_kernel.AttentionKernel):
     """The loaded kernel: ``attend`` runs one layer's prompt chunk."""
+
+    NAME = "prefill_attention"
+    BOUNDS: ClassVar[dict[str, object]] = {"max_heads_per_kv_head": MAX_REP, "head_dims": WIDTHS}
 
     def __init__(self, library: ctypes.CDLL) -> None:
         self._functions = {}
@@ -61,21 +61,6 @@ class PrefillAttention:
 
     def supports(self, dtype: torch.dtype, rep: int, head_dim: int) -> bool:
         return (dtype, head_dim) in self._functions and rep <= MAX_REP
-
-    def usable_for(self, dtype: torch.dtype, rep: int, head_dim: int) -> PrefillAttention | None:
-        """This kernel if it takes the model's shapes; else ``None`` (SDPA), said in a
-        warning, since the kernel was loaded and the log already names it."""
-        if self.supports(dtype, rep, head_dim):
-            return self
-        logger.warning(
-            "prefill_attention_kernel_unsupported_using_sdpa",
-            dtype=str(dtype),
-            heads_per_kv_head=rep,
-            head_dim=head_dim,
-            max_heads_per_kv_head=MAX_REP,
-            head_dims=WIDTHS,
-        )
-        return None
 
     def attend(
         self,
